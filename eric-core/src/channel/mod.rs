@@ -1,0 +1,358 @@
+//! Channels: listeners, their queues, dispatch, broadcast, pull and streams.
+//!
+//! A [`Channel`] is the reference's `AbstractChannel`, parameterised by the
+//! [`Engine`] that keeps its connections and by the [`Adapter`] that shapes
+//! what its streams yield. `Channel<E>` defaults to the SSE adapter, i.e. the
+//! reference's `SSEChannel`. Cloning a channel is cheap and clones share
+//! everything.
+
+mod adapter;
+mod settings;
+mod stream;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use crate::connection::{Connection, ConnectionsFactory};
+use crate::engine::Engine;
+use crate::error::{Error, NoMessagesReason, Result};
+use crate::id::{ChannelId, ConnectionId, ListenerId};
+use crate::listener::Listener;
+use crate::message::Message;
+use crate::observe::Observer;
+use crate::queue::{Delivery, Queue};
+use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
+use crate::sse::SseAdapter;
+
+pub use adapter::{Adapter, RawAdapter};
+pub use settings::{
+    ChannelSettings, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPLAY_WINDOW, DEFAULT_RETRY_MS,
+    MAX_STREAM_DELAY,
+};
+pub use stream::{MessageStream, StreamEnd, StreamItem, StreamOptions};
+
+/// The SSE channel (the reference's `SSEChannel`).
+pub type SseChannel<E> = Channel<E, SseAdapter>;
+
+pub(crate) struct Inner<E: Engine, A> {
+    id: ChannelId,
+    settings: ChannelSettings,
+    adapter: A,
+    factory: E::Factory,
+    registry: E::Registry,
+    observer: Arc<dyn Observer>,
+    /// Connections this object removed since the last persist. Persisting
+    /// deletes exactly these, never connections it merely does not know (the
+    /// reference's persist deleted listeners another process had added).
+    removed: Mutex<Vec<ConnectionId>>,
+}
+
+/// A channel of listeners.
+pub struct Channel<E: Engine, A: Adapter = SseAdapter> {
+    inner: Arc<Inner<E, A>>,
+}
+
+/// A channel reference that does not keep it alive (for hooks that dispatch
+/// back into their own channel without a reference cycle).
+pub struct WeakChannel<E: Engine, A: Adapter = SseAdapter> {
+    inner: Weak<Inner<E, A>>,
+}
+
+impl<E: Engine, A: Adapter> Channel<E, A> {
+    /// A channel on `engine`; a fresh id when `id` is `None`.
+    pub fn new(engine: &E, id: Option<ChannelId>, settings: ChannelSettings) -> Result<Self> {
+        let adapter = A::from_settings(&settings);
+        Self::with_adapter(engine, id, settings, adapter)
+    }
+
+    /// A channel with an explicit adapter.
+    pub fn with_adapter(
+        engine: &E,
+        id: Option<ChannelId>,
+        settings: ChannelSettings,
+        adapter: A,
+    ) -> Result<Self> {
+        settings.validate()?;
+        let id = id.unwrap_or_else(ChannelId::generate);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                factory: engine.connections_factory(&id, &settings),
+                registry: engine.registry(&id, &settings),
+                observer: engine.observer().clone(),
+                id,
+                settings,
+                adapter,
+                removed: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The id.
+    pub fn id(&self) -> &ChannelId {
+        &self.inner.id
+    }
+
+    /// The settings it was created with.
+    pub fn settings(&self) -> &ChannelSettings {
+        &self.inner.settings
+    }
+
+    /// Its adapter.
+    pub fn adapter(&self) -> &A {
+        &self.inner.adapter
+    }
+
+    /// Adapts a delivery to this channel's output format.
+    pub fn adapt(&self, delivery: &Delivery) -> A::Output {
+        self.inner.adapter.adapt(delivery)
+    }
+
+    /// A weak reference.
+    pub fn downgrade(&self) -> WeakChannel<E, A> {
+        WeakChannel {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Creates a listener (not started) with a new queue and registers it.
+    pub async fn add_listener(&self) -> Result<Listener> {
+        let connection = self.inner.factory.create(None);
+        let registered = self
+            .inner
+            .registry
+            .register(connection, RegisterMode::New)
+            .await?;
+        Ok(registered.listener().clone())
+    }
+
+    /// Registers `listener` with a new queue. If its id is registered already,
+    /// the queue and its messages are kept and `listener` replaces the old
+    /// listener object.
+    pub async fn register_listener(&self, listener: Listener) -> Result<Connection<E::Queue>> {
+        let connection = self.inner.factory.create(Some(listener));
+        self.inner
+            .registry
+            .register(connection, RegisterMode::KeepQueue)
+            .await
+    }
+
+    /// Registers `connection` as it is; its listener id must be new.
+    pub async fn register_connection(
+        &self,
+        connection: Connection<E::Queue>,
+    ) -> Result<Connection<E::Queue>> {
+        self.inner
+            .registry
+            .register(connection, RegisterMode::New)
+            .await
+    }
+
+    /// Unregisters a listener and discards its queue; its streams end.
+    pub async fn remove_listener(&self, listener: &ListenerId) -> Result<()> {
+        let removed = self.inner.registry.remove(listener).await?;
+        self.lock_removed().push(removed.id().clone());
+        Ok(())
+    }
+
+    /// The registered listener object.
+    pub async fn get_listener(&self, listener: &ListenerId) -> Result<Listener> {
+        Ok(self.connection(listener).await?.listener().clone())
+    }
+
+    /// The connection of a listener.
+    pub async fn connection(&self, listener: &ListenerId) -> Result<Connection<E::Queue>> {
+        self.inner.registry.get(listener).await
+    }
+
+    /// Every connection, in registration order.
+    pub async fn connections(&self) -> Result<Vec<Connection<E::Queue>>> {
+        self.inner.registry.connections().await
+    }
+
+    /// Every listener id, in registration order.
+    pub async fn listener_ids(&self) -> Result<Vec<ListenerId>> {
+        self.inner.registry.listener_ids().await
+    }
+
+    /// Starts a listener, for every holder of it.
+    pub async fn start_listener(&self, listener: &ListenerId) -> Result<()> {
+        self.inner.registry.set_running(listener, true).await
+    }
+
+    /// Stops a listener, for every holder of it; its streams end.
+    pub async fn stop_listener(&self, listener: &ListenerId) -> Result<()> {
+        self.inner.registry.set_running(listener, false).await
+    }
+
+    /// How many messages wait in a listener's queue.
+    pub async fn queue_len(&self, listener: &ListenerId) -> Result<usize> {
+        self.connection(listener).await?.queue().len().await
+    }
+
+    /// Queues `message` for one listener, running or not; returns its
+    /// sequence number (the SSE id it will carry).
+    pub async fn dispatch(&self, listener: &ListenerId, message: Message) -> Result<u64> {
+        match self.inner.registry.dispatch(listener, message).await {
+            Ok(seq) => {
+                self.inner.observer.dispatched(&self.inner.id, 1);
+                Ok(seq)
+            }
+            Err(e) => {
+                if matches!(e, Error::QueueFull { .. }) {
+                    self.inner.observer.refused_full(&self.inner.id, 1);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Queues `message` for every listener; listeners whose queue is full are
+    /// named in the result instead of aborting the rest.
+    pub async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
+        let outcome = self.inner.registry.broadcast(message).await?;
+        self.inner
+            .observer
+            .dispatched(&self.inner.id, outcome.delivered);
+        if !outcome.full.is_empty() {
+            self.inner
+                .observer
+                .refused_full(&self.inner.id, outcome.full.len());
+        }
+        Ok(outcome)
+    }
+
+    /// Pops a running listener's next message and runs its hook on it.
+    ///
+    /// A stopped listener gets [`Error::NoMessages`] and keeps its messages. A
+    /// failing hook gives [`Error::Hook`]; the message counts as handled.
+    pub async fn deliver_next(&self, listener: &ListenerId) -> Result<Delivery> {
+        let connection = self.connection(listener).await?;
+        if !connection.listener().is_running() {
+            return Err(Error::NoMessages {
+                listener: listener.clone(),
+                reason: NoMessagesReason::Stopped,
+            });
+        }
+        let delivery = connection.queue().pop().await?;
+        self.run_hook(connection.listener(), &delivery).await?;
+        self.inner.observer.delivered(&self.inner.id, 1);
+        Ok(delivery)
+    }
+
+    /// Runs `listener`'s hook on a delivery, timed for the observer.
+    pub(crate) async fn run_hook(&self, listener: &Listener, delivery: &Delivery) -> Result<()> {
+        if !listener.has_hook() {
+            return Ok(());
+        }
+        let span = tracing::debug_span!(
+            "on_message",
+            channel = %self.inner.id,
+            listener = %listener.id(),
+            seq = delivery.seq,
+        );
+        let started = Instant::now();
+        let result = listener
+            .on_message(&delivery.message)
+            .instrument(span)
+            .await;
+        let elapsed = started.elapsed();
+        self.inner
+            .observer
+            .hook_finished(&self.inner.id, listener.id(), elapsed, result.is_ok());
+        tracing::trace!(channel = %self.inner.id, listener = %listener.id(), ?elapsed, "on_message done");
+        result.map_err(|source| Error::Hook {
+            listener: listener.id().clone(),
+            source,
+        })
+    }
+
+    /// A stream of `listener`'s messages, adapted (the reference's
+    /// `message_stream`). Fails at once if the listener is not registered.
+    pub async fn message_stream(&self, listener: &Listener) -> Result<MessageStream<A::Output>> {
+        self.stream(listener.id(), StreamOptions::default()).await
+    }
+
+    /// A stream of a listener's messages, adapted, resuming after
+    /// `options.last_event_id` when given.
+    pub async fn stream(
+        &self,
+        listener: &ListenerId,
+        options: StreamOptions,
+    ) -> Result<MessageStream<A::Output>> {
+        let connection = self.connection(listener).await?;
+        Ok(stream::open(self.clone(), connection, options, None))
+    }
+
+    /// A stream on a new, started listener that only broadcasts reach; the
+    /// listener is removed when the stream is dropped (the reference leaked it).
+    pub async fn watch(&self) -> Result<MessageStream<A::Output>> {
+        let listener = self.add_listener().await?;
+        listener.start();
+        let connection = self.connection(listener.id()).await?;
+        Ok(stream::open(
+            self.clone(),
+            connection,
+            StreamOptions::default(),
+            Some(listener.id().clone()),
+        ))
+    }
+
+    /// Connection ids removed since the last call (for persistence).
+    pub(crate) fn take_removed(&self) -> Vec<ConnectionId> {
+        std::mem::take(&mut *self.lock_removed())
+    }
+
+    fn lock_removed(&self) -> std::sync::MutexGuard<'_, Vec<ConnectionId>> {
+        // A Vec push/take cannot leave it inconsistent: poison is harmless.
+        self.inner.removed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn registry(&self) -> &E::Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        &self.inner.observer
+    }
+}
+
+impl<E: Engine, A: Adapter> WeakChannel<E, A> {
+    /// The channel, if it still exists.
+    pub fn upgrade(&self) -> Option<Channel<E, A>> {
+        self.inner.upgrade().map(|inner| Channel { inner })
+    }
+}
+
+impl<E: Engine, A: Adapter> Clone for Channel<E, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<E: Engine, A: Adapter> Clone for WeakChannel<E, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<E: Engine, A: Adapter> fmt::Debug for Channel<E, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("id", &self.inner.id)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Engine, A: Adapter> fmt::Debug for WeakChannel<E, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakChannel")
+    }
+}

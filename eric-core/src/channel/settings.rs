@@ -1,0 +1,112 @@
+//! [`ChannelSettings`]: what a channel is created with and persisted with.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// Default bound of each listener's queue.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+/// Default number of handed-out messages kept per listener for resumes.
+pub const DEFAULT_REPLAY_WINDOW: usize = 10_000;
+/// The reference's SSE `retry` default, in milliseconds.
+pub const DEFAULT_RETRY_MS: u64 = 5;
+/// Longest accepted `stream_delay`.
+pub const MAX_STREAM_DELAY: Duration = Duration::from_secs(3600);
+
+/// A channel's settings. Field names match the reference's persisted
+/// dictionary where it has them (`stream_delay_seconds`,
+/// `retry_timeout_milliseconds`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// Least time between two messages of one stream (the reference slept this
+    /// long after every poll; here it only spaces deliveries).
+    #[serde(
+        rename = "stream_delay_seconds",
+        serialize_with = "ser_secs",
+        deserialize_with = "de_secs"
+    )]
+    pub stream_delay: Duration,
+    /// The SSE `retry` hint sent to clients, in milliseconds.
+    #[serde(rename = "retry_timeout_milliseconds")]
+    pub retry_ms: u64,
+    /// Most messages a listener's queue holds; pushes beyond fail.
+    pub queue_capacity: usize,
+    /// How many handed-out messages per listener stay recoverable for resumes.
+    pub replay_window: usize,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        Self {
+            stream_delay: Duration::ZERO,
+            retry_ms: DEFAULT_RETRY_MS,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            replay_window: DEFAULT_REPLAY_WINDOW,
+        }
+    }
+}
+
+impl ChannelSettings {
+    /// Checks the bounds; the only constructor path for untrusted settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.stream_delay > MAX_STREAM_DELAY {
+            return Err(Error::invalid_format(format!(
+                "stream_delay_seconds must be at most {}",
+                MAX_STREAM_DELAY.as_secs()
+            )));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::invalid_format("queue_capacity must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+fn ser_secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn de_secs<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let secs = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_field_names_and_defaults() {
+        let s: ChannelSettings = serde_json::from_str(
+            r#"{"stream_delay_seconds": 0.5, "retry_timeout_milliseconds": 7}"#,
+        )
+        .unwrap();
+        assert_eq!(s.stream_delay, Duration::from_millis(500));
+        assert_eq!(s.retry_ms, 7);
+        assert_eq!(s.queue_capacity, DEFAULT_QUEUE_CAPACITY);
+        let back: ChannelSettings =
+            serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn refuses_nonsense() {
+        assert!(
+            serde_json::from_str::<ChannelSettings>(r#"{"stream_delay_seconds": -1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<ChannelSettings>(r#"{"bogus": 1}"#).is_err());
+        let zero = ChannelSettings {
+            queue_capacity: 0,
+            ..Default::default()
+        };
+        assert!(zero.validate().is_err());
+        let slow = ChannelSettings {
+            stream_delay: Duration::from_secs(7200),
+            ..Default::default()
+        };
+        assert!(slow.validate().is_err());
+    }
+}

@@ -1,0 +1,313 @@
+//! Push streams of a listener's messages.
+//!
+//! A stream sleeps on its queue's [`Wakeup`](crate::queue::Wakeup) until a
+//! message arrives or its listener stops, so an idle stream costs no CPU and,
+//! on Redis, issues no command. It takes messages in batches (one round trip
+//! for many messages) into a small buffer; what it took but never yielded
+//! goes back to the head of the queue when the stream is dropped or its
+//! listener stops, so a client that leaves loses nothing.
+//!
+//! The reference emitted `error` events forever once a streamed listener was
+//! removed. Here a stream ends with exactly one [`StreamItem::End`] naming the
+//! reason, and then yields `None`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::stream::{BoxStream, Stream, StreamExt, unfold};
+use tokio::time::Instant;
+
+use super::{Adapter, Channel};
+use crate::connection::Connection;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::id::ListenerId;
+use crate::queue::{Delivery, Queue};
+use crate::registry::ConnectionRegistry;
+
+/// How many messages a stream takes per round trip to its queue.
+const STREAM_BATCH: usize = 256;
+/// First and longest pause after a storage error before a stream retries.
+const RETRY_MIN: Duration = Duration::from_millis(10);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Where a stream starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Resume after this sequence number (an SSE `Last-Event-ID`): every
+    /// message handed out after it and still in the replay window is sent again.
+    pub last_event_id: Option<u64>,
+}
+
+/// Why a stream ended.
+#[derive(Debug)]
+pub enum StreamEnd {
+    /// The listener was stopped.
+    Stopped,
+    /// The listener was removed from its channel.
+    Removed,
+    /// A storage error that retrying cannot fix.
+    Failed(Error),
+}
+
+/// One item of a stream.
+#[derive(Debug)]
+pub enum StreamItem<T> {
+    /// A message, adapted to the channel's output format.
+    Message(T),
+    /// The listener's `on_message` hook failed on the message with this
+    /// sequence number; the stream goes on.
+    Rejected {
+        /// The message's sequence number.
+        seq: u64,
+        /// The hook's error.
+        error: Error,
+    },
+    /// A resume after `after` could not be made whole: some messages after it
+    /// left the replay window. Sent once, before the messages that remain.
+    Gap {
+        /// The `Last-Event-ID` the stream resumed from.
+        after: u64,
+    },
+    /// The last item: why the stream ended.
+    End(StreamEnd),
+}
+
+/// A stream of [`StreamItem`]s; see the module docs.
+pub struct MessageStream<T> {
+    inner: BoxStream<'static, StreamItem<T>>,
+}
+
+impl<T> fmt::Debug for MessageStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MessageStream")
+    }
+}
+
+impl<T> Stream for MessageStream<T> {
+    type Item = StreamItem<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// Opens a stream on `connection`. With `owned`, the listener is removed when
+/// the stream is dropped (`watch`).
+pub(super) fn open<E: Engine, A: Adapter>(
+    channel: Channel<E, A>,
+    connection: Connection<E::Queue>,
+    options: StreamOptions,
+    owned: Option<ListenerId>,
+) -> MessageStream<A::Output> {
+    let cursor = Cursor {
+        batch: if channel.settings().stream_delay.is_zero() {
+            STREAM_BATCH
+        } else {
+            1
+        },
+        channel,
+        connection,
+        buffer: VecDeque::new(),
+        resume_after: options.last_event_id,
+        last_sent: None,
+        retry: RETRY_MIN,
+        finished: false,
+        owned,
+    };
+    let inner = unfold(cursor, |mut cursor| async move {
+        let item = cursor.next().await?;
+        Some((item, cursor))
+    });
+    MessageStream {
+        inner: inner.boxed(),
+    }
+}
+
+struct Cursor<E: Engine, A: Adapter> {
+    channel: Channel<E, A>,
+    connection: Connection<E::Queue>,
+    /// Taken from the queue, not yet yielded.
+    buffer: VecDeque<Delivery>,
+    batch: usize,
+    resume_after: Option<u64>,
+    last_sent: Option<Instant>,
+    retry: Duration,
+    finished: bool,
+    /// The listener this stream created and removes when dropped.
+    owned: Option<ListenerId>,
+}
+
+enum Step<T> {
+    Yield(StreamItem<T>),
+    Continue,
+}
+
+impl<E: Engine, A: Adapter> Cursor<E, A> {
+    async fn next(&mut self) -> Option<StreamItem<A::Output>> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            let step = self.step().await;
+            if let Step::Yield(item) = step {
+                if matches!(item, StreamItem::End(_)) {
+                    self.finished = true;
+                }
+                return Some(item);
+            }
+        }
+    }
+
+    async fn step(&mut self) -> Step<A::Output> {
+        if let Some(after) = self.resume_after.take() {
+            match self.connection.queue().rewind(after).await {
+                Ok(rewind) if rewind.gap => return Step::Yield(StreamItem::Gap { after }),
+                Ok(_) => {}
+                Err(e) => {
+                    self.resume_after = Some(after);
+                    return self.on_error(e).await;
+                }
+            }
+        }
+        if !self.connection.listener().is_running() {
+            self.give_back();
+            return Step::Yield(StreamItem::End(StreamEnd::Stopped));
+        }
+        if !self.buffer.is_empty() {
+            return self.send_buffered().await;
+        }
+        let taken = {
+            let (queue, listener) = (self.connection.queue(), self.connection.listener());
+            let armed = queue.wakeup().armed();
+            tokio::pin!(armed);
+            armed.as_mut().enable();
+            let taken = queue.take(self.batch).await;
+            if matches!(&taken, Ok(batch) if batch.is_empty()) {
+                tokio::select! {
+                    () = armed => {}
+                    () = listener.stopped() => {}
+                }
+            }
+            taken
+        };
+        match taken {
+            Ok(batch) => {
+                if !batch.is_empty() {
+                    self.retry = RETRY_MIN;
+                    self.buffer.extend(batch);
+                }
+                Step::Continue
+            }
+            Err(e) => self.on_error(e).await,
+        }
+    }
+
+    /// Yields the next buffered message, honouring `stream_delay`.
+    async fn send_buffered(&mut self) -> Step<A::Output> {
+        let delay = self.channel.settings().stream_delay;
+        if let Some(last) = self.last_sent.filter(|_| !delay.is_zero()) {
+            let due = last + delay;
+            if due > Instant::now() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    () = self.connection.listener().stopped() => {}
+                }
+                // Re-check the running flag before sending.
+                return Step::Continue;
+            }
+        }
+        let Some(delivery) = self.buffer.pop_front() else {
+            return Step::Continue;
+        };
+        self.last_sent = Some(Instant::now());
+        let item = match self
+            .channel
+            .run_hook(self.connection.listener(), &delivery)
+            .await
+        {
+            Ok(()) => {
+                self.channel.observer().delivered(self.channel.id(), 1);
+                StreamItem::Message(self.channel.adapt(&delivery))
+            }
+            Err(error) => StreamItem::Rejected {
+                seq: delivery.seq,
+                error,
+            },
+        };
+        Step::Yield(item)
+    }
+
+    async fn on_error(&mut self, error: Error) -> Step<A::Output> {
+        if matches!(error, Error::InvalidListener { .. }) {
+            return Step::Yield(StreamItem::End(StreamEnd::Removed));
+        }
+        if !error.is_transient() {
+            self.give_back();
+            return Step::Yield(StreamItem::End(StreamEnd::Failed(error)));
+        }
+        tracing::warn!(
+            channel = %self.channel.id(),
+            listener = %self.connection.listener_id(),
+            error = %error,
+            retry_in = ?self.retry,
+            "stream cannot reach its queue; retrying"
+        );
+        let queue = self.connection.queue();
+        let armed = queue.wakeup().armed();
+        tokio::pin!(armed);
+        armed.as_mut().enable();
+        // Engines wake every queue after a reconnect, which cuts this short.
+        tokio::select! {
+            () = tokio::time::sleep(self.retry) => {}
+            () = armed => {}
+            () = self.connection.listener().stopped() => {}
+        }
+        self.retry = (self.retry * 2).min(RETRY_MAX);
+        Step::Continue
+    }
+
+    /// Returns taken but unsent messages to the queue.
+    fn give_back(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let unsent: Vec<Delivery> = self.buffer.drain(..).collect();
+        spawn_detached(
+            self.connection.queue().unread(unsent),
+            "returning unsent messages",
+        );
+    }
+}
+
+impl<E: Engine, A: Adapter> Drop for Cursor<E, A> {
+    fn drop(&mut self) {
+        self.give_back();
+        if let Some(listener) = self.owned.take() {
+            let removal = self.channel.registry().remove(&listener);
+            spawn_detached(
+                async move { removal.await.map(|_| ()) },
+                "removing a watch listener",
+            );
+        }
+    }
+}
+
+/// Drives `work` to completion in the background (engines start such work
+/// when it is created; what remains is I/O to finish), logging failures.
+fn spawn_detached(work: impl Future<Output = Result<()>> + Send + 'static, what: &'static str) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(async move {
+                if let Err(error) = work.await {
+                    tracing::debug!(%error, "{what} failed");
+                }
+            });
+        }
+        Err(_) => tracing::debug!("no runtime: {what} skipped"),
+    }
+}

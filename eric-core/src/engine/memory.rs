@@ -1,0 +1,271 @@
+//! [`MemoryEngine`]: the embedded default. Everything lives in this process.
+
+use std::fmt;
+use std::future::{Future, ready};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use indexmap::IndexMap;
+
+use super::Engine;
+use crate::channel::ChannelSettings;
+use crate::connection::{Connection, ConnectionsFactory};
+use crate::error::{Error, Result};
+use crate::id::{ChannelId, ListenerId};
+use crate::message::Message;
+use crate::observe::{NoopObserver, Observer};
+use crate::queue::{InMemoryQueue, Queue, QueueOwner};
+use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
+
+/// The in-process engine: bounded [`InMemoryQueue`]s and per-channel maps.
+#[derive(Clone)]
+pub struct MemoryEngine {
+    observer: Arc<dyn Observer>,
+}
+
+impl MemoryEngine {
+    /// An engine reporting to nobody.
+    pub fn new() -> Self {
+        Self {
+            observer: Arc::new(NoopObserver),
+        }
+    }
+
+    /// An engine reporting counts and timings to `observer`.
+    pub fn with_observer(observer: Arc<dyn Observer>) -> Self {
+        Self { observer }
+    }
+}
+
+impl Default for MemoryEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemoryEngine")
+    }
+}
+
+impl Engine for MemoryEngine {
+    type Queue = InMemoryQueue;
+    type Factory = InMemoryConnectionsFactory;
+    type Registry = InMemoryRegistry;
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn connections_factory(
+        &self,
+        channel: &ChannelId,
+        settings: &ChannelSettings,
+    ) -> InMemoryConnectionsFactory {
+        InMemoryConnectionsFactory {
+            channel: channel.clone(),
+            capacity: settings.queue_capacity,
+            replay_window: settings.replay_window,
+        }
+    }
+
+    fn registry(&self, channel: &ChannelId, _settings: &ChannelSettings) -> InMemoryRegistry {
+        InMemoryRegistry::new(channel.clone())
+    }
+
+    fn observer(&self) -> &Arc<dyn Observer> {
+        &self.observer
+    }
+}
+
+/// Creates [`InMemoryQueue`]s with the channel's capacity and replay window.
+#[derive(Debug, Clone)]
+pub struct InMemoryConnectionsFactory {
+    channel: ChannelId,
+    capacity: usize,
+    replay_window: usize,
+}
+
+impl ConnectionsFactory for InMemoryConnectionsFactory {
+    type Queue = InMemoryQueue;
+
+    fn queue(&self, listener: &ListenerId) -> InMemoryQueue {
+        let owner = QueueOwner {
+            channel: self.channel.clone(),
+            listener: listener.clone(),
+        };
+        InMemoryQueue::new(owner, self.capacity, self.replay_window)
+    }
+}
+
+type Map = IndexMap<ListenerId, Connection<InMemoryQueue>>;
+
+/// A channel's connections in an ordered map.
+///
+/// Lock discipline: a `std::sync::RwLock` held for map operations and
+/// synchronous queue pushes only, never across an `.await`; dispatch and
+/// broadcast take the read lock, so producers run in parallel.
+#[derive(Clone)]
+pub struct InMemoryRegistry {
+    inner: Arc<RegistryInner>,
+}
+
+struct RegistryInner {
+    channel: ChannelId,
+    connections: RwLock<Map>,
+}
+
+impl InMemoryRegistry {
+    /// An empty registry for `channel`.
+    pub fn new(channel: ChannelId) -> Self {
+        Self {
+            inner: Arc::new(RegistryInner {
+                channel,
+                connections: RwLock::new(IndexMap::new()),
+            }),
+        }
+    }
+
+    // Every critical section leaves the map consistent, so a poisoned lock
+    // (a panic elsewhere while holding it) is still safe to use.
+    fn read(&self) -> RwLockReadGuard<'_, Map> {
+        self.inner
+            .connections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Map> {
+        self.inner
+            .connections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn invalid(&self, listener: &ListenerId) -> Error {
+        Error::InvalidListener {
+            channel: self.inner.channel.clone(),
+            listener: listener.clone(),
+        }
+    }
+
+    fn get_now(&self, listener: &ListenerId) -> Result<Connection<InMemoryQueue>> {
+        self.read()
+            .get(listener)
+            .cloned()
+            .ok_or_else(|| self.invalid(listener))
+    }
+
+    fn register_now(
+        &self,
+        connection: Connection<InMemoryQueue>,
+        mode: RegisterMode,
+    ) -> Result<Connection<InMemoryQueue>> {
+        let mut map = self.write();
+        let id = connection.listener_id().clone();
+        let registered = match (map.get(&id), mode) {
+            (None, _) => connection,
+            (Some(_), RegisterMode::New) => {
+                return Err(Error::ListenerExists {
+                    channel: self.inner.channel.clone(),
+                    listener: id,
+                });
+            }
+            (Some(existing), RegisterMode::KeepQueue) => {
+                existing.with_listener(connection.listener().clone())
+            }
+        };
+        map.insert(id, registered.clone());
+        Ok(registered)
+    }
+
+    fn remove_now(&self, listener: &ListenerId) -> Result<Connection<InMemoryQueue>> {
+        let removed = self.write().shift_remove(listener);
+        let connection = removed.ok_or_else(|| self.invalid(listener))?;
+        connection.queue().close();
+        Ok(connection)
+    }
+
+    fn broadcast_now(&self, message: &Message) -> Broadcast {
+        let mut outcome = Broadcast::default();
+        for (id, connection) in self.read().iter() {
+            match connection.queue().push_now(message.clone()) {
+                Ok(_) => outcome.delivered += 1,
+                Err(Error::QueueFull { .. }) => outcome.full.push(id.clone()),
+                // Closed between lookup and push: it is being removed.
+                Err(_) => {}
+            }
+        }
+        outcome
+    }
+}
+
+impl fmt::Debug for InMemoryRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryRegistry")
+            .field("channel", &self.inner.channel)
+            .field("listeners", &self.read().len())
+            .finish()
+    }
+}
+
+impl ConnectionRegistry for InMemoryRegistry {
+    type Queue = InMemoryQueue;
+
+    fn register(
+        &self,
+        connection: Connection<InMemoryQueue>,
+        mode: RegisterMode,
+    ) -> impl Future<Output = Result<Connection<InMemoryQueue>>> + Send {
+        ready(self.register_now(connection, mode))
+    }
+
+    fn remove(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<Connection<InMemoryQueue>>> + Send + 'static {
+        ready(self.remove_now(listener))
+    }
+
+    fn get(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<Connection<InMemoryQueue>>> + Send {
+        ready(self.get_now(listener))
+    }
+
+    fn connections(&self) -> impl Future<Output = Result<Vec<Connection<InMemoryQueue>>>> + Send {
+        ready(Ok(self.read().values().cloned().collect()))
+    }
+
+    fn listener_ids(&self) -> impl Future<Output = Result<Vec<ListenerId>>> + Send {
+        ready(Ok(self.read().keys().cloned().collect()))
+    }
+
+    fn dispatch(
+        &self,
+        listener: &ListenerId,
+        message: Message,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        let result = match self.read().get(listener) {
+            Some(connection) => connection.queue().push_now(message),
+            None => Err(self.invalid(listener)),
+        };
+        ready(result)
+    }
+
+    fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send {
+        ready(Ok(self.broadcast_now(message)))
+    }
+
+    fn set_running(
+        &self,
+        listener: &ListenerId,
+        running: bool,
+    ) -> impl Future<Output = Result<()>> + Send {
+        ready(
+            self.get_now(listener)
+                .map(|c| c.listener().set_running(running)),
+        )
+    }
+}

@@ -1,0 +1,242 @@
+//! The one error type of `eric-core`.
+//!
+//! It keeps every case of the Python reference (`InvalidChannelException`,
+//! `InvalidListenerException`, `InvalidConnectionException`,
+//! `NoMessagesException`, `InvalidMessageFormat`, `ItemNotFound`,
+//! `RepositoryError`) and adds the ones a production broker needs (full queues,
+//! an unavailable or slow storage, invalid ids, failing hooks). Backends convert
+//! their own errors into [`Error::Unavailable`], [`Error::Timeout`] or
+//! [`Error::Repository`], keeping the cause as `source`, so callers can branch on
+//! the kind (HTTP maps `Unavailable` to 503) without parsing text.
+
+use std::error::Error as StdError;
+
+use crate::id::{ChannelId, ConnectionId, IdError, ListenerId};
+
+/// A boxed cause, kept as the `source` of an [`Error`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a queue had no message to hand out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoMessagesReason {
+    /// The queue is empty.
+    Empty,
+    /// The listener is stopped; its messages stay queued.
+    Stopped,
+}
+
+impl std::fmt::Display for NoMessagesReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "queue is empty",
+            Self::Stopped => "listener is stopped",
+        })
+    }
+}
+
+/// Every error `eric-core` and its engines report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No channel has this id (the reference's `InvalidChannelException`).
+    #[error("no channel with id {channel}")]
+    InvalidChannel {
+        /// The channel asked for.
+        channel: ChannelId,
+    },
+
+    /// A channel with this id exists already.
+    #[error("channel with id {channel} already exists")]
+    ChannelExists {
+        /// The id that is taken.
+        channel: ChannelId,
+    },
+
+    /// The channel has no listener with this id (`InvalidListenerException`).
+    #[error("invalid listener {listener} on channel {channel}")]
+    InvalidListener {
+        /// The channel asked.
+        channel: ChannelId,
+        /// The listener asked for.
+        listener: ListenerId,
+    },
+
+    /// A listener with this id is registered already.
+    #[error("listener {listener} is already registered on channel {channel}")]
+    ListenerExists {
+        /// The channel asked.
+        channel: ChannelId,
+        /// The id that is taken.
+        listener: ListenerId,
+    },
+
+    /// No stored connection has this id (`InvalidConnectionException`).
+    #[error("invalid connection {connection} on channel {channel}")]
+    InvalidConnection {
+        /// The channel asked.
+        channel: ChannelId,
+        /// The connection asked for.
+        connection: ConnectionId,
+    },
+
+    /// Nothing to deliver (`NoMessagesException`).
+    #[error("no messages for listener {listener}: {reason}")]
+    NoMessages {
+        /// The listener asked.
+        listener: ListenerId,
+        /// Empty queue, or stopped listener.
+        reason: NoMessagesReason,
+    },
+
+    /// The listener's queue holds `capacity` messages and refuses more.
+    #[error("queue of listener {listener} on channel {channel} is full ({capacity} messages)")]
+    QueueFull {
+        /// The channel of the queue.
+        channel: ChannelId,
+        /// The listener whose queue is full.
+        listener: ListenerId,
+        /// The configured bound.
+        capacity: usize,
+    },
+
+    /// A message or a request was malformed (`InvalidMessageFormat`).
+    #[error("invalid message format: {reason}")]
+    InvalidMessageFormat {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An id or a message type failed validation.
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+
+    /// A storage key holds nothing (`ItemNotFound`).
+    #[error("item not found: {key}")]
+    ItemNotFound {
+        /// The key looked up (a storage key, never shown to HTTP clients).
+        key: String,
+    },
+
+    /// A stored record could not be read or written (`RepositoryError`).
+    #[error("repository error while {operation}: {source}")]
+    Repository {
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The storage backend cannot be reached; retrying later may succeed.
+    #[error("{backend} unavailable while {operation}: {source}")]
+    Unavailable {
+        /// Which backend ("redis", ...).
+        backend: &'static str,
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The storage backend did not answer in time.
+    #[error("{backend} timed out while {operation}")]
+    Timeout {
+        /// Which backend.
+        backend: &'static str,
+        /// What was being done.
+        operation: &'static str,
+    },
+
+    /// An `on_message` hook (or a distributed-application action) failed.
+    #[error("on_message of listener {listener} failed: {source}")]
+    Hook {
+        /// The listener whose hook failed.
+        listener: ListenerId,
+        /// The hook's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// `start` and `stop` are reserved in distributed applications.
+    #[error("action name {name:?} is reserved")]
+    ReservedAction {
+        /// The refused name.
+        name: String,
+    },
+}
+
+impl Error {
+    /// A [`Error::Repository`] for `operation`, keeping `source`.
+    pub fn repository(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Repository {
+            operation,
+            source: source.into(),
+        }
+    }
+
+    /// A [`Error::InvalidMessageFormat`].
+    pub fn invalid_format(reason: impl Into<String>) -> Self {
+        Self::InvalidMessageFormat {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed (storage down or slow).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+    }
+
+    /// The reference's exception class name for this error, which eric's socket
+    /// protocol writes as `Name('message')`.
+    pub fn reference_name(&self) -> &'static str {
+        match self {
+            Self::InvalidChannel { .. } | Self::ChannelExists { .. } => "InvalidChannelException",
+            Self::InvalidListener { .. } | Self::ListenerExists { .. } => {
+                "InvalidListenerException"
+            }
+            Self::InvalidConnection { .. } => "InvalidConnectionException",
+            Self::NoMessages { .. } => "NoMessagesException",
+            Self::InvalidMessageFormat { .. } | Self::InvalidId(_) => "InvalidMessageFormat",
+            Self::ItemNotFound { .. } => "ItemNotFound",
+            Self::QueueFull { .. }
+            | Self::Repository { .. }
+            | Self::Unavailable { .. }
+            | Self::Timeout { .. } => "RepositoryError",
+            Self::Hook { .. } | Self::ReservedAction { .. } => "ListenerError",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_context() {
+        let e = Error::QueueFull {
+            channel: "c".parse().unwrap(),
+            listener: "l".parse().unwrap(),
+            capacity: 3,
+        };
+        assert_eq!(
+            e.to_string(),
+            "queue of listener l on channel c is full (3 messages)"
+        );
+        assert_eq!(e.reference_name(), "RepositoryError");
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn repository_errors_keep_their_source() {
+        let e = Error::repository("loading channel", std::io::Error::other("disk"));
+        assert_eq!(
+            e.to_string(),
+            "repository error while loading channel: disk"
+        );
+        assert!(StdError::source(&e).is_some());
+    }
+}

@@ -1,0 +1,292 @@
+//! Validated ids: [`ChannelId`], [`ListenerId`], [`ConnectionId`], [`MessageId`].
+//!
+//! An id is 1 to [`MAX_ID_LEN`] bytes of printable ASCII (`!` to `~`: no
+//! spaces, no control characters), so it can appear unescaped in a URL path
+//! segment after percent-decoding, in an SSE field, in a log line and in a
+//! storage key. New ids are random UUIDv4 strings, as in the reference.
+//!
+//! Ids may contain characters that mean something in a storage key (`:`, `*`,
+//! `{`...). They never reach a key raw: storage layouts embed them through
+//! [`ChannelId::key_segment`] (and its siblings), an injective escaping whose
+//! output contains none of those characters. So channel `ab` can never match
+//! the keys of `abc` or `ab:x`, and `a*` matches nothing but itself.
+
+use std::borrow::{Borrow, Cow};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Longest accepted id, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Characters that mean something in eric's key layouts or in Redis (separator,
+/// hash tags, glob patterns) plus `%`, the escape character itself.
+const KEY_RESERVED: &[u8] = b"%:{}*?[]\\";
+
+/// What is wrong with a rejected id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdErrorReason {
+    /// The id is the empty string.
+    Empty,
+    /// The id is longer than [`MAX_ID_LEN`] bytes.
+    TooLong(usize),
+    /// The id holds a character outside `!`..=`~`.
+    Forbidden(char),
+}
+
+/// An id (or a message type) that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: {reason}")]
+pub struct IdError {
+    /// Which kind of id ("channel id", "message type", ...).
+    pub kind: &'static str,
+    /// Why it was refused.
+    pub reason: IdErrorReason,
+}
+
+impl fmt::Display for IdErrorReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("it is empty"),
+            Self::TooLong(len) => write!(f, "it is {len} bytes long"),
+            Self::Forbidden(c) => write!(f, "it contains the forbidden character {c:?}"),
+        }
+    }
+}
+
+fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
+    let reason = if value.is_empty() {
+        IdErrorReason::Empty
+    } else if value.len() > MAX_ID_LEN {
+        IdErrorReason::TooLong(value.len())
+    } else if let Some(c) = value.chars().find(|c| !c.is_ascii_graphic()) {
+        IdErrorReason::Forbidden(c)
+    } else {
+        return Ok(());
+    };
+    Err(IdError { kind, reason })
+}
+
+/// Escapes `value` for use inside a storage key: every byte of
+/// [`KEY_RESERVED`] becomes `%XX`. Injective, and the output holds none of
+/// the reserved characters except the `%` of its escapes.
+fn key_segment(value: &str) -> Cow<'_, str> {
+    if !value.bytes().any(|b| KEY_RESERVED.contains(&b)) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if c.is_ascii() && KEY_RESERVED.contains(&(c as u8)) {
+            out.push_str(&format!("%{:02X}", c as u8));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+macro_rules! define_id {
+    ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Validates `value` as an id.
+            pub fn new(value: impl AsRef<str>) -> Result<Self, IdError> {
+                let value = value.as_ref();
+                validate($kind, value)?;
+                Ok(Self(Arc::from(value)))
+            }
+
+            /// A fresh random id (a UUIDv4 string, as the reference makes).
+            pub fn generate() -> Self {
+                Self(Arc::from(uuid::Uuid::new_v4().to_string()))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id escaped for a storage key: no `:`, `{`, `}` or glob
+            /// character survives, and distinct ids give distinct segments.
+            pub fn key_segment(&self) -> Cow<'_, str> {
+                key_segment(&self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = IdError;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <Cow<'de, str>>::deserialize(d)?;
+                Self::new(&*s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+define_id!(
+    /// Identifies a channel.
+    ///
+    /// ```
+    /// use eric_core::ChannelId;
+    /// let id: ChannelId = "news:sport".parse().unwrap();
+    /// assert_eq!(id.key_segment(), "news%3Asport");
+    /// assert!("has space".parse::<ChannelId>().is_err());
+    /// ```
+    ChannelId,
+    "channel id"
+);
+
+define_id!(
+    /// Identifies a listener within a channel; also names its queue.
+    ///
+    /// ```
+    /// use eric_core::ListenerId;
+    /// assert_eq!(ListenerId::generate().as_str().len(), 36);
+    /// assert!(ListenerId::new("").is_err());
+    /// ```
+    ListenerId,
+    "listener id"
+);
+
+define_id!(
+    /// Identifies a connection (a listener paired with its queue), as the
+    /// reference keys its persisted records.
+    ///
+    /// ```
+    /// use eric_core::ConnectionId;
+    /// assert!(ConnectionId::new("x".repeat(129)).is_err());
+    /// ```
+    ConnectionId,
+    "connection id"
+);
+
+define_id!(
+    /// Identifies a message (the reference's `UniqueMessage.id`).
+    ///
+    /// ```
+    /// use eric_core::MessageId;
+    /// assert_ne!(MessageId::generate(), MessageId::generate());
+    /// ```
+    MessageId,
+    "message id"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_uuid_v4_strings() {
+        let id = ChannelId::generate();
+        let parsed = uuid::Uuid::parse_str(id.as_str()).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+    }
+
+    #[test]
+    fn rejects_empty_long_and_unprintable() {
+        assert_eq!(ChannelId::new("").unwrap_err().reason, IdErrorReason::Empty);
+        assert_eq!(
+            ChannelId::new("a".repeat(MAX_ID_LEN + 1))
+                .unwrap_err()
+                .reason,
+            IdErrorReason::TooLong(MAX_ID_LEN + 1)
+        );
+        assert!(ChannelId::new("a".repeat(MAX_ID_LEN)).is_ok());
+        for bad in ["a b", "a\nb", "a\rb", "a\0b", "é", "a\tb", "\u{7f}"] {
+            assert!(ListenerId::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn error_names_the_kind_and_the_reason() {
+        let err = ListenerId::new("a b").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid listener id: it contains the forbidden character ' '"
+        );
+    }
+
+    #[test]
+    fn key_segments_are_injective_and_free_of_reserved_characters() {
+        let ids = [
+            "ab", "abc", "ab:x", "a*", "a?", "[ab]", "a%3A", "a:", "{x}", "a\\",
+        ];
+        let segments: Vec<String> = ids
+            .iter()
+            .map(|s| ChannelId::new(s).unwrap().key_segment().into_owned())
+            .collect();
+        for (i, a) in segments.iter().enumerate() {
+            assert!(
+                !a.contains([':', '{', '}', '*', '?', '[', ']', '\\']),
+                "{a}"
+            );
+            for b in &segments[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // No segment is a prefix-with-separator of another: "ab:" never starts "ab%3Ax:".
+        assert!(!format!("{}:", segments[2]).starts_with(&format!("{}:", segments[0])));
+    }
+
+    #[test]
+    fn serde_round_trip_validates() {
+        let id: ChannelId = serde_json::from_str("\"c-1\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"c-1\"");
+        assert!(serde_json::from_str::<ChannelId>("\"a b\"").is_err());
+    }
+}

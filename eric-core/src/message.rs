@@ -1,0 +1,257 @@
+//! Messages: a validated [`MessageType`] plus a JSON payload, optionally
+//! signed with a sender id (the reference's `SignedMessage`) and optionally
+//! carrying a unique id (`UniqueMessage`).
+//!
+//! A [`Message`] is immutable and shares its contents behind an `Arc`: a
+//! broadcast to a thousand listeners queues a thousand pointers, not a thousand
+//! copies (the reference also shares one object).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::id::{IdError, IdErrorReason, ListenerId, MessageId};
+
+/// Longest accepted message type, in bytes.
+pub const MAX_MESSAGE_TYPE_LEN: usize = 256;
+
+/// The type of a message; it becomes the SSE `event` name.
+///
+/// Non-empty, at most [`MAX_MESSAGE_TYPE_LEN`] bytes, and free of CR, LF and
+/// NUL, which would end or corrupt an SSE field. Any other Unicode is fine.
+///
+/// ```
+/// use eric_core::MessageType;
+/// assert!("greet".parse::<MessageType>().is_ok());
+/// assert!("ü".parse::<MessageType>().is_ok());
+/// assert!("a\nb".parse::<MessageType>().is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageType(Arc<str>);
+
+impl MessageType {
+    /// Validates `value` as a message type.
+    pub fn new(value: impl AsRef<str>) -> Result<Self, IdError> {
+        let value = value.as_ref();
+        let reason = if value.is_empty() {
+            IdErrorReason::Empty
+        } else if value.len() > MAX_MESSAGE_TYPE_LEN {
+            IdErrorReason::TooLong(value.len())
+        } else if let Some(c) = value.chars().find(|c| matches!(c, '\r' | '\n' | '\0')) {
+            IdErrorReason::Forbidden(c)
+        } else {
+            return Ok(Self(Arc::from(value)));
+        };
+        Err(IdError {
+            kind: "message type",
+            reason,
+        })
+    }
+
+    /// The type as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageType({:?})", &*self.0)
+    }
+}
+
+impl std::str::FromStr for MessageType {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for MessageType {
+    type Error = IdError;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl Serialize for MessageType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        Self::new(&*s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Contents {
+    #[serde(rename = "type")]
+    msg_type: MessageType,
+    #[serde(default)]
+    payload: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sender_id: Option<ListenerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<MessageId>,
+}
+
+/// A message: type, JSON payload, optional sender and optional id.
+///
+/// Serialises as `{"type": ..., "payload": ..., "sender_id": ..., "id": ...}`
+/// (the last two only when set). Cloning is cheap.
+///
+/// ```
+/// use eric_core::{Message, ListenerId};
+/// use serde_json::json;
+/// let m = Message::new("greet".parse().unwrap(), json!({"a": 1}));
+/// let signed = Message::signed(ListenerId::new("bob").unwrap(), "hello".parse().unwrap(), json!(null));
+/// assert_eq!(signed.sender_id().unwrap().as_str(), "bob");
+/// let unique = Message::unique(&m, None, None);
+/// assert_eq!(unique.msg_type(), m.msg_type());
+/// assert!(unique.id().is_some());
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Message(Arc<Contents>);
+
+impl Message {
+    /// A plain message (the reference's `Message`).
+    pub fn new(msg_type: MessageType, payload: Value) -> Self {
+        Self(Arc::new(Contents {
+            msg_type,
+            payload,
+            sender_id: None,
+            id: None,
+        }))
+    }
+
+    /// Validates `msg_type` and builds a plain message.
+    pub fn try_new(msg_type: &str, payload: Value) -> Result<Self, IdError> {
+        Ok(Self::new(MessageType::new(msg_type)?, payload))
+    }
+
+    /// A message signed by `sender` (the reference's `SignedMessage`).
+    pub fn signed(sender: ListenerId, msg_type: MessageType, payload: Value) -> Self {
+        Self(Arc::new(Contents {
+            msg_type,
+            payload,
+            sender_id: Some(sender),
+            id: None,
+        }))
+    }
+
+    /// `message` with a unique id (the reference's `UniqueMessage`): `id`, or a
+    /// fresh UUIDv4 when `None`; `sender` replaces the sender when given.
+    pub fn unique(message: &Message, sender: Option<ListenerId>, id: Option<MessageId>) -> Self {
+        Self(Arc::new(Contents {
+            msg_type: message.0.msg_type.clone(),
+            payload: message.0.payload.clone(),
+            sender_id: sender.or_else(|| message.0.sender_id.clone()),
+            id: Some(id.unwrap_or_else(MessageId::generate)),
+        }))
+    }
+
+    /// The message type.
+    pub fn msg_type(&self) -> &MessageType {
+        &self.0.msg_type
+    }
+
+    /// The payload (`null` when there is none).
+    pub fn payload(&self) -> &Value {
+        &self.0.payload
+    }
+
+    /// Who sent it, for signed messages.
+    pub fn sender_id(&self) -> Option<&ListenerId> {
+        self.0.sender_id.as_ref()
+    }
+
+    /// Its unique id, for unique messages.
+    pub fn id(&self) -> Option<&MessageId> {
+        self.0.id.as_ref()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Message");
+        d.field("type", &self.0.msg_type.as_str())
+            .field("payload", &self.0.payload);
+        if let Some(sender) = &self.0.sender_id {
+            d.field("sender_id", &sender.as_str());
+        }
+        if let Some(id) = &self.0.id {
+            d.field("id", &id.as_str());
+        }
+        d.finish()
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Contents::deserialize(d).map(|c| Self(Arc::new(c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn message_type_validation() {
+        assert!(MessageType::new("").is_err());
+        assert!(MessageType::new("a\rb").is_err());
+        assert!(MessageType::new("a\0").is_err());
+        assert!(MessageType::new("x".repeat(MAX_MESSAGE_TYPE_LEN + 1)).is_err());
+        assert!(MessageType::new("with space: fine").is_ok());
+    }
+
+    #[test]
+    fn json_shape() {
+        let m = Message::signed(
+            ListenerId::new("s").unwrap(),
+            MessageType::new("t").unwrap(),
+            json!([1, "x"]),
+        );
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(text, r#"{"type":"t","payload":[1,"x"],"sender_id":"s"}"#);
+        let back: Message = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, m);
+        let bare: Message = serde_json::from_str(r#"{"type":"t"}"#).unwrap();
+        assert_eq!(bare.payload(), &Value::Null);
+        assert!(serde_json::from_str::<Message>(r#"{"type":"a\nb"}"#).is_err());
+    }
+
+    #[test]
+    fn unique_messages_get_distinct_ids_unless_given() {
+        let m = Message::try_new("t", json!(1)).unwrap();
+        let a = Message::unique(&m, None, None);
+        let b = Message::unique(&m, None, None);
+        assert_ne!(a.id(), b.id());
+        let given = MessageId::new("m-1").unwrap();
+        let c = Message::unique(&m, Some(ListenerId::new("s").unwrap()), Some(given.clone()));
+        assert_eq!(c.id(), Some(&given));
+        assert_eq!(c.sender_id().unwrap().as_str(), "s");
+        assert_eq!(c.payload(), &json!(1));
+    }
+}

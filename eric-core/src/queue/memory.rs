@@ -1,0 +1,384 @@
+//! [`InMemoryQueue`]: the embedded engine's bounded queue.
+
+use std::collections::VecDeque;
+use std::future::{Future, ready};
+use std::sync::Mutex;
+
+use super::{Delivery, Queue, QueueSnapshot, Rewind, Wakeup};
+use crate::error::{Error, NoMessagesReason, Result};
+use crate::id::{ChannelId, ListenerId};
+use crate::message::Message;
+
+/// Whose queue this is; named in errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueOwner {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The listener.
+    pub listener: ListenerId,
+}
+
+/// A bounded in-process FIFO with a replay window.
+///
+/// Lock discipline: one `std::sync::Mutex` around the whole state, held only
+/// for a few pointer moves and never across an `.await` (every method does its
+/// work synchronously and returns a ready future). Producers wake consumers
+/// after releasing it.
+#[derive(Debug)]
+pub struct InMemoryQueue {
+    owner: QueueOwner,
+    /// Pushes beyond this many queued messages fail with `QueueFull`:
+    /// producers learn about a consumer that fell behind instead of the broker
+    /// running out of memory.
+    capacity: usize,
+    /// How many handed-out messages stay recoverable for resumes.
+    replay_window: usize,
+    state: Mutex<State>,
+    wakeup: Wakeup,
+}
+
+#[derive(Debug)]
+struct State {
+    queued: VecDeque<Delivery>,
+    /// Handed to streams, oldest first, at most `replay_window` long.
+    delivered: VecDeque<Delivery>,
+    next_seq: u64,
+    /// Highest sequence number pushed out of the replay window.
+    evicted_up_to: u64,
+    closed: bool,
+}
+
+impl InMemoryQueue {
+    /// An empty queue owned by `owner`.
+    pub fn new(owner: QueueOwner, capacity: usize, replay_window: usize) -> Self {
+        Self {
+            owner,
+            capacity: capacity.max(1),
+            replay_window,
+            state: Mutex::new(State {
+                queued: VecDeque::new(),
+                delivered: VecDeque::new(),
+                next_seq: 1,
+                evicted_up_to: 0,
+                closed: false,
+            }),
+            wakeup: Wakeup::new(),
+        }
+    }
+
+    /// The queue's owner.
+    pub fn owner(&self) -> &QueueOwner {
+        &self.owner
+    }
+
+    /// The configured bound.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::InvalidListener {
+            channel: self.owner.channel.clone(),
+            listener: self.owner.listener.clone(),
+        }
+    }
+
+    /// Runs `f` on the state unless the queue is closed.
+    fn with_open<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        // A panic while holding the lock leaves consistent state (every
+        // mutation is a single collection call), so a poisoned lock is usable.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            return Err(self.closed_error());
+        }
+        f(&mut state)
+    }
+
+    /// Synchronous push, for engines that fan out under their own lock.
+    pub fn push_now(&self, message: Message) -> Result<u64> {
+        let seq = self.with_open(|state| {
+            if state.queued.len() >= self.capacity {
+                return Err(Error::QueueFull {
+                    channel: self.owner.channel.clone(),
+                    listener: self.owner.listener.clone(),
+                    capacity: self.capacity,
+                });
+            }
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.queued.push_back(Delivery { seq, message });
+            Ok(seq)
+        })?;
+        self.wakeup.notify_one();
+        Ok(seq)
+    }
+
+    /// Synchronous pop.
+    pub fn pop_now(&self) -> Result<Delivery> {
+        self.with_open(|state| {
+            state.queued.pop_front().ok_or_else(|| Error::NoMessages {
+                listener: self.owner.listener.clone(),
+                reason: NoMessagesReason::Empty,
+            })
+        })
+    }
+
+    fn drain(state: &mut State, max: usize) -> Vec<Delivery> {
+        let n = max.min(state.queued.len());
+        state.queued.drain(..n).collect()
+    }
+
+    fn take_now(&self, max: usize) -> Result<Vec<Delivery>> {
+        self.with_open(|state| {
+            let batch = Self::drain(state, max);
+            state.delivered.extend(batch.iter().cloned());
+            let excess = state.delivered.len().saturating_sub(self.replay_window);
+            if let Some(last) = state.delivered.drain(..excess).last() {
+                state.evicted_up_to = last.seq;
+            }
+            Ok(batch)
+        })
+    }
+
+    fn rewind_now(&self, after: u64) -> Result<Rewind> {
+        self.with_open(|state| {
+            let keep = state.delivered.partition_point(|d| d.seq <= after);
+            let back: Vec<Delivery> = state.delivered.drain(keep..).collect();
+            let restored = back.len();
+            for d in back.into_iter().rev() {
+                state.queued.push_front(d);
+            }
+            Ok(Rewind {
+                restored,
+                gap: after < state.evicted_up_to,
+            })
+        })
+    }
+
+    fn unread_now(&self, deliveries: Vec<Delivery>) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        self.with_open(|state| {
+            state
+                .delivered
+                .retain(|d| !deliveries.iter().any(|u| u.seq == d.seq));
+            for d in deliveries.into_iter().rev() {
+                state.queued.push_front(d);
+            }
+            Ok(())
+        })?;
+        self.wakeup.notify_one();
+        Ok(())
+    }
+
+    fn restore_now(&self, snapshot: QueueSnapshot) -> Result<()> {
+        self.with_open(|state| {
+            let last = snapshot.messages.last().map_or(0, |d| d.seq);
+            state.next_seq = snapshot.next_seq.max(last + 1).max(state.next_seq);
+            state.queued = snapshot.messages.into();
+            Ok(())
+        })?;
+        self.wakeup.notify_one();
+        Ok(())
+    }
+}
+
+impl Queue for InMemoryQueue {
+    fn push(&self, message: Message) -> impl Future<Output = Result<u64>> + Send {
+        ready(self.push_now(message))
+    }
+
+    fn pop(&self) -> impl Future<Output = Result<Delivery>> + Send {
+        ready(self.pop_now())
+    }
+
+    fn pop_batch(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send {
+        ready(self.with_open(|state| Ok(Self::drain(state, max))))
+    }
+
+    fn len(&self) -> impl Future<Output = Result<usize>> + Send {
+        ready(self.with_open(|state| Ok(state.queued.len())))
+    }
+
+    fn take(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send {
+        ready(self.take_now(max))
+    }
+
+    fn rewind(&self, after: u64) -> impl Future<Output = Result<Rewind>> + Send {
+        ready(self.rewind_now(after))
+    }
+
+    fn unread(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        ready(self.unread_now(deliveries))
+    }
+
+    fn snapshot(&self) -> impl Future<Output = Result<Option<QueueSnapshot>>> + Send {
+        ready(self.with_open(|state| {
+            Ok(Some(QueueSnapshot {
+                next_seq: state.next_seq,
+                messages: state.queued.iter().cloned().collect(),
+            }))
+        }))
+    }
+
+    fn restore(&self, snapshot: QueueSnapshot) -> impl Future<Output = Result<()>> + Send {
+        ready(self.restore_now(snapshot))
+    }
+
+    fn wakeup(&self) -> &Wakeup {
+        &self.wakeup
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.wakeup.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn queue(capacity: usize, window: usize) -> InMemoryQueue {
+        let owner = QueueOwner {
+            channel: "c".parse().unwrap(),
+            listener: "l".parse().unwrap(),
+        };
+        InMemoryQueue::new(owner, capacity, window)
+    }
+
+    fn msg(n: i64) -> Message {
+        Message::try_new("t", json!(n)).unwrap()
+    }
+
+    fn payloads(ds: &[Delivery]) -> Vec<i64> {
+        ds.iter()
+            .map(|d| d.message.payload().as_i64().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn fifo_with_increasing_sequence_numbers() {
+        let q = queue(10, 10);
+        assert_eq!(q.push(msg(1)).await.unwrap(), 1);
+        assert_eq!(q.push(msg(2)).await.unwrap(), 2);
+        assert_eq!(q.len().await.unwrap(), 2);
+        assert_eq!(q.pop().await.unwrap().seq, 1);
+        assert_eq!(q.pop().await.unwrap().seq, 2);
+        assert!(matches!(
+            q.pop().await,
+            Err(Error::NoMessages {
+                reason: NoMessagesReason::Empty,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_and_keeps_what_it_has() {
+        let q = queue(2, 0);
+        q.push(msg(1)).await.unwrap();
+        q.push(msg(2)).await.unwrap();
+        let err = q.push(msg(3)).await.unwrap_err();
+        assert!(matches!(err, Error::QueueFull { capacity: 2, .. }));
+        assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn rewind_puts_back_what_streams_took_after_an_id() {
+        let q = queue(100, 10);
+        for n in 1..=5 {
+            q.push(msg(n)).await.unwrap();
+        }
+        assert_eq!(payloads(&q.take(3).await.unwrap()), [1, 2, 3]);
+        let r = q.rewind(1).await.unwrap();
+        assert_eq!(
+            r,
+            Rewind {
+                restored: 2,
+                gap: false
+            }
+        );
+        assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn rewind_reports_a_gap_beyond_the_window() {
+        let q = queue(100, 2);
+        for n in 1..=5 {
+            q.push(msg(n)).await.unwrap();
+        }
+        q.take(5).await.unwrap();
+        let r = q.rewind(1).await.unwrap();
+        assert_eq!(
+            r,
+            Rewind {
+                restored: 2,
+                gap: true
+            }
+        );
+        assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [4, 5]);
+    }
+
+    #[tokio::test]
+    async fn unread_returns_messages_to_the_head_in_order() {
+        let q = queue(100, 10);
+        for n in 1..=4 {
+            q.push(msg(n)).await.unwrap();
+        }
+        let taken = q.take(3).await.unwrap();
+        q.unread(taken[1..].to_vec()).await.unwrap();
+        assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [2, 3, 4]);
+        // What was unread left the window: a rewind cannot duplicate it.
+        assert_eq!(q.rewind(0).await.unwrap().restored, 1);
+    }
+
+    #[tokio::test]
+    async fn closed_queue_refuses_everything_and_wakes_waiters() {
+        let q = std::sync::Arc::new(queue(10, 10));
+        let waiter = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                loop {
+                    let armed = q.wakeup().armed();
+                    tokio::pin!(armed);
+                    armed.as_mut().enable();
+                    if matches!(q.pop().await, Err(Error::InvalidListener { .. })) {
+                        return;
+                    }
+                    armed.await;
+                }
+            })
+        };
+        q.close();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            q.push(msg(1)).await,
+            Err(Error::InvalidListener { .. })
+        ));
+        assert!(matches!(q.pop().await, Err(Error::InvalidListener { .. })));
+    }
+
+    #[tokio::test]
+    async fn snapshot_and_restore_keep_sequence_numbers() {
+        let q = queue(10, 10);
+        q.push(msg(1)).await.unwrap();
+        q.push(msg(2)).await.unwrap();
+        q.pop().await.unwrap();
+        let snap = q.snapshot().await.unwrap().unwrap();
+        assert_eq!(snap.next_seq, 3);
+        let r = queue(10, 10);
+        r.restore(snap).await.unwrap();
+        assert_eq!(r.pop().await.unwrap().seq, 2);
+        assert_eq!(r.push(msg(3)).await.unwrap(), 3);
+    }
+}

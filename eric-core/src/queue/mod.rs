@@ -1,0 +1,109 @@
+//! Queues: each listener's FIFO of messages.
+//!
+//! [`Queue`] is the contract every engine implements (the in-memory
+//! [`InMemoryQueue`] here, Redis lists in `eric-redis`). Beyond the
+//! reference's `push`/`pop` it has:
+//!
+//! * a per-queue sequence number assigned at push: the SSE `id`;
+//! * [`Queue::take`], the pop used by streams, which keeps what it hands out in
+//!   a bounded *replay window*, and [`Queue::rewind`], which puts back what a
+//!   stream handed out after a given sequence number (resume by
+//!   `Last-Event-ID`);
+//! * a [`Wakeup`] that producers signal, so an idle consumer sleeps instead of
+//!   polling.
+//!
+//! The methods return `impl Future + Send` rather than boxed futures: queues
+//! sit on the hot path (every dispatch and delivery), and an engine's concrete
+//! queue type is known statically (see `docs/ARCHITECTURE.md`, "Static
+//! dispatch on the hot path").
+
+mod memory;
+mod wakeup;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::message::Message;
+
+pub use memory::{InMemoryQueue, QueueOwner};
+pub use wakeup::Wakeup;
+
+/// A message as it leaves a queue: with the sequence number the queue gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Position in the listener's queue, from 1, strictly increasing; the SSE `id`.
+    pub seq: u64,
+    /// The message.
+    pub message: Message,
+}
+
+/// What [`Queue::rewind`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rewind {
+    /// How many messages went back to the head of the queue.
+    pub restored: usize,
+    /// Some messages after the given sequence number were handed out and have
+    /// left the replay window: the client cannot be made whole.
+    pub gap: bool,
+}
+
+/// A queue's contents, for repositories that store queues as records.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    /// The sequence number the next push gets.
+    pub next_seq: u64,
+    /// The queued messages, oldest first.
+    pub messages: Vec<Delivery>,
+}
+
+/// A listener's FIFO queue.
+///
+/// Errors: `pop` on an empty queue is [`crate::Error::NoMessages`]; `push` on
+/// a full one is [`crate::Error::QueueFull`]; any call on a closed queue (its
+/// listener was removed) is [`crate::Error::InvalidListener`].
+pub trait Queue: Send + Sync + 'static {
+    /// Appends `message`; returns its sequence number and wakes one consumer.
+    fn push(&self, message: Message) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Removes and returns the oldest message (a plain pop: not kept for replay).
+    fn pop(&self) -> impl Future<Output = Result<Delivery>> + Send;
+
+    /// Removes and returns up to `max` oldest messages (none when empty).
+    fn pop_batch(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
+
+    /// How many messages are queued.
+    fn len(&self) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Like [`Queue::pop_batch`], but what it returns stays recoverable in the
+    /// replay window until newer deliveries push it out.
+    fn take(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
+
+    /// Moves every message of the replay window newer than `after` back to the
+    /// head of the queue, in order.
+    fn rewind(&self, after: u64) -> impl Future<Output = Result<Rewind>> + Send;
+
+    /// Returns taken but never delivered messages to the head of the queue.
+    ///
+    /// Streams call this from their destructor, so an implementation must start
+    /// its work when called: the returned future owns what it needs, and the
+    /// caller may only spawn it.
+    fn unread(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+
+    /// The contents, for record-based repositories; `None` when the engine
+    /// stores queues durably itself (Redis lists need no copy).
+    fn snapshot(&self) -> impl Future<Output = Result<Option<QueueSnapshot>>> + Send;
+
+    /// Replaces the contents with `snapshot` (restoring persisted data).
+    fn restore(&self, snapshot: QueueSnapshot) -> impl Future<Output = Result<()>> + Send;
+
+    /// Signalled when messages arrive or the queue closes.
+    fn wakeup(&self) -> &Wakeup;
+
+    /// Marks the queue closed (its listener is gone) and wakes every consumer.
+    fn close(&self);
+}

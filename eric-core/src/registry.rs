@@ -1,0 +1,85 @@
+//! [`ConnectionRegistry`]: where a channel keeps its connections.
+//!
+//! This is the reference's private `_ConnectionManager` made a contract, so an
+//! engine can keep membership where every node sees it (Redis) instead of in
+//! one process's dictionaries. It also owns fan-out, because only the engine
+//! can make a broadcast atomic.
+
+use std::future::Future;
+
+use crate::connection::Connection;
+use crate::error::Result;
+use crate::id::ListenerId;
+use crate::message::Message;
+use crate::queue::Queue;
+
+/// What a broadcast did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Broadcast {
+    /// Listeners whose queue took the message.
+    pub delivered: usize,
+    /// Listeners whose queue was full: they did not get it (never silently).
+    pub full: Vec<ListenerId>,
+}
+
+/// What [`ConnectionRegistry::register`] does when the listener id is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterMode {
+    /// Refuse with [`crate::Error::ListenerExists`].
+    New,
+    /// Keep the registered queue, its messages and the connection id, and
+    /// install the new listener object (so a restored listener can get its
+    /// hook back). The reference replaced the queue and lost the messages.
+    KeepQueue,
+}
+
+/// A channel's connections, keyed by listener id, in registration order.
+pub trait ConnectionRegistry: Send + Sync + 'static {
+    /// The engine's queue type.
+    type Queue: Queue;
+
+    /// Registers `connection`; returns the connection now registered.
+    fn register(
+        &self,
+        connection: Connection<Self::Queue>,
+        mode: RegisterMode,
+    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send;
+
+    /// Unregisters the listener and closes its queue, which ends its streams.
+    ///
+    /// Callers may drop the future, spawned, from a destructor: an
+    /// implementation starts its work when called.
+    fn remove(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send + 'static;
+
+    /// The connection of `listener`.
+    fn get(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send;
+
+    /// Every connection, in registration order.
+    fn connections(&self) -> impl Future<Output = Result<Vec<Connection<Self::Queue>>>> + Send;
+
+    /// Every listener id, in registration order.
+    fn listener_ids(&self) -> impl Future<Output = Result<Vec<ListenerId>>> + Send;
+
+    /// Queues `message` for `listener` (running or not); returns its sequence number.
+    fn dispatch(
+        &self,
+        listener: &ListenerId,
+        message: Message,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Queues `message` for every listener registered when the call takes effect.
+    fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send;
+
+    /// Starts or stops `listener`, where every holder of it sees the change.
+    fn set_running(
+        &self,
+        listener: &ListenerId,
+        running: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+}

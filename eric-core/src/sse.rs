@@ -1,0 +1,232 @@
+//! Server-Sent Events: the SSE adapter and a WHATWG-correct encoder.
+//!
+//! [`SseAdapter`] turns a delivery into an [`SseEvent`] with `id` (the
+//! listener's sequence number, which clients send back as `Last-Event-ID`),
+//! `event` (the message type), `retry` and `data` (the payload as JSON, where
+//! the reference wrote Python's `str()` of it). [`SseEvent::encode`] writes the
+//! wire text: multi-line data becomes one `data:` line per line (CR, LF and
+//! CRLF all split), and CR, LF and NUL never reach an `id` or `event` line, so
+//! no field can inject another.
+
+use std::fmt::Write as _;
+
+use crate::channel::{Adapter, ChannelSettings};
+use crate::queue::Delivery;
+
+/// One SSE event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    /// The `id` field.
+    pub id: Option<String>,
+    /// The `event` field (the event type; `message` when absent).
+    pub event: Option<String>,
+    /// The `retry` field, in milliseconds.
+    pub retry: Option<u64>,
+    /// The `data` field; may hold line breaks.
+    pub data: Option<String>,
+}
+
+impl SseEvent {
+    /// The wire text of this event, ending with the blank line.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(self.data.as_ref().map_or(0, String::len) + 64);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the wire text of this event to `out`.
+    pub fn encode_into(&self, out: &mut String) {
+        if let Some(id) = &self.id {
+            // A NUL makes clients ignore the id; CR and LF would end the line.
+            push_field(out, "id", id, |c| matches!(c, '\r' | '\n' | '\0'));
+        }
+        if let Some(event) = &self.event {
+            push_field(out, "event", event, |c| matches!(c, '\r' | '\n'));
+        }
+        if let Some(retry) = self.retry {
+            let _ = writeln!(out, "retry: {retry}");
+        }
+        if let Some(data) = &self.data {
+            for line in split_lines(data) {
+                out.push_str("data: ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// A comment line (clients ignore it; proxies see traffic), for keep-alives.
+pub fn comment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    for line in split_lines(text) {
+        out.push_str(": ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+fn push_field(out: &mut String, name: &str, value: &str, forbidden: fn(char) -> bool) {
+    out.push_str(name);
+    out.push_str(": ");
+    out.extend(value.chars().filter(|c| !forbidden(*c)));
+    out.push('\n');
+}
+
+/// Splits on CRLF, CR and LF, as an SSE parser does; `""` gives one empty line.
+fn split_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(i) => {
+                let skip = if current[i..].starts_with("\r\n") {
+                    2
+                } else {
+                    1
+                };
+                rest = Some(&current[i + skip..]);
+                Some(&current[..i])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// The SSE channel's adapter: `id`, `event`, `retry` and JSON `data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseAdapter {
+    /// The `retry` hint, in milliseconds.
+    pub retry_ms: u64,
+}
+
+impl Adapter for SseAdapter {
+    type Output = SseEvent;
+
+    fn from_settings(settings: &ChannelSettings) -> Self {
+        Self {
+            retry_ms: settings.retry_ms,
+        }
+    }
+
+    fn adapt(&self, delivery: &Delivery) -> SseEvent {
+        SseEvent {
+            id: Some(delivery.seq.to_string()),
+            event: Some(delivery.message.msg_type().as_str().to_owned()),
+            retry: Some(self.retry_ms),
+            data: Some(delivery.message.payload().to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::message::Message;
+
+    /// The parsing algorithm of the WHATWG HTML standard, section 9.2.6, for
+    /// the fields we write: returns (id, event, data) per dispatched event.
+    fn parse(stream: &str) -> Vec<(String, String, String)> {
+        let (mut events, mut id, mut event, mut data) =
+            (vec![], String::new(), String::new(), String::new());
+        for line in split_lines(stream) {
+            if line.is_empty() {
+                if !data.is_empty() {
+                    data.pop();
+                    events.push((
+                        id.clone(),
+                        std::mem::take(&mut event),
+                        std::mem::take(&mut data),
+                    ));
+                }
+                event.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "id" if !value.contains('\0') => id = value.to_owned(),
+                "event" => event = value.to_owned(),
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                }
+                _ => {}
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn adapts_with_id_event_retry_and_json_data() {
+        let d = Delivery {
+            seq: 7,
+            message: Message::try_new("hello", json!({"a": [1, "x"], "b": null, "c": true}))
+                .unwrap(),
+        };
+        let e = SseAdapter { retry_ms: 5 }.adapt(&d);
+        assert_eq!(
+            e.encode(),
+            "id: 7\nevent: hello\nretry: 5\ndata: {\"a\":[1,\"x\"],\"b\":null,\"c\":true}\n\n"
+        );
+    }
+
+    #[test]
+    fn null_payload_still_dispatches() {
+        let d = Delivery {
+            seq: 1,
+            message: Message::try_new("nopayload", json!(null)).unwrap(),
+        };
+        let text = SseAdapter { retry_ms: 5 }.adapt(&d).encode();
+        assert_eq!(
+            parse(&text),
+            [("1".into(), "nopayload".into(), "null".into())]
+        );
+    }
+
+    #[test]
+    fn multi_line_data_round_trips_for_every_line_ending() {
+        let e = SseEvent {
+            data: Some("line1\nline2\r\nline3\rline4\n".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            e.encode(),
+            "data: line1\ndata: line2\ndata: line3\ndata: line4\ndata: \n\n"
+        );
+        assert_eq!(parse(&e.encode())[0].2, "line1\nline2\nline3\nline4\n");
+    }
+
+    #[test]
+    fn no_injection_through_id_or_event() {
+        let e = SseEvent {
+            id: Some("1\n\ndata: evil\0".into()),
+            event: Some("x\r\nevent: y".into()),
+            data: Some("ok".into()),
+            retry: None,
+        };
+        let parsed = parse(&e.encode());
+        assert_eq!(
+            parsed,
+            [("1data: evil".into(), "xevent: y".into(), "ok".into())]
+        );
+    }
+
+    #[test]
+    fn comments_are_ignored_by_parsers() {
+        let text = comment("keep-alive\nsecond");
+        assert_eq!(text, ": keep-alive\n: second\n\n");
+        assert!(parse(&text).is_empty());
+    }
+}
