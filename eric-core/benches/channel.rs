@@ -1,1 +1,158 @@
-fn main() {}
+//! Throughput of the in-memory engine's hot paths, for comparison with the
+//! Python reference measured on the same machine (figures in BENCHMARKS.md):
+//! dispatch, `deliver_next`, draining a stream, and broadcast to 1,000
+//! listeners. Each measurement times only the operation: filling and
+//! draining queues between samples happens outside the clock.
+//!
+//! Run: `cargo bench -p eric-core --bench channel`
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use eric_core::{
+    Adapter, Channel, ChannelSettings, Listener, MemoryEngine, Message, RawAdapter, SseAdapter,
+    StreamItem, StreamOptions,
+};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::runtime::Runtime;
+
+const BATCH: usize = 10_000;
+const FAN_OUT: usize = 1_000;
+const BROADCASTS: usize = 10;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn message() -> Message {
+    Message::try_new("bench", json!({"n": 1, "text": "hello"})).unwrap()
+}
+
+async fn channel_with_listener<A: Adapter>() -> (Channel<MemoryEngine, A>, Listener) {
+    let ch = Channel::new(&MemoryEngine::new(), None, ChannelSettings::default()).unwrap();
+    let l = ch.add_listener().await.unwrap();
+    ch.start_listener(l.id()).await.unwrap();
+    (ch, l)
+}
+
+async fn fill<A: Adapter>(ch: &Channel<MemoryEngine, A>, l: &Listener, m: &Message) {
+    for _ in 0..BATCH {
+        ch.dispatch(l.id(), m.clone()).await.unwrap();
+    }
+}
+
+fn dispatch(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("memory");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("dispatch", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let (ch, l) = channel_with_listener::<RawAdapter>().await;
+            let conn = ch.connection(l.id()).await.unwrap();
+            let m = message();
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                fill(&ch, &l, &m).await;
+                total += start.elapsed();
+                eric_core::Queue::pop_batch(conn.queue(), BATCH)
+                    .await
+                    .unwrap();
+            }
+            total
+        })
+    });
+    g.bench_function("deliver_next", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let (ch, l) = channel_with_listener::<RawAdapter>().await;
+            let m = message();
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                fill(&ch, &l, &m).await;
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    black_box(ch.deliver_next(l.id()).await.unwrap());
+                }
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn drain<A: Adapter>(c: &mut Criterion, name: &str) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("memory");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function(name, |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let (ch, l) = channel_with_listener::<A>().await;
+            let mut stream = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
+            let m = message();
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                fill(&ch, &l, &m).await;
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    match stream.next().await {
+                        Some(StreamItem::Message(out)) => {
+                            black_box(out);
+                        }
+                        other => panic!("unexpected {:?}", other.map(|_| ())),
+                    }
+                }
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn stream_drain(c: &mut Criterion) {
+    drain::<RawAdapter>(c, "stream_drain_raw");
+    drain::<SseAdapter>(c, "stream_drain_sse");
+}
+
+fn broadcast(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("memory");
+    g.throughput(Throughput::Elements((FAN_OUT * BROADCASTS) as u64));
+    g.bench_function("broadcast_1000_listeners", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let ch: Channel<MemoryEngine, RawAdapter> =
+                Channel::new(&MemoryEngine::new(), None, ChannelSettings::default()).unwrap();
+            for _ in 0..FAN_OUT {
+                ch.add_listener().await.unwrap();
+            }
+            let conns = ch.connections().await.unwrap();
+            let m = message();
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for _ in 0..BROADCASTS {
+                    black_box(ch.broadcast(&m).await.unwrap());
+                }
+                total += start.elapsed();
+                for conn in &conns {
+                    eric_core::Queue::pop_batch(conn.queue(), BROADCASTS)
+                        .await
+                        .unwrap();
+                }
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, dispatch, stream_drain, broadcast);
+criterion_main!(benches);

@@ -12,6 +12,27 @@
 //! [`Engine`] trait; [`MemoryEngine`] is the embedded default and `eric-redis`
 //! provides the distributed one.
 //!
+//! ```
+//! use eric_core::{Channel, ChannelSettings, MemoryEngine, Message, SseChannel, StreamItem};
+//! use futures_util::StreamExt;
+//!
+//! # tokio_test_runtime(async {
+//! let channel: SseChannel<MemoryEngine> =
+//!     Channel::new(&MemoryEngine::new(), None, ChannelSettings::default())?;
+//! let listener = channel.add_listener().await?;
+//! listener.start();
+//! let message = Message::try_new("greet", serde_json::json!({"a": 1}))?;
+//! channel.dispatch(listener.id(), message).await?;
+//! let mut stream = channel.message_stream(&listener).await?;
+//! let Some(StreamItem::Message(event)) = stream.next().await else { panic!() };
+//! assert_eq!(event.encode(), "id: 1\nevent: greet\nretry: 5\ndata: {\"a\":1}\n\n");
+//! # Ok::<(), eric_core::Error>(())
+//! # });
+//! # fn tokio_test_runtime<F: std::future::Future<Output = eric_core::Result<()>>>(f: F) {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f).unwrap()
+//! # }
+//! ```
+//!
 //! ## Layout
 //!
 //! - [`id`]: validated ids ([`ChannelId`], [`ListenerId`], ...), safe in keys.
@@ -24,31 +45,47 @@
 //! - [`engine`]: the [`Engine`] trait and [`MemoryEngine`].
 //! - [`channel`]: [`Channel`], its settings, adapters and streams.
 //! - [`sse`]: the SSE adapter and wire encoder.
+//! - [`container`]: [`ChannelContainer`], channels by id.
+//! - [`persistence`]: [`KvStorage`], the repositories and [`Persistence`].
+//! - [`prefabs`]: the data-processing channel and distributed applications.
 //! - [`observe`]: the [`Observer`] metrics hook.
+//! - `testing` (feature `testing`): the behaviour and persistence suites
+//!   every engine runs.
 
 pub mod channel;
 pub mod connection;
+pub mod container;
 pub mod engine;
 pub mod error;
 pub mod id;
 pub mod listener;
 pub mod message;
 pub mod observe;
+pub mod persistence;
+pub mod prefabs;
 pub mod queue;
 pub mod registry;
 pub mod sse;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use channel::{
     Adapter, Channel, ChannelSettings, MessageStream, RawAdapter, SseChannel, StreamEnd,
     StreamItem, StreamOptions, WeakChannel,
 };
 pub use connection::{Connection, ConnectionsFactory};
+pub use container::ChannelContainer;
 pub use engine::{Engine, MemoryEngine};
 pub use error::{BoxError, Error, NoMessagesReason, Result};
 pub use id::{ChannelId, ConnectionId, IdError, ListenerId, MessageId};
 pub use listener::{BlockingHook, FnHook, Listener, OnMessage};
 pub use message::{Message, MessageType};
 pub use observe::{NoopObserver, Observer};
+pub use persistence::{InMemoryStorage, KvStorage, Persistence};
+pub use prefabs::{
+    Action, Actions, DataEvent, DataProcessingChannel, DistributedListener, Order, Processed,
+    ProcessingAdapter, ProcessingEnd, ProcessingStream,
+};
 pub use queue::{Delivery, InMemoryQueue, Queue};
 pub use registry::{Broadcast, ConnectionRegistry, RegisterMode};
 pub use sse::{SseAdapter, SseEvent};

@@ -300,6 +300,30 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
         ))
     }
 
+    /// Registers a persisted connection (restoring persisted data).
+    pub(crate) async fn restore_connection(
+        &self,
+        record: crate::persistence::ConnectionRecord,
+    ) -> Result<()> {
+        let listener = Listener::with_id(record.listener.id);
+        listener.set_running(record.listener.running);
+        let queue = self.inner.factory.queue(listener.id());
+        if let Some(snapshot) = record.queue {
+            queue.restore(snapshot).await?;
+        }
+        let connection = Connection::new(listener, queue, Some(record.id));
+        self.inner
+            .registry
+            .register(connection, RegisterMode::KeepQueue)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts back removals that could not be persisted.
+    pub(crate) fn return_removed(&self, removed: Vec<ConnectionId>) {
+        self.lock_removed().extend(removed);
+    }
+
     /// Connection ids removed since the last call (for persistence).
     pub(crate) fn take_removed(&self) -> Vec<ConnectionId> {
         std::mem::take(&mut *self.lock_removed())

@@ -18,6 +18,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream, StreamExt, unfold};
 use tokio::time::Instant;
 
@@ -77,9 +79,34 @@ pub enum StreamItem<T> {
     End(StreamEnd),
 }
 
+/// Work to run when a stream ends (removing a `watch` listener).
+type Cleanup = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
+
 /// A stream of [`StreamItem`]s; see the module docs.
 pub struct MessageStream<T> {
     inner: BoxStream<'static, StreamItem<T>>,
+    cleanup: Option<Cleanup>,
+}
+
+impl<T: Send + 'static> MessageStream<T> {
+    /// Ends the stream now. Unsent messages go back to the queue, and a
+    /// `watch` stream's listener is removed before this returns (dropping the
+    /// stream does the same in the background).
+    pub async fn close(mut self) -> Result<()> {
+        self.inner = futures_util::stream::empty().boxed();
+        match self.cleanup.take() {
+            Some(cleanup) => cleanup().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T> Drop for MessageStream<T> {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            spawn_detached(cleanup(), "removing a watch listener");
+        }
+    }
 }
 
 impl<T> fmt::Debug for MessageStream<T> {
@@ -104,6 +131,13 @@ pub(super) fn open<E: Engine, A: Adapter>(
     options: StreamOptions,
     owned: Option<ListenerId>,
 ) -> MessageStream<A::Output> {
+    let cleanup = owned.map(|listener| {
+        let channel = channel.clone();
+        Box::new(move || {
+            let removal = channel.registry().remove(&listener);
+            async move { removal.await.map(|_| ()) }.boxed()
+        }) as Cleanup
+    });
     let cursor = Cursor {
         batch: if channel.settings().stream_delay.is_zero() {
             STREAM_BATCH
@@ -117,7 +151,6 @@ pub(super) fn open<E: Engine, A: Adapter>(
         last_sent: None,
         retry: RETRY_MIN,
         finished: false,
-        owned,
     };
     let inner = unfold(cursor, |mut cursor| async move {
         let item = cursor.next().await?;
@@ -125,6 +158,7 @@ pub(super) fn open<E: Engine, A: Adapter>(
     });
     MessageStream {
         inner: inner.boxed(),
+        cleanup,
     }
 }
 
@@ -138,8 +172,6 @@ struct Cursor<E: Engine, A: Adapter> {
     last_sent: Option<Instant>,
     retry: Duration,
     finished: bool,
-    /// The listener this stream created and removes when dropped.
-    owned: Option<ListenerId>,
 }
 
 enum Step<T> {
@@ -287,13 +319,6 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
 impl<E: Engine, A: Adapter> Drop for Cursor<E, A> {
     fn drop(&mut self) {
         self.give_back();
-        if let Some(listener) = self.owned.take() {
-            let removal = self.channel.registry().remove(&listener);
-            spawn_detached(
-                async move { removal.await.map(|_| ()) },
-                "removing a watch listener",
-            );
-        }
     }
 }
 

@@ -133,7 +133,7 @@ impl InMemoryQueue {
             let batch = Self::drain(state, max);
             state.delivered.extend(batch.iter().cloned());
             let excess = state.delivered.len().saturating_sub(self.replay_window);
-            if let Some(last) = state.delivered.drain(..excess).last() {
+            if let Some(last) = state.delivered.drain(..excess).next_back() {
                 state.evicted_up_to = last.seq;
             }
             Ok(batch)
@@ -163,8 +163,11 @@ impl InMemoryQueue {
             state
                 .delivered
                 .retain(|d| !deliveries.iter().any(|u| u.seq == d.seq));
+            // A resume may have put them back already: never queue one twice.
             for d in deliveries.into_iter().rev() {
-                state.queued.push_front(d);
+                if !state.queued.iter().any(|q| q.seq == d.seq) {
+                    state.queued.push_front(d);
+                }
             }
             Ok(())
         })?;
@@ -337,6 +340,18 @@ mod tests {
         assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [2, 3, 4]);
         // What was unread left the window: a rewind cannot duplicate it.
         assert_eq!(q.rewind(0).await.unwrap().restored, 1);
+    }
+
+    #[tokio::test]
+    async fn unread_after_a_rewind_queues_nothing_twice() {
+        let q = queue(100, 10);
+        for n in 1..=4 {
+            q.push(msg(n)).await.unwrap();
+        }
+        let taken = q.take(4).await.unwrap();
+        q.rewind(1).await.unwrap();
+        q.unread(taken[2..].to_vec()).await.unwrap();
+        assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [2, 3, 4]);
     }
 
     #[tokio::test]

@@ -76,6 +76,11 @@ pub trait Queue: Send + Sync + 'static {
     /// How many messages are queued.
     fn len(&self) -> impl Future<Output = Result<usize>> + Send;
 
+    /// Whether no message is queued.
+    fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send {
+        async { Ok(self.len().await? == 0) }
+    }
+
     /// Like [`Queue::pop_batch`], but what it returns stays recoverable in the
     /// replay window until newer deliveries push it out.
     fn take(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
@@ -84,7 +89,9 @@ pub trait Queue: Send + Sync + 'static {
     /// head of the queue, in order.
     fn rewind(&self, after: u64) -> impl Future<Output = Result<Rewind>> + Send;
 
-    /// Returns taken but never delivered messages to the head of the queue.
+    /// Returns taken but never delivered messages to the head of the queue,
+    /// except those a [`Queue::rewind`] put back already (so a resume racing
+    /// with a dropped stream never duplicates a message).
     ///
     /// Streams call this from their destructor, so an implementation must start
     /// its work when called: the returned future owns what it needs, and the

@@ -1,0 +1,26 @@
+//! Persistence: channels, listeners and queued messages saved through a
+//! key-value storage engine and repository traits, so a restarted broker
+//! restores them.
+//!
+//! ## Layout
+//!
+//! - [`storage`]: the [`KvStorage`] engine trait and [`InMemoryStorage`].
+//! - [`repository`]: records and the four repository traits.
+//! - [`kv`]: repositories over any [`KvStorage`], and their key layout.
+//! - [`store`]: [`Persistence`], which persists, restores
+//!   (`load_persisted_data`) and deletes whole channels.
+
+pub mod kv;
+pub mod repository;
+pub mod storage;
+pub mod store;
+
+pub use kv::{
+    KvChannelRepository, KvConnectionRepository, KvListenerRepository, KvQueueRepository,
+};
+pub use repository::{
+    ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
+    ListenerRepository, QueueRepository,
+};
+pub use storage::{Entry, InMemoryStorage, KvStorage};
+pub use store::Persistence;

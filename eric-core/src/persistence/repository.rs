@@ -1,0 +1,145 @@
+//! Records and the repository contracts (the reference's
+//! `ChannelRepositoryInterface`, `ConnectionRepositoryInterface`,
+//! `ListenerRepositoryInterface` and `QueueRepositoryInterface`).
+//!
+//! Repositories store plain records, not live objects: a channel is rebuilt
+//! from its record by [`super::Persistence`] on the engine of the caller's
+//! choice. That replaces the reference's pickles and class-path loading with
+//! JSON any language can read. Deviation: listener and queue records are keyed
+//! by channel *and* connection id, so two channels can never share one.
+//!
+//! The contracts use `async-trait` (boxed futures): persistence is not on the
+//! delivery hot path, and `Arc<dyn ...Repository>` lets a caller mix backends.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::channel::ChannelSettings;
+use crate::error::Result;
+use crate::id::{ChannelId, ConnectionId, ListenerId};
+use crate::queue::QueueSnapshot;
+
+/// A persisted channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelRecord {
+    /// Its id.
+    pub id: ChannelId,
+    /// Its settings.
+    pub settings: ChannelSettings,
+}
+
+/// A persisted listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerRecord {
+    /// Its id.
+    pub id: ListenerId,
+    /// Whether it was running.
+    pub running: bool,
+}
+
+/// A persisted connection: listener plus queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// The connection id.
+    pub id: ConnectionId,
+    /// The listener.
+    pub listener: ListenerRecord,
+    /// The queued messages, for engines whose queues are not durable by
+    /// themselves; `None` where the engine keeps them (Redis lists).
+    pub queue: Option<QueueSnapshot>,
+}
+
+/// Stores listener records.
+#[async_trait]
+pub trait ListenerRepository: Send + Sync + 'static {
+    /// The record; [`crate::Error::ItemNotFound`] if absent.
+    async fn load(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<ListenerRecord>;
+    /// Writes the record.
+    async fn persist(
+        &self,
+        channel: &ChannelId,
+        connection: &ConnectionId,
+        listener: &ListenerRecord,
+    ) -> Result<()>;
+    /// Deletes the record; absent is fine.
+    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()>;
+}
+
+/// Stores queue contents.
+#[async_trait]
+pub trait QueueRepository: Send + Sync + 'static {
+    /// The stored contents; [`crate::Error::ItemNotFound`] if absent.
+    async fn load(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<QueueSnapshot>;
+    /// Writes the contents.
+    async fn persist(
+        &self,
+        channel: &ChannelId,
+        connection: &ConnectionId,
+        queue: &QueueSnapshot,
+    ) -> Result<()>;
+    /// Deletes the contents; absent is fine.
+    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()>;
+}
+
+/// Stores a channel's connections.
+#[async_trait]
+pub trait ConnectionRepository: Send + Sync + 'static {
+    /// Every connection of `channel` (and of no other channel).
+    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<ConnectionRecord>>;
+
+    /// One connection; [`crate::Error::InvalidConnection`] if absent.
+    async fn load_one(
+        &self,
+        channel: &ChannelId,
+        connection: &ConnectionId,
+    ) -> Result<ConnectionRecord>;
+
+    /// Writes one connection.
+    async fn persist(&self, channel: &ChannelId, connection: &ConnectionRecord) -> Result<()>;
+
+    /// Deletes one connection; absent is fine.
+    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()>;
+
+    /// The connections of several channels, in the same order (one round
+    /// trip where the backend can; the default loops).
+    async fn load_many(&self, channels: &[ChannelId]) -> Result<Vec<Vec<ConnectionRecord>>> {
+        let mut out = Vec::with_capacity(channels.len());
+        for channel in channels {
+            out.push(self.load_all(channel).await?);
+        }
+        Ok(out)
+    }
+
+    /// Writes several connections of one channel.
+    async fn persist_many(
+        &self,
+        channel: &ChannelId,
+        connections: &[ConnectionRecord],
+    ) -> Result<()> {
+        for connection in connections {
+            self.persist(channel, connection).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every connection of `channel`.
+    async fn delete_all(&self, channel: &ChannelId) -> Result<()> {
+        for connection in self.load_all(channel).await? {
+            self.delete(channel, &connection.id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Stores channel records.
+#[async_trait]
+pub trait ChannelRepository: Send + Sync + 'static {
+    /// Every channel record.
+    async fn load_all(&self) -> Result<Vec<ChannelRecord>>;
+    /// One record; [`crate::Error::InvalidChannel`] if absent.
+    async fn load_one(&self, channel: &ChannelId) -> Result<ChannelRecord>;
+    /// Writes the record.
+    async fn persist(&self, channel: &ChannelRecord) -> Result<()>;
+    /// Deletes the record; absent is fine.
+    async fn delete(&self, channel: &ChannelId) -> Result<()>;
+}

@@ -1,0 +1,145 @@
+//! [`Persistence`]: persist, restore and delete whole channels.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::kv::{KvChannelRepository, KvConnectionRepository};
+use super::repository::{
+    ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
+};
+use super::storage::KvStorage;
+use crate::channel::{Adapter, Channel};
+use crate::connection::Connection;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::id::ChannelId;
+use crate::queue::Queue;
+use crate::sse::SseAdapter;
+
+/// Saves channels to repositories and rebuilds them on an engine.
+pub struct Persistence<E: Engine, A: Adapter = SseAdapter> {
+    engine: E,
+    channels: Arc<dyn ChannelRepository>,
+    connections: Arc<dyn ConnectionRepository>,
+    adapter: PhantomData<fn() -> A>,
+}
+
+impl<E: Engine, A: Adapter> Persistence<E, A> {
+    /// Over the given repositories; restored channels live on `engine`.
+    pub fn new(
+        engine: E,
+        channels: Arc<dyn ChannelRepository>,
+        connections: Arc<dyn ConnectionRepository>,
+    ) -> Self {
+        Self {
+            engine,
+            channels,
+            connections,
+            adapter: PhantomData,
+        }
+    }
+
+    /// Over the key-value repositories on `storage`.
+    pub fn over_kv(engine: E, storage: Arc<dyn KvStorage>) -> Self {
+        Self::new(
+            engine,
+            Arc::new(KvChannelRepository::new(storage.clone())),
+            Arc::new(KvConnectionRepository::new(storage)),
+        )
+    }
+
+    /// Stores `channel`: its settings, every connection it has (listener,
+    /// running flag and, for engines whose queues are not durable, queued
+    /// messages), and deletes the connections it removed since the last call.
+    ///
+    /// Deviation: the reference deleted every stored connection this object
+    /// did not know, i.e. listeners that another process had added.
+    pub async fn persist(&self, channel: &Channel<E, A>) -> Result<()> {
+        let record = ChannelRecord {
+            id: channel.id().clone(),
+            settings: channel.settings().clone(),
+        };
+        self.channels.persist(&record).await?;
+        let mut records = Vec::new();
+        for connection in channel.connections().await? {
+            records.push(connection_record(&connection).await?);
+        }
+        self.connections
+            .persist_many(channel.id(), &records)
+            .await?;
+        let removed = channel.take_removed();
+        for (done, connection) in removed.iter().enumerate() {
+            if let Err(e) = self.connections.delete(channel.id(), connection).await {
+                channel.return_removed(removed[done..].to_vec());
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores one channel (`Some`) or every channel (`None`), with their
+    /// listeners, running flags and queued messages (the reference's
+    /// `load_persisted_data`). An absent channel is [`crate::Error::InvalidChannel`].
+    pub async fn load_persisted_data(
+        &self,
+        channel: Option<&ChannelId>,
+    ) -> Result<Vec<Channel<E, A>>> {
+        let records = match channel {
+            Some(id) => vec![self.channels.load_one(id).await?],
+            None => self.channels.load_all().await?,
+        };
+        let ids: Vec<ChannelId> = records.iter().map(|r| r.id.clone()).collect();
+        let connections = self.connections.load_many(&ids).await?;
+        let mut out = Vec::with_capacity(records.len());
+        for (record, connections) in records.into_iter().zip(connections) {
+            out.push(self.rebuild(record, connections).await?);
+        }
+        Ok(out)
+    }
+
+    /// Restores one channel.
+    pub async fn load_one(&self, channel: &ChannelId) -> Result<Channel<E, A>> {
+        let mut restored = self.load_persisted_data(Some(channel)).await?;
+        restored.pop().ok_or_else(|| crate::Error::InvalidChannel {
+            channel: channel.clone(),
+        })
+    }
+
+    /// Deletes a channel and all its connections; absent is fine.
+    pub async fn delete(&self, channel: &ChannelId) -> Result<()> {
+        self.connections.delete_all(channel).await?;
+        self.channels.delete(channel).await
+    }
+
+    async fn rebuild(
+        &self,
+        record: ChannelRecord,
+        connections: Vec<ConnectionRecord>,
+    ) -> Result<Channel<E, A>> {
+        let channel = Channel::new(&self.engine, Some(record.id), record.settings)?;
+        for connection in connections {
+            channel.restore_connection(connection).await?;
+        }
+        Ok(channel)
+    }
+}
+
+async fn connection_record<Q: Queue>(connection: &Connection<Q>) -> Result<ConnectionRecord> {
+    Ok(ConnectionRecord {
+        id: connection.id().clone(),
+        listener: ListenerRecord {
+            id: connection.listener_id().clone(),
+            running: connection.listener().is_running(),
+        },
+        queue: connection.queue().snapshot().await?,
+    })
+}
+
+impl<E: Engine, A: Adapter> fmt::Debug for Persistence<E, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Persistence")
+            .field("engine", &self.engine.name())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,199 @@
+//! The behaviour and persistence suites, written once and run against every
+//! engine (feature `testing`).
+//!
+//! An engine's test crate runs them with the macros:
+//!
+//! ```ignore
+//! eric_core::behaviour_suite!(MemoryEngine::new());
+//! eric_core::storage_suite!(Arc::new(InMemoryStorage::new()) as Arc<dyn KvStorage>);
+//! eric_core::persistence_suite!(MemoryFixture::new());
+//! ```
+//!
+//! Each macro expands to one `#[tokio::test]` per case, named after the
+//! property it proves. The expression is evaluated afresh in every test (it
+//! may `.await`), so each case runs isolated.
+//!
+//! ## Layout
+//!
+//! - [`behaviour`]: channels, listeners, queues and streams on any [`Engine`].
+//! - [`persistence`]: [`KvStorage`] contract and persist/restore round trips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod behaviour;
+pub mod persistence;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{Engine, MemoryEngine};
+use crate::persistence::{InMemoryStorage, KvStorage, Persistence};
+
+/// How long a suite waits for an expected event before failing.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Awaits `f`, failing the test if it takes longer than [`DEADLINE`].
+pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(DEADLINE, f).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {DEADLINE:?} waiting for {what}"),
+    }
+}
+
+/// Gives a behaviour case its engine (and keeps alive what the engine needs,
+/// such as a test Redis server).
+pub trait EngineFixture: Send + Sync {
+    /// The engine type.
+    type Engine: Engine;
+    /// The engine.
+    fn engine(&self) -> Self::Engine;
+}
+
+impl<E: Engine> EngineFixture for E {
+    type Engine = E;
+    fn engine(&self) -> E {
+        self.clone()
+    }
+}
+
+/// Gives a storage case its storage.
+pub trait StorageFixture: Send + Sync {
+    /// A storage; isolated from other tests.
+    fn storage(&self) -> Arc<dyn KvStorage>;
+}
+
+impl StorageFixture for Arc<dyn KvStorage> {
+    fn storage(&self) -> Arc<dyn KvStorage> {
+        self.clone()
+    }
+}
+
+/// Gives a persistence case its "processes": each [`PersistenceFixture::node`]
+/// is a fresh engine with a [`Persistence`] over the fixture's one storage, as
+/// a restarted broker would have.
+pub trait PersistenceFixture: Send + Sync {
+    /// The engine type.
+    type Engine: Engine;
+    /// A new node sharing the fixture's storage.
+    fn node(
+        &self,
+    ) -> (
+        Self::Engine,
+        Persistence<Self::Engine, crate::channel::RawAdapter>,
+    );
+}
+
+/// The in-memory engine persisting into one [`InMemoryStorage`].
+#[derive(Debug, Default)]
+pub struct MemoryFixture {
+    storage: Arc<InMemoryStorage>,
+}
+
+impl MemoryFixture {
+    /// A fixture with an empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl PersistenceFixture for MemoryFixture {
+    type Engine = MemoryEngine;
+    fn node(
+        &self,
+    ) -> (
+        MemoryEngine,
+        Persistence<MemoryEngine, crate::channel::RawAdapter>,
+    ) {
+        let engine = MemoryEngine::new();
+        let storage: Arc<dyn KvStorage> = self.storage.clone();
+        (engine.clone(), Persistence::over_kv(engine, storage))
+    }
+}
+
+/// Declares one test per case of a suite module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_tests {
+    ($module:ident, $fixture:expr, [$($case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                #[allow(unused_imports)]
+                use $crate::testing::{EngineFixture as _, PersistenceFixture as _, StorageFixture as _};
+                let fixture = $fixture;
+                $crate::testing::$module::$case(&fixture).await;
+            }
+        )*
+    };
+}
+
+/// Runs the behaviour suite on the engine (or [`EngineFixture`]) that `$fixture` builds.
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($fixture:expr) => {
+        $crate::__suite_tests!(
+            behaviour,
+            $fixture,
+            [
+                new_listeners_are_stopped_and_listed_in_registration_order,
+                unknown_listeners_are_invalid_everywhere,
+                deliver_next_is_fifo_and_keeps_messages_of_stopped_listeners,
+                broadcast_reaches_every_listener_and_names_full_queues,
+                full_queue_refuses_and_loses_nothing,
+                re_registering_a_listener_keeps_its_queue,
+                register_connection_refuses_a_taken_listener_id,
+                removed_listener_is_gone_and_its_messages_with_it,
+                stream_of_a_stopped_listener_ends_at_once_and_consumes_nothing,
+                stream_yields_what_is_queued_and_ends_when_the_hook_stops_the_listener,
+                idle_stream_wakes_on_dispatch,
+                stream_ends_once_when_its_listener_is_removed,
+                stop_listener_ends_streams,
+                resume_after_last_event_id_redelivers_exactly_the_rest,
+                dropped_stream_gives_back_what_it_did_not_send,
+                watch_receives_broadcasts_and_its_listener_goes_when_closed,
+                many_producers_and_consumers_lose_nothing_and_keep_fifo_per_listener,
+                competing_streams_on_one_listener_split_without_loss_or_duplicates,
+                failing_hook_rejects_one_message_and_the_stream_goes_on,
+            ]
+        );
+    };
+}
+
+/// Runs the [`KvStorage`] contract suite on the storage `$fixture` builds.
+#[macro_export]
+macro_rules! storage_suite {
+    ($fixture:expr) => {
+        $crate::__suite_tests!(
+            persistence,
+            $fixture,
+            [
+                storage_upsert_fetch_delete_and_item_not_found,
+                storage_prefix_is_literal_and_in_key_order,
+                storage_batches_match_single_calls,
+                storage_keeps_json_values_intact,
+            ]
+        );
+    };
+}
+
+/// Runs the persist/restore suite on the [`PersistenceFixture`] `$fixture` builds.
+#[macro_export]
+macro_rules! persistence_suite {
+    ($fixture:expr) => {
+        $crate::__suite_tests!(
+            persistence,
+            $fixture,
+            [
+                restore_brings_back_settings_listeners_flags_and_messages,
+                channel_ids_sharing_prefixes_or_pattern_characters_stay_apart,
+                persist_keeps_listeners_added_elsewhere,
+                persist_deletes_the_listeners_it_removed,
+                delete_removes_a_channel_with_connections_and_is_idempotent,
+                loading_a_missing_channel_is_invalid_channel,
+                load_all_restores_every_channel,
+                sequence_numbers_continue_after_restore,
+            ]
+        );
+    };
+}
