@@ -117,9 +117,42 @@ fn drain<A: Adapter>(c: &mut Criterion, name: &str) {
     g.finish();
 }
 
+/// The SSE channel's stream drained and every event encoded to wire bytes:
+/// the per-message work of an SSE response.
+fn drain_encoded(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("memory");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("stream_drain_sse_encoded", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let (ch, l) = channel_with_listener::<SseAdapter>().await;
+            let mut stream = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
+            let m = message();
+            let mut wire = Vec::with_capacity(BATCH * 128);
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                fill(&ch, &l, &m).await;
+                wire.clear();
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    let Some(StreamItem::Message(event)) = stream.next().await else {
+                        panic!("stream ended");
+                    };
+                    event.encode_into(&mut wire);
+                }
+                total += start.elapsed();
+                black_box(&wire);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
 fn stream_drain(c: &mut Criterion) {
     drain::<RawAdapter>(c, "stream_drain_raw");
     drain::<SseAdapter>(c, "stream_drain_sse");
+    drain_encoded(c);
 }
 
 fn broadcast(c: &mut Criterion) {

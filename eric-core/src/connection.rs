@@ -31,21 +31,25 @@ impl<Q> Connection<Q> {
     }
 
     /// The connection id.
+    #[inline]
     pub fn id(&self) -> &ConnectionId {
         &self.0.id
     }
 
     /// The listener.
+    #[inline]
     pub fn listener(&self) -> &Listener {
         &self.0.listener
     }
 
     /// The listener's id.
+    #[inline]
     pub fn listener_id(&self) -> &ListenerId {
         self.0.listener.id()
     }
 
     /// The queue.
+    #[inline]
     pub fn queue(&self) -> &Q {
         &self.0.queue
     }

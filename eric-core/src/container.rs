@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::id::ChannelId;
 use crate::sse::SseAdapter;
 
-type Map<E, A> = IndexMap<ChannelId, Channel<E, A>>;
+type Map<E, A> = IndexMap<ChannelId, Channel<E, A>, foldhash::quality::RandomState>;
 
 /// A registry of channels.
 ///
@@ -26,7 +26,7 @@ impl<E: Engine, A: Adapter> ChannelContainer<E, A> {
     /// An empty container.
     pub fn new() -> Self {
         Self {
-            channels: RwLock::new(IndexMap::new()),
+            channels: RwLock::new(Map::default()),
         }
     }
 

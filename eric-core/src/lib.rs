@@ -88,4 +88,4 @@ pub use prefabs::{
 };
 pub use queue::{Delivery, InMemoryQueue, Queue};
 pub use registry::{Broadcast, ConnectionRegistry, RegisterMode};
-pub use sse::{SseAdapter, SseEvent};
+pub use sse::{SseAdapter, SseEvent, SseMessage};

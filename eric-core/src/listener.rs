@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -77,7 +78,10 @@ impl<F> fmt::Debug for BlockingHook<F> {
 
 struct Inner {
     id: ListenerId,
-    running: watch::Sender<bool>,
+    /// The flag, read on every delivery: an atomic load.
+    running: AtomicBool,
+    /// Wakes streams waiting for a stop; written only when the flag changes.
+    changes: watch::Sender<bool>,
     hook: Option<Arc<dyn OnMessage>>,
 }
 
@@ -112,12 +116,14 @@ impl Listener {
     fn build(id: ListenerId, hook: Option<Arc<dyn OnMessage>>) -> Self {
         Self(Arc::new(Inner {
             id,
-            running: watch::Sender::new(false),
+            running: AtomicBool::new(false),
+            changes: watch::Sender::new(false),
             hook,
         }))
     }
 
     /// The id.
+    #[inline]
     pub fn id(&self) -> &ListenerId {
         &self.0.id
     }
@@ -134,24 +140,29 @@ impl Listener {
 
     /// Sets the running flag.
     pub fn set_running(&self, running: bool) {
-        self.0
-            .running
-            .send_if_modified(|r| std::mem::replace(r, running) != running);
+        // Under the watch's lock, so concurrent setters leave the atomic and
+        // the watch agreeing.
+        self.0.changes.send_if_modified(|r| {
+            self.0.running.store(running, Ordering::Release);
+            std::mem::replace(r, running) != running
+        });
     }
 
     /// Whether the listener is running.
+    #[inline]
     pub fn is_running(&self) -> bool {
-        *self.0.running.borrow()
+        self.0.running.load(Ordering::Acquire)
     }
 
     /// Completes once the listener is stopped (at once if it is).
     pub async fn stopped(&self) {
-        let mut rx = self.0.running.subscribe();
+        let mut rx = self.0.changes.subscribe();
         // The sender lives in `self`, so `wait_for` cannot see it closed.
         let _ = rx.wait_for(|running| !running).await;
     }
 
     /// Whether a hook is set (deliveries skip the call when not).
+    #[inline]
     pub fn has_hook(&self) -> bool {
         self.0.hook.is_some()
     }

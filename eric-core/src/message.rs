@@ -52,6 +52,7 @@ impl MessageType {
     }
 
     /// The type as text.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -164,16 +165,19 @@ impl Message {
     }
 
     /// The message type.
+    #[inline]
     pub fn msg_type(&self) -> &MessageType {
         &self.0.msg_type
     }
 
     /// The payload (`null` when there is none).
+    #[inline]
     pub fn payload(&self) -> &Value {
         &self.0.payload
     }
 
     /// Who sent it, for signed messages.
+    #[inline]
     pub fn sender_id(&self) -> Option<&ListenerId> {
         self.0.sender_id.as_ref()
     }

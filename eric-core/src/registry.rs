@@ -10,8 +10,9 @@ use std::future::Future;
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::id::ListenerId;
+use crate::listener::Listener;
 use crate::message::Message;
-use crate::queue::Queue;
+use crate::queue::{Delivery, Queue};
 
 /// What a broadcast did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +66,14 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
 
     /// Every listener id, in registration order.
     fn listener_ids(&self) -> impl Future<Output = Result<Vec<ListenerId>>> + Send;
+
+    /// Pops the oldest message of a running listener, with the listener
+    /// itself when it has an `on_message` hook to run; [`crate::Error::NoMessages`]
+    /// when the listener is stopped (its messages stay) or its queue is empty.
+    fn pop_next(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<(Delivery, Option<Listener>)>> + Send;
 
     /// Queues `message` for `listener` (running or not); returns its sequence number.
     fn dispatch(

@@ -1,16 +1,21 @@
 //! Server-Sent Events: the SSE adapter and a WHATWG-correct encoder.
 //!
-//! [`SseAdapter`] turns a delivery into an [`SseEvent`] with `id` (the
+//! [`SseAdapter`] turns a delivery into an [`SseMessage`]: `id` (the
 //! listener's sequence number, which clients send back as `Last-Event-ID`),
 //! `event` (the message type), `retry` and `data` (the payload as JSON, where
-//! the reference wrote Python's `str()` of it). [`SseEvent::encode`] writes the
-//! wire text: multi-line data becomes one `data:` line per line (CR, LF and
-//! CRLF all split), and CR, LF and NUL never reach an `id` or `event` line, so
-//! no field can inject another.
+//! the reference wrote Python's `str()` of it). Building one shares the
+//! message; encoding writes straight into the output buffer, and compact JSON
+//! never holds a raw line break, so the data is one `data:` line.
+//!
+//! [`SseEvent`] is any event (comments, server notices). Its encoder splits
+//! multi-line data into one `data:` line per line (CR, LF and CRLF all split),
+//! and CR, LF and NUL never reach an `id` or `event` line, so no field can
+//! inject another.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use crate::channel::{Adapter, ChannelSettings};
+use crate::message::Message;
 use crate::queue::Delivery;
 
 /// One SSE event.
@@ -29,13 +34,13 @@ pub struct SseEvent {
 impl SseEvent {
     /// The wire text of this event, ending with the blank line.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(self.data.as_ref().map_or(0, String::len) + 64);
+        let mut out = Vec::with_capacity(self.data.as_ref().map_or(0, String::len) + 64);
         self.encode_into(&mut out);
-        out
+        into_text(out)
     }
 
     /// Appends the wire text of this event to `out`.
-    pub fn encode_into(&self, out: &mut String) {
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         if let Some(id) = &self.id {
             // A NUL makes clients ignore the id; CR and LF would end the line.
             push_field(out, "id", id, |c| matches!(c, '\r' | '\n' | '\0'));
@@ -48,13 +53,69 @@ impl SseEvent {
         }
         if let Some(data) = &self.data {
             for line in split_lines(data) {
-                out.push_str("data: ");
-                out.push_str(line);
-                out.push('\n');
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
             }
         }
-        out.push('\n');
+        out.push(b'\n');
     }
+}
+
+/// A message as an SSE event: what the SSE channel's streams yield.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseMessage {
+    /// The `id` field: the message's sequence number in its queue.
+    pub seq: u64,
+    /// The message: its type is the `event`, its payload the JSON `data`.
+    pub message: Message,
+    /// The `retry` field, in milliseconds; `None` leaves it out (a server
+    /// may send it once per stream rather than on every event).
+    pub retry_ms: Option<u64>,
+}
+
+impl SseMessage {
+    /// The wire text of this event, ending with the blank line.
+    pub fn encode(&self) -> String {
+        let mut out = Vec::with_capacity(128);
+        self.encode_into(&mut out);
+        into_text(out)
+    }
+
+    /// Appends the wire text of this event to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        // The type is a `MessageType`: it holds no CR, LF or NUL.
+        let _ = write!(
+            out,
+            "id: {}\nevent: {}\n",
+            self.seq,
+            self.message.msg_type()
+        );
+        if let Some(retry) = self.retry_ms {
+            let _ = writeln!(out, "retry: {retry}");
+        }
+        out.extend_from_slice(b"data: ");
+        if serde_json::to_writer(&mut *out, self.message.payload()).is_err() {
+            // A `Value` always serialises; `null` keeps the event well formed.
+            out.extend_from_slice(b"null");
+        }
+        out.extend_from_slice(b"\n\n");
+    }
+
+    /// The same event as a general [`SseEvent`].
+    pub fn to_event(&self) -> SseEvent {
+        SseEvent {
+            id: Some(self.seq.to_string()),
+            event: Some(self.message.msg_type().as_str().to_owned()),
+            retry: self.retry_ms,
+            data: Some(self.message.payload().to_string()),
+        }
+    }
+}
+
+/// Our encoders only write `str` content, so the bytes are UTF-8.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A comment line (clients ignore it; proxies see traffic), for keep-alives.
@@ -69,11 +130,14 @@ pub fn comment(text: &str) -> String {
     out
 }
 
-fn push_field(out: &mut String, name: &str, value: &str, forbidden: fn(char) -> bool) {
-    out.push_str(name);
-    out.push_str(": ");
-    out.extend(value.chars().filter(|c| !forbidden(*c)));
-    out.push('\n');
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str, forbidden: fn(char) -> bool) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    for c in value.chars().filter(|c| !forbidden(*c)) {
+        let mut utf8 = [0; 4];
+        out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+    }
+    out.push(b'\n');
 }
 
 /// Splits on CRLF, CR and LF, as an SSE parser does; `""` gives one empty line.
@@ -99,7 +163,7 @@ fn split_lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The SSE channel's adapter: `id`, `event`, `retry` and JSON `data`.
+/// The SSE channel's adapter: deliveries become [`SseMessage`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SseAdapter {
     /// The `retry` hint, in milliseconds.
@@ -107,7 +171,7 @@ pub struct SseAdapter {
 }
 
 impl Adapter for SseAdapter {
-    type Output = SseEvent;
+    type Output = SseMessage;
 
     fn from_settings(settings: &ChannelSettings) -> Self {
         Self {
@@ -115,12 +179,11 @@ impl Adapter for SseAdapter {
         }
     }
 
-    fn adapt(&self, delivery: &Delivery) -> SseEvent {
-        SseEvent {
-            id: Some(delivery.seq.to_string()),
-            event: Some(delivery.message.msg_type().as_str().to_owned()),
-            retry: Some(self.retry_ms),
-            data: Some(delivery.message.payload().to_string()),
+    fn adapt(&self, delivery: &Delivery) -> SseMessage {
+        SseMessage {
+            seq: delivery.seq,
+            message: delivery.message.clone(),
+            retry_ms: Some(self.retry_ms),
         }
     }
 }
@@ -176,9 +239,26 @@ mod tests {
                 .unwrap(),
         };
         let e = SseAdapter { retry_ms: 5 }.adapt(&d);
+        let wire =
+            "id: 7\nevent: hello\nretry: 5\ndata: {\"a\":[1,\"x\"],\"b\":null,\"c\":true}\n\n";
+        assert_eq!(e.encode(), wire);
+        assert_eq!(e.to_event().encode(), wire);
+    }
+
+    #[test]
+    fn payload_line_breaks_stay_inside_one_data_line() {
+        let d = Delivery {
+            seq: 1,
+            message: Message::try_new("ü", json!("a\nb\r\nc")).unwrap(),
+        };
+        let e = SseMessage {
+            retry_ms: None,
+            ..SseAdapter { retry_ms: 5 }.adapt(&d)
+        };
+        assert_eq!(e.encode(), "id: 1\nevent: ü\ndata: \"a\\nb\\r\\nc\"\n\n");
         assert_eq!(
-            e.encode(),
-            "id: 7\nevent: hello\nretry: 5\ndata: {\"a\":[1,\"x\"],\"b\":null,\"c\":true}\n\n"
+            parse(&e.encode()),
+            [("1".into(), "ü".into(), "\"a\\nb\\r\\nc\"".into())]
         );
     }
 

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::connection::{Connection, ConnectionsFactory};
 use crate::engine::Engine;
-use crate::error::{Error, NoMessagesReason, Result};
+use crate::error::{Error, Result};
 use crate::id::{ChannelId, ConnectionId, ListenerId};
 use crate::listener::Listener;
 use crate::message::Message;
@@ -91,21 +91,25 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     }
 
     /// The id.
+    #[inline]
     pub fn id(&self) -> &ChannelId {
         &self.inner.id
     }
 
     /// The settings it was created with.
+    #[inline]
     pub fn settings(&self) -> &ChannelSettings {
         &self.inner.settings
     }
 
     /// Its adapter.
+    #[inline]
     pub fn adapter(&self) -> &A {
         &self.inner.adapter
     }
 
     /// Adapts a delivery to this channel's output format.
+    #[inline]
     pub fn adapt(&self, delivery: &Delivery) -> A::Output {
         self.inner.adapter.adapt(delivery)
     }
@@ -229,15 +233,12 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     /// A stopped listener gets [`Error::NoMessages`] and keeps its messages. A
     /// failing hook gives [`Error::Hook`]; the message counts as handled.
     pub async fn deliver_next(&self, listener: &ListenerId) -> Result<Delivery> {
-        let connection = self.connection(listener).await?;
-        if !connection.listener().is_running() {
-            return Err(Error::NoMessages {
-                listener: listener.clone(),
-                reason: NoMessagesReason::Stopped,
-            });
+        let (delivery, hook) = self.inner.registry.pop_next(listener).await?;
+        if let Some(listener) = hook {
+            // Boxed: most listeners have no hook, and an inline hook future
+            // would make every `deliver_next` future several times larger.
+            Box::pin(self.run_hook(&listener, &delivery)).await?;
         }
-        let delivery = connection.queue().pop().await?;
-        self.run_hook(connection.listener(), &delivery).await?;
         self.inner.observer.delivered(&self.inner.id, 1);
         Ok(delivery)
     }

@@ -9,11 +9,12 @@ use indexmap::IndexMap;
 use super::Engine;
 use crate::channel::ChannelSettings;
 use crate::connection::{Connection, ConnectionsFactory};
-use crate::error::{Error, Result};
+use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, ListenerId};
+use crate::listener::Listener;
 use crate::message::Message;
 use crate::observe::{NoopObserver, Observer};
-use crate::queue::{InMemoryQueue, Queue, QueueOwner};
+use crate::queue::{Delivery, InMemoryQueue, Queue, QueueOwner};
 use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
 
 /// The in-process engine: bounded [`InMemoryQueue`]s and per-channel maps.
@@ -98,7 +99,9 @@ impl ConnectionsFactory for InMemoryConnectionsFactory {
     }
 }
 
-type Map = IndexMap<ListenerId, Connection<InMemoryQueue>>;
+/// Keyed with foldhash: lookups on the delivery path hash a 36-byte id each
+/// time, and SipHash made that the largest cost of `deliver_next`.
+type Map = IndexMap<ListenerId, Connection<InMemoryQueue>, foldhash::quality::RandomState>;
 
 /// A channel's connections in an ordered map.
 ///
@@ -121,7 +124,7 @@ impl InMemoryRegistry {
         Self {
             inner: Arc::new(RegistryInner {
                 channel,
-                connections: RwLock::new(IndexMap::new()),
+                connections: RwLock::new(Map::default()),
             }),
         }
     }
@@ -240,6 +243,27 @@ impl ConnectionRegistry for InMemoryRegistry {
 
     fn listener_ids(&self) -> impl Future<Output = Result<Vec<ListenerId>>> + Send {
         ready(Ok(self.read().keys().cloned().collect()))
+    }
+
+    fn pop_next(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<(Delivery, Option<Listener>)>> + Send {
+        // One read lock for lookup, flag and pop: no connection clone.
+        let map = self.read();
+        let result = match map.get(listener) {
+            None => Err(self.invalid(listener)),
+            Some(c) if !c.listener().is_running() => Err(Error::NoMessages {
+                listener: listener.clone(),
+                reason: NoMessagesReason::Stopped,
+            }),
+            Some(c) => c.queue().pop_now().map(|delivery| {
+                let hook = c.listener().has_hook().then(|| c.listener().clone());
+                (delivery, hook)
+            }),
+        };
+        drop(map);
+        ready(result)
     }
 
     fn dispatch(
