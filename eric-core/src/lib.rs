@@ -86,6 +86,6 @@ pub use prefabs::{
     Action, Actions, DataEvent, DataProcessingChannel, DistributedListener, Order, Processed,
     ProcessingAdapter, ProcessingEnd, ProcessingStream,
 };
-pub use queue::{Delivery, InMemoryQueue, Queue};
+pub use queue::{Delivery, InMemoryQueue, Queue, Taken};
 pub use registry::{Broadcast, ConnectionRegistry, RegisterMode};
 pub use sse::{SseAdapter, SseEvent, SseMessage};

@@ -46,6 +46,14 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
         mode: RegisterMode,
     ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send;
 
+    /// Installs a connection loaded from this engine's own storage (restoring
+    /// persisted data). Engines whose registry *is* that storage only cache
+    /// it; the in-memory one registers it.
+    fn restore(
+        &self,
+        connection: Connection<Self::Queue>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Unregisters the listener and closes its queue, which ends its streams.
     ///
     /// Callers may drop the future, spawned, from a destructor: an

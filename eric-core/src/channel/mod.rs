@@ -313,11 +313,7 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
             queue.restore(snapshot).await?;
         }
         let connection = Connection::new(listener, queue, Some(record.id));
-        self.inner
-            .registry
-            .register(connection, RegisterMode::KeepQueue)
-            .await?;
-        Ok(())
+        self.inner.registry.restore(connection).await
     }
 
     /// Puts back removals that could not be persisted.

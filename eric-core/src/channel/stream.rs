@@ -28,7 +28,7 @@ use crate::connection::Connection;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::id::ListenerId;
-use crate::queue::{Delivery, Queue};
+use crate::queue::{Delivery, Queue, Taken};
 use crate::registry::ConnectionRegistry;
 
 /// How many messages a stream takes per round trip to its queue.
@@ -147,6 +147,7 @@ pub(super) fn open<E: Engine, A: Adapter>(
         channel,
         connection,
         buffer: VecDeque::new(),
+        epoch: 0,
         resume_after: options.last_event_id,
         last_sent: None,
         retry: RETRY_MIN,
@@ -167,6 +168,8 @@ struct Cursor<E: Engine, A: Adapter> {
     connection: Connection<E::Queue>,
     /// Taken from the queue, not yet yielded.
     buffer: VecDeque<Delivery>,
+    /// The rewind epoch of the take that filled `buffer`.
+    epoch: u64,
     batch: usize,
     resume_after: Option<u64>,
     last_sent: Option<Instant>,
@@ -219,7 +222,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
             tokio::pin!(armed);
             armed.as_mut().enable();
             let taken = queue.take(self.batch).await;
-            if matches!(&taken, Ok(batch) if batch.is_empty()) {
+            if matches!(&taken, Ok(t) if t.deliveries.is_empty()) {
                 tokio::select! {
                     () = armed => {}
                     () = listener.stopped() => {}
@@ -228,10 +231,11 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
             taken
         };
         match taken {
-            Ok(batch) => {
-                if !batch.is_empty() {
+            Ok(taken) => {
+                if !taken.deliveries.is_empty() {
                     self.retry = RETRY_MIN;
-                    self.buffer.extend(batch);
+                    self.epoch = taken.epoch;
+                    self.buffer.extend(taken.deliveries);
                 }
                 Step::Continue
             }
@@ -308,7 +312,10 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         if self.buffer.is_empty() {
             return;
         }
-        let unsent: Vec<Delivery> = self.buffer.drain(..).collect();
+        let unsent = Taken {
+            deliveries: self.buffer.drain(..).collect(),
+            epoch: self.epoch,
+        };
         spawn_detached(
             self.connection.queue().unread(unsent),
             "returning unsent messages",

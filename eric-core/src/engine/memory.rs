@@ -223,6 +223,16 @@ impl ConnectionRegistry for InMemoryRegistry {
         ready(self.register_now(connection, mode))
     }
 
+    fn restore(
+        &self,
+        connection: Connection<InMemoryQueue>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        ready(
+            self.register_now(connection, RegisterMode::KeepQueue)
+                .map(|_| ()),
+        )
+    }
+
     fn remove(
         &self,
         listener: &ListenerId,

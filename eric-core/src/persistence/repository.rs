@@ -142,4 +142,16 @@ pub trait ChannelRepository: Send + Sync + 'static {
     async fn persist(&self, channel: &ChannelRecord) -> Result<()>;
     /// Deletes the record; absent is fine.
     async fn delete(&self, channel: &ChannelId) -> Result<()>;
+
+    /// Writes the record unless the channel exists ([`crate::Error::ChannelExists`]).
+    /// The default checks then writes; shared backends make it atomic.
+    async fn create(&self, channel: &ChannelRecord) -> Result<()> {
+        match self.load_one(&channel.id).await {
+            Ok(_) => Err(crate::Error::ChannelExists {
+                channel: channel.id.clone(),
+            }),
+            Err(crate::Error::InvalidChannel { .. }) => self.persist(channel).await,
+            Err(e) => Err(e),
+        }
+    }
 }

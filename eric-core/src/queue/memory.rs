@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::future::{Future, ready};
 use std::sync::Mutex;
 
-use super::{Delivery, Queue, QueueSnapshot, Rewind, Wakeup};
+use super::{Delivery, Queue, QueueSnapshot, Rewind, Taken, Wakeup};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, ListenerId};
 use crate::message::Message;
@@ -45,6 +45,8 @@ struct State {
     next_seq: u64,
     /// Highest sequence number pushed out of the replay window.
     evicted_up_to: u64,
+    /// Rewinds so far (see [`Taken::epoch`]).
+    rewinds: u64,
     closed: bool,
 }
 
@@ -60,6 +62,7 @@ impl InMemoryQueue {
                 delivered: VecDeque::new(),
                 next_seq: 1,
                 evicted_up_to: 0,
+                rewinds: 0,
                 closed: false,
             }),
             wakeup: Wakeup::new(),
@@ -128,7 +131,7 @@ impl InMemoryQueue {
         state.queued.drain(..n).collect()
     }
 
-    fn take_now(&self, max: usize) -> Result<Vec<Delivery>> {
+    fn take_now(&self, max: usize) -> Result<Taken> {
         self.with_open(|state| {
             let batch = Self::drain(state, max);
             state.delivered.extend(batch.iter().cloned());
@@ -136,7 +139,10 @@ impl InMemoryQueue {
             if let Some(last) = state.delivered.drain(..excess).next_back() {
                 state.evicted_up_to = last.seq;
             }
-            Ok(batch)
+            Ok(Taken {
+                deliveries: batch,
+                epoch: state.rewinds,
+            })
         })
     }
 
@@ -145,6 +151,7 @@ impl InMemoryQueue {
             let keep = state.delivered.partition_point(|d| d.seq <= after);
             let back: Vec<Delivery> = state.delivered.drain(keep..).collect();
             let restored = back.len();
+            state.rewinds += 1;
             for d in back.into_iter().rev() {
                 state.queued.push_front(d);
             }
@@ -155,23 +162,26 @@ impl InMemoryQueue {
         })
     }
 
-    fn unread_now(&self, deliveries: Vec<Delivery>) -> Result<()> {
-        if deliveries.is_empty() {
+    fn unread_now(&self, taken: Taken) -> Result<()> {
+        if taken.deliveries.is_empty() {
             return Ok(());
         }
-        self.with_open(|state| {
+        let returned = self.with_open(|state| {
+            if state.rewinds != taken.epoch {
+                return Ok(false);
+            }
+            let unread = &taken.deliveries;
             state
                 .delivered
-                .retain(|d| !deliveries.iter().any(|u| u.seq == d.seq));
-            // A resume may have put them back already: never queue one twice.
-            for d in deliveries.into_iter().rev() {
-                if !state.queued.iter().any(|q| q.seq == d.seq) {
-                    state.queued.push_front(d);
-                }
+                .retain(|d| !unread.iter().any(|u| u.seq == d.seq));
+            for d in taken.deliveries.into_iter().rev() {
+                state.queued.push_front(d);
             }
-            Ok(())
+            Ok(true)
         })?;
-        self.wakeup.notify_one();
+        if returned {
+            self.wakeup.notify_one();
+        }
         Ok(())
     }
 
@@ -204,7 +214,7 @@ impl Queue for InMemoryQueue {
         ready(self.with_open(|state| Ok(state.queued.len())))
     }
 
-    fn take(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send {
+    fn take(&self, max: usize) -> impl Future<Output = Result<Taken>> + Send {
         ready(self.take_now(max))
     }
 
@@ -212,11 +222,8 @@ impl Queue for InMemoryQueue {
         ready(self.rewind_now(after))
     }
 
-    fn unread(
-        &self,
-        deliveries: Vec<Delivery>,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
-        ready(self.unread_now(deliveries))
+    fn unread(&self, taken: Taken) -> impl Future<Output = Result<()>> + Send + 'static {
+        ready(self.unread_now(taken))
     }
 
     fn snapshot(&self) -> impl Future<Output = Result<Option<QueueSnapshot>>> + Send {
@@ -299,7 +306,7 @@ mod tests {
         for n in 1..=5 {
             q.push(msg(n)).await.unwrap();
         }
-        assert_eq!(payloads(&q.take(3).await.unwrap()), [1, 2, 3]);
+        assert_eq!(payloads(&q.take(3).await.unwrap().deliveries), [1, 2, 3]);
         let r = q.rewind(1).await.unwrap();
         assert_eq!(
             r,
@@ -335,23 +342,28 @@ mod tests {
         for n in 1..=4 {
             q.push(msg(n)).await.unwrap();
         }
-        let taken = q.take(3).await.unwrap();
-        q.unread(taken[1..].to_vec()).await.unwrap();
+        let mut taken = q.take(3).await.unwrap();
+        taken.deliveries.remove(0);
+        q.unread(taken).await.unwrap();
         assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [2, 3, 4]);
         // What was unread left the window: a rewind cannot duplicate it.
         assert_eq!(q.rewind(0).await.unwrap().restored, 1);
     }
 
     #[tokio::test]
-    async fn unread_after_a_rewind_queues_nothing_twice() {
+    async fn unread_after_a_rewind_gives_nothing_back_twice() {
         let q = queue(100, 10);
         for n in 1..=4 {
             q.push(msg(n)).await.unwrap();
         }
-        let taken = q.take(4).await.unwrap();
+        let mut taken = q.take(4).await.unwrap();
+        taken.deliveries.drain(..2);
         q.rewind(1).await.unwrap();
-        q.unread(taken[2..].to_vec()).await.unwrap();
-        assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [2, 3, 4]);
+        // A resumed stream takes them again before the old one gives back.
+        let again = q.take(10).await.unwrap();
+        assert_eq!(payloads(&again.deliveries), [2, 3, 4]);
+        q.unread(taken).await.unwrap();
+        assert!(q.pop_batch(10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -39,6 +39,17 @@ pub struct Delivery {
     pub message: Message,
 }
 
+/// What [`Queue::take`] handed out, and the queue's rewind epoch at that moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Taken {
+    /// The messages, oldest first.
+    pub deliveries: Vec<Delivery>,
+    /// How many rewinds the queue had seen. [`Queue::unread`] compares it with
+    /// the current count: after a rewind the messages may be queued again or
+    /// even re-taken by another stream, so giving them back would duplicate them.
+    pub epoch: u64,
+}
+
 /// What [`Queue::rewind`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Rewind {
@@ -83,23 +94,21 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Like [`Queue::pop_batch`], but what it returns stays recoverable in the
     /// replay window until newer deliveries push it out.
-    fn take(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
+    fn take(&self, max: usize) -> impl Future<Output = Result<Taken>> + Send;
 
     /// Moves every message of the replay window newer than `after` back to the
     /// head of the queue, in order.
     fn rewind(&self, after: u64) -> impl Future<Output = Result<Rewind>> + Send;
 
     /// Returns taken but never delivered messages to the head of the queue,
-    /// except those a [`Queue::rewind`] put back already (so a resume racing
-    /// with a dropped stream never duplicates a message).
+    /// unless a [`Queue::rewind`] happened since they were taken: it put them
+    /// back already, and a resumed stream may hold them again, so giving them
+    /// back would duplicate them.
     ///
     /// Streams call this from their destructor, so an implementation must start
     /// its work when called: the returned future owns what it needs, and the
     /// caller may only spawn it.
-    fn unread(
-        &self,
-        deliveries: Vec<Delivery>,
-    ) -> impl Future<Output = Result<()>> + Send + 'static;
+    fn unread(&self, taken: Taken) -> impl Future<Output = Result<()>> + Send + 'static;
 
     /// The contents, for record-based repositories; `None` when the engine
     /// stores queues durably itself (Redis lists need no copy).
