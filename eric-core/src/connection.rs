@@ -54,6 +54,16 @@ impl<Q> Connection<Q> {
         &self.0.queue
     }
 
+    /// This connection's listener and queue under another connection id (a
+    /// registration kept by a shared store, under the id stored there).
+    pub fn with_id(&self, id: ConnectionId) -> Self {
+        Self(Arc::new(Inner {
+            id,
+            listener: self.0.listener.clone(),
+            queue: self.0.queue.clone(),
+        }))
+    }
+
     /// This connection's queue and id with another listener object (a new
     /// hook for a listener that is already registered).
     pub fn with_listener(&self, listener: Listener) -> Self {

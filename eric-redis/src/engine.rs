@@ -1,0 +1,176 @@
+//! [`RedisEngine`]: `eric-core`'s [`Engine`] on Redis.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+
+use eric_core::channel::{Adapter, ChannelSettings};
+use eric_core::observe::{NoopObserver, Observer};
+use eric_core::{ChannelId, Engine, Persistence};
+use tokio::sync::watch;
+
+use crate::client::Client;
+use crate::config::RedisConfig;
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use crate::notify::Notifier;
+use crate::queue::RedisQueue;
+use crate::registry::{RedisConnectionsFactory, RedisRegistry};
+use crate::repository::{RedisChannelRepository, RedisConnectionRepository};
+use crate::state::ChannelState;
+
+/// The Redis engine: every node that uses the same Redis and prefix shares
+/// channels, membership, running flags and queues. Cloning is cheap.
+#[derive(Clone)]
+pub struct RedisEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RedisConfig,
+    client: Client,
+    keys: Keys,
+    notifier: Notifier,
+    /// One state per channel on this node, shared by every `Channel` object
+    /// of it, so notifications reach them all.
+    channels: Mutex<HashMap<ChannelId, Weak<ChannelState>>>,
+    observer: Arc<dyn Observer>,
+}
+
+impl RedisEngine {
+    /// An engine for `config`. It validates the settings and starts the
+    /// node's pub/sub subscriber; it does not wait for Redis to answer (see
+    /// [`RedisEngine::ping`]), so a node can start while Redis is down.
+    pub fn connect(config: RedisConfig) -> Result<Self> {
+        Self::with_observer(config, Arc::new(NoopObserver))
+    }
+
+    /// Same, reporting counts and timings to `observer`.
+    pub fn with_observer(config: RedisConfig, observer: Arc<dyn Observer>) -> Result<Self> {
+        let client = Client::new(&config)?;
+        let pubsub_client =
+            redis::Client::open(config.url.as_str()).map_err(|e| Error::Config {
+                reason: format!("url {:?}: {e}", config.url),
+            })?;
+        let notifier = Notifier::start(
+            pubsub_client,
+            config.probe_interval(),
+            config.command_timeout(),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                keys: Keys::new(&config.prefix),
+                config,
+                client,
+                notifier,
+                channels: Mutex::new(HashMap::new()),
+                observer,
+            }),
+        })
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// Whether Redis answers a `PING`.
+    pub async fn ping(&self) -> eric_core::Result<()> {
+        self.inner.client.ping().await.map_err(Into::into)
+    }
+
+    /// Watches the pub/sub subscriber: `true` while it is connected and
+    /// subscribed (part of readiness: without it, streams would not wake).
+    pub fn pubsub_health(&self) -> watch::Receiver<bool> {
+        self.inner.notifier.healthy()
+    }
+
+    /// Stops the node's subscriber task now: streams stop waking. Without
+    /// it, the task ends when the engine and every channel on it are gone.
+    pub fn shutdown(&self) {
+        self.inner.notifier.shutdown();
+    }
+
+    /// The channel records repository on this engine's layout.
+    pub fn channel_repository(&self) -> RedisChannelRepository {
+        RedisChannelRepository::new(self.inner.client.clone(), self.inner.keys.clone())
+    }
+
+    /// The connection records repository on this engine's layout.
+    pub fn connection_repository(&self) -> RedisConnectionRepository {
+        RedisConnectionRepository::new(self.inner.client.clone(), self.inner.keys.clone())
+    }
+
+    /// Persistence on this engine's own layout: persisting writes only what
+    /// Redis does not hold already, and `load_persisted_data` restores every
+    /// channel with a bounded number of round trips.
+    pub fn persistence<A: Adapter>(&self) -> Persistence<Self, A> {
+        Persistence::new(
+            self.clone(),
+            Arc::new(self.channel_repository()),
+            Arc::new(self.connection_repository()),
+        )
+    }
+
+    fn shared(&self, channel: &ChannelId) -> Arc<ChannelState> {
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = channels.get(channel).and_then(Weak::upgrade) {
+            return shared;
+        }
+        channels.retain(|_, s| s.strong_count() > 0);
+        let keys = self.inner.keys.channel(channel);
+        let notify = keys.notify.clone();
+        let shared = Arc::new(ChannelState::new(
+            self.inner.client.clone(),
+            channel.clone(),
+            keys,
+            self.inner.notifier.clone(),
+        ));
+        channels.insert(channel.clone(), Arc::downgrade(&shared));
+        self.inner.notifier.watch(notify, &shared);
+        shared
+    }
+}
+
+impl fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisEngine")
+            .field("prefix", &self.inner.config.prefix)
+            .field("client", &self.inner.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine for RedisEngine {
+    type Queue = RedisQueue;
+    type Factory = RedisConnectionsFactory;
+    type Registry = RedisRegistry;
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn connections_factory(
+        &self,
+        channel: &ChannelId,
+        settings: &ChannelSettings,
+    ) -> RedisConnectionsFactory {
+        RedisConnectionsFactory::new(self.registry(channel, settings))
+    }
+
+    fn registry(&self, channel: &ChannelId, settings: &ChannelSettings) -> RedisRegistry {
+        RedisRegistry::new(
+            self.shared(channel),
+            settings.queue_capacity,
+            settings.replay_window,
+        )
+    }
+
+    fn observer(&self) -> &Arc<dyn Observer> {
+        &self.inner.observer
+    }
+}

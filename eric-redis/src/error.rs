@@ -1,0 +1,164 @@
+//! The one error type of `eric-redis`, and how it becomes an
+//! [`eric_core::Error`].
+//!
+//! Redis errors are classified, not parsed: a dropped or refused connection,
+//! an I/O error or an exhausted pool is [`eric_core::Error::Unavailable`]
+//! (HTTP 503, retried by streams), a timeout is [`eric_core::Error::Timeout`],
+//! anything else a [`eric_core::Error::Repository`]. The source is kept.
+
+use std::time::Duration;
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the Redis engine can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration cannot work (bad URL, zero pool size...).
+    #[error("invalid Redis configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The connection pool could not be built.
+    #[error("cannot create the Redis connection pool: {0}")]
+    CreatePool(#[from] deadpool_redis::CreatePoolError),
+
+    /// No pooled connection could be had.
+    #[error("no Redis connection available while {operation}: {source}")]
+    Pool {
+        /// What was being done.
+        operation: &'static str,
+        /// The pool's error.
+        #[source]
+        source: deadpool_redis::PoolError,
+    },
+
+    /// A command failed.
+    #[error("Redis failed while {operation}: {source}")]
+    Command {
+        /// What was being done.
+        operation: &'static str,
+        /// Redis's error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// Redis did not answer in time.
+    #[error("Redis did not answer within {timeout:?} while {operation}")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// The configured bound.
+        timeout: Duration,
+    },
+
+    /// A stored value is not the JSON we wrote.
+    #[error("malformed stored record while {operation}: {source}")]
+    Decode {
+        /// What was being done.
+        operation: &'static str,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// Whether the cause is Redis being unreachable (rather than a bad reply).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool { source, .. } => match source {
+                deadpool_redis::PoolError::Backend(e) => is_unavailable(e),
+                _ => true,
+            },
+            Self::Command { source, .. } => is_unavailable(source),
+            _ => false,
+        }
+    }
+
+    /// What was being done when it failed.
+    fn operation(&self) -> &'static str {
+        match self {
+            Self::Config { .. } => "configuring",
+            Self::CreatePool(_) => "creating the pool",
+            Self::Pool { operation, .. }
+            | Self::Command { operation, .. }
+            | Self::Timeout { operation, .. }
+            | Self::Decode { operation, .. } => operation,
+        }
+    }
+}
+
+fn is_unavailable(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error() || e.is_timeout()
+}
+
+impl From<Error> for eric_core::Error {
+    fn from(e: Error) -> Self {
+        let operation = e.operation();
+        match e {
+            Error::Timeout { .. } => Self::Timeout {
+                backend: "redis",
+                operation,
+            },
+            Error::Command { ref source, .. } if source.is_timeout() => Self::Timeout {
+                backend: "redis",
+                operation,
+            },
+            e if e.is_unavailable() => Self::Unavailable {
+                backend: "redis",
+                operation,
+                source: Box::new(e),
+            },
+            e => Self::Repository {
+                operation,
+                source: Box::new(e),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_connections_are_unavailable_and_keep_their_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::Command {
+            operation: "dispatching",
+            source: redis::RedisError::from(io),
+        };
+        assert!(e.is_unavailable());
+        let core: eric_core::Error = e.into();
+        assert!(core.is_transient());
+        assert!(matches!(
+            core,
+            eric_core::Error::Unavailable {
+                operation: "dispatching",
+                ..
+            }
+        ));
+        assert!(std::error::Error::source(&core).is_some());
+    }
+
+    #[test]
+    fn timeouts_and_bad_records_are_classified() {
+        let t: eric_core::Error = Error::Timeout {
+            operation: "popping",
+            timeout: Duration::from_secs(1),
+        }
+        .into();
+        assert!(matches!(t, eric_core::Error::Timeout { .. }));
+        let bad = serde_json::from_str::<u8>("x").unwrap_err();
+        let d: eric_core::Error = Error::Decode {
+            operation: "loading",
+            source: bad,
+        }
+        .into();
+        assert!(matches!(d, eric_core::Error::Repository { .. }));
+    }
+}

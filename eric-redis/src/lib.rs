@@ -1,0 +1,59 @@
+//! # eric-redis
+//!
+//! The Redis engine of eric: several broker nodes share one Redis, so a
+//! message dispatched on any node reaches a listener streaming from any other,
+//! and a restarted node restores every channel. It implements `eric-core`'s
+//! [`Engine`](eric_core::Engine), [`Queue`](eric_core::Queue),
+//! [`ConnectionRegistry`](eric_core::ConnectionRegistry), storage and
+//! repository traits, so `eric-core`'s behaviour and persistence suites run
+//! against it unchanged.
+//!
+//! Design in one paragraph: queues are Redis lists of JSON envelopes; channel
+//! membership lives in Redis (a ZSET and hashes per channel), changed one
+//! listener at a time by Lua scripts, so concurrent nodes never lose each
+//! other's listeners; dispatch and broadcast are single scripts that also
+//! assign per-listener sequence numbers (the SSE ids) and publish a wake-up;
+//! each node holds one pooled set of command connections and one pub/sub
+//! connection, never one per listener; an idle stream issues no command.
+//! Every key of a channel shares a Redis Cluster hash tag. `docs/REDIS.md`
+//! lists every key and script.
+//!
+//! ## Layout
+//!
+//! - [`config`]: settings, [`RedisConfig`].
+//! - [`error`]: the crate's [`Error`] and its mapping to `eric_core::Error`.
+//! - `client`: the `deadpool-redis` pool with a timeout on every call.
+//! - `keys`: the key layout.
+//! - `scripts`: the Lua scripts.
+//! - [`queue`]: [`RedisQueue`], a listener's list.
+//! - [`registry`]: [`RedisRegistry`], a channel's membership.
+//! - `state`: what one node holds of one channel (listener objects, queue
+//!   handles), kept current by notifications.
+//! - `notify`: the pub/sub subscriber task that wakes streams.
+//! - [`engine`]: the engine itself, [`RedisEngine`].
+//! - [`repository`]: channel and connection repositories on this layout.
+//! - [`storage`]: [`RedisStorage`], a generic `KvStorage`.
+//! - `test_support` (feature `test-support`): a real Redis for tests.
+
+mod client;
+pub mod config;
+pub mod engine;
+pub mod error;
+mod keys;
+mod notify;
+pub mod queue;
+pub mod registry;
+pub mod repository;
+mod scripts;
+mod state;
+pub mod storage;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use config::RedisConfig;
+pub use engine::RedisEngine;
+pub use error::{Error, Result};
+pub use queue::RedisQueue;
+pub use registry::{RedisConnectionsFactory, RedisRegistry};
+pub use repository::{RedisChannelRepository, RedisConnectionRepository};
+pub use storage::RedisStorage;

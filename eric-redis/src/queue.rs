@@ -1,0 +1,292 @@
+//! [`RedisQueue`]: a listener's queue as a Redis list.
+//!
+//! Producers push on the right, consumers pop on the left. Every message is a
+//! JSON envelope `{"seq":N,"message":{...}}` whose sequence number the
+//! dispatch script assigns atomically (`HINCRBY`), so it is the same SSE id
+//! whichever node streams it. Streams take through a script that also copies
+//! what it hands out to a capped replay list, so a resume on any node, even
+//! after the streaming node died between the pop and the write, can put back
+//! exactly what the client did not get.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use eric_core::queue::{QueueSnapshot, Rewind, Taken, Wakeup};
+use eric_core::{ChannelId, Delivery, Error, ListenerId, Message, NoMessagesReason, Queue, Result};
+
+use crate::client::Client;
+use crate::keys::ChannelKeys;
+use crate::scripts::SCRIPTS;
+
+/// A handle on one listener's queue, shared by every stream of it on this node.
+pub struct RedisQueue {
+    client: Client,
+    keys: Arc<ChannelKeys>,
+    channel: ChannelId,
+    listener: ListenerId,
+    queue_key: String,
+    delivered_key: String,
+    capacity: usize,
+    replay_window: usize,
+    /// Signalled by this node's pub/sub subscriber.
+    wakeup: Wakeup,
+    /// Set when the listener is removed (here or, via pub/sub, elsewhere).
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("key", &self.queue_key)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses stored envelopes into deliveries.
+pub(crate) fn decode(envelopes: Vec<String>) -> Result<Vec<Delivery>> {
+    envelopes.iter().map(|e| decode_one(e)).collect()
+}
+
+fn decode_one(envelope: &str) -> Result<Delivery> {
+    serde_json::from_str(envelope).map_err(|source| {
+        crate::Error::Decode {
+            operation: "reading a queued message",
+            source,
+        }
+        .into()
+    })
+}
+
+/// The stored form of a message.
+pub(crate) fn encode_message(message: &Message) -> Result<String> {
+    serde_json::to_string(message).map_err(|e| Error::repository("encoding a message", e))
+}
+
+/// The stored form of a delivery: the envelope the dispatch script builds.
+fn encode_envelope(delivery: &Delivery) -> Result<String> {
+    Ok(format!(
+        "{{\"seq\":{},\"message\":{}}}",
+        delivery.seq,
+        encode_message(&delivery.message)?
+    ))
+}
+
+impl RedisQueue {
+    pub(crate) fn new(
+        client: Client,
+        keys: Arc<ChannelKeys>,
+        channel: ChannelId,
+        listener: ListenerId,
+        capacity: usize,
+        replay_window: usize,
+    ) -> Self {
+        Self {
+            queue_key: keys.queue(&listener),
+            delivered_key: keys.delivered(&listener),
+            client,
+            keys,
+            channel,
+            listener,
+            capacity,
+            replay_window,
+            wakeup: Wakeup::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::InvalidListener {
+                channel: self.channel.clone(),
+                listener: self.listener.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs the dispatch script: the one way messages enter a queue.
+    pub(crate) async fn dispatch(&self, message: &str) -> Result<u64> {
+        let mut invocation = SCRIPTS.dispatch.prepare_invoke();
+        invocation
+            .key(&self.keys.members)
+            .key(&self.keys.seqs)
+            .key(&self.queue_key)
+            .arg(self.listener.as_str())
+            .arg(message)
+            .arg(self.capacity)
+            .arg(&self.keys.notify);
+        let seq: i64 = self.client.script("dispatching", &invocation).await?;
+        match seq {
+            -1 => {
+                self.close();
+                Err(Error::InvalidListener {
+                    channel: self.channel.clone(),
+                    listener: self.listener.clone(),
+                })
+            }
+            -2 => Err(Error::QueueFull {
+                channel: self.channel.clone(),
+                listener: self.listener.clone(),
+                capacity: self.capacity,
+            }),
+            seq => Ok(seq.unsigned_abs()),
+        }
+    }
+
+    async fn pop_count(&self, max: usize) -> Result<Vec<Delivery>> {
+        self.check_open()?;
+        let mut cmd = redis::cmd("LPOP");
+        cmd.arg(&self.queue_key).arg(max.max(1));
+        let popped: Option<Vec<String>> = self.client.query("popping", &cmd).await?;
+        decode(popped.unwrap_or_default())
+    }
+
+    async fn unread_owned(
+        client: Client,
+        keys: Arc<ChannelKeys>,
+        queue_key: String,
+        delivered_key: String,
+        listener: ListenerId,
+        taken: Taken,
+    ) -> Result<()> {
+        if taken.deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = SCRIPTS.unread.prepare_invoke();
+        invocation
+            .key(&queue_key)
+            .key(&delivered_key)
+            .key(&keys.rewinds)
+            .arg(taken.epoch)
+            .arg(listener.as_str())
+            .arg(&keys.notify);
+        for delivery in &taken.deliveries {
+            // Used only if the stored copy left the replay window; the JSON
+            // of a `Message` serialises the same fields again.
+            invocation.arg(delivery.seq).arg(encode_envelope(delivery)?);
+        }
+        let _: i64 = client
+            .script("returning unsent messages", &invocation)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Queue for RedisQueue {
+    async fn push(&self, message: Message) -> Result<u64> {
+        self.check_open()?;
+        self.dispatch(&encode_message(&message)?).await
+    }
+
+    async fn pop(&self) -> Result<Delivery> {
+        let mut popped = self.pop_count(1).await?;
+        popped.pop().ok_or_else(|| Error::NoMessages {
+            listener: self.listener.clone(),
+            reason: NoMessagesReason::Empty,
+        })
+    }
+
+    async fn pop_batch(&self, max: usize) -> Result<Vec<Delivery>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.pop_count(max).await
+    }
+
+    async fn len(&self) -> Result<usize> {
+        self.check_open()?;
+        let mut cmd = redis::cmd("LLEN");
+        cmd.arg(&self.queue_key);
+        Ok(self.client.query("measuring a queue", &cmd).await?)
+    }
+
+    async fn take(&self, max: usize) -> Result<Taken> {
+        self.check_open()?;
+        let mut invocation = SCRIPTS.take.prepare_invoke();
+        invocation
+            .key(&self.queue_key)
+            .key(&self.delivered_key)
+            .key(&self.keys.evicted)
+            .key(&self.keys.rewinds)
+            .arg(max.max(1))
+            .arg(self.replay_window)
+            .arg(self.listener.as_str());
+        let (epoch, envelopes): (u64, Vec<String>) = self
+            .client
+            .script("taking for a stream", &invocation)
+            .await?;
+        Ok(Taken {
+            deliveries: decode(envelopes)?,
+            epoch,
+        })
+    }
+
+    async fn rewind(&self, after: u64) -> Result<Rewind> {
+        self.check_open()?;
+        let mut invocation = SCRIPTS.rewind.prepare_invoke();
+        invocation
+            .key(&self.queue_key)
+            .key(&self.delivered_key)
+            .key(&self.keys.evicted)
+            .key(&self.keys.rewinds)
+            .arg(after)
+            .arg(self.listener.as_str())
+            .arg(&self.keys.notify);
+        let (restored, gap): (usize, u8) =
+            self.client.script("resuming a stream", &invocation).await?;
+        Ok(Rewind {
+            restored,
+            gap: gap == 1,
+        })
+    }
+
+    fn unread(&self, taken: Taken) -> impl Future<Output = Result<()>> + Send + 'static {
+        Self::unread_owned(
+            self.client.clone(),
+            self.keys.clone(),
+            self.queue_key.clone(),
+            self.delivered_key.clone(),
+            self.listener.clone(),
+            taken,
+        )
+    }
+
+    fn snapshot(&self) -> impl Future<Output = Result<Option<QueueSnapshot>>> + Send {
+        // Redis lists are the durable copy: repositories store no snapshot.
+        std::future::ready(Ok(None))
+    }
+
+    async fn restore(&self, snapshot: QueueSnapshot) -> Result<()> {
+        // Only a snapshot taken from another engine (a migration) lands here:
+        // append its messages with their numbers and keep the counter ahead.
+        if snapshot.messages.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for delivery in &snapshot.messages {
+            pipe.cmd("RPUSH")
+                .arg(&self.queue_key)
+                .arg(encode_envelope(delivery)?)
+                .ignore();
+        }
+        let last = snapshot.next_seq.saturating_sub(1);
+        pipe.cmd("HSET")
+            .arg(&self.keys.seqs)
+            .arg(self.listener.as_str())
+            .arg(last)
+            .ignore();
+        self.client.pipe::<()>("restoring a queue", &pipe).await?;
+        Ok(())
+    }
+
+    fn wakeup(&self) -> &Wakeup {
+        &self.wakeup
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wakeup.notify_all();
+    }
+}

@@ -1,0 +1,319 @@
+//! [`RedisRegistry`]: a channel's membership, kept in Redis.
+//!
+//! Membership is the truth in Redis: registering or removing a listener is
+//! one script that changes only that listener, so concurrent changes from
+//! several nodes never lose one, and a broadcast reaches exactly the
+//! listeners registered when its script runs. Each node keeps a cache of the
+//! listener objects and queue handles it has used (module `state`); scripts
+//! that find a cached listener gone evict it.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use eric_core::{
+    Broadcast, ConnectionRegistry, Delivery, Error, Listener, ListenerId, Message,
+    NoMessagesReason, Queue, RegisterMode, Result,
+};
+
+use crate::queue::{RedisQueue, encode_message};
+use crate::scripts::SCRIPTS;
+
+use crate::state::{ChannelState, Connection};
+
+/// A channel's connections in Redis (see the module docs).
+#[derive(Clone)]
+pub struct RedisRegistry {
+    shared: Arc<ChannelState>,
+    capacity: usize,
+    replay_window: usize,
+}
+
+impl fmt::Debug for RedisRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRegistry")
+            .field("channel", &self.shared.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRegistry {
+    pub(crate) fn new(shared: Arc<ChannelState>, capacity: usize, replay_window: usize) -> Self {
+        Self {
+            shared,
+            capacity,
+            replay_window,
+        }
+    }
+
+    fn invalid(&self, listener: &ListenerId) -> Error {
+        Error::InvalidListener {
+            channel: self.shared.channel.clone(),
+            listener: listener.clone(),
+        }
+    }
+
+    fn queue(&self, listener: &ListenerId) -> RedisQueue {
+        RedisQueue::new(
+            self.shared.client.clone(),
+            self.shared.keys.clone(),
+            self.shared.channel.clone(),
+            listener.clone(),
+            self.capacity,
+            self.replay_window,
+        )
+    }
+
+    async fn load(&self, listener: &ListenerId) -> Result<Connection> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET")
+            .arg(&self.shared.keys.listeners)
+            .arg(listener.as_str());
+        pipe.cmd("HGET")
+            .arg(&self.shared.keys.running)
+            .arg(listener.as_str());
+        let (connection, running): (Option<String>, Option<String>) = self
+            .shared
+            .client
+            .pipe("looking up a listener", &pipe)
+            .await?;
+        let connection = connection.ok_or_else(|| self.invalid(listener))?;
+        let running = running.as_deref() == Some("1");
+        let built = self.build(listener, &connection, running)?;
+        Ok(self.shared.insert_if_absent(built, running))
+    }
+
+    fn build(&self, listener: &ListenerId, connection: &str, running: bool) -> Result<Connection> {
+        let object = Listener::with_id(listener.clone());
+        object.set_running(running);
+        let id = eric_core::ConnectionId::new(connection)?;
+        Ok(Connection::new(object, self.queue(listener), Some(id)))
+    }
+
+    async fn register_now(&self, connection: Connection, mode: RegisterMode) -> Result<Connection> {
+        let listener = connection.listener_id().clone();
+        let running = connection.listener().is_running();
+        let mut invocation = SCRIPTS.register.prepare_invoke();
+        invocation
+            .key(&self.shared.keys.members)
+            .key(&self.shared.keys.listeners)
+            .key(&self.shared.keys.running)
+            .key(&self.shared.keys.order)
+            .arg(listener.as_str())
+            .arg(connection.id().as_str())
+            .arg(if running { "1" } else { "0" })
+            .arg(if mode == RegisterMode::New {
+                "new"
+            } else {
+                "keep"
+            })
+            .arg(&self.shared.keys.notify);
+        let (status, stored): (u8, String) = self
+            .shared
+            .client
+            .script("registering a listener", &invocation)
+            .await?;
+        match status {
+            0 => Err(Error::ListenerExists {
+                channel: self.shared.channel.clone(),
+                listener,
+            }),
+            1 => {
+                // Kept: the same Redis list, under the stored connection id.
+                let id = eric_core::ConnectionId::new(&stored)?;
+                let kept = match self.shared.cached(&listener) {
+                    Some(existing) => existing.with_listener(connection.listener().clone()),
+                    None => connection.with_id(id),
+                };
+                self.shared.insert(kept.clone(), running);
+                Ok(kept)
+            }
+            _ => {
+                self.shared.insert(connection.clone(), running);
+                Ok(connection)
+            }
+        }
+    }
+}
+
+impl ConnectionRegistry for RedisRegistry {
+    type Queue = RedisQueue;
+
+    async fn register(&self, connection: Connection, mode: RegisterMode) -> Result<Connection> {
+        self.register_now(connection, mode).await
+    }
+
+    fn restore(&self, connection: Connection) -> impl Future<Output = Result<()>> + Send {
+        // Loaded from Redis itself: nothing to write, only to cache.
+        let running = connection.listener().is_running();
+        self.shared.insert(connection, running);
+        std::future::ready(Ok(()))
+    }
+
+    fn remove(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<Connection>> + Send + 'static {
+        let (this, listener) = (self.clone(), listener.clone());
+        async move {
+            let keys = &this.shared.keys;
+            let mut invocation = SCRIPTS.remove.prepare_invoke();
+            for key in keys.listener_structures() {
+                invocation.key(key);
+            }
+            invocation
+                .arg(&keys.base)
+                .arg(&keys.notify)
+                .arg(listener.as_str());
+            let removed: Option<String> = this
+                .shared
+                .client
+                .script("removing a listener", &invocation)
+                .await?;
+            let connection_id = removed.ok_or_else(|| this.invalid(&listener))?;
+            let connection = match this.shared.take(&listener) {
+                Some(cached) => cached,
+                None => this.build(&listener, &connection_id, false)?,
+            };
+            connection.queue().close();
+            Ok(connection)
+        }
+    }
+
+    async fn get(&self, listener: &ListenerId) -> Result<Connection> {
+        match self.shared.cached(listener) {
+            Some(connection) => Ok(connection),
+            None => self.load(listener).await,
+        }
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>> {
+        let members = self.shared.members().await?;
+        members
+            .into_iter()
+            .map(|(id, connection, running)| match self.shared.cached(&id) {
+                Some(cached) => Ok(cached),
+                None => Ok(self
+                    .shared
+                    .insert_if_absent(self.build(&id, &connection, running)?, running)),
+            })
+            .collect()
+    }
+
+    async fn listener_ids(&self) -> Result<Vec<ListenerId>> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&self.shared.keys.members).arg(0).arg(-1);
+        let ids: Vec<String> = self.shared.client.query("listing listeners", &cmd).await?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| ListenerId::new(id).ok())
+            .collect())
+    }
+
+    async fn pop_next(&self, listener: &ListenerId) -> Result<(Delivery, Option<Listener>)> {
+        let connection = self.get(listener).await?;
+        if !connection.listener().is_running() {
+            return Err(Error::NoMessages {
+                listener: listener.clone(),
+                reason: NoMessagesReason::Stopped,
+            });
+        }
+        let delivery = connection.queue().pop().await?;
+        let hook = connection
+            .listener()
+            .has_hook()
+            .then(|| connection.listener().clone());
+        Ok((delivery, hook))
+    }
+
+    async fn dispatch(&self, listener: &ListenerId, message: Message) -> Result<u64> {
+        let encoded = encode_message(&message)?;
+        match self.shared.cached(listener) {
+            Some(connection) => {
+                let result = connection.queue().dispatch(&encoded).await;
+                if matches!(result, Err(Error::InvalidListener { .. })) {
+                    self.shared.evict(listener);
+                }
+                result
+            }
+            // The script checks membership: no lookup needed first.
+            None => self.queue(listener).dispatch(&encoded).await,
+        }
+    }
+
+    async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
+        let encoded = encode_message(message)?;
+        let keys = &self.shared.keys;
+        let mut invocation = SCRIPTS.broadcast.prepare_invoke();
+        invocation
+            .key(&keys.members)
+            .key(&keys.seqs)
+            .arg(&keys.base)
+            .arg(encoded)
+            .arg(self.capacity)
+            .arg(&keys.notify);
+        let (delivered, full): (usize, Vec<String>) = self
+            .shared
+            .client
+            .script("broadcasting", &invocation)
+            .await?;
+        Ok(Broadcast {
+            delivered,
+            full: full
+                .into_iter()
+                .filter_map(|id| ListenerId::new(id).ok())
+                .collect(),
+        })
+    }
+
+    async fn set_running(&self, listener: &ListenerId, running: bool) -> Result<()> {
+        let keys = &self.shared.keys;
+        let mut invocation = SCRIPTS.set_running.prepare_invoke();
+        invocation
+            .key(&keys.members)
+            .key(&keys.running)
+            .arg(listener.as_str())
+            .arg(if running { "1" } else { "0" })
+            .arg(&keys.notify);
+        let found: u8 = self
+            .shared
+            .client
+            .script("starting or stopping a listener", &invocation)
+            .await?;
+        if found == 0 {
+            self.shared.evict(listener);
+            return Err(self.invalid(listener));
+        }
+        // The notification does the same on every node; here, at once.
+        self.shared.remote_running(listener, running);
+        Ok(())
+    }
+}
+
+/// Creates queue handles for new subscriptions of one channel.
+#[derive(Clone)]
+pub struct RedisConnectionsFactory {
+    registry: RedisRegistry,
+}
+
+impl RedisConnectionsFactory {
+    pub(crate) fn new(registry: RedisRegistry) -> Self {
+        Self { registry }
+    }
+}
+
+impl fmt::Debug for RedisConnectionsFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConnectionsFactory")
+            .field("channel", &self.registry.shared.channel)
+            .finish()
+    }
+}
+
+impl eric_core::ConnectionsFactory for RedisConnectionsFactory {
+    type Queue = RedisQueue;
+
+    fn queue(&self, listener: &ListenerId) -> RedisQueue {
+        self.registry.queue(listener)
+    }
+}

@@ -1,0 +1,300 @@
+//! Channel and connection repositories on the engine's own layout.
+//!
+//! The registry already keeps membership and running flags in Redis, and the
+//! queues are Redis lists, so persisting writes only channel settings (and
+//! re-asserts flags), and restoring is reading: the channel index, then one
+//! pipelined round trip for every channel's settings and one for every
+//! channel's members, whatever the number of channels (the reference did a
+//! keyspace `SCAN` per channel).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use eric_core::persistence::{
+    ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
+};
+use eric_core::{ChannelId, ChannelSettings, ConnectionId, Error, ListenerId, Result};
+
+use crate::client::Client;
+use crate::keys::{ChannelKeys, Keys};
+use crate::scripts::SCRIPTS;
+
+fn decode_settings(json: &str) -> Result<ChannelSettings> {
+    serde_json::from_str(json).map_err(|source| {
+        crate::Error::Decode {
+            operation: "reading channel settings",
+            source,
+        }
+        .into()
+    })
+}
+
+fn encode_settings(settings: &ChannelSettings) -> Result<String> {
+    serde_json::to_string(settings).map_err(|e| Error::repository("encoding channel settings", e))
+}
+
+/// Channel records: `<prefix>:{<channel>}:meta` plus the channel index.
+#[derive(Clone)]
+pub struct RedisChannelRepository {
+    client: Client,
+    keys: Keys,
+}
+
+impl fmt::Debug for RedisChannelRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RedisChannelRepository")
+    }
+}
+
+impl RedisChannelRepository {
+    pub(crate) fn new(client: Client, keys: Keys) -> Self {
+        Self { client, keys }
+    }
+
+    async fn index(&self, channel: &ChannelId) -> Result<()> {
+        let mut invocation = SCRIPTS.index_channel.prepare_invoke();
+        invocation
+            .key(self.keys.channel_index())
+            .key(self.keys.channel_counter())
+            .arg(channel.as_str());
+        let _: u8 = self
+            .client
+            .script("indexing a channel", &invocation)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChannelRepository for RedisChannelRepository {
+    async fn load_all(&self) -> Result<Vec<ChannelRecord>> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.channel_index()).arg(0).arg(-1);
+        let ids: Vec<String> = self.client.query("listing channels", &cmd).await?;
+        let ids: Vec<ChannelId> = ids
+            .into_iter()
+            .filter_map(|id| ChannelId::new(id).ok())
+            .collect();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGET")
+                .arg(self.keys.channel(id).meta)
+                .arg("settings");
+        }
+        let settings: Vec<Option<String>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.client.pipe("loading channel settings", &pipe).await?
+        };
+        let mut records = Vec::with_capacity(ids.len());
+        for (id, settings) in ids.into_iter().zip(settings) {
+            // Indexed but deleted (a delete stopped between its two steps).
+            let Some(settings) = settings else { continue };
+            records.push(ChannelRecord {
+                id,
+                settings: decode_settings(&settings)?,
+            });
+        }
+        Ok(records)
+    }
+
+    async fn load_one(&self, channel: &ChannelId) -> Result<ChannelRecord> {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(self.keys.channel(channel).meta).arg("settings");
+        let settings: Option<String> = self.client.query("loading a channel", &cmd).await?;
+        let settings = settings.ok_or_else(|| Error::InvalidChannel {
+            channel: channel.clone(),
+        })?;
+        Ok(ChannelRecord {
+            id: channel.clone(),
+            settings: decode_settings(&settings)?,
+        })
+    }
+
+    async fn persist(&self, record: &ChannelRecord) -> Result<()> {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.keys.channel(&record.id).meta)
+            .arg("settings")
+            .arg(encode_settings(&record.settings)?);
+        let _: u8 = self.client.query("storing a channel", &cmd).await?;
+        self.index(&record.id).await
+    }
+
+    async fn create(&self, record: &ChannelRecord) -> Result<()> {
+        let mut cmd = redis::cmd("HSETNX");
+        cmd.arg(self.keys.channel(&record.id).meta)
+            .arg("settings")
+            .arg(encode_settings(&record.settings)?);
+        let created: u8 = self.client.query("creating a channel", &cmd).await?;
+        // Indexed in both cases: it repairs a create that stopped in between.
+        self.index(&record.id).await?;
+        if created == 0 {
+            return Err(Error::ChannelExists {
+                channel: record.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, channel: &ChannelId) -> Result<()> {
+        let keys = self.keys.channel(channel);
+        let mut invocation = SCRIPTS.drop_channel.prepare_invoke();
+        invocation.key(&keys.meta);
+        for key in keys.listener_structures() {
+            invocation.key(key);
+        }
+        invocation
+            .key(&keys.order)
+            .arg(&keys.base)
+            .arg(&keys.notify);
+        let _: u64 = self
+            .client
+            .script("deleting a channel", &invocation)
+            .await?;
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.keys.channel_index()).arg(channel.as_str());
+        let _: u8 = self.client.query("unindexing a channel", &cmd).await?;
+        Ok(())
+    }
+}
+
+/// Connection records: the membership the registry keeps.
+#[derive(Clone)]
+pub struct RedisConnectionRepository {
+    client: Client,
+    keys: Keys,
+}
+
+impl fmt::Debug for RedisConnectionRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RedisConnectionRepository")
+    }
+}
+
+impl RedisConnectionRepository {
+    pub(crate) fn new(client: Client, keys: Keys) -> Self {
+        Self { client, keys }
+    }
+
+    fn records(members: (Vec<String>, Vec<String>, Vec<String>)) -> Vec<ConnectionRecord> {
+        let (ids, connections, running) = members;
+        ids.into_iter()
+            .zip(connections)
+            .zip(running)
+            .filter_map(|((id, connection), running)| {
+                Some(ConnectionRecord {
+                    id: ConnectionId::new(connection).ok()?,
+                    listener: ListenerRecord {
+                        id: ListenerId::new(id).ok()?,
+                        running: running == "1",
+                    },
+                    queue: None,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove(&self, keys: &ChannelKeys, connection: &ConnectionId) -> Result<()> {
+        let mut invocation = SCRIPTS.remove_connection.prepare_invoke();
+        for key in keys.listener_structures() {
+            invocation.key(key);
+        }
+        invocation
+            .arg(&keys.base)
+            .arg(&keys.notify)
+            .arg(connection.as_str());
+        let _: Option<String> = self
+            .client
+            .script("deleting a connection", &invocation)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConnectionRepository for RedisConnectionRepository {
+    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<ConnectionRecord>> {
+        let mut all = self.load_many(std::slice::from_ref(channel)).await?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    async fn load_one(
+        &self,
+        channel: &ChannelId,
+        connection: &ConnectionId,
+    ) -> Result<ConnectionRecord> {
+        self.load_all(channel)
+            .await?
+            .into_iter()
+            .find(|record| &record.id == connection)
+            .ok_or_else(|| Error::InvalidConnection {
+                channel: channel.clone(),
+                connection: connection.clone(),
+            })
+    }
+
+    async fn persist(&self, channel: &ChannelId, connection: &ConnectionRecord) -> Result<()> {
+        self.persist_many(channel, std::slice::from_ref(connection))
+            .await
+    }
+
+    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()> {
+        self.remove(&self.keys.channel(channel), connection).await
+    }
+
+    async fn load_many(&self, channels: &[ChannelId]) -> Result<Vec<Vec<ConnectionRecord>>> {
+        let keys: Vec<ChannelKeys> = channels.iter().map(|c| self.keys.channel(c)).collect();
+        let calls: Vec<(Vec<&str>, Vec<&str>)> = keys
+            .iter()
+            .map(|k| (vec![k.members.as_str(), &k.listeners, &k.running], vec![]))
+            .collect();
+        let members: Vec<(Vec<String>, Vec<String>, Vec<String>)> = self
+            .client
+            .script_pipe("loading listeners", &SCRIPTS.members, &calls)
+            .await?;
+        Ok(members.into_iter().map(Self::records).collect())
+    }
+
+    async fn persist_many(
+        &self,
+        channel: &ChannelId,
+        connections: &[ConnectionRecord],
+    ) -> Result<()> {
+        if connections.is_empty() {
+            return Ok(());
+        }
+        let keys = self.keys.channel(channel);
+        let mut invocation = SCRIPTS.persist_connections.prepare_invoke();
+        invocation
+            .key(&keys.members)
+            .key(&keys.listeners)
+            .key(&keys.running)
+            .key(&keys.order)
+            .arg(&keys.notify);
+        for record in connections {
+            invocation
+                .arg(record.listener.id.as_str())
+                .arg(record.id.as_str())
+                .arg(if record.listener.running { "1" } else { "0" });
+        }
+        let _: u8 = self
+            .client
+            .script("storing connections", &invocation)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_all(&self, channel: &ChannelId) -> Result<()> {
+        let keys = self.keys.channel(channel);
+        let mut invocation = SCRIPTS.drop_connections.prepare_invoke();
+        for key in keys.listener_structures() {
+            invocation.key(key);
+        }
+        invocation.arg(&keys.base).arg(&keys.notify);
+        let _: u64 = self
+            .client
+            .script("deleting connections", &invocation)
+            .await?;
+        Ok(())
+    }
+}

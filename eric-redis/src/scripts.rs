@@ -1,0 +1,280 @@
+//! The Lua scripts: each one round trip, atomic, and within one channel's
+//! hash-tag slot. `docs/REDIS.md` describes what each reads and writes.
+//!
+//! Per-listener keys (`<base>:q:<listener>`, `<base>:d:<listener>`) are
+//! derived inside the scripts from the channel's base key with `seg`, the Lua
+//! twin of `key_segment`: a broadcast cannot name its queues before reading
+//! the membership, and reading it in the same script is what makes the
+//! broadcast atomic. They share the channel's hash tag, so they are in the
+//! script's slot.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Helpers prepended to every script.
+const PRELUDE: &str = r#"
+local function seg(id)
+  return (string.gsub(id, '[%%:{}%*%?%[%]\\]', function(c)
+    return string.format('%%%02X', string.byte(c))
+  end))
+end
+local function seq_of(envelope)
+  return tonumber(string.match(envelope, '^{"seq":(%d+),'))
+end
+local function envelope(seq, message)
+  return '{"seq":' .. seq .. ',"message":' .. message .. '}'
+end
+-- LPUSHes `items` (newest first) in chunks, so the oldest ends at the head.
+local function push_front(queue, items)
+  for i = 1, #items, 1000 do
+    redis.call('LPUSH', queue, unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+-- Removes one listener: membership, flags, counters, queue, replay window.
+-- k = {members, listeners, running, seqs, evicted, rewinds}
+local function drop(base, notify, k, id)
+  if redis.call('ZREM', k[1], id) == 0 then return false end
+  local connection = redis.call('HGET', k[2], id)
+  for i = 2, 6 do redis.call('HDEL', k[i], id) end
+  local s = seg(id)
+  redis.call('DEL', base .. ':q:' .. s, base .. ':d:' .. s)
+  redis.call('PUBLISH', notify, 'r ' .. id)
+  return connection
+end
+"#;
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+/// The engine's scripts, compiled once per process (Redis caches them by SHA).
+pub(crate) struct Scripts {
+    /// KEYS members, listeners, running, order; ARGV listener, connection,
+    /// running, mode (`new`|`keep`), notify. → {status, connection}:
+    /// 0 taken (mode new), 1 kept, 2 added.
+    pub(crate) register: Script,
+    /// KEYS members, listeners, running, seqs, evicted, rewinds; ARGV base,
+    /// notify, listener. → connection id, or nil when absent.
+    pub(crate) remove: Script,
+    /// Same keys and ARGV, with a connection id in place of the listener.
+    pub(crate) remove_connection: Script,
+    /// KEYS members, seqs, queue; ARGV listener, message, capacity, notify.
+    /// → seq, -1 not a member, -2 full.
+    pub(crate) dispatch: Script,
+    /// KEYS members, seqs; ARGV base, message, capacity, notify.
+    /// → {delivered, {full listener ids}}.
+    pub(crate) broadcast: Script,
+    /// KEYS queue, delivered, evicted, rewinds; ARGV max, window, listener.
+    /// → {epoch, {envelopes}}.
+    pub(crate) take: Script,
+    /// KEYS queue, delivered, evicted, rewinds; ARGV after, listener, notify.
+    /// → {restored, gap 0|1}.
+    pub(crate) rewind: Script,
+    /// KEYS queue, delivered, rewinds; ARGV epoch, listener, notify, then
+    /// (seq, envelope) pairs oldest first. → how many went back.
+    pub(crate) unread: Script,
+    /// KEYS members, running; ARGV listener, `1`|`0`, notify. → 1, or 0 when absent.
+    pub(crate) set_running: Script,
+    /// KEYS members, listeners, running. → {ids, connections, running flags}.
+    pub(crate) members: Script,
+    /// KEYS members, listeners, running, order; ARGV notify, then
+    /// (listener, connection, running) triples. Upserts, never deletes.
+    pub(crate) persist_connections: Script,
+    /// KEYS members, listeners, running, seqs, evicted, rewinds; ARGV base,
+    /// notify. Removes every listener. → how many.
+    pub(crate) drop_connections: Script,
+    /// KEYS meta, members, listeners, running, seqs, evicted, rewinds, order;
+    /// ARGV base, notify. Removes the channel and everything in it.
+    pub(crate) drop_channel: Script,
+    /// KEYS index, order (the `{channels}` slot); ARGV channel. Adds it to
+    /// the channel index unless it is there.
+    pub(crate) index_channel: Script,
+}
+
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    register: script(
+        r#"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if ARGV[4] == 'new' then return {0, redis.call('HGET', KEYS[2], ARGV[1])} end
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+  redis.call('PUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
+  return {1, redis.call('HGET', KEYS[2], ARGV[1])}
+end
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[4]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+return {2, ARGV[2]}
+"#,
+    ),
+    remove: script(
+        r#"
+return drop(ARGV[1], ARGV[2], KEYS, ARGV[3])
+"#,
+    ),
+    remove_connection: script(
+        r#"
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if all[i + 1] == ARGV[3] then return drop(ARGV[1], ARGV[2], KEYS, all[i]) end
+end
+return false
+"#,
+    ),
+    dispatch: script(
+        r#"
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
+if redis.call('LLEN', KEYS[3]) >= tonumber(ARGV[3]) then return -2 end
+local seq = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+-- Only a push onto an empty queue can find a consumer asleep: one that is
+-- awake drains until it sees the queue empty.
+if redis.call('RPUSH', KEYS[3], envelope(seq, ARGV[2])) == 1 then
+  redis.call('PUBLISH', ARGV[4], 'm ' .. ARGV[1])
+end
+return seq
+"#,
+    ),
+    broadcast: script(
+        r#"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local capacity = tonumber(ARGV[3])
+local delivered, full, woke = 0, {}, false
+for _, id in ipairs(ids) do
+  local queue = ARGV[1] .. ':q:' .. seg(id)
+  if redis.call('LLEN', queue) >= capacity then
+    full[#full + 1] = id
+  else
+    local seq = redis.call('HINCRBY', KEYS[2], id, 1)
+    if redis.call('RPUSH', queue, envelope(seq, ARGV[2])) == 1 then woke = true end
+    delivered = delivered + 1
+  end
+end
+if woke then redis.call('PUBLISH', ARGV[4], 'b') end
+return {delivered, full}
+"#,
+    ),
+    take: script(
+        r#"
+local epoch = tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')
+local items = redis.call('LPOP', KEYS[1], ARGV[1])
+if not items then return {epoch, {}} end
+local window = tonumber(ARGV[2])
+if window > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(items))
+  local len = redis.call('LLEN', KEYS[2])
+  if len > window then
+    local last = redis.call('LINDEX', KEYS[2], len - window - 1)
+    redis.call('HSET', KEYS[3], ARGV[3], seq_of(last))
+    redis.call('LTRIM', KEYS[2], len - window, -1)
+  end
+else
+  redis.call('HSET', KEYS[3], ARGV[3], seq_of(items[#items]))
+end
+return {epoch, items}
+"#,
+    ),
+    rewind: script(
+        r#"
+local after = tonumber(ARGV[1])
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+local keep = #items
+while keep > 0 and seq_of(items[keep]) > after do keep = keep - 1 end
+local back = {}
+for i = #items, keep + 1, -1 do back[#back + 1] = items[i] end
+if #back > 0 then
+  if keep == 0 then redis.call('DEL', KEYS[2]) else redis.call('LTRIM', KEYS[2], 0, keep - 1) end
+  push_front(KEYS[1], back)
+  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
+end
+redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+local evicted = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+return {#back, after < evicted and 1 or 0}
+"#,
+    ),
+    unread: script(
+        r#"
+if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') ~= tonumber(ARGV[1]) then
+  return 0
+end
+local stored = {}
+for _, item in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do stored[seq_of(item)] = item end
+local back = {}
+for i = #ARGV - 1, 4, -2 do
+  local item = stored[tonumber(ARGV[i])]
+  if item then redis.call('LREM', KEYS[2], 1, item) else item = ARGV[i + 1] end
+  back[#back + 1] = item
+end
+if #back > 0 then
+  push_front(KEYS[1], back)
+  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
+end
+return #back
+"#,
+    ),
+    set_running: script(
+        r#"
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
+return 1
+"#,
+    ),
+    members: script(
+        r#"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local connections, running = {}, {}
+for i = 1, #ids, 1000 do
+  local chunk = {unpack(ids, i, math.min(i + 999, #ids))}
+  local c = redis.call('HMGET', KEYS[2], unpack(chunk))
+  local r = redis.call('HMGET', KEYS[3], unpack(chunk))
+  for j = 1, #chunk do
+    connections[#connections + 1] = c[j] or ''
+    running[#running + 1] = r[j] or '0'
+  end
+end
+return {ids, connections, running}
+"#,
+    ),
+    persist_connections: script(
+        r#"
+for i = 2, #ARGV, 3 do
+  local id, connection, running = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if not redis.call('ZSCORE', KEYS[1], id) then
+    redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[4]), id)
+    redis.call('HSET', KEYS[2], id, connection)
+  end
+  if redis.call('HGET', KEYS[3], id) ~= running then
+    redis.call('HSET', KEYS[3], id, running)
+    redis.call('PUBLISH', ARGV[1], 's ' .. id .. ' ' .. running)
+  end
+end
+return 1
+"#,
+    ),
+    drop_connections: script(
+        r#"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(ids) do drop(ARGV[1], ARGV[2], KEYS, id) end
+return #ids
+"#,
+    ),
+    drop_channel: script(
+        r#"
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, id in ipairs(ids) do
+  local s = seg(id)
+  redis.call('DEL', ARGV[1] .. ':q:' .. s, ARGV[1] .. ':d:' .. s)
+end
+redis.call('DEL', unpack(KEYS))
+redis.call('PUBLISH', ARGV[2], 'x')
+return #ids
+"#,
+    ),
+    index_channel: script(
+        r#"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
+return 1
+"#,
+    ),
+});

@@ -1,0 +1,215 @@
+//! [`ChannelState`]: what one node holds of one channel.
+//!
+//! Membership lives in Redis, but listener objects (their hooks, their local
+//! running flag) and queue handles (their wake-ups) live on each node. This
+//! cache is shared by every `Channel` object of the channel on the node and
+//! reached by the pub/sub subscriber, which keeps it current: removals close
+//! queues (ending streams), flag changes reach listener objects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use eric_core::{ChannelId, ListenerId, Queue, Result};
+
+use crate::client::Client;
+use crate::keys::ChannelKeys;
+use crate::notify::Notifier;
+use crate::queue::RedisQueue;
+use crate::scripts::SCRIPTS;
+
+pub(crate) type Connection = eric_core::Connection<RedisQueue>;
+type Cache = HashMap<ListenerId, Cached, foldhash::quality::RandomState>;
+
+/// A listener this node holds.
+struct Cached {
+    connection: Connection,
+    /// The running flag Redis had when this node last saw it. Revalidation
+    /// applies Redis's flag only when it differs from this (a change made
+    /// elsewhere that this node missed), so a local `Listener::start` or
+    /// `stop`, which only this node sees, is not undone.
+    remote_running: bool,
+}
+
+/// One channel's state on this node (see the module docs).
+pub(crate) struct ChannelState {
+    pub(crate) client: Client,
+    pub(crate) channel: ChannelId,
+    pub(crate) keys: Arc<ChannelKeys>,
+    cache: Mutex<Cache>,
+    notifier: Notifier,
+}
+
+impl ChannelState {
+    pub(crate) fn new(
+        client: Client,
+        channel: ChannelId,
+        keys: ChannelKeys,
+        notifier: Notifier,
+    ) -> Self {
+        Self {
+            client,
+            channel,
+            keys: Arc::new(keys),
+            cache: Mutex::new(Cache::default()),
+            notifier,
+        }
+    }
+
+    // Map operations cannot leave the cache half-changed: poison is harmless.
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection this node holds for `listener`.
+    pub(crate) fn cached(&self, listener: &ListenerId) -> Option<Connection> {
+        self.cache().get(listener).map(|c| c.connection.clone())
+    }
+
+    /// Caches `connection`, whose flag in Redis is `remote_running`.
+    pub(crate) fn insert(&self, connection: Connection, remote_running: bool) {
+        let id = connection.listener_id().clone();
+        self.cache().insert(
+            id,
+            Cached {
+                connection,
+                remote_running,
+            },
+        );
+    }
+
+    /// Caches `connection` unless another task cached this listener first;
+    /// returns the one cached.
+    pub(crate) fn insert_if_absent(
+        &self,
+        connection: Connection,
+        remote_running: bool,
+    ) -> Connection {
+        let id = connection.listener_id().clone();
+        let mut cache = self.cache();
+        let entry = cache.entry(id).or_insert(Cached {
+            connection,
+            remote_running,
+        });
+        entry.connection.clone()
+    }
+
+    /// Takes `listener` out of the cache.
+    pub(crate) fn take(&self, listener: &ListenerId) -> Option<Connection> {
+        self.cache().remove(listener).map(|c| c.connection)
+    }
+
+    /// Redis now holds `running` for `listener`: this node follows.
+    pub(crate) fn remote_running(&self, listener: &ListenerId, running: bool) {
+        if let Some(cached) = self.cache().get_mut(listener) {
+            cached.remote_running = running;
+            cached.connection.listener().set_running(running);
+        }
+    }
+
+    /// Forgets a listener removed elsewhere and ends its streams here.
+    pub(crate) fn evict(&self, listener: &ListenerId) {
+        if let Some(connection) = self.take(listener) {
+            connection.queue().close();
+        }
+    }
+
+    /// Acts on one pub/sub notification for this channel.
+    pub(crate) fn on_notification(&self, payload: &str) {
+        let (kind, rest) = payload.split_once(' ').unwrap_or((payload, ""));
+        let listener = |id: &str| ListenerId::new(id).ok();
+        match kind {
+            "m" => {
+                if let Some(c) = listener(rest).and_then(|l| self.cached(&l)) {
+                    c.queue().wakeup().notify_one();
+                }
+            }
+            "b" => self.wake_all(false),
+            "r" => {
+                if let Some(l) = listener(rest) {
+                    self.evict(&l);
+                }
+            }
+            "s" => {
+                if let Some((l, flag)) = rest.split_once(' ')
+                    && let Some(l) = listener(l)
+                {
+                    self.remote_running(&l, flag == "1");
+                }
+            }
+            "x" => {
+                for (_, cached) in self.cache().drain() {
+                    cached.connection.queue().close();
+                }
+            }
+            _ => tracing::debug!(channel = %self.channel, payload, "unknown notification ignored"),
+        }
+    }
+
+    /// Wakes the streams of this channel on this node; `all` wakes every
+    /// waiter (a re-check), otherwise one per listener (a new message).
+    pub(crate) fn wake_all(&self, all: bool) {
+        for cached in self.cache().values() {
+            let wakeup = cached.connection.queue().wakeup();
+            if all {
+                wakeup.notify_all();
+            } else {
+                wakeup.notify_one();
+            }
+        }
+    }
+
+    /// Once a subscription is confirmed: notifications sent before it were
+    /// not seen here, so re-read membership and flags of what this node
+    /// holds, then wake every stream to look at its queue.
+    pub(crate) async fn revalidate(&self) {
+        if self.cache().is_empty() {
+            return;
+        }
+        match self.members().await {
+            Ok(members) => self.apply(members),
+            Err(error) => tracing::warn!(channel = %self.channel, %error, "revalidation failed"),
+        }
+        self.wake_all(true);
+    }
+
+    fn apply(&self, members: Vec<(ListenerId, String, bool)>) {
+        let live: HashMap<ListenerId, bool> = members.into_iter().map(|(l, _, r)| (l, r)).collect();
+        self.cache().retain(|id, cached| match live.get(id) {
+            Some(&running) => {
+                if running != cached.remote_running {
+                    cached.remote_running = running;
+                    cached.connection.listener().set_running(running);
+                }
+                true
+            }
+            None => {
+                cached.connection.queue().close();
+                false
+            }
+        });
+    }
+
+    /// Every member: id, connection id, running flag, in registration order.
+    pub(crate) async fn members(&self) -> Result<Vec<(ListenerId, String, bool)>> {
+        let mut invocation = SCRIPTS.members.prepare_invoke();
+        invocation
+            .key(&self.keys.members)
+            .key(&self.keys.listeners)
+            .key(&self.keys.running);
+        let (ids, connections, running): (Vec<String>, Vec<String>, Vec<String>) =
+            self.client.script("listing listeners", &invocation).await?;
+        Ok(ids
+            .into_iter()
+            .zip(connections)
+            .zip(running)
+            .filter_map(|((id, c), r)| Some((ListenerId::new(id).ok()?, c, r == "1")))
+            .collect())
+    }
+}
+
+impl Drop for ChannelState {
+    fn drop(&mut self) {
+        // Lets the subscriber drop this channel's subscription.
+        self.notifier.changed();
+    }
+}
