@@ -87,6 +87,29 @@ fn key_segment(value: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The inverse of [`key_segment`]: `None` if `segment` is not one.
+fn from_key_segment(segment: &str) -> Option<Cow<'_, str>> {
+    if !segment.contains('%') {
+        return Some(Cow::Borrowed(segment));
+    }
+    let mut out = Vec::with_capacity(segment.len());
+    let mut bytes = segment.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            let decoded = u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?;
+            // Only reserved characters are escaped, so only they may decode.
+            if !KEY_RESERVED.contains(&decoded) {
+                return None;
+            }
+            out.push(decoded);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}
+
 macro_rules! define_id {
     ($(#[$meta:meta])* $name:ident, $kind:literal) => {
         $(#[$meta])*
@@ -115,6 +138,15 @@ macro_rules! define_id {
             /// character survives, and distinct ids give distinct segments.
             pub fn key_segment(&self) -> Cow<'_, str> {
                 key_segment(&self.0)
+            }
+
+            /// The id a [`key_segment`](Self::key_segment) was made from.
+            pub fn from_key_segment(segment: &str) -> Result<Self, IdError> {
+                let decoded = from_key_segment(segment).ok_or(IdError {
+                    kind: $kind,
+                    reason: IdErrorReason::Forbidden('%'),
+                })?;
+                Self::new(decoded)
             }
         }
 
@@ -281,6 +313,21 @@ mod tests {
         }
         // No segment is a prefix-with-separator of another: "ab:" never starts "ab%3Ax:".
         assert!(!format!("{}:", segments[2]).starts_with(&format!("{}:", segments[0])));
+    }
+
+    #[test]
+    fn key_segments_decode_back_to_their_ids() {
+        for raw in ["ab", "ab:x", "a*", "[ab]", "a%3A", "{x}", "a\\b", "%"] {
+            let id = ListenerId::new(raw).unwrap();
+            let back = ListenerId::from_key_segment(&id.key_segment()).unwrap();
+            assert_eq!(back, id);
+        }
+        for bad in ["%", "%4", "%zz", "%41", "a b"] {
+            assert!(
+                ListenerId::from_key_segment(bad).is_err(),
+                "{bad:?} decoded"
+            );
+        }
     }
 
     #[test]

@@ -236,7 +236,10 @@ mod tests {
             None,
             BlockingHook::new(move |_: &Listener, m: &Message| {
                 std::thread::sleep(Duration::from_millis(1));
-                c.fetch_add(m.payload().as_u64().unwrap_or(0) as usize, Ordering::SeqCst);
+                c.fetch_add(
+                    m.payload_value().as_u64().unwrap_or(0) as usize,
+                    Ordering::SeqCst,
+                );
                 Ok(())
             }),
         );

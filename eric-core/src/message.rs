@@ -5,6 +5,11 @@
 //! A [`Message`] is immutable and shares its contents behind an `Arc`: a
 //! broadcast to a thousand listeners queues a thousand pointers, not a thousand
 //! copies (the reference also shares one object).
+//!
+//! The payload is kept as its JSON text ([`RawValue`]): the broker never
+//! looks inside it, so it is validated once where it enters, stored and
+//! written to clients as is, and parsed only when asked
+//! ([`Message::payload_value`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,6 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::id::{IdError, IdErrorReason, ListenerId, MessageId};
 
@@ -97,16 +103,29 @@ impl<'de> Deserialize<'de> for MessageType {
     }
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Contents {
     #[serde(rename = "type")]
     msg_type: MessageType,
-    #[serde(default)]
-    payload: Value,
+    #[serde(default = "null")]
+    payload: Box<RawValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sender_id: Option<ListenerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<MessageId>,
+}
+
+/// The JSON `null`.
+fn null() -> Box<RawValue> {
+    raw(&Value::Null)
+}
+
+/// `value` as JSON text. Serialising a `Value` cannot fail (its map keys are
+/// strings), so the fallback is unreachable; it keeps this path panic-free.
+fn raw(value: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value)
+        .or_else(|_| RawValue::from_string("null".to_owned()))
+        .unwrap_or_else(|_| Box::<RawValue>::default())
 }
 
 /// A message: type, JSON payload, optional sender and optional id.
@@ -124,12 +143,18 @@ struct Contents {
 /// assert_eq!(unique.msg_type(), m.msg_type());
 /// assert!(unique.id().is_some());
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Message(Arc<Contents>);
 
 impl Message {
     /// A plain message (the reference's `Message`).
     pub fn new(msg_type: MessageType, payload: Value) -> Self {
+        Self::with_raw_payload(msg_type, raw(&payload))
+    }
+
+    /// A plain message whose payload is already JSON text (as it arrived in a
+    /// request body: nothing is parsed or re-encoded).
+    pub fn with_raw_payload(msg_type: MessageType, payload: Box<RawValue>) -> Self {
         Self(Arc::new(Contents {
             msg_type,
             payload,
@@ -147,7 +172,17 @@ impl Message {
     pub fn signed(sender: ListenerId, msg_type: MessageType, payload: Value) -> Self {
         Self(Arc::new(Contents {
             msg_type,
-            payload,
+            payload: raw(&payload),
+            sender_id: Some(sender),
+            id: None,
+        }))
+    }
+
+    /// This message's type and payload, signed by `sender` (as a reply is).
+    pub fn resigned(&self, sender: ListenerId) -> Self {
+        Self(Arc::new(Contents {
+            msg_type: self.0.msg_type.clone(),
+            payload: self.0.payload.clone(),
             sender_id: Some(sender),
             id: None,
         }))
@@ -170,10 +205,15 @@ impl Message {
         &self.0.msg_type
     }
 
-    /// The payload (`null` when there is none).
+    /// The payload as JSON text (`null` when there is none).
     #[inline]
-    pub fn payload(&self) -> &Value {
+    pub fn payload(&self) -> &RawValue {
         &self.0.payload
+    }
+
+    /// The payload, parsed.
+    pub fn payload_value(&self) -> Value {
+        serde_json::from_str(self.0.payload.get()).unwrap_or(Value::Null)
     }
 
     /// Who sent it, for signed messages.
@@ -192,7 +232,7 @@ impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Message");
         d.field("type", &self.0.msg_type.as_str())
-            .field("payload", &self.0.payload);
+            .field("payload", &self.0.payload.get());
         if let Some(sender) = &self.0.sender_id {
             d.field("sender_id", &sender.as_str());
         }
@@ -200,6 +240,17 @@ impl fmt::Debug for Message {
             d.field("id", &id.as_str());
         }
         d.finish()
+    }
+}
+
+impl PartialEq for Message {
+    /// Same type, sender, id and payload text.
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a.msg_type == b.msg_type
+            && a.sender_id == b.sender_id
+            && a.id == b.id
+            && a.payload.get() == b.payload.get()
     }
 }
 
@@ -242,7 +293,15 @@ mod tests {
         let back: Message = serde_json::from_str(&text).unwrap();
         assert_eq!(back, m);
         let bare: Message = serde_json::from_str(r#"{"type":"t"}"#).unwrap();
-        assert_eq!(bare.payload(), &Value::Null);
+        assert_eq!(bare.payload().get(), "null");
+        let spaced: Message =
+            serde_json::from_str(r#"{"type":"t","payload": {"a": [1, 2]}}"#).unwrap();
+        assert_eq!(
+            spaced.payload().get(),
+            r#"{"a": [1, 2]}"#,
+            "kept as it came"
+        );
+        assert_eq!(spaced.payload_value(), serde_json::json!({"a": [1, 2]}));
         assert!(serde_json::from_str::<Message>(r#"{"type":"a\nb"}"#).is_err());
     }
 
@@ -256,6 +315,6 @@ mod tests {
         let c = Message::unique(&m, Some(ListenerId::new("s").unwrap()), Some(given.clone()));
         assert_eq!(c.id(), Some(&given));
         assert_eq!(c.sender_id().unwrap().as_str(), "s");
-        assert_eq!(c.payload(), &json!(1));
+        assert_eq!(c.payload_value(), json!(1));
     }
 }

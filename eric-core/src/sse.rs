@@ -4,8 +4,8 @@
 //! listener's sequence number, which clients send back as `Last-Event-ID`),
 //! `event` (the message type), `retry` and `data` (the payload as JSON, where
 //! the reference wrote Python's `str()` of it). Building one shares the
-//! message; encoding writes straight into the output buffer, and compact JSON
-//! never holds a raw line break, so the data is one `data:` line.
+//! message; encoding copies the payload's JSON text straight into the output
+//! buffer (one `data:` line, or one per line of a pretty-printed payload).
 //!
 //! [`SseEvent`] is any event (comments, server notices). Its encoder splits
 //! multi-line data into one `data:` line per line (CR, LF and CRLF all split),
@@ -94,12 +94,21 @@ impl SseMessage {
         if let Some(retry) = self.retry_ms {
             let _ = writeln!(out, "retry: {retry}");
         }
-        out.extend_from_slice(b"data: ");
-        if serde_json::to_writer(&mut *out, self.message.payload()).is_err() {
-            // A `Value` always serialises; `null` keeps the event well formed.
-            out.extend_from_slice(b"null");
+        let payload = self.message.payload().get();
+        if payload.contains(['\r', '\n']) {
+            // Pretty-printed JSON as it arrived: its line breaks are
+            // whitespace, so clients joining the lines get the same value.
+            for line in split_lines(payload) {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
+            }
+        } else {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(payload.as_bytes());
+            out.push(b'\n');
         }
-        out.extend_from_slice(b"\n\n");
+        out.push(b'\n');
     }
 
     /// The same event as a general [`SseEvent`].
@@ -108,7 +117,7 @@ impl SseMessage {
             id: Some(self.seq.to_string()),
             event: Some(self.message.msg_type().as_str().to_owned()),
             retry: self.retry_ms,
-            data: Some(self.message.payload().to_string()),
+            data: Some(self.message.payload().get().to_owned()),
         }
     }
 }
@@ -272,6 +281,23 @@ mod tests {
         assert_eq!(
             parse(&text),
             [("1".into(), "nopayload".into(), "null".into())]
+        );
+    }
+
+    #[test]
+    fn pretty_printed_payloads_become_several_data_lines_of_the_same_json() {
+        let raw =
+            serde_json::value::RawValue::from_string("{\n  \"a\": [1,\r\n 2]\n}".into()).unwrap();
+        let d = Delivery {
+            seq: 3,
+            message: Message::with_raw_payload("t".parse().unwrap(), raw),
+        };
+        let text = SseAdapter { retry_ms: 5 }.adapt(&d).encode();
+        assert_eq!(text.matches("data: ").count(), 4);
+        let (_, _, data) = &parse(&text)[0];
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(data).unwrap(),
+            json!({"a": [1, 2]})
         );
     }
 

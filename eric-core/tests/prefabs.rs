@@ -112,7 +112,7 @@ async fn bob_and_alice_exchange_hello_and_stop_like_the_reference() {
     let to_bob = received(&channel, bob.listener()).await;
     let from_alice = [("hello_ack", Some("alice")), ("stop", Some("alice"))];
     assert_eq!(summary(&to_bob), from_alice);
-    assert_eq!(to_bob[0].message.payload(), &json!("hi!"));
+    assert_eq!(to_bob[0].message.payload_value(), json!("hi!"));
 }
 
 #[test]

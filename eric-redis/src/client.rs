@@ -1,34 +1,66 @@
-//! [`Client`]: pooled command connections with a timeout on every call.
+//! [`Client`]: the node's command connections, with a timeout on every call.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_redis::{Pool, Runtime};
+use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
+use tokio::sync::Mutex;
 
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 
-/// The node's command connections: a `deadpool-redis` pool shared by every
-/// channel, listener and stream (the reference opened one connection per
-/// queue). Blocking reads and pub/sub never use it.
+/// The node's command connections.
+///
+/// `deadpool-redis` creates and health-checks them, but checking one out per
+/// command would cost a round trip (its recycle check is `PING`) and waste
+/// what a multiplexed connection does best: pipelining the commands of many
+/// concurrent tasks. So the client holds `pool_size` pooled connections as
+/// *lanes*, spreads commands over them round-robin, and hands a lane back to
+/// the pool (which then verifies or replaces it) only after a connection
+/// error. Never one connection per listener; blocking commands never run here.
 #[derive(Clone)]
 pub(crate) struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     pool: Pool,
+    /// An async lock, so the tasks that find a lane empty wait for the one
+    /// filling it instead of all taking connections from the pool.
+    lanes: Box<[Mutex<Option<Lane>>]>,
+    next: AtomicUsize,
     timeout: Duration,
+}
+
+/// A pooled connection held for sharing: the pool object keeps it counted
+/// as in use; commands run on clones of the multiplexed handle.
+struct Lane {
+    _object: deadpool_redis::Connection,
+    shared: MultiplexedConnection,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("pool", &self.pool.status())
-            .field("timeout", &self.timeout)
+            .field("pool", &self.inner.pool.status())
+            .field("lanes", &self.inner.lanes.len())
+            .field("timeout", &self.inner.timeout)
             .finish()
     }
 }
 
+/// Whether the connection itself failed (so its lane must be replaced),
+/// as opposed to the command.
+fn connection_failed(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error() || e.is_timeout()
+}
+
 impl Client {
-    /// A pool for `config` (no connection is made until the first call).
+    /// A client for `config` (no connection is made until the first call).
     pub(crate) fn new(config: &RedisConfig) -> Result<Self> {
         config.validate()?;
         let mut pool_config = deadpool_redis::Config::from_url(config.url.clone());
@@ -37,34 +69,78 @@ impl Client {
         pc.timeouts.create = Some(config.command_timeout());
         pc.timeouts.recycle = Some(config.command_timeout());
         pool_config.pool = Some(pc);
+        let lanes = (0..config.pool_size).map(|_| Mutex::new(None)).collect();
         Ok(Self {
-            pool: pool_config.create_pool(Some(Runtime::Tokio1))?,
-            timeout: config.command_timeout(),
+            inner: Arc::new(Inner {
+                pool: pool_config.create_pool(Some(Runtime::Tokio1))?,
+                lanes,
+                next: AtomicUsize::new(0),
+                timeout: config.command_timeout(),
+            }),
         })
     }
 
-    /// Runs `f` on a pooled connection, bounded by the command timeout.
+    /// Empties every lane: after Redis restarted, they are all dead.
+    pub(crate) async fn reset(&self) {
+        for lane in self.inner.lanes.iter() {
+            lane.lock().await.take();
+        }
+    }
+
+    /// A connection of lane `index`, filling the lane from the pool if empty.
+    async fn connection(
+        &self,
+        index: usize,
+        operation: &'static str,
+    ) -> Result<MultiplexedConnection> {
+        let mut lane = self.inner.lanes[index].lock().await;
+        if let Some(lane) = lane.as_ref() {
+            return Ok(lane.shared.clone());
+        }
+        let object = self
+            .inner
+            .pool
+            .get()
+            .await
+            .map_err(|source| Error::Pool { operation, source })?;
+        let shared = (*object).clone();
+        *lane = Some(Lane {
+            _object: object,
+            shared: shared.clone(),
+        });
+        Ok(shared)
+    }
+
+    /// Runs `f` on a shared connection, bounded by the command timeout; a
+    /// connection failure empties the lane so the next call gets a verified one.
     pub(crate) async fn run<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.lanes.len();
         let work = async {
-            let conn = self
-                .pool
-                .get()
-                .await
-                .map_err(|source| Error::Pool { operation, source })?;
-            f(conn)
-                .await
-                .map_err(|source| Error::Command { operation, source })
+            let conn = self.connection(index, operation).await?;
+            match f(conn).await {
+                Ok(value) => Ok(value),
+                Err(source) => {
+                    if connection_failed(&source) {
+                        self.inner.lanes[index].lock().await.take();
+                    }
+                    Err(Error::Command { operation, source })
+                }
+            }
         };
-        match tokio::time::timeout(self.timeout, work).await {
+        match tokio::time::timeout(self.inner.timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                operation,
-                timeout: self.timeout,
-            }),
+            Err(_) => {
+                // A connection that stopped answering is suspect too.
+                self.inner.lanes[index].lock().await.take();
+                Err(Error::Timeout {
+                    operation,
+                    timeout: self.inner.timeout,
+                })
+            }
         }
     }
 

@@ -16,7 +16,8 @@ pub struct RedisConfig {
     /// Prefix of every key and pub/sub channel, so several brokers (or tests)
     /// can share one Redis.
     pub prefix: String,
-    /// Pooled command connections per node (never one per listener).
+    /// Command connections per node, shared by every channel and listener
+    /// (multiplexed: each pipelines many concurrent commands).
     pub pool_size: usize,
     /// Longest wait for one command, in milliseconds.
     pub command_timeout_ms: u64,
@@ -30,7 +31,7 @@ impl Default for RedisConfig {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
             prefix: "eric".to_owned(),
-            pool_size: 32,
+            pool_size: 4,
             command_timeout_ms: 5_000,
             probe_interval_ms: 10_000,
         }

@@ -47,6 +47,11 @@ impl RedisEngine {
 
     /// Same, reporting counts and timings to `observer`.
     pub fn with_observer(config: RedisConfig, observer: Arc<dyn Observer>) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config {
+                reason: "RedisEngine::connect must run inside a tokio runtime (it starts the pub/sub task)".into(),
+            });
+        }
         let client = Client::new(&config)?;
         let pubsub_client =
             redis::Client::open(config.url.as_str()).map_err(|e| Error::Config {
@@ -54,6 +59,7 @@ impl RedisEngine {
             })?;
         let notifier = Notifier::start(
             pubsub_client,
+            client.clone(),
             config.probe_interval(),
             config.command_timeout(),
         );

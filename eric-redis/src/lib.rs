@@ -25,6 +25,7 @@
 //! - `client`: the `deadpool-redis` pool with a timeout on every call.
 //! - `keys`: the key layout.
 //! - `scripts`: the Lua scripts.
+//! - `batch`: concurrent dispatches combined into one script call.
 //! - [`queue`]: [`RedisQueue`], a listener's list.
 //! - [`registry`]: [`RedisRegistry`], a channel's membership.
 //! - `state`: what one node holds of one channel (listener objects, queue
@@ -35,6 +36,7 @@
 //! - [`storage`]: [`RedisStorage`], a generic `KvStorage`.
 //! - `test_support` (feature `test-support`): a real Redis for tests.
 
+mod batch;
 mod client;
 pub mod config;
 pub mod engine;

@@ -24,6 +24,7 @@ use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::client::Client;
 use crate::state::ChannelState;
 
 /// Subscribe and unsubscribe in batches of at most this many channels.
@@ -55,7 +56,12 @@ struct Shared {
 
 impl Notifier {
     /// Starts the actor.
-    pub(crate) fn start(client: redis::Client, probe: Option<Duration>, timeout: Duration) -> Self {
+    pub(crate) fn start(
+        client: redis::Client,
+        commands: Client,
+        probe: Option<Duration>,
+        timeout: Duration,
+    ) -> Self {
         let cancel = CancellationToken::new();
         let shared = Arc::new(Shared {
             wanted: Mutex::new(HashMap::new()),
@@ -65,6 +71,7 @@ impl Notifier {
         let actor = Actor {
             shared: shared.clone(),
             client,
+            commands,
             probe,
             timeout,
             cancel: cancel.clone(),
@@ -115,6 +122,10 @@ impl Shared {
 struct Actor {
     shared: Arc<Shared>,
     client: redis::Client,
+    /// The node's command connections: when this connection drops, they most
+    /// likely did too (Redis restarted), so they are replaced at once rather
+    /// than each failing one command first.
+    commands: Client,
     probe: Option<Duration>,
     timeout: Duration,
     cancel: CancellationToken,
@@ -142,6 +153,7 @@ impl Actor {
                         Ended::Cancelled => return,
                         Ended::Lost(why) => {
                             tracing::warn!(reason = %why, "pub/sub connection lost; reconnecting");
+                            self.commands.reset().await;
                         }
                     }
                 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use eric_core::queue::{QueueSnapshot, Rewind, Taken, Wakeup};
 use eric_core::{ChannelId, Delivery, Error, ListenerId, Message, NoMessagesReason, Queue, Result};
 
+use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::keys::ChannelKeys;
 use crate::scripts::SCRIPTS;
@@ -22,6 +23,8 @@ use crate::scripts::SCRIPTS;
 /// A handle on one listener's queue, shared by every stream of it on this node.
 pub struct RedisQueue {
     client: Client,
+    /// Combines this channel's dispatches into one script call.
+    dispatcher: Arc<Dispatcher>,
     keys: Arc<ChannelKeys>,
     channel: ChannelId,
     listener: ListenerId,
@@ -76,6 +79,7 @@ fn encode_envelope(delivery: &Delivery) -> Result<String> {
 impl RedisQueue {
     pub(crate) fn new(
         client: Client,
+        dispatcher: Arc<Dispatcher>,
         keys: Arc<ChannelKeys>,
         channel: ChannelId,
         listener: ListenerId,
@@ -86,6 +90,7 @@ impl RedisQueue {
             queue_key: keys.queue(&listener),
             delivered_key: keys.delivered(&listener),
             client,
+            dispatcher,
             keys,
             channel,
             listener,
@@ -106,33 +111,16 @@ impl RedisQueue {
         Ok(())
     }
 
-    /// Runs the dispatch script: the one way messages enter a queue.
-    pub(crate) async fn dispatch(&self, message: &str) -> Result<u64> {
-        let mut invocation = SCRIPTS.dispatch.prepare_invoke();
-        invocation
-            .key(&self.keys.members)
-            .key(&self.keys.seqs)
-            .key(&self.queue_key)
-            .arg(self.listener.as_str())
-            .arg(message)
-            .arg(self.capacity)
-            .arg(&self.keys.notify);
-        let seq: i64 = self.client.script("dispatching", &invocation).await?;
-        match seq {
-            -1 => {
-                self.close();
-                Err(Error::InvalidListener {
-                    channel: self.channel.clone(),
-                    listener: self.listener.clone(),
-                })
-            }
-            -2 => Err(Error::QueueFull {
-                channel: self.channel.clone(),
-                listener: self.listener.clone(),
-                capacity: self.capacity,
-            }),
-            seq => Ok(seq.unsigned_abs()),
+    /// Queues `message` (stored JSON): the one way messages enter a queue.
+    pub(crate) async fn dispatch(&self, message: String) -> Result<u64> {
+        let result = self
+            .dispatcher
+            .dispatch(&self.listener, message, self.capacity)
+            .await;
+        if matches!(result, Err(Error::InvalidListener { .. })) {
+            self.close();
         }
+        result
     }
 
     async fn pop_count(&self, max: usize) -> Result<Vec<Delivery>> {
@@ -160,7 +148,7 @@ impl RedisQueue {
             .key(&delivered_key)
             .key(&keys.rewinds)
             .arg(taken.epoch)
-            .arg(listener.as_str())
+            .arg(listener.key_segment().as_ref())
             .arg(&keys.notify);
         for delivery in &taken.deliveries {
             // Used only if the stored copy left the replay window; the JSON
@@ -177,7 +165,7 @@ impl RedisQueue {
 impl Queue for RedisQueue {
     async fn push(&self, message: Message) -> Result<u64> {
         self.check_open()?;
-        self.dispatch(&encode_message(&message)?).await
+        self.dispatch(encode_message(&message)?).await
     }
 
     async fn pop(&self) -> Result<Delivery> {
@@ -212,7 +200,7 @@ impl Queue for RedisQueue {
             .key(&self.keys.rewinds)
             .arg(max.max(1))
             .arg(self.replay_window)
-            .arg(self.listener.as_str());
+            .arg(self.listener.key_segment().as_ref());
         let (epoch, envelopes): (u64, Vec<String>) = self
             .client
             .script("taking for a stream", &invocation)
@@ -232,7 +220,7 @@ impl Queue for RedisQueue {
             .key(&self.keys.evicted)
             .key(&self.keys.rewinds)
             .arg(after)
-            .arg(self.listener.as_str())
+            .arg(self.listener.key_segment().as_ref())
             .arg(&self.keys.notify);
         let (restored, gap): (usize, u8) =
             self.client.script("resuming a stream", &invocation).await?;
@@ -274,7 +262,7 @@ impl Queue for RedisQueue {
         let last = snapshot.next_seq.saturating_sub(1);
         pipe.cmd("HSET")
             .arg(&self.keys.seqs)
-            .arg(self.listener.as_str())
+            .arg(self.listener.key_segment().as_ref())
             .arg(last)
             .ignore();
         self.client.pipe::<()>("restoring a queue", &pipe).await?;

@@ -56,6 +56,7 @@ impl RedisRegistry {
     fn queue(&self, listener: &ListenerId) -> RedisQueue {
         RedisQueue::new(
             self.shared.client.clone(),
+            self.shared.dispatcher.clone(),
             self.shared.keys.clone(),
             self.shared.channel.clone(),
             listener.clone(),
@@ -68,10 +69,10 @@ impl RedisRegistry {
         let mut pipe = redis::pipe();
         pipe.cmd("HGET")
             .arg(&self.shared.keys.listeners)
-            .arg(listener.as_str());
+            .arg(listener.key_segment().as_ref());
         pipe.cmd("HGET")
             .arg(&self.shared.keys.running)
-            .arg(listener.as_str());
+            .arg(listener.key_segment().as_ref());
         let (connection, running): (Option<String>, Option<String>) = self
             .shared
             .client
@@ -99,7 +100,7 @@ impl RedisRegistry {
             .key(&self.shared.keys.listeners)
             .key(&self.shared.keys.running)
             .key(&self.shared.keys.order)
-            .arg(listener.as_str())
+            .arg(listener.key_segment().as_ref())
             .arg(connection.id().as_str())
             .arg(if running { "1" } else { "0" })
             .arg(if mode == RegisterMode::New {
@@ -164,7 +165,7 @@ impl ConnectionRegistry for RedisRegistry {
             invocation
                 .arg(&keys.base)
                 .arg(&keys.notify)
-                .arg(listener.as_str());
+                .arg(listener.key_segment().as_ref());
             let removed: Option<String> = this
                 .shared
                 .client
@@ -206,7 +207,7 @@ impl ConnectionRegistry for RedisRegistry {
         let ids: Vec<String> = self.shared.client.query("listing listeners", &cmd).await?;
         Ok(ids
             .into_iter()
-            .filter_map(|id| ListenerId::new(id).ok())
+            .filter_map(|segment| ListenerId::from_key_segment(&segment).ok())
             .collect())
     }
 
@@ -227,18 +228,17 @@ impl ConnectionRegistry for RedisRegistry {
     }
 
     async fn dispatch(&self, listener: &ListenerId, message: Message) -> Result<u64> {
+        // The script checks membership: no lookup needed first.
         let encoded = encode_message(&message)?;
-        match self.shared.cached(listener) {
-            Some(connection) => {
-                let result = connection.queue().dispatch(&encoded).await;
-                if matches!(result, Err(Error::InvalidListener { .. })) {
-                    self.shared.evict(listener);
-                }
-                result
-            }
-            // The script checks membership: no lookup needed first.
-            None => self.queue(listener).dispatch(&encoded).await,
+        let result = self
+            .shared
+            .dispatcher
+            .dispatch(listener, encoded, self.capacity)
+            .await;
+        if matches!(result, Err(Error::InvalidListener { .. })) {
+            self.shared.evict(listener);
         }
+        result
     }
 
     async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
@@ -261,7 +261,7 @@ impl ConnectionRegistry for RedisRegistry {
             delivered,
             full: full
                 .into_iter()
-                .filter_map(|id| ListenerId::new(id).ok())
+                .filter_map(|segment| ListenerId::from_key_segment(&segment).ok())
                 .collect(),
         })
     }
@@ -272,7 +272,7 @@ impl ConnectionRegistry for RedisRegistry {
         invocation
             .key(&keys.members)
             .key(&keys.running)
-            .arg(listener.as_str())
+            .arg(listener.key_segment().as_ref())
             .arg(if running { "1" } else { "0" })
             .arg(&keys.notify);
         let found: u8 = self

@@ -185,7 +185,7 @@ impl RedisConnectionRepository {
                 Some(ConnectionRecord {
                     id: ConnectionId::new(connection).ok()?,
                     listener: ListenerRecord {
-                        id: ListenerId::new(id).ok()?,
+                        id: ListenerId::from_key_segment(&id).ok()?,
                         running: running == "1",
                     },
                     queue: None,
@@ -273,7 +273,7 @@ impl ConnectionRepository for RedisConnectionRepository {
             .arg(&keys.notify);
         for record in connections {
             invocation
-                .arg(record.listener.id.as_str())
+                .arg(record.listener.id.key_segment().as_ref())
                 .arg(record.id.as_str())
                 .arg(if record.listener.running { "1" } else { "0" });
         }

@@ -1,12 +1,17 @@
 //! The Lua scripts: each one round trip, atomic, and within one channel's
 //! hash-tag slot. `docs/REDIS.md` describes what each reads and writes.
 //!
-//! Per-listener keys (`<base>:q:<listener>`, `<base>:d:<listener>`) are
-//! derived inside the scripts from the channel's base key with `seg`, the Lua
-//! twin of `key_segment`: a broadcast cannot name its queues before reading
-//! the membership, and reading it in the same script is what makes the
-//! broadcast atomic. They share the channel's hash tag, so they are in the
-//! script's slot.
+//! Listeners appear in every structure as their id's `key_segment` (Rust
+//! escapes and decodes; scripts never do), so a script can derive a
+//! listener's keys (`<base>:q:<segment>`, `<base>:d:<segment>`) from the
+//! channel's base key by concatenation. A broadcast must do so: it cannot
+//! name its queues before reading the membership, and reading it in the same
+//! script is what makes it atomic. Those keys share the channel's hash tag,
+//! so they are in the script's slot.
+//!
+//! Numbers reach strings through `string.format('%d')`: Lua's default
+//! formatting (`%.14g`) goes through glibc's float printing, which cost more
+//! than the rest of a dispatch.
 
 use std::sync::LazyLock;
 
@@ -14,16 +19,11 @@ use redis::Script;
 
 /// Helpers prepended to every script.
 const PRELUDE: &str = r#"
-local function seg(id)
-  return (string.gsub(id, '[%%:{}%*%?%[%]\\]', function(c)
-    return string.format('%%%02X', string.byte(c))
-  end))
-end
 local function seq_of(envelope)
   return tonumber(string.match(envelope, '^{"seq":(%d+),'))
 end
 local function envelope(seq, message)
-  return '{"seq":' .. seq .. ',"message":' .. message .. '}'
+  return string.format('{"seq":%d,"message":%s}', seq, message)
 end
 -- LPUSHes `items` (newest first) in chunks, so the oldest ends at the head.
 local function push_front(queue, items)
@@ -37,8 +37,7 @@ local function drop(base, notify, k, id)
   if redis.call('ZREM', k[1], id) == 0 then return false end
   local connection = redis.call('HGET', k[2], id)
   for i = 2, 6 do redis.call('HDEL', k[i], id) end
-  local s = seg(id)
-  redis.call('DEL', base .. ':q:' .. s, base .. ':d:' .. s)
+  redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
   redis.call('PUBLISH', notify, 'r ' .. id)
   return connection
 end
@@ -48,7 +47,8 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
-/// The engine's scripts, compiled once per process (Redis caches them by SHA).
+/// The engine's scripts, compiled once per process (Redis caches them by
+/// SHA). "listener" below is always the listener id's key segment.
 pub(crate) struct Scripts {
     /// KEYS members, listeners, running, order; ARGV listener, connection,
     /// running, mode (`new`|`keep`), notify. → {status, connection}:
@@ -59,9 +59,9 @@ pub(crate) struct Scripts {
     pub(crate) remove: Script,
     /// Same keys and ARGV, with a connection id in place of the listener.
     pub(crate) remove_connection: Script,
-    /// KEYS members, seqs, queue; ARGV listener, message, capacity, notify.
-    /// → seq, -1 not a member, -2 full.
-    pub(crate) dispatch: Script,
+    /// KEYS members, seqs; ARGV base, notify, then (listener, capacity,
+    /// message) triples. → per message: seq, -1 not a member, -2 full.
+    pub(crate) dispatch_many: Script,
     /// KEYS members, seqs; ARGV base, message, capacity, notify.
     /// → {delivered, {full listener ids}}.
     pub(crate) broadcast: Script,
@@ -121,35 +121,79 @@ end
 return false
 "#,
     ),
-    dispatch: script(
+    dispatch_many: script(
         r#"
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
-if redis.call('LLEN', KEYS[3]) >= tonumber(ARGV[3]) then return -2 end
-local seq = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
--- Only a push onto an empty queue can find a consumer asleep: one that is
--- awake drains until it sees the queue empty.
-if redis.call('RPUSH', KEYS[3], envelope(seq, ARGV[2])) == 1 then
-  redis.call('PUBLISH', ARGV[4], 'm ' .. ARGV[1])
+local results, groups, order = {}, {}, {}
+for i = 3, #ARGV, 3 do
+  local g = groups[ARGV[i]]
+  if not g then
+    g = {}
+    groups[ARGV[i]] = g
+    order[#order + 1] = ARGV[i]
+  end
+  g[#g + 1] = i
 end
-return seq
+for _, id in ipairs(order) do
+  local g = groups[id]
+  if not redis.call('ZSCORE', KEYS[1], id) then
+    for _, i in ipairs(g) do results[(i - 3) / 3 + 1] = -1 end
+  else
+    local queue = ARGV[1] .. ':q:' .. id
+    local len = redis.call('LLEN', queue)
+    local n = math.max(0, math.min(#g, tonumber(ARGV[g[1] + 1]) - len))
+    if n > 0 then
+      local first = redis.call('HINCRBY', KEYS[2], id, n) - n + 1
+      local envelopes = {}
+      for k = 1, n do
+        envelopes[k] = envelope(first + k - 1, ARGV[g[k] + 2])
+        results[(g[k] - 3) / 3 + 1] = first + k - 1
+      end
+      for c = 1, n, 1000 do
+        redis.call('RPUSH', queue, unpack(envelopes, c, math.min(c + 999, n)))
+      end
+      -- Only a push onto an empty queue can find a consumer asleep: one
+      -- that is awake drains until it sees the queue empty.
+      if len == 0 then redis.call('PUBLISH', ARGV[2], 'm ' .. id) end
+    end
+    for k = n + 1, #g do results[(g[k] - 3) / 3 + 1] = -2 end
+  end
+end
+return results
 "#,
     ),
     broadcast: script(
         r#"
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local capacity = tonumber(ARGV[3])
-local delivered, full, woke = 0, {}, false
-for _, id in ipairs(ids) do
-  local queue = ARGV[1] .. ':q:' .. seg(id)
-  if redis.call('LLEN', queue) >= capacity then
-    full[#full + 1] = id
-  else
-    local seq = redis.call('HINCRBY', KEYS[2], id, 1)
-    if redis.call('RPUSH', queue, envelope(seq, ARGV[2])) == 1 then woke = true end
-    delivered = delivered + 1
+local call, format = redis.call, string.format
+local capacity, prefix = tonumber(ARGV[3]), ARGV[1] .. ':q:'
+local head, tail = '{"seq":', ',"message":' .. ARGV[2] .. '}'
+local delivered, full, woke, counters = 0, {}, false, {}
+for c = 1, #ids, 1000 do
+  local last = math.min(c + 999, #ids)
+  -- One HMGET and one HSET per thousand listeners, not an HINCRBY each.
+  local seqs = call('HMGET', KEYS[2], unpack(ids, c, last))
+  for j = c, last do
+    local id = ids[j]
+    local seq = format('%d', (tonumber(seqs[j - c + 1]) or 0) + 1)
+    local queue = prefix .. id
+    -- Push first and undo when over capacity: a full queue is the rare
+    -- case, and this saves an LLEN per listener.
+    local len = call('RPUSH', queue, head .. seq .. tail)
+    if len > capacity then
+      call('RPOP', queue)
+      full[#full + 1] = id
+    else
+      counters[#counters + 1] = id
+      counters[#counters + 1] = seq
+      if len == 1 then woke = true end
+      delivered = delivered + 1
+    end
   end
 end
-if woke then redis.call('PUBLISH', ARGV[4], 'b') end
+for c = 1, #counters, 1000 do
+  call('HSET', KEYS[2], unpack(counters, c, math.min(c + 999, #counters)))
+end
+if woke then call('PUBLISH', ARGV[4], 'b') end
 return {delivered, full}
 "#,
     ),
@@ -164,11 +208,11 @@ if window > 0 then
   local len = redis.call('LLEN', KEYS[2])
   if len > window then
     local last = redis.call('LINDEX', KEYS[2], len - window - 1)
-    redis.call('HSET', KEYS[3], ARGV[3], seq_of(last))
+    redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(last)))
     redis.call('LTRIM', KEYS[2], len - window, -1)
   end
 else
-  redis.call('HSET', KEYS[3], ARGV[3], seq_of(items[#items]))
+  redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(items[#items])))
 end
 return {epoch, items}
 "#,
@@ -262,8 +306,7 @@ return #ids
         r#"
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 for _, id in ipairs(ids) do
-  local s = seg(id)
-  redis.call('DEL', ARGV[1] .. ':q:' .. s, ARGV[1] .. ':d:' .. s)
+  redis.call('DEL', ARGV[1] .. ':q:' .. id, ARGV[1] .. ':d:' .. id)
 end
 redis.call('DEL', unpack(KEYS))
 redis.call('PUBLISH', ARGV[2], 'x')

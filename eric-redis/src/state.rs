@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use eric_core::{ChannelId, ListenerId, Queue, Result};
 
+use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::keys::ChannelKeys;
 use crate::notify::Notifier;
@@ -35,6 +36,7 @@ pub(crate) struct ChannelState {
     pub(crate) client: Client,
     pub(crate) channel: ChannelId,
     pub(crate) keys: Arc<ChannelKeys>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     cache: Mutex<Cache>,
     notifier: Notifier,
 }
@@ -46,10 +48,16 @@ impl ChannelState {
         keys: ChannelKeys,
         notifier: Notifier,
     ) -> Self {
+        let keys = Arc::new(keys);
         Self {
+            dispatcher: Arc::new(Dispatcher::new(
+                client.clone(),
+                channel.clone(),
+                keys.clone(),
+            )),
             client,
             channel,
-            keys: Arc::new(keys),
+            keys,
             cache: Mutex::new(Cache::default()),
             notifier,
         }
@@ -116,7 +124,8 @@ impl ChannelState {
     /// Acts on one pub/sub notification for this channel.
     pub(crate) fn on_notification(&self, payload: &str) {
         let (kind, rest) = payload.split_once(' ').unwrap_or((payload, ""));
-        let listener = |id: &str| ListenerId::new(id).ok();
+        // Notifications name listeners by key segment.
+        let listener = |segment: &str| ListenerId::from_key_segment(segment).ok();
         match kind {
             "m" => {
                 if let Some(c) = listener(rest).and_then(|l| self.cached(&l)) {
@@ -202,7 +211,9 @@ impl ChannelState {
             .into_iter()
             .zip(connections)
             .zip(running)
-            .filter_map(|((id, c), r)| Some((ListenerId::new(id).ok()?, c, r == "1")))
+            .filter_map(|((segment, c), r)| {
+                Some((ListenerId::from_key_segment(&segment).ok()?, c, r == "1"))
+            })
             .collect())
     }
 }

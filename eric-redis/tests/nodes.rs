@@ -44,7 +44,7 @@ async fn next_message(stream: &mut MessageStream<Delivery>) -> Delivery {
 }
 
 fn payload(d: &Delivery) -> i64 {
-    d.message.payload().as_i64().unwrap()
+    d.message.payload_value().as_i64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,8 +31,11 @@ use crate::id::ListenerId;
 use crate::queue::{Delivery, Queue, Taken};
 use crate::registry::ConnectionRegistry;
 
-/// How many messages a stream takes per round trip to its queue.
-const STREAM_BATCH: usize = 256;
+/// How many messages a stream takes per round trip to its queue. Large,
+/// because on Redis each take is a round trip (1,024 drained about 60%
+/// faster than 256 in `cargo bench -p eric-redis`); what a stream took but
+/// did not send stays recoverable in the replay window (default 10,000).
+const STREAM_BATCH: usize = 1024;
 /// First and longest pause after a storage error before a stream retries.
 const RETRY_MIN: Duration = Duration::from_millis(10);
 const RETRY_MAX: Duration = Duration::from_secs(1);

@@ -222,11 +222,7 @@ impl<E: Engine, A: Adapter> DistributedHook<E, A> {
                 channel: self.channel_id.clone(),
             })?;
         for response in responses {
-            let signed = Message::signed(
-                listener.id().clone(),
-                response.msg_type().clone(),
-                response.payload().clone(),
-            );
+            let signed = response.resigned(listener.id().clone());
             channel.dispatch(receiver, signed).await?;
         }
         Ok(())

@@ -61,7 +61,7 @@ impl Adapter for ProcessingAdapter {
     fn adapt(&self, delivery: &Delivery) -> DataEvent {
         DataEvent {
             event: delivery.message.msg_type().as_str().to_owned(),
-            data: delivery.message.payload().clone(),
+            data: delivery.message.payload_value(),
         }
     }
 }

@@ -269,7 +269,7 @@ mod tests {
 
     fn payloads(ds: &[Delivery]) -> Vec<i64> {
         ds.iter()
-            .map(|d| d.message.payload().as_i64().unwrap())
+            .map(|d| d.message.payload_value().as_i64().unwrap())
             .collect()
     }
 

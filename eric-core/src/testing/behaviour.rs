@@ -47,7 +47,7 @@ async fn next_message(stream: &mut MessageStream<Delivery>) -> Delivery {
 }
 
 fn payload_of(d: &Delivery) -> i64 {
-    d.message.payload().as_i64().unwrap()
+    d.message.payload_value().as_i64().unwrap()
 }
 
 /// Reference: new listeners are not running; `get_connections` keeps order.
@@ -157,8 +157,12 @@ pub async fn broadcast_reaches_every_listener_and_names_full_queues<F: EngineFix
     ch.deliver_next(&ids[0]).await.unwrap_err();
     ch.start_listener(&ids[0]).await.unwrap();
     assert_eq!(
-        ch.deliver_next(&ids[0]).await.unwrap().message.payload(),
-        &json!("hi")
+        ch.deliver_next(&ids[0])
+            .await
+            .unwrap()
+            .message
+            .payload_value(),
+        json!("hi")
     );
     let b = ch.broadcast(&msg("again", json!(null))).await.unwrap();
     assert_eq!(b.delivered, 1);
@@ -442,7 +446,7 @@ pub async fn many_producers_and_consumers_lose_nothing_and_keep_fifo_per_listene
                 let mut got = Vec::new();
                 while got.len() < PRODUCERS * PER_PRODUCER as usize {
                     let d = next_message(&mut s).await;
-                    got.push(d.message.payload().clone());
+                    got.push(d.message.payload_value());
                 }
                 got
             })
@@ -526,7 +530,7 @@ pub async fn failing_hook_rejects_one_message_and_the_stream_goes_on<F: EngineFi
     let l = Listener::with_hook(
         None,
         FnHook(|_: &Listener, m: &Message| {
-            if m.payload() == &json!("bad") {
+            if m.payload_value() == json!("bad") {
                 return Err::<(), BoxError>("refused".into());
             }
             Ok(())
@@ -538,7 +542,10 @@ pub async fn failing_hook_rejects_one_message_and_the_stream_goes_on<F: EngineFi
         ch.dispatch(l.id(), msg("t", json!(p))).await.unwrap();
     }
     let mut s = ch.message_stream(&l).await.unwrap();
-    assert_eq!(next_message(&mut s).await.message.payload(), &json!("ok1"));
+    assert_eq!(
+        next_message(&mut s).await.message.payload_value(),
+        json!("ok1")
+    );
     match next(&mut s).await {
         StreamItem::Rejected {
             seq,
@@ -546,5 +553,8 @@ pub async fn failing_hook_rejects_one_message_and_the_stream_goes_on<F: EngineFi
         } => assert_eq!(seq, 2),
         other => panic!("expected a rejection, got {other:?}"),
     }
-    assert_eq!(next_message(&mut s).await.message.payload(), &json!("ok2"));
+    assert_eq!(
+        next_message(&mut s).await.message.payload_value(),
+        json!("ok2")
+    );
 }

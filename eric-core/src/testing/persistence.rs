@@ -129,7 +129,7 @@ pub async fn restore_brings_back_settings_listeners_flags_and_messages<F: Persis
     assert!(!restored.get_listener(idle.id()).await.unwrap().is_running());
     let mut got = Vec::new();
     while let Ok(d) = restored.deliver_next(running.id()).await {
-        got.push(d.message.payload().as_i64().unwrap());
+        got.push(d.message.payload_value().as_i64().unwrap());
     }
     assert_eq!(got, [1, 2, 3]);
     assert_eq!(restored.queue_len(idle.id()).await.unwrap(), 1);
@@ -162,7 +162,7 @@ pub async fn channel_ids_sharing_prefixes_or_pattern_characters_stay_apart<
         );
         ch.start_listener(&ids[0]).await.unwrap();
         let d = ch.deliver_next(&ids[0]).await.unwrap();
-        assert_eq!(d.message.payload(), &json!(n), "channel {name}");
+        assert_eq!(d.message.payload_value(), json!(n), "channel {name}");
     }
     assert_eq!(
         store.load_persisted_data(None).await.unwrap().len(),

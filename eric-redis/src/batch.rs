@@ -1,0 +1,198 @@
+//! [`Dispatcher`]: concurrent dispatches to one channel combined into one
+//! script call.
+//!
+//! Redis runs one script at a time, so a script per message caps a channel's
+//! dispatch rate far below what Redis can push. Here a dispatch joins a
+//! pending batch and, unless [`MAX_FLUSHES`] flushes are running, starts one
+//! (a spawned task, so a cancelled caller cannot strand the others). A flush
+//! takes its share of what is pending, so several round trips overlap on the
+//! multiplexed connections instead of queueing behind one another. A lone
+//! dispatch still costs exactly one round trip, with no timer; under load,
+//! batches grow by themselves. Order per producer holds: a producer's next
+//! dispatch starts only once the previous one returned. The script checks
+//! membership, capacity and sequence numbers once per listener of the batch
+//! and pushes that listener's messages in one `RPUSH`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use eric_core::{ChannelId, Error, ListenerId, Result};
+use tokio::sync::oneshot;
+
+use crate::client::Client;
+use crate::keys::ChannelKeys;
+use crate::scripts::SCRIPTS;
+
+/// Messages per script call at most (bounds the script's run time, during
+/// which Redis serves nobody else).
+const MAX_BATCH: usize = 512;
+/// Flushes of one channel in flight at once.
+const MAX_FLUSHES: usize = 4;
+
+struct Pending {
+    listener: ListenerId,
+    message: String,
+    capacity: usize,
+    reply: oneshot::Sender<Result<u64>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    /// Flush tasks running; each drains `pending` before it stops.
+    flushing: usize,
+}
+
+/// Combines a channel's dispatches (see the module docs).
+pub(crate) struct Dispatcher {
+    client: Client,
+    channel: ChannelId,
+    keys: Arc<ChannelKeys>,
+    queue: Mutex<Queue>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(client: Client, channel: ChannelId, keys: Arc<ChannelKeys>) -> Self {
+        Self {
+            client,
+            channel,
+            keys,
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    // Vec pushes and swaps cannot leave it half-changed: poison is harmless.
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `message` (stored JSON) for `listener`, whose queue holds at
+    /// most `capacity`; returns its sequence number.
+    pub(crate) async fn dispatch(
+        self: &Arc<Self>,
+        listener: &ListenerId,
+        message: String,
+        capacity: usize,
+    ) -> Result<u64> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queue = self.queue();
+            queue.pending.push(Pending {
+                listener: listener.clone(),
+                message,
+                capacity,
+                reply,
+            });
+            let start = queue.flushing < MAX_FLUSHES;
+            queue.flushing += usize::from(start);
+            start
+        };
+        if start {
+            let this = self.clone();
+            tokio::spawn(async move { this.flush_all().await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            // The flush task died (runtime shutting down): nothing is known.
+            Err(Error::repository(
+                "dispatching",
+                std::io::Error::other("the dispatch task stopped"),
+            ))
+        })
+    }
+
+    async fn flush_all(self: Arc<Self>) {
+        loop {
+            // Dispatches already scheduled join this batch rather than start
+            // flushes of one message each.
+            tokio::task::yield_now().await;
+            let batch = {
+                let mut queue = self.queue();
+                if queue.pending.is_empty() {
+                    queue.flushing -= 1;
+                    return;
+                }
+                // A share, so the other flushes get work to overlap with.
+                let n = queue.pending.len().div_ceil(queue.flushing).min(MAX_BATCH);
+                queue.pending.drain(..n).collect::<Vec<_>>()
+            };
+            self.flush(batch).await;
+        }
+    }
+
+    async fn flush(&self, batch: Vec<Pending>) {
+        let mut invocation = SCRIPTS.dispatch_many.prepare_invoke();
+        invocation
+            .key(&self.keys.members)
+            .key(&self.keys.seqs)
+            .arg(&self.keys.base)
+            .arg(&self.keys.notify);
+        for p in &batch {
+            invocation
+                .arg(p.listener.key_segment().as_ref())
+                .arg(p.capacity)
+                .arg(&p.message);
+        }
+        match self
+            .client
+            .script::<Vec<i64>>("dispatching", &invocation)
+            .await
+        {
+            Ok(seqs) if seqs.len() == batch.len() => {
+                for (p, seq) in batch.into_iter().zip(seqs) {
+                    let outcome = self.outcome(&p, seq);
+                    let _ = p.reply.send(outcome);
+                }
+            }
+            Ok(seqs) => {
+                let e = format!("{} results for {} messages", seqs.len(), batch.len());
+                for p in batch {
+                    let _ = p.reply.send(Err(Error::repository(
+                        "dispatching",
+                        std::io::Error::other(e.clone()),
+                    )));
+                }
+            }
+            Err(e) => {
+                let e: Error = e.into();
+                for p in batch {
+                    let _ = p.reply.send(Err(copy_error(&e)));
+                }
+            }
+        }
+    }
+
+    fn outcome(&self, p: &Pending, seq: i64) -> Result<u64> {
+        match seq {
+            -1 => Err(Error::InvalidListener {
+                channel: self.channel.clone(),
+                listener: p.listener.clone(),
+            }),
+            -2 => Err(Error::QueueFull {
+                channel: self.channel.clone(),
+                listener: p.listener.clone(),
+                capacity: p.capacity,
+            }),
+            seq => Ok(seq.unsigned_abs()),
+        }
+    }
+}
+
+/// The same failure for every message of a batch (errors are not `Clone`:
+/// their sources are boxed), keeping its kind so callers can branch on it.
+fn copy_error(e: &Error) -> Error {
+    let source = || -> eric_core::BoxError { e.to_string().into() };
+    match e {
+        Error::Timeout { backend, operation } => Error::Timeout { backend, operation },
+        Error::Unavailable {
+            backend, operation, ..
+        } => Error::Unavailable {
+            backend,
+            operation,
+            source: source(),
+        },
+        Error::Repository { operation, .. } => Error::Repository {
+            operation,
+            source: source(),
+        },
+        _ => Error::repository("dispatching", source()),
+    }
+}
