@@ -24,6 +24,38 @@ use crate::id::{IdError, IdErrorReason, ListenerId, MessageId};
 /// Longest accepted message type, in bytes.
 pub const MAX_MESSAGE_TYPE_LEN: usize = 256;
 
+/// Deepest accepted nesting of arrays and objects in a payload. Raw payloads
+/// are only skimmed when they arrive, which has no depth limit of its own;
+/// anything deeper than this could not be parsed back (`serde_json` stops at
+/// 128), so it is refused where it enters.
+pub const MAX_PAYLOAD_DEPTH: usize = 64;
+
+/// The nesting depth of JSON text (brackets outside strings).
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// The type of a message; it becomes the SSE `event` name.
 ///
 /// Non-empty, at most [`MAX_MESSAGE_TYPE_LEN`] bytes, and free of CR, LF and
@@ -262,7 +294,13 @@ impl Serialize for Message {
 
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Contents::deserialize(d).map(|c| Self(Arc::new(c)))
+        let contents = Contents::deserialize(d)?;
+        if json_depth(contents.payload.get()) > MAX_PAYLOAD_DEPTH {
+            return Err(serde::de::Error::custom(format_args!(
+                "payload nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+            )));
+        }
+        Ok(Self(Arc::new(contents)))
     }
 }
 
@@ -303,6 +341,26 @@ mod tests {
         );
         assert_eq!(spaced.payload_value(), serde_json::json!({"a": [1, 2]}));
         assert!(serde_json::from_str::<Message>(r#"{"type":"a\nb"}"#).is_err());
+    }
+
+    #[test]
+    fn payload_depth_is_bounded_and_strings_do_not_count() {
+        let ok = format!(
+            r#"{{"type":"t","payload":{}1{}}}"#,
+            "[".repeat(64),
+            "]".repeat(64)
+        );
+        assert!(serde_json::from_str::<Message>(&ok).is_ok());
+        let deep = format!(
+            r#"{{"type":"t","payload":{}1{}}}"#,
+            "[".repeat(65),
+            "]".repeat(65)
+        );
+        let err = serde_json::from_str::<Message>(&deep).unwrap_err();
+        assert!(err.to_string().contains("deeper than 64"), "{err}");
+        let tricky = r#"{"type":"t","payload":"[[[[\"{{{{"}"#;
+        assert_eq!(json_depth(r#""[[[[\"{{{{""#), 0);
+        assert!(serde_json::from_str::<Message>(tricky).is_ok());
     }
 
     #[test]

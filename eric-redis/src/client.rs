@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_redis::{Pool, Runtime};
 use redis::aio::MultiplexedConnection;
@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
+use crate::stats::{Recorder, RedisStats};
 
 /// The node's command connections.
 ///
@@ -34,6 +35,7 @@ struct Inner {
     lanes: Box<[Mutex<Option<Lane>>]>,
     next: AtomicUsize,
     timeout: Duration,
+    stats: Recorder,
 }
 
 /// A pooled connection held for sharing: the pool object keeps it counted
@@ -76,6 +78,7 @@ impl Client {
                 lanes,
                 next: AtomicUsize::new(0),
                 timeout: config.command_timeout(),
+                stats: Recorder::default(),
             }),
         })
     }
@@ -119,6 +122,7 @@ impl Client {
         Fut: Future<Output = RedisResult<T>>,
     {
         let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.lanes.len();
+        let started = Instant::now();
         let work = async {
             let conn = self.connection(index, operation).await?;
             match f(conn).await {
@@ -131,7 +135,11 @@ impl Client {
                 }
             }
         };
-        match tokio::time::timeout(self.inner.timeout, work).await {
+        let outcome = tokio::time::timeout(self.inner.timeout, work).await;
+        self.inner
+            .stats
+            .record(started.elapsed(), matches!(outcome, Ok(Ok(_))));
+        match outcome {
             Ok(result) => result,
             Err(_) => {
                 // A connection that stopped answering is suspect too.
@@ -142,6 +150,11 @@ impl Client {
                 })
             }
         }
+    }
+
+    /// The statistics so far.
+    pub(crate) fn stats(&self) -> RedisStats {
+        self.inner.stats.snapshot()
     }
 
     /// Runs one command.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use eric_core::channel::{Adapter, ChannelSettings};
 use eric_core::observe::{NoopObserver, Observer};
 use eric_core::{ChannelId, Engine, Persistence};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::client::Client;
 use crate::config::RedisConfig;
@@ -18,6 +18,7 @@ use crate::queue::RedisQueue;
 use crate::registry::{RedisConnectionsFactory, RedisRegistry};
 use crate::repository::{RedisChannelRepository, RedisConnectionRepository};
 use crate::state::ChannelState;
+use crate::stats::RedisStats;
 
 /// The Redis engine: every node that uses the same Redis and prefix shares
 /// channels, membership, running flags and queues. Cloning is cheap.
@@ -35,6 +36,8 @@ struct Inner {
     /// of it, so notifications reach them all.
     channels: Mutex<HashMap<ChannelId, Weak<ChannelState>>>,
     observer: Arc<dyn Observer>,
+    /// Channels deleted (by any node) that this node held.
+    deletions: broadcast::Sender<ChannelId>,
 }
 
 impl RedisEngine {
@@ -71,6 +74,7 @@ impl RedisEngine {
                 notifier,
                 channels: Mutex::new(HashMap::new()),
                 observer,
+                deletions: broadcast::Sender::new(256),
             }),
         })
     }
@@ -89,6 +93,18 @@ impl RedisEngine {
     /// subscribed (part of readiness: without it, streams would not wake).
     pub fn pubsub_health(&self) -> watch::Receiver<bool> {
         self.inner.notifier.healthy()
+    }
+
+    /// Channels this node held that were deleted, here or on another node
+    /// (a server drops them from its cache). A receiver that falls more than
+    /// 256 behind gets `Lagged` and should re-read the channel list.
+    pub fn channel_deletions(&self) -> broadcast::Receiver<ChannelId> {
+        self.inner.deletions.subscribe()
+    }
+
+    /// Statistics of the node's Redis commands (for metrics).
+    pub fn stats(&self) -> RedisStats {
+        self.inner.client.stats()
     }
 
     /// Stops the node's subscriber task now: streams stop waking. Without
@@ -135,6 +151,7 @@ impl RedisEngine {
             channel.clone(),
             keys,
             self.inner.notifier.clone(),
+            self.inner.deletions.clone(),
         ));
         channels.insert(channel.clone(), Arc::downgrade(&shared));
         self.inner.notifier.watch(notify, &shared);

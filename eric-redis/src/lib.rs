@@ -34,6 +34,7 @@
 //! - [`engine`]: the engine itself, [`RedisEngine`].
 //! - [`repository`]: channel and connection repositories on this layout.
 //! - [`storage`]: [`RedisStorage`], a generic `KvStorage`.
+//! - [`stats`]: [`RedisStats`], command counts and latencies for metrics.
 //! - `test_support` (feature `test-support`): a real Redis for tests.
 
 mod batch;
@@ -48,6 +49,7 @@ pub mod registry;
 pub mod repository;
 mod scripts;
 mod state;
+pub mod stats;
 pub mod storage;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -58,4 +60,5 @@ pub use error::{Error, Result};
 pub use queue::RedisQueue;
 pub use registry::{RedisConnectionsFactory, RedisRegistry};
 pub use repository::{RedisChannelRepository, RedisConnectionRepository};
+pub use stats::RedisStats;
 pub use storage::RedisStorage;

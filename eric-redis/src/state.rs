@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::broadcast;
+
 use eric_core::{ChannelId, ListenerId, Queue, Result};
 
 use crate::batch::Dispatcher;
@@ -39,6 +41,8 @@ pub(crate) struct ChannelState {
     pub(crate) dispatcher: Arc<Dispatcher>,
     cache: Mutex<Cache>,
     notifier: Notifier,
+    /// Tells the engine's listeners that this channel was deleted.
+    deletions: broadcast::Sender<ChannelId>,
 }
 
 impl ChannelState {
@@ -47,6 +51,7 @@ impl ChannelState {
         channel: ChannelId,
         keys: ChannelKeys,
         notifier: Notifier,
+        deletions: broadcast::Sender<ChannelId>,
     ) -> Self {
         let keys = Arc::new(keys);
         Self {
@@ -60,6 +65,7 @@ impl ChannelState {
             keys,
             cache: Mutex::new(Cache::default()),
             notifier,
+            deletions,
         }
     }
 
@@ -149,6 +155,8 @@ impl ChannelState {
                 for (_, cached) in self.cache().drain() {
                     cached.connection.queue().close();
                 }
+                // Nobody listening is fine: nothing holds the channel then.
+                let _ = self.deletions.send(self.channel.clone());
             }
             _ => tracing::debug!(channel = %self.channel, payload, "unknown notification ignored"),
         }
