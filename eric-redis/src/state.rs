@@ -7,6 +7,7 @@
 //! queues (ending streams), flag changes reach listener objects.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
@@ -31,6 +32,9 @@ struct Cached {
     /// elsewhere that this node missed), so a local `Listener::start` or
     /// `stop`, which only this node sees, is not undone.
     remote_running: bool,
+    /// When (in `ChannelState::changes`) `remote_running` last changed: a
+    /// revalidation that read Redis before that must not apply its older view.
+    changed: u64,
 }
 
 /// One channel's state on this node (see the module docs).
@@ -40,6 +44,8 @@ pub(crate) struct ChannelState {
     pub(crate) keys: Arc<ChannelKeys>,
     pub(crate) dispatcher: Arc<Dispatcher>,
     cache: Mutex<Cache>,
+    /// Counts changes to cached flags (see `Cached::changed`).
+    changes: AtomicU64,
     notifier: Notifier,
     /// Tells the engine's listeners that this channel was deleted.
     deletions: broadcast::Sender<ChannelId>,
@@ -64,6 +70,7 @@ impl ChannelState {
             channel,
             keys,
             cache: Mutex::new(Cache::default()),
+            changes: AtomicU64::new(0),
             notifier,
             deletions,
         }
@@ -79,14 +86,20 @@ impl ChannelState {
         self.cache().get(listener).map(|c| c.connection.clone())
     }
 
+    fn stamp(&self) -> u64 {
+        self.changes.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
     /// Caches `connection`, whose flag in Redis is `remote_running`.
     pub(crate) fn insert(&self, connection: Connection, remote_running: bool) {
         let id = connection.listener_id().clone();
+        let changed = self.stamp();
         self.cache().insert(
             id,
             Cached {
                 connection,
                 remote_running,
+                changed,
             },
         );
     }
@@ -99,10 +112,12 @@ impl ChannelState {
         remote_running: bool,
     ) -> Connection {
         let id = connection.listener_id().clone();
+        let changed = self.stamp();
         let mut cache = self.cache();
         let entry = cache.entry(id).or_insert(Cached {
             connection,
             remote_running,
+            changed,
         });
         entry.connection.clone()
     }
@@ -114,8 +129,10 @@ impl ChannelState {
 
     /// Redis now holds `running` for `listener`: this node follows.
     pub(crate) fn remote_running(&self, listener: &ListenerId, running: bool) {
+        let changed = self.stamp();
         if let Some(cached) = self.cache().get_mut(listener) {
             cached.remote_running = running;
+            cached.changed = changed;
             cached.connection.listener().set_running(running);
         }
     }
@@ -182,16 +199,20 @@ impl ChannelState {
         if self.cache().is_empty() {
             return;
         }
+        let read_at = self.changes.load(Ordering::Acquire);
         match self.members().await {
-            Ok(members) => self.apply(members),
+            Ok(members) => self.apply(members, read_at),
             Err(error) => tracing::warn!(channel = %self.channel, %error, "revalidation failed"),
         }
         self.wake_all(true);
     }
 
-    fn apply(&self, members: Vec<(ListenerId, String, bool)>) {
+    /// Applies what Redis held when `read_at` was taken, except to entries
+    /// changed since (their newer state wins).
+    fn apply(&self, members: Vec<(ListenerId, String, bool)>, read_at: u64) {
         let live: HashMap<ListenerId, bool> = members.into_iter().map(|(l, _, r)| (l, r)).collect();
         self.cache().retain(|id, cached| match live.get(id) {
+            _ if cached.changed > read_at => true,
             Some(&running) => {
                 if running != cached.remote_running {
                     cached.remote_running = running;
@@ -230,5 +251,60 @@ impl Drop for ChannelState {
     fn drop(&mut self) {
         // Lets the subscriber drop this channel's subscription.
         self.notifier.changed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use eric_core::Listener;
+
+    use super::*;
+    use crate::config::RedisConfig;
+    use crate::keys::Keys;
+
+    /// Nothing needs to answer: the test never sends a command.
+    fn state() -> ChannelState {
+        let config = RedisConfig::with_url("redis://127.0.0.1:1");
+        let client = Client::new(&config).unwrap();
+        let pubsub = redis::Client::open(config.url.as_str()).unwrap();
+        let notifier = Notifier::start(pubsub, client.clone(), None, Duration::from_millis(50));
+        let channel: ChannelId = "c".parse().unwrap();
+        let keys = Keys::new("t").channel(&channel);
+        ChannelState::new(client, channel, keys, notifier, broadcast::channel(1).0)
+    }
+
+    fn cached(state: &ChannelState, id: &ListenerId) -> Connection {
+        let queue = RedisQueue::new(
+            state.client.clone(),
+            state.dispatcher.clone(),
+            state.keys.clone(),
+            state.channel.clone(),
+            id.clone(),
+            10,
+            10,
+        );
+        Connection::new(Listener::with_id(id.clone()), queue, None)
+    }
+
+    /// A revalidation reads Redis, then applies; a start that lands in
+    /// between must not be undone by the older view.
+    #[tokio::test]
+    async fn a_revalidation_never_applies_a_view_older_than_a_change() {
+        let state = state();
+        let id: ListenerId = "l".parse().unwrap();
+        state.insert(cached(&state, &id), false);
+        let read_at = state.changes.load(Ordering::Acquire);
+        state.remote_running(&id, true);
+        state.apply(vec![(id.clone(), "conn".into(), false)], read_at);
+        assert!(state.cached(&id).unwrap().listener().is_running());
+        // A view read after the change does apply.
+        let read_at = state.changes.load(Ordering::Acquire);
+        state.apply(vec![(id.clone(), "conn".into(), false)], read_at);
+        assert!(!state.cached(&id).unwrap().listener().is_running());
+        // A listener missing from a fresh view was removed: it is closed.
+        state.apply(vec![], state.changes.load(Ordering::Acquire));
+        assert!(state.cached(&id).is_none());
     }
 }
