@@ -63,6 +63,9 @@ fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
         IdErrorReason::TooLong(value.len())
     } else if let Some(c) = value.chars().find(|c| !c.is_ascii_graphic()) {
         IdErrorReason::Forbidden(c)
+    } else if value == "." || value == ".." {
+        // URL clients resolve them as dot segments: no path could name them.
+        IdErrorReason::Forbidden('.')
     } else {
         return Ok(());
     };
@@ -279,7 +282,9 @@ mod tests {
             IdErrorReason::TooLong(MAX_ID_LEN + 1)
         );
         assert!(ChannelId::new("a".repeat(MAX_ID_LEN)).is_ok());
-        for bad in ["a b", "a\nb", "a\rb", "a\0b", "é", "a\tb", "\u{7f}"] {
+        for bad in [
+            "a b", "a\nb", "a\rb", "a\0b", "é", "a\tb", "\u{7f}", ".", "..",
+        ] {
             assert!(ListenerId::new(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -161,6 +161,11 @@ impl Listener {
         let _ = rx.wait_for(|running| !running).await;
     }
 
+    /// Whether `other` is this same listener object (not just the same id).
+    pub fn same_object(&self, other: &Listener) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Whether a hook is set (deliveries skip the call when not).
     #[inline]
     pub fn has_hook(&self) -> bool {

@@ -181,18 +181,25 @@ pub struct Message(Arc<Contents>);
 impl Message {
     /// A plain message (the reference's `Message`).
     pub fn new(msg_type: MessageType, payload: Value) -> Self {
-        Self::with_raw_payload(msg_type, raw(&payload))
+        Self(Arc::new(Contents {
+            msg_type,
+            payload: raw(&payload),
+            sender_id: None,
+            id: None,
+        }))
     }
 
     /// A plain message whose payload is already JSON text (as it arrived in a
-    /// request body: nothing is parsed or re-encoded).
-    pub fn with_raw_payload(msg_type: MessageType, payload: Box<RawValue>) -> Self {
-        Self(Arc::new(Contents {
+    /// request body: nothing is parsed or re-encoded). Refused if nested
+    /// deeper than [`MAX_PAYLOAD_DEPTH`].
+    pub fn with_raw_payload(msg_type: MessageType, payload: Box<RawValue>) -> crate::Result<Self> {
+        check_depth(payload.get()).map_err(crate::Error::invalid_format)?;
+        Ok(Self(Arc::new(Contents {
             msg_type,
             payload,
             sender_id: None,
             id: None,
-        }))
+        })))
     }
 
     /// Validates `msg_type` and builds a plain message.
@@ -295,13 +302,19 @@ impl Serialize for Message {
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let contents = Contents::deserialize(d)?;
-        if json_depth(contents.payload.get()) > MAX_PAYLOAD_DEPTH {
-            return Err(serde::de::Error::custom(format_args!(
-                "payload nested deeper than {MAX_PAYLOAD_DEPTH} levels"
-            )));
-        }
+        check_depth(contents.payload.get()).map_err(serde::de::Error::custom)?;
         Ok(Self(Arc::new(contents)))
     }
+}
+
+/// Refuses payload text nested deeper than [`MAX_PAYLOAD_DEPTH`].
+fn check_depth(payload: &str) -> Result<(), String> {
+    if json_depth(payload) > MAX_PAYLOAD_DEPTH {
+        return Err(format!(
+            "payload nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

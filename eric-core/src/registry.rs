@@ -30,7 +30,10 @@ pub enum RegisterMode {
     New,
     /// Keep the registered queue, its messages and the connection id, and
     /// install the new listener object (so a restored listener can get its
-    /// hook back). The reference replaced the queue and lost the messages.
+    /// hook back). The replaced object is stopped, so streams opened on it
+    /// end (`Stopped`) instead of running on out of reach of start and stop;
+    /// they reopen on the registered object. The reference replaced the
+    /// queue and lost the messages.
     KeepQueue,
 }
 

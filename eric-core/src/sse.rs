@@ -290,7 +290,7 @@ mod tests {
             serde_json::value::RawValue::from_string("{\n  \"a\": [1,\r\n 2]\n}".into()).unwrap();
         let d = Delivery {
             seq: 3,
-            message: Message::with_raw_payload("t".parse().unwrap(), raw),
+            message: Message::with_raw_payload("t".parse().unwrap(), raw).unwrap(),
         };
         let text = SseAdapter { retry_ms: 5 }.adapt(&d).encode();
         assert_eq!(text.matches("data: ").count(), 4);

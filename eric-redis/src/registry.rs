@@ -123,7 +123,13 @@ impl RedisRegistry {
                 // Kept: the same Redis list, under the stored connection id.
                 let id = eric_core::ConnectionId::new(&stored)?;
                 let kept = match self.shared.cached(&listener) {
-                    Some(existing) => existing.with_listener(connection.listener().clone()),
+                    Some(existing) => {
+                        // Streams on the replaced object end (see RegisterMode).
+                        if !existing.listener().same_object(connection.listener()) {
+                            existing.listener().stop();
+                        }
+                        existing.with_listener(connection.listener().clone())
+                    }
                     None => connection.with_id(id),
                 };
                 self.shared.insert(kept.clone(), running);

@@ -175,6 +175,9 @@ impl InMemoryRegistry {
                 });
             }
             (Some(existing), RegisterMode::KeepQueue) => {
+                if !existing.listener().same_object(connection.listener()) {
+                    existing.listener().stop();
+                }
                 existing.with_listener(connection.listener().clone())
             }
         };

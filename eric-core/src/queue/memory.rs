@@ -147,7 +147,7 @@ impl InMemoryQueue {
     }
 
     fn rewind_now(&self, after: u64) -> Result<Rewind> {
-        self.with_open(|state| {
+        let rewind = self.with_open(|state| {
             let keep = state.delivered.partition_point(|d| d.seq <= after);
             let back: Vec<Delivery> = state.delivered.drain(keep..).collect();
             let restored = back.len();
@@ -159,7 +159,12 @@ impl InMemoryQueue {
                 restored,
                 gap: after < state.evicted_up_to,
             })
-        })
+        })?;
+        // What came back may be for a consumer already asleep.
+        if rewind.restored > 0 {
+            self.wakeup.notify_one();
+        }
+        Ok(rewind)
     }
 
     fn unread_now(&self, taken: Taken) -> Result<()> {

@@ -209,6 +209,30 @@ pub async fn re_registering_a_listener_keeps_its_queue<F: EngineFixture>(f: &F) 
     );
 }
 
+/// Registering a new object for a listener id keeps the queue; streams on
+/// the replaced object end (they would be out of reach of start and stop).
+pub async fn re_registering_a_listener_ends_streams_on_the_replaced_object<F: EngineFixture>(
+    f: &F,
+) {
+    let ch = channel(f);
+    let old = ch.add_listener().await.unwrap();
+    ch.start_listener(old.id()).await.unwrap();
+    let mut s = ch.message_stream(&old).await.unwrap();
+    let reader = tokio::spawn(async move { next(&mut s).await });
+    tokio::task::yield_now().await;
+    let new = Listener::with_id(old.id().clone());
+    new.start();
+    ch.register_listener(new.clone()).await.unwrap();
+    let item = within("the old stream to end", reader).await.unwrap();
+    assert!(
+        matches!(item, StreamItem::End(StreamEnd::Stopped)),
+        "{item:?}"
+    );
+    ch.dispatch(new.id(), msg("t", json!(1))).await.unwrap();
+    let mut again = ch.message_stream(&new).await.unwrap();
+    assert_eq!(payload_of(&next_message(&mut again).await), 1);
+}
+
 /// `register_connection` registers as-is and refuses a taken id.
 pub async fn register_connection_refuses_a_taken_listener_id<F: EngineFixture>(f: &F) {
     let ch = channel(f);

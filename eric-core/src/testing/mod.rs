@@ -142,6 +142,7 @@ macro_rules! behaviour_suite {
                 broadcast_reaches_every_listener_and_names_full_queues,
                 full_queue_refuses_and_loses_nothing,
                 re_registering_a_listener_keeps_its_queue,
+                re_registering_a_listener_ends_streams_on_the_replaced_object,
                 register_connection_refuses_a_taken_listener_id,
                 removed_listener_is_gone_and_its_messages_with_it,
                 stream_of_a_stopped_listener_ends_at_once_and_consumes_nothing,
