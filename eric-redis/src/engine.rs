@@ -18,7 +18,7 @@ use crate::queue::RedisQueue;
 use crate::registry::{RedisConnectionsFactory, RedisRegistry};
 use crate::repository::{RedisChannelRepository, RedisConnectionRepository};
 use crate::state::ChannelState;
-use crate::stats::RedisStats;
+use crate::stats::{PubSubActivity, RedisStats};
 
 /// The Redis engine: every node that uses the same Redis and prefix shares
 /// channels, membership, running flags and queues. Cloning is cheap.
@@ -93,6 +93,12 @@ impl RedisEngine {
     /// subscribed (part of readiness: without it, streams would not wake).
     pub fn pubsub_health(&self) -> watch::Receiver<bool> {
         self.inner.notifier.healthy()
+    }
+
+    /// Watches the subscriber's sessions and probes: a session count above
+    /// one means the connection was lost and re-established.
+    pub fn pubsub_activity(&self) -> watch::Receiver<PubSubActivity> {
+        self.inner.notifier.activity()
     }
 
     /// Channels this node held that were deleted, here or on another node

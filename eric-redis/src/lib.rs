@@ -60,5 +60,5 @@ pub use error::{Error, Result};
 pub use queue::RedisQueue;
 pub use registry::{RedisConnectionsFactory, RedisRegistry};
 pub use repository::{RedisChannelRepository, RedisConnectionRepository};
-pub use stats::RedisStats;
+pub use stats::{PubSubActivity, RedisStats};
 pub use storage::RedisStorage;

@@ -26,6 +26,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::client::Client;
 use crate::state::ChannelState;
+use crate::stats::PubSubActivity;
 
 /// Subscribe and unsubscribe in batches of at most this many channels.
 const BATCH: usize = 512;
@@ -52,6 +53,7 @@ struct Shared {
     /// Signals the actor that `wanted` changed.
     changed: Notify,
     healthy: watch::Sender<bool>,
+    activity: watch::Sender<PubSubActivity>,
 }
 
 impl Notifier {
@@ -67,6 +69,7 @@ impl Notifier {
             wanted: Mutex::new(HashMap::new()),
             changed: Notify::new(),
             healthy: watch::Sender::new(false),
+            activity: watch::Sender::new(PubSubActivity::default()),
         });
         let actor = Actor {
             shared: shared.clone(),
@@ -105,6 +108,11 @@ impl Notifier {
     /// Whether the subscriber connection is up and subscribed.
     pub(crate) fn healthy(&self) -> watch::Receiver<bool> {
         self.shared.healthy.subscribe()
+    }
+
+    /// Sessions and probes of the subscriber connection.
+    pub(crate) fn activity(&self) -> watch::Receiver<PubSubActivity> {
+        self.shared.activity.subscribe()
     }
 }
 
@@ -175,6 +183,7 @@ impl Actor {
             return Ended::Lost(why);
         }
         self.shared.healthy.send_replace(true);
+        self.shared.activity.send_modify(|a| a.sessions += 1);
         let probe = self.probe.unwrap_or(Duration::MAX);
         let mut last_seen = tokio::time::Instant::now();
         loop {
@@ -193,8 +202,13 @@ impl Actor {
                     }
                 }
                 () = tokio::time::sleep_until(last_seen + probe), if self.probe.is_some() => {
-                    match tokio::time::timeout(self.timeout, sink.ping::<String>()).await {
-                        Ok(Ok(_)) => last_seen = tokio::time::Instant::now(),
+                    // A subscribed RESP2 connection answers `["pong", ""]`,
+                    // not `PONG`: any answer proves the connection alive.
+                    match tokio::time::timeout(self.timeout, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {
+                            last_seen = tokio::time::Instant::now();
+                            self.shared.activity.send_modify(|a| a.probes += 1);
+                        }
                         Ok(Err(e)) => return Ended::Lost(format!("probe failed: {e}")),
                         Err(_) => return Ended::Lost("probe timed out".into()),
                     }

@@ -56,3 +56,14 @@ pub struct RedisStats {
     /// cumulative), the last entry counting the slower ones.
     pub buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
 }
+
+/// What the node's pub/sub subscriber connection has done, for metrics and
+/// for watching it work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PubSubActivity {
+    /// Sessions established (the first connection, then one per
+    /// reconnect): more than one means the connection was lost.
+    pub sessions: u64,
+    /// Probes (`PING` on the subscriber connection) answered.
+    pub probes: u64,
+}

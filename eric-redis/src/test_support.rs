@@ -125,6 +125,26 @@ impl TestRedis {
         Self::spawn_local(true).await
     }
 
+    /// A testcontainers Redis whatever else is available (feature
+    /// `docker`): the third source, tested on its own where Docker runs.
+    ///
+    /// # Panics
+    ///
+    /// If the container cannot be started (no Docker engine, or the image
+    /// `ERIC_TEST_REDIS_IMAGE` is missing and cannot be pulled).
+    #[cfg(feature = "docker")]
+    pub async fn start_container() -> Self {
+        match docker::start_container().await {
+            Ok((url, container)) => Self {
+                url,
+                backend: Backend::Docker {
+                    _container: Box::new(container),
+                },
+            },
+            Err(e) => panic!("a testcontainers Redis is needed: {e}"),
+        }
+    }
+
     /// A private server whatever `REDIS_URL` says (the harness's own tests).
     async fn spawn_local(durable: bool) -> Self {
         match LocalServer::start(durable).await {

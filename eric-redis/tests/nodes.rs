@@ -283,6 +283,35 @@ async fn idle_streams_issue_no_redis_commands() {
     assert!(readers.iter().all(|r| !r.is_finished()));
 }
 
+/// The probe that detects a silently dead subscriber connection must not
+/// itself end the session: several probes answered, still one session, and
+/// the stream that slept through them still wakes on the next dispatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_probes_keep_one_session() {
+    let f = RedisFixture::new().await;
+    let config = RedisConfig {
+        probe_interval_ms: 20,
+        ..f.config.clone()
+    };
+    let engine = RedisEngine::connect(config).unwrap();
+    let ch = channel(&engine, "probed");
+    let l = ch.add_listener().await.unwrap();
+    ch.start_listener(l.id()).await.unwrap();
+    let mut stream = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
+    let mut activity = engine.pubsub_activity();
+    let seen = within(
+        "five probes",
+        activity.wait_for(|a| a.probes >= 5 || a.sessions > 1),
+    )
+    .await
+    .unwrap()
+    .to_owned();
+    assert_eq!(seen.sessions, 1, "a probe ended the session: {seen:?}");
+
+    ch.dispatch(l.id(), msg(1)).await.unwrap();
+    assert_eq!(payload(&next_message(&mut stream).await), 1);
+}
+
 /// Channel and listener ids with pattern, separator and brace characters, and
 /// ids that prefix one another, never reach each other's data (the Lua key
 /// escaping matches the Rust one).
