@@ -1,0 +1,122 @@
+//! The command line: `eric serve`, `eric config`, and the client subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use eric_bin::config::{Config, LogFormat};
+use eric_bin::{Error, Result, shutdown, telemetry};
+
+/// eric: a Redis-backed message broker that streams over Server-Sent Events.
+#[derive(Debug, Parser)]
+#[command(name = "eric", version, about)]
+pub(crate) struct Cli {
+    /// URL of the server, for the client subcommands and the load tool.
+    #[arg(
+        long,
+        global = true,
+        env = "ERIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker (in memory unless a Redis URL is given).
+    Serve(ServeArgs),
+    /// Print the default configuration file.
+    Config,
+    /// Exit 0 if the server at --url is ready (for container health checks).
+    Health {
+        /// Wait (up to the server's request timeout) for it to become ready.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Drive a running server and measure it (dispatch and SSE rates,
+    /// latency percentiles, idle streams).
+    Load(eric_bin::load::LoadArgs),
+    #[command(flatten)]
+    Client(eric_bin::client::ClientCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (see `eric config`).
+    #[arg(long, env = "ERIC_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Serve eric's Unix-socket protocol at this path.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Use Redis at this URL (several nodes, persistence).
+    #[arg(long, env = "ERIC_REDIS_URL")]
+    redis: Option<String>,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+impl Cli {
+    pub(crate) async fn run(self) -> Result<()> {
+        match self.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Config => {
+                #[allow(clippy::print_stdout)]
+                {
+                    print!("{}", Config::defaults_toml());
+                }
+                Ok(())
+            }
+            Command::Health { wait } => health(&self.url, wait).await,
+            Command::Load(args) => eric_bin::load::run(&self.url, args).await,
+            Command::Client(command) => eric_bin::client::run(&self.url, command).await,
+        }
+    }
+}
+
+async fn health(base: &str, wait: bool) -> Result<()> {
+    let url = format!(
+        "{}/readyz{}",
+        base.trim_end_matches('/'),
+        if wait { "?wait=ready" } else { "" }
+    );
+    let request = |source| Error::Request {
+        url: url.clone(),
+        source,
+    };
+    let response = reqwest::get(&url).await.map_err(request)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(Error::Answer {
+        url,
+        status: status.as_u16(),
+        body,
+    })
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(addr) = args.http {
+        config.http.addr = addr;
+    }
+    if let Some(path) = args.socket {
+        config.socket.path = Some(path);
+    }
+    if let Some(url) = args.redis {
+        config.redis.get_or_insert_with(Default::default).url = url;
+    }
+    if args.log_json {
+        config.log.format = LogFormat::Json;
+    }
+    config.validate()?;
+    telemetry::init(&config.log);
+    eric_bin::run(config, shutdown::on_signal()).await
+}

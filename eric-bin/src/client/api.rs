@@ -1,0 +1,278 @@
+//! [`Api`]: a small typed client of the `/v1` API over `reqwest`.
+//!
+//! Paths are built from segments with the `url` crate, which
+//! percent-encodes each one: ids may hold `/`, `?` or `#` and still name one
+//! path segment. The server's URL may carry a path prefix (a reverse proxy's
+//! `/eric/`); segments are appended to it.
+//!
+//! Failures map onto [`Error`]: [`Error::Request`] when the server could not
+//! be reached or its answer not read, [`Error::Answer`] for an error answer,
+//! whose body becomes `code: message` from the API's error shape
+//! (`{"error": {"code": ..., "message": ...}}`), so the one line `main`
+//! prints names the server's code.
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// How long connecting may take: a server that does not answer a SYN in
+/// this time is as good as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a non-streaming request may take in all; longer than the
+/// server's own default request timeout (30 s), so its 503 arrives first.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
+/// TCP keep-alive probes, so a stream to a vanished host fails eventually
+/// even if the idle timeout is set very high.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+/// Longest error body quoted in an error line when it is not our shape.
+const MAX_QUOTED_BODY: usize = 300;
+
+/// A client of one server's `/v1` API (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    http: Client,
+    base: Url,
+}
+
+impl Api {
+    /// A client for the server at `url` (`http://host:port`, optionally
+    /// with a path prefix). An unusable URL is an [`Error::Request`].
+    pub(crate) fn new(url: &str) -> Result<Self> {
+        let http = Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_keepalive(TCP_KEEPALIVE)
+            .user_agent(concat!("eric/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| request_error(url, source))?;
+        // reqwest's own parsing, so a bad URL reads like any request error;
+        // it also refuses URLs without a host, which are the only ones that
+        // cannot take path segments.
+        let base = http
+            .get(url)
+            .build()
+            .map_err(|source| request_error(url, source))?
+            .url()
+            .clone();
+        Ok(Self { http, base })
+    }
+
+    /// The URL of `segments` under the server's URL, each segment
+    /// percent-encoded. Callers pass validated ids, never `.` or `..`
+    /// (which the `url` crate would drop).
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        // `new` checked the URL has a host, so it can take segments.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// `GET` a JSON answer.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T> {
+        let url = self.url(segments);
+        let response = self.send(Method::GET, &url, None::<&()>).await?;
+        decode(&url, response).await
+    }
+
+    /// `POST` `body` (or nothing) and decode the JSON answer.
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
+        let url = self.url(segments);
+        let response = self.send(Method::POST, &url, body).await?;
+        decode(&url, response).await
+    }
+
+    /// `POST` with no body and an answer without one (`204`).
+    pub(crate) async fn post_empty(&self, segments: &[&str]) -> Result<()> {
+        let url = self.url(segments);
+        self.send(Method::POST, &url, None::<&()>).await.map(drop)
+    }
+
+    /// `POST` with no body: `None` for `204 No Content`, else the decoded
+    /// JSON answer.
+    pub(crate) async fn post_maybe<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+    ) -> Result<Option<T>> {
+        let url = self.url(segments);
+        let response = self.send(Method::POST, &url, None::<&()>).await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        decode(&url, response).await.map(Some)
+    }
+
+    /// `DELETE`; the answer carries no body.
+    pub(crate) async fn delete(&self, segments: &[&str]) -> Result<()> {
+        let url = self.url(segments);
+        self.send(Method::DELETE, &url, None::<&()>).await.map(drop)
+    }
+
+    /// Opens an SSE stream at `url`, resuming after `last_event_id` (sent as
+    /// the `Last-Event-ID` header). No overall timeout: the stream is meant
+    /// to stay open; the caller watches for silence.
+    pub(crate) async fn open_stream(
+        &self,
+        url: &Url,
+        last_event_id: Option<u64>,
+    ) -> Result<Response> {
+        let mut request = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header(reqwest::header::CACHE_CONTROL, "no-cache");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        answer(url, request).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&impl Serialize>,
+    ) -> Result<Response> {
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        answer(url, request).await
+    }
+}
+
+/// Sends `request`; an error status becomes [`Error::Answer`].
+async fn answer(url: &Url, request: RequestBuilder) -> Result<Response> {
+    let response = request
+        .send()
+        .await
+        .map_err(|source| request_error(url.as_str(), source))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    // The body explains the error; if it cannot be read, the status alone
+    // still says what happened.
+    let text = response.text().await.unwrap_or_default();
+    Err(Error::Answer {
+        url: url.to_string(),
+        status: status.as_u16(),
+        body: describe_error_body(&text),
+    })
+}
+
+/// `code: message` from the API's error shape, else the body as sent
+/// (shortened), else a placeholder.
+fn describe_error_body(text: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
+        message: String,
+    }
+    if let Ok(Shape { error }) = serde_json::from_str::<Shape>(text) {
+        return format!("{}: {}", error.code, error.message);
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return "(no body)".to_owned();
+    }
+    match text.char_indices().nth(MAX_QUOTED_BODY) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+async fn decode<T: DeserializeOwned>(url: &Url, response: Response) -> Result<T> {
+    response
+        .json()
+        .await
+        .map_err(|source| request_error(url.as_str(), source))
+}
+
+fn request_error(url: &str, source: reqwest::Error) -> Error {
+    Error::Request {
+        url: url.to_owned(),
+        source,
+    }
+}
+
+/// Whether trying the same request again later may succeed: the server was
+/// unreachable, or answered that it is busy, restarting or without storage.
+/// A 4xx other than 408/429 will say the same thing again.
+pub(crate) fn is_transient(error: &Error) -> bool {
+    match error {
+        Error::Request { .. } => true,
+        Error::Answer { status, .. } => {
+            *status >= 500
+                || *status == StatusCode::REQUEST_TIMEOUT.as_u16()
+                || *status == StatusCode::TOO_MANY_REQUESTS.as_u16()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded_and_appended_to_a_prefix() {
+        let api = Api::new("http://127.0.0.1:1/eric/").unwrap();
+        let url = api.url(&["v1", "channels", "a/b?c#d", "x y"]);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:1/eric/v1/channels/a%2Fb%3Fc%23d/x%20y"
+        );
+        let api = Api::new("http://127.0.0.1:1").unwrap();
+        assert_eq!(api.url(&["v1", "channels"]).path(), "/v1/channels");
+    }
+
+    #[test]
+    fn a_bad_url_is_a_request_error() {
+        assert!(matches!(Api::new("not a url"), Err(Error::Request { .. })));
+        assert!(matches!(
+            Api::new("mailto:someone"),
+            Err(Error::Request { .. })
+        ));
+    }
+
+    #[test]
+    fn error_bodies_name_the_code() {
+        let shaped = r#"{"error":{"code":"channel_not_found","message":"no channel with id x"}}"#;
+        assert_eq!(
+            describe_error_body(shaped),
+            "channel_not_found: no channel with id x"
+        );
+        assert_eq!(describe_error_body("  "), "(no body)");
+        let long = "x".repeat(1000);
+        assert_eq!(describe_error_body(&long).len(), MAX_QUOTED_BODY + 3);
+    }
+
+    #[test]
+    fn transient_errors() {
+        let answer = |status| Error::Answer {
+            url: String::new(),
+            status,
+            body: String::new(),
+        };
+        assert!(is_transient(&answer(503)));
+        assert!(is_transient(&answer(429)));
+        assert!(!is_transient(&answer(404)));
+        assert!(!is_transient(&answer(400)));
+    }
+}

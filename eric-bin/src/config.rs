@@ -1,0 +1,325 @@
+//! [`Config`]: every setting, layered defaults → config file → environment →
+//! command line.
+//!
+//! The file is TOML (`eric config` prints the defaults). Any setting can come
+//! from the environment as `ERIC__<SECTION>__<KEY>` (double underscores, so
+//! docker-compose `environment:` works), e.g. `ERIC__HTTP__ADDR=0.0.0.0:8080`
+//! or `ERIC__REDIS__URL=redis://redis:6379`; values are parsed as TOML
+//! (numbers, booleans), else taken as strings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use eric_core::ChannelSettings;
+use eric_redis::RedisConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The broker's settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP API and SSE streams.
+    pub http: HttpConfig,
+    /// eric's Unix-socket protocol (off unless a path is set).
+    pub socket: SocketConfig,
+    /// The Redis engine; without it, the in-memory engine.
+    pub redis: Option<RedisConfig>,
+    /// Settings of channels created without their own.
+    pub channels: ChannelSettings,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Largest accepted request body (413 beyond).
+    pub max_body_bytes: usize,
+    /// Seconds between SSE keep-alive comments (proxies drop silent streams).
+    pub keep_alive_secs: u64,
+    /// Seconds a stream may wait for a client to take data before it is cut.
+    pub send_timeout_secs: u64,
+    /// Seconds a non-streaming request may take.
+    pub request_timeout_secs: u64,
+    /// Seconds streams get to end cleanly at shutdown before connections close.
+    pub shutdown_grace_secs: u64,
+    /// Most open connections; beyond, new ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            keep_alive_secs: 15,
+            send_timeout_secs: 30,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 5,
+            max_connections: 100_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The keep-alive interval.
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs)
+    }
+
+    /// The send timeout.
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_secs)
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// Unix-socket settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketConfig {
+    /// Path of the socket file (mode 0600); unset: no socket server.
+    pub path: Option<PathBuf>,
+    /// Largest accepted request, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_request_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing` filter (`RUST_LOG` syntax); `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// Prefix of environment variables holding settings.
+pub const ENV_PREFIX: &str = "ERIC__";
+
+impl Config {
+    /// Defaults, then `file` (if any), then `ERIC__...` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let mut table = toml::Table::try_from(Config::default()).map_err(|e| Error::Config {
+            reason: format!("defaults: {e}"),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+                path: path.to_owned(),
+                source,
+            })?;
+            let from_file: toml::Table =
+                toml::from_str(&text).map_err(|source| Error::ConfigParse {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            merge(&mut table, from_file);
+        }
+        for (name, value) in env {
+            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+                set_path(&mut table, &name, path, &value)?;
+            }
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config {
+                reason: e.to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the layered settings once, at start-up.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::Config { reason });
+        if self.http.max_body_bytes == 0 {
+            return bad("http.max_body_bytes must be at least 1".into());
+        }
+        if self.http.keep_alive_secs == 0 || self.http.send_timeout_secs == 0 {
+            return bad(
+                "http.keep_alive_secs and http.send_timeout_secs must be at least 1".into(),
+            );
+        }
+        if self.http.max_connections == 0 {
+            return bad("http.max_connections must be at least 1".into());
+        }
+        if self.socket.max_request_bytes == 0 {
+            return bad("socket.max_request_bytes must be at least 1".into());
+        }
+        self.channels
+            .validate()
+            .or_else(|e| bad(format!("channels: {e}")))?;
+        if let Some(redis) = &self.redis {
+            redis.validate().or_else(|e| bad(format!("redis: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The defaults as a commented TOML file (`eric config`).
+    pub fn defaults_toml() -> String {
+        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        let redis = toml::to_string_pretty(&RedisConfig::default()).unwrap_or_default();
+        let commented: String = redis.lines().map(|l| format!("# {l}\n")).collect();
+        format!(
+            "# eric's settings and their defaults. Every key can also be set as an\n\
+             # environment variable ERIC__<SECTION>__<KEY> (e.g. ERIC__HTTP__ADDR).\n\n\
+             {body}\n\
+             # Uncomment to use Redis (several nodes, persistence) instead of memory:\n\
+             # [redis]\n{commented}"
+        )
+    }
+}
+
+/// Deep-merges `from` into `into`: tables merge, other values replace.
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Sets `http.addr` for `ERIC__HTTP__ADDR`.
+fn set_path(table: &mut toml::Table, name: &str, path: &str, raw: &str) -> Result<()> {
+    let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(Error::Config {
+            reason: format!("environment variable {name}: empty key"),
+        });
+    }
+    let (last, parents) = keys.split_last().ok_or_else(|| Error::Config {
+        reason: format!("environment variable {name}: no key"),
+    })?;
+    let mut node = table;
+    for key in parents {
+        let child = node
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = child.as_table_mut().ok_or_else(|| Error::Config {
+            reason: format!("environment variable {name}: {key} is not a section"),
+        })?;
+    }
+    node.insert(last.clone(), parse_value(raw));
+    Ok(())
+}
+
+/// A TOML value if `raw` is one (`8080`, `true`, `"x"`), else the string.
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file_and_no_redis() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(c.redis.is_none());
+        assert_eq!(c.http.addr.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eric.toml");
+        std::fs::write(&path, "[http]\naddr = \"0.0.0.0:9000\"\nkeep_alive_secs = 5\n[redis]\nurl = \"redis://file:6379\"\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("ERIC__HTTP__KEEP_ALIVE_SECS", "7"),
+                ("ERIC__REDIS__PREFIX", "prod"),
+                ("ERIC__LOG__FORMAT", "json"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http.addr.port(), 9000);
+        assert_eq!(c.http.keep_alive_secs, 7);
+        let redis = c.redis.unwrap();
+        assert_eq!(
+            (redis.url.as_str(), redis.prefix.as_str()),
+            ("redis://file:6379", "prod")
+        );
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = Config::load(None, env(&[("ERIC__HTTP__NOPE", "1")])).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = Config::load(None, env(&[("ERIC__HTTP__MAX_BODY_BYTES", "0")])).unwrap_err();
+        assert!(err.to_string().contains("max_body_bytes"), "{err}");
+        let err = Config::load(None, env(&[("ERIC__HTTP__ADDR", "not an address")])).unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+    }
+
+    #[test]
+    fn printed_defaults_parse_back() {
+        let text = Config::defaults_toml();
+        let parsed: Config = toml::from_str(&text).unwrap();
+        assert_eq!(parsed, Config::default());
+        assert!(text.contains("# [redis]"));
+    }
+}

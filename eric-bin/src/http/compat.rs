@@ -1,0 +1,162 @@
+//! eric-api's routes, with its status codes for success (`eric-python.md`
+//! section 6.2), so its clients keep working.
+//!
+//! Deviations: SSE `data` is JSON (eric-api wrote Python's `str()` of the
+//! payload) and events carry an `id`; errors use the API's one JSON shape
+//! with 404 for unknown channels and listeners (eric-api answered 400, or 500
+//! in memory mode); a boolean payload stays a boolean (pydantic made it an
+//! integer); listeners created on other nodes can be streamed here.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use eric_core::{ChannelId, ListenerId, Message, MessageType};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{JsonBody, PathParams, QueryParams, channel_id, listener_id};
+use super::sse;
+use super::state::{AppState, ConnectionContext};
+use super::v1::last_event_id;
+use crate::backend::Backend;
+
+/// The compatible routes.
+pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
+    axum::Router::new()
+        .route("/", get(listing::<E>))
+        .route("/channels", get(channels::<E>))
+        .route("/create", put(create::<E>))
+        .route("/subscribe", post(subscribe::<E>))
+        .route("/dispatch", post(dispatch::<E>))
+        .route("/broadcast", post(broadcast::<E>))
+        .route("/stream/{channel}/{listener}", get(stream::<E>))
+        .route(
+            "/listener/{channel}/{listener}",
+            delete(remove_listener::<E>),
+        )
+        .route("/channel/{channel}", delete(remove_channel::<E>))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateQuery {
+    channel_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChannelQuery {
+    channel_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListenerQuery {
+    channel_id: String,
+    listener_id: String,
+}
+
+/// eric-api's message body: both keys required.
+#[derive(Debug, Deserialize)]
+struct MessageBody {
+    #[serde(rename = "type")]
+    msg_type: MessageType,
+    payload: Box<RawValue>,
+}
+
+impl MessageBody {
+    fn into_message(self) -> Result<Message, ApiError> {
+        Message::with_raw_payload(self.msg_type, self.payload).map_err(ApiError::from)
+    }
+}
+
+async fn listing<E: Backend>(
+    State(s): State<AppState<E>>,
+) -> ApiResult<Json<IndexMap<ChannelId, Vec<ListenerId>>>> {
+    Ok(Json(s.broker.listing().await?))
+}
+
+async fn channels<E: Backend>(State(s): State<AppState<E>>) -> ApiResult<Json<Vec<ChannelId>>> {
+    Ok(Json(s.broker.channel_ids().await?))
+}
+
+async fn create<E: Backend>(
+    State(s): State<AppState<E>>,
+    QueryParams(q): QueryParams<CreateQuery>,
+) -> ApiResult<Json<Value>> {
+    let id = q.channel_id.as_deref().map(channel_id).transpose()?;
+    let channel = s.broker.create_channel(id, None).await?;
+    Ok(Json(json!({"channel_id": channel.id()})))
+}
+
+async fn subscribe<E: Backend>(
+    State(s): State<AppState<E>>,
+    QueryParams(q): QueryParams<ChannelQuery>,
+) -> ApiResult<Json<Value>> {
+    let listener = s
+        .broker
+        .subscribe(&channel_id(&q.channel_id)?, None)
+        .await?;
+    Ok(Json(json!({"listener_id": listener})))
+}
+
+async fn dispatch<E: Backend>(
+    State(s): State<AppState<E>>,
+    QueryParams(q): QueryParams<ListenerQuery>,
+    JsonBody(body): JsonBody<MessageBody>,
+) -> ApiResult<Json<Value>> {
+    let (channel, listener) = (channel_id(&q.channel_id)?, listener_id(&q.listener_id)?);
+    s.broker
+        .dispatch(&channel, &listener, body.into_message()?)
+        .await?;
+    Ok(Json(Value::Null))
+}
+
+async fn broadcast<E: Backend>(
+    State(s): State<AppState<E>>,
+    QueryParams(q): QueryParams<ChannelQuery>,
+    JsonBody(body): JsonBody<MessageBody>,
+) -> ApiResult<Json<Value>> {
+    s.broker
+        .broadcast(&channel_id(&q.channel_id)?, &body.into_message()?)
+        .await?;
+    Ok(Json(Value::Null))
+}
+
+async fn stream<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams((channel, listener)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    connection: Option<Extension<ConnectionContext>>,
+) -> Result<Response, ApiError> {
+    let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
+    let resume = last_event_id(&headers, None)?;
+    let (ch, stream) = s.broker.stream(&channel, &listener, resume).await?;
+    let retry = ch.settings().retry_ms;
+    Ok(sse::respond(
+        &s,
+        stream,
+        retry,
+        connection.map(|Extension(c)| c),
+    ))
+}
+
+async fn remove_listener<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams((channel, listener)): PathParams<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
+    s.broker.remove_listener(&channel, &listener).await?;
+    Ok(Json(Value::Null))
+}
+
+async fn remove_channel<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+) -> ApiResult<Json<Value>> {
+    s.broker.delete_channel(&channel_id(&channel)?).await?;
+    Ok(Json(Value::Null))
+}

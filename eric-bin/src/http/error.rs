@@ -1,0 +1,100 @@
+//! [`ApiError`]: the one error shape of the HTTP API.
+//!
+//! Every failure, from a domain error to a malformed body, answers
+//! `{"error": {"code": "...", "message": "..."}}` with a status a client can
+//! branch on. Internal causes (storage errors, keys) are logged, never echoed.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use eric_core::{Error, NoMessagesReason};
+use serde_json::json;
+
+/// An HTTP error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with an explicit status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 for a request that is not well formed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            Error::InvalidChannel { .. } => (S::NOT_FOUND, "channel_not_found"),
+            Error::InvalidListener { .. } => (S::NOT_FOUND, "listener_not_found"),
+            Error::InvalidConnection { .. } => (S::NOT_FOUND, "connection_not_found"),
+            Error::ChannelExists { .. } => (S::CONFLICT, "channel_exists"),
+            Error::ListenerExists { .. } => (S::CONFLICT, "listener_exists"),
+            Error::NoMessages {
+                reason: NoMessagesReason::Stopped,
+                ..
+            } => (S::CONFLICT, "listener_stopped"),
+            Error::NoMessages { .. } => (S::NOT_FOUND, "no_messages"),
+            Error::QueueFull { .. } => (S::TOO_MANY_REQUESTS, "queue_full"),
+            Error::InvalidMessageFormat { .. } => (S::BAD_REQUEST, "invalid_message"),
+            Error::InvalidId(_) => (S::BAD_REQUEST, "invalid_id"),
+            Error::ReservedAction { .. } => (S::BAD_REQUEST, "reserved_action"),
+            Error::Unavailable { .. } | Error::Timeout { .. } => {
+                tracing::warn!(error = %e, "storage unavailable");
+                return Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    unavailable(&e),
+                );
+            }
+            _ => {
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "internal error");
+                return Self::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error");
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+/// A message naming what failed without exposing the cause's internals.
+fn unavailable(e: &Error) -> String {
+    match e {
+        Error::Unavailable {
+            backend, operation, ..
+        } => {
+            format!("{backend} is unavailable ({operation}); retry later")
+        }
+        Error::Timeout { backend, operation } => {
+            format!("{backend} did not answer in time ({operation}); retry later")
+        }
+        _ => "storage is unavailable; retry later".into(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// `Result` with [`ApiError`].
+pub(super) type ApiResult<T> = Result<T, ApiError>;

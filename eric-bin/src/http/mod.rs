@@ -1,0 +1,79 @@
+//! The HTTP API: eric-api's routes, the `/v1` resource API, SSE streams and
+//! the operations endpoints, as one axum [`Router`].
+//!
+//! ## Layout
+//!
+//! - `compat`: eric-api's routes.
+//! - `v1`: the resource API (`docs/HTTP.md`).
+//! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
+//! - `ops`: `/healthz`, `/readyz`, `/metrics`.
+//! - `error`, `extract`: the one error shape and the extractors that use it.
+//! - `state`: [`AppState`] and [`ConnectionContext`].
+
+mod compat;
+mod error;
+mod extract;
+mod ops;
+mod sse;
+mod state;
+mod v1;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+pub use error::ApiError;
+pub use state::{AppState, ConnectionContext};
+
+use crate::backend::Backend;
+
+/// The whole API on `state`. Tests drive it without a socket.
+pub fn router<E: Backend>(state: AppState<E>) -> Router {
+    Router::new()
+        .merge(compat::routes())
+        .merge(v1::routes())
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz::<E>))
+        .route("/metrics", get(ops::metrics::<E>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            time_limit::<E>,
+        ))
+        .with_state(state)
+}
+
+/// Bounds the time to produce a response head. SSE bodies stream on after
+/// the head, so they are not cut by this.
+async fn time_limit<E: Backend>(
+    State(s): State<AppState<E>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(s.http.request_timeout(), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}

@@ -1,0 +1,51 @@
+//! [`AppState`]: what every handler shares, and [`ConnectionContext`].
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::broker::Broker;
+use crate::config::HttpConfig;
+use crate::metrics::Metrics;
+
+/// Handler state (cheap to clone).
+pub struct AppState<E: Backend> {
+    /// The broker.
+    pub broker: Broker<E>,
+    /// HTTP settings.
+    pub http: Arc<HttpConfig>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Fires once at shutdown: streams end cleanly.
+    pub shutdown: CancellationToken,
+}
+
+impl<E: Backend> Clone for AppState<E> {
+    fn clone(&self) -> Self {
+        Self {
+            broker: self.broker.clone(),
+            http: self.http.clone(),
+            metrics: self.metrics.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<E: Backend> std::fmt::Debug for AppState<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("broker", &self.broker)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection a request came on (a request extension set by the
+/// server): a stream cancels `close` to cut a client that stopped reading,
+/// and it fires when the server closes the connection.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionContext {
+    /// Closes the connection when cancelled.
+    pub close: CancellationToken,
+}

@@ -1,0 +1,280 @@
+//! The resource-style API under `/v1` (documented in `docs/HTTP.md`).
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use eric_core::{ChannelId, ChannelSettings, ListenerId, Message};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{JsonBody, OptionalJson, PathParams, QueryParams, channel_id, listener_id};
+use super::sse;
+use super::state::{AppState, ConnectionContext};
+use crate::backend::Backend;
+use crate::broker::{ChannelInfo, ListenerInfo};
+
+/// The `/v1` routes.
+pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
+    axum::Router::new()
+        .route(
+            "/v1/channels",
+            get(list_channels::<E>).post(create_channel::<E>),
+        )
+        .route(
+            "/v1/channels/{channel}",
+            get(channel_info::<E>).delete(delete_channel::<E>),
+        )
+        .route("/v1/channels/{channel}/messages", post(broadcast::<E>))
+        .route("/v1/channels/{channel}/events", get(watch::<E>))
+        .route(
+            "/v1/channels/{channel}/listeners",
+            get(list_listeners::<E>).post(add_listener::<E>),
+        )
+        .route(
+            "/v1/channels/{channel}/listeners/{listener}",
+            get(listener_info::<E>).delete(remove_listener::<E>),
+        )
+        .route(
+            "/v1/channels/{channel}/listeners/{listener}/start",
+            post(start::<E>),
+        )
+        .route(
+            "/v1/channels/{channel}/listeners/{listener}/stop",
+            post(stop::<E>),
+        )
+        .route(
+            "/v1/channels/{channel}/listeners/{listener}/messages",
+            post(dispatch::<E>),
+        )
+        .route(
+            "/v1/channels/{channel}/listeners/{listener}/next",
+            post(next::<E>),
+        )
+        .route(
+            "/v1/channels/{channel}/listeners/{listener}/events",
+            get(events::<E>),
+        )
+}
+
+/// The resume point: the `Last-Event-ID` header, else `last_event_id` in the
+/// query. An empty header means "from the start"; anything but a sequence
+/// number is a 400.
+pub(super) fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Option<u64>> {
+    let raw = match headers.get("last-event-id") {
+        Some(value) => Some(value.to_str().map_err(|_| bad_resume())?),
+        None => query,
+    };
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| bad_resume()),
+    }
+}
+
+fn bad_resume() -> ApiError {
+    ApiError::bad_request(
+        "invalid_last_event_id",
+        "Last-Event-ID must be an event id this server sent (a number)",
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewChannel {
+    id: Option<String>,
+    /// Only the keys to change: the rest comes from the configured defaults.
+    settings: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewListener {
+    id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResumeQuery {
+    last_event_id: Option<String>,
+}
+
+/// `partial` over `defaults`; unknown or ill-typed keys are a 422.
+fn merged_settings(
+    defaults: &ChannelSettings,
+    partial: serde_json::Map<String, Value>,
+) -> ApiResult<ChannelSettings> {
+    let mut settings = serde_json::to_value(defaults)
+        .map_err(|e| eric_core::Error::invalid_format(e.to_string()))?;
+    if let Value::Object(base) = &mut settings {
+        base.extend(partial);
+    }
+    serde_json::from_value(settings).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("settings: {e}"),
+        )
+    })
+}
+
+type Ids = PathParams<(String, String)>;
+
+fn ids((channel, listener): (String, String)) -> ApiResult<(ChannelId, ListenerId)> {
+    Ok((channel_id(&channel)?, listener_id(&listener)?))
+}
+
+async fn list_channels<E: Backend>(State(s): State<AppState<E>>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"channels": s.broker.channel_ids().await?})))
+}
+
+async fn create_channel<E: Backend>(
+    State(s): State<AppState<E>>,
+    OptionalJson(body): OptionalJson<NewChannel>,
+) -> ApiResult<(StatusCode, Json<ChannelInfo>)> {
+    let id = body.id.as_deref().map(channel_id).transpose()?;
+    let settings = body
+        .settings
+        .map(|partial| merged_settings(s.broker.defaults(), partial))
+        .transpose()?;
+    let channel = s.broker.create_channel(id, settings).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.broker.info(channel.id()).await?),
+    ))
+}
+
+async fn channel_info<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+) -> ApiResult<Json<ChannelInfo>> {
+    Ok(Json(s.broker.info(&channel_id(&channel)?).await?))
+}
+
+async fn delete_channel<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+) -> ApiResult<StatusCode> {
+    s.broker.delete_channel(&channel_id(&channel)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_listeners<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+) -> ApiResult<Json<Vec<ListenerInfo>>> {
+    Ok(Json(s.broker.info(&channel_id(&channel)?).await?.listeners))
+}
+
+async fn add_listener<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+    OptionalJson(body): OptionalJson<NewListener>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = body.id.as_deref().map(listener_id).transpose()?;
+    let listener = s.broker.subscribe(&channel_id(&channel)?, id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": listener}))))
+}
+
+async fn listener_info<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+) -> ApiResult<Json<ListenerInfo>> {
+    let (channel, listener) = ids(p)?;
+    let info = s.broker.info(&channel).await?;
+    info.listeners
+        .into_iter()
+        .find(|l| l.id == listener)
+        .map(Json)
+        .ok_or_else(|| eric_core::Error::InvalidListener { channel, listener }.into())
+}
+
+async fn remove_listener<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+) -> ApiResult<StatusCode> {
+    let (channel, listener) = ids(p)?;
+    s.broker.remove_listener(&channel, &listener).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn start<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+) -> ApiResult<StatusCode> {
+    let (channel, listener) = ids(p)?;
+    s.broker.set_running(&channel, &listener, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+) -> ApiResult<StatusCode> {
+    let (channel, listener) = ids(p)?;
+    s.broker.set_running(&channel, &listener, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn dispatch<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+    JsonBody(message): JsonBody<Message>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (channel, listener) = ids(p)?;
+    let seq = s.broker.dispatch(&channel, &listener, message).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"seq": seq}))))
+}
+
+async fn broadcast<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+    JsonBody(message): JsonBody<Message>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let outcome = s.broker.broadcast(&channel_id(&channel)?, &message).await?;
+    let body = json!({"delivered": outcome.delivered, "full": outcome.full});
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+async fn next<E: Backend>(State(s): State<AppState<E>>, PathParams(p): Ids) -> ApiResult<Response> {
+    let (channel, listener) = ids(p)?;
+    Ok(match s.broker.next(&channel, &listener).await? {
+        Some(delivery) => Json(delivery).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn events<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<ResumeQuery>,
+    connection: Option<Extension<ConnectionContext>>,
+) -> ApiResult<Response> {
+    let (channel, listener) = ids(p)?;
+    let resume = last_event_id(&headers, q.last_event_id.as_deref())?;
+    let (ch, stream) = s.broker.stream(&channel, &listener, resume).await?;
+    let retry = ch.settings().retry_ms;
+    Ok(sse::respond(
+        &s,
+        stream,
+        retry,
+        connection.map(|Extension(c)| c),
+    ))
+}
+
+async fn watch<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+    connection: Option<Extension<ConnectionContext>>,
+) -> ApiResult<Response> {
+    let (ch, stream) = s.broker.watch(&channel_id(&channel)?).await?;
+    let retry = ch.settings().retry_ms;
+    Ok(sse::respond(
+        &s,
+        stream,
+        retry,
+        connection.map(|Extension(c)| c),
+    ))
+}

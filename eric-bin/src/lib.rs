@@ -1,0 +1,187 @@
+//! # eric-bin
+//!
+//! The eric broker as a program: the HTTP API with SSE streams (eric-api's
+//! routes and a `/v1` resource API), eric's Unix-socket protocol (the Python
+//! `SocketClient` works against it unchanged), on the in-memory engine or, with
+//! a Redis URL, on the Redis engine shared by several nodes; and the `eric`
+//! command line (server, client subcommands, load tool).
+//!
+//! The binary is a thin `main` over [`Server`]: `Server::bind(config)` opens
+//! the sockets (so tests learn the port), `run(shutdown)` serves until the
+//! token fires.
+//!
+//! ## Layout
+//!
+//! - [`config`]: [`Config`], layered defaults → file → environment → flags.
+//! - [`backend`]: what the server needs from an engine.
+//! - [`broker`]: [`Broker`], the operations both faces offer.
+//! - [`http`]: the axum router (eric-api routes, `/v1`, SSE, operations).
+//! - `serve`: the HTTP accept loop (per-connection kill switch, shutdown).
+//! - [`metrics`]: Prometheus metrics.
+//! - [`socket`]: eric's Unix-socket protocol.
+//! - [`client`]: the client subcommands (HTTP).
+//! - [`load`]: the load tool (`eric load`).
+//! - [`shutdown`], [`telemetry`]: signals and logging (binary side).
+//! - [`error`]: the crate's [`Error`].
+
+pub mod backend;
+pub mod broker;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod load;
+pub mod metrics;
+mod serve;
+pub mod shutdown;
+pub mod socket;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use eric_core::MemoryEngine;
+use eric_redis::RedisEngine;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use backend::Backend;
+pub use broker::Broker;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+
+/// Open file descriptors the server asks for (each SSE client holds one).
+const WANTED_FILES: u64 = 1 << 20;
+
+/// A server with its sockets bound.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    http: TcpListener,
+    socket: Option<tokio::net::UnixListener>,
+    metrics: Arc<Metrics>,
+}
+
+impl Server {
+    /// Binds the HTTP address (port 0 picks a free one).
+    pub async fn bind(config: Config) -> Result<Self> {
+        config.validate()?;
+        let addr = config.http.addr;
+        let http = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let socket = config
+            .socket
+            .path
+            .as_deref()
+            .map(socket::bind)
+            .transpose()?;
+        Ok(Self {
+            config,
+            http,
+            socket,
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> Result<SocketAddr> {
+        let addr = self.config.http.addr;
+        self.http
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })
+    }
+
+    /// The server's metrics (shared with whoever watches them).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves until `shutdown` fires, then lets streams end cleanly within
+    /// the grace period.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        raise_file_limit();
+        let metrics = self.metrics.clone();
+        match self.config.redis.clone() {
+            None => {
+                let engine = MemoryEngine::with_observer(metrics.clone());
+                self.serve(engine, metrics, shutdown).await
+            }
+            Some(redis) => {
+                let engine = RedisEngine::with_observer(redis, metrics.clone())?;
+                self.serve(engine, metrics, shutdown).await
+            }
+        }
+    }
+
+    async fn serve<E: Backend>(
+        self,
+        engine: E,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        let broker = Broker::new(engine, self.config.channels.clone());
+        match broker.restore().await {
+            Ok(0) => {}
+            Ok(restored) => tracing::info!(restored, "channels restored"),
+            // The node still starts: channels load lazily once storage answers.
+            Err(error) => tracing::warn!(%error, "restoring channels failed"),
+        }
+        let http_addr = self.http_addr()?;
+        let socket = self.socket.map(|listener| {
+            let path = self.config.socket.path.clone().unwrap_or_default();
+            let max = self.config.socket.max_request_bytes;
+            tokio::spawn(socket::serve(
+                listener,
+                path,
+                broker.clone(),
+                max,
+                shutdown.clone(),
+            ))
+        });
+        let deletions = tokio::spawn({
+            let (broker, shutdown) = (broker.clone(), shutdown.clone());
+            async move { broker.follow_deletions(shutdown).await }
+        });
+        let state = http::AppState {
+            broker: broker.clone(),
+            http: Arc::new(self.config.http.clone()),
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tracing::info!(
+            addr = %http_addr,
+            engine = broker.engine().name(),
+            "eric is serving"
+        );
+        let options = serve::ServeOptions {
+            shutdown,
+            grace: self.config.http.shutdown_grace(),
+            max_connections: self.config.http.max_connections,
+            metrics,
+        };
+        serve::serve(self.http, http::router(state), options).await;
+        if let Some(socket) = socket {
+            let _ = socket.await;
+        }
+        let _ = deletions.await;
+        broker.engine().shutdown();
+        tracing::info!("eric stopped");
+        Ok(())
+    }
+}
+
+/// Binds and serves `config` until `shutdown` fires.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    Server::bind(config).await?.run(shutdown).await
+}
+
+/// Raises the soft open-files limit toward the hard one: every SSE client
+/// holds a descriptor, and distributions default to 1,024.
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(WANTED_FILES) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
+}

@@ -1,0 +1,134 @@
+//! The HTTP accept loop.
+//!
+//! Hand-written over hyper rather than `axum::serve` for one reason: every
+//! connection gets a [`ConnectionContext`] whose token closes it. An SSE
+//! stream whose client stopped reading cannot be ended from inside the
+//! response (hyper no longer polls a body it cannot write), so the stream
+//! cancels the token and the loop drops the connection. The same tokens
+//! close everything when the shutdown grace period runs out.
+//!
+//! Connections are capped by a semaphore (beyond the cap, new ones wait in
+//! the kernel's backlog); accept errors back off instead of spinning.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::http::ConnectionContext;
+use crate::metrics::Metrics;
+
+/// How the loop runs.
+#[derive(Debug)]
+pub(crate) struct ServeOptions {
+    /// Fires once: stop accepting, let streams end, then close.
+    pub(crate) shutdown: CancellationToken,
+    /// How long connections get to finish after `shutdown`.
+    pub(crate) grace: Duration,
+    /// Most connections open at once.
+    pub(crate) max_connections: usize,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Serves `app` on `listener` until shutdown completes.
+pub(crate) async fn serve(listener: TcpListener, app: Router, options: ServeOptions) {
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    // Parent of every connection's token: cancelled when the grace ends.
+    let close_all = CancellationToken::new();
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            () = options.shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            () = options.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = Duration::from_millis(5);
+                stream
+            }
+            Err(error) => {
+                // Out of file descriptors, usually: wait for some to close.
+                tracing::warn!(%error, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let context = ConnectionContext {
+            close: close_all.child_token(),
+        };
+        let (app, shutdown, metrics) = (
+            app.clone(),
+            options.shutdown.clone(),
+            options.metrics.clone(),
+        );
+        tracker.spawn(async move {
+            let _permit = permit;
+            metrics.connections.inc();
+            connection(stream, app, context, shutdown).await;
+            metrics.connections.dec();
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tokio::select! {
+        () = tracker.wait() => {}
+        () = tokio::time::sleep(options.grace) => {
+            tracing::info!(open = tracker.len(), "grace period over; closing connections");
+            close_all.cancel();
+            tracker.wait().await;
+        }
+    }
+}
+
+/// Serves one connection until it ends, is cut, or shutdown finishes it.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    context: ConnectionContext,
+    shutdown: CancellationToken,
+) {
+    let close = context.close.clone();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(context.clone());
+        app.clone().oneshot(request.map(Body::new))
+    });
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = close.cancelled() => return,
+        () = shutdown.cancelled() => {
+            // Finish what is in flight (streams end on the same signal),
+            // take no new request.
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = conn.as_mut() => result,
+                () = close.cancelled() => return,
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}

@@ -1,0 +1,292 @@
+//! The streams of `l` and `w`: one line per message,
+//! `{"event": ..., "retry": ..., "data": ...}` and `\n`, in Python's
+//! `json.dumps` format.
+//!
+//! Unlike the reference, a stream notices its client leaving and loses
+//! nothing when it does:
+//!
+//! * a write that fails (a Unix socket whose peer closed fails at once with
+//!   `EPIPE`), stalls for [`super::connection::WRITE_TIMEOUT`] or is cut by
+//!   shutdown puts back what it carried: the listener's queue is rewound to
+//!   just before the batch's first message, which returns that message and
+//!   everything the stream took after it to the head of the queue (and makes
+//!   the stream's own give-back a no-op, so nothing is duplicated); then the
+//!   stream is dropped;
+//! * while idle, the socket is checked every [`PROBE_EVERY`] for a peer that
+//!   closed, so an abandoned quiet stream does not hold its task, its
+//!   connection slot and (for `w`) its listener until the next message.
+//!
+//! A stream whose listener is removed ends with one
+//! `InvalidListenerException('<id>')` text and end of file (the reference
+//! wrote a `TypeError` about JSON serialisation).
+//!
+//! Limits: lines written into the socket but never read by a client that
+//! then closes are gone (the protocol has no acknowledgements); and the
+//! rewind can only return what the channel's replay window still holds, so
+//! the window must cover what one stream has in hand (at most one take of
+//! 1,024 messages plus one 64 KiB write): the default of 10,000 does.
+
+use std::fmt;
+use std::time::Duration;
+
+use eric_core::{
+    ChannelId, ListenerId, MessageStream, Queue, SseChannel, SseMessage, StreamEnd, StreamItem,
+};
+use futures_util::{FutureExt, StreamExt};
+use tokio::io::Interest;
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+use super::connection::send;
+use super::protocol::Failure;
+use super::pyjson::{push_json, push_str};
+use crate::backend::Backend;
+use crate::broker::Broker;
+
+/// How often an idle stream checks that its client is still there.
+pub(super) const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// Bytes gathered into one write at most (lines ready at once go together).
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A stream a command opened.
+pub(super) struct Opened<E: Backend> {
+    channel: SseChannel<E>,
+    stream: MessageStream<SseMessage>,
+    /// The listener of `l`, whose queue a failed write rewinds; `None` for
+    /// `w`, whose temporary listener goes with the stream.
+    listener: Option<ListenerId>,
+}
+
+impl<E: Backend> Opened<E> {
+    /// A stream of `channel`, on `listener` for `l`.
+    pub(super) fn new(
+        channel: SseChannel<E>,
+        stream: MessageStream<SseMessage>,
+        listener: Option<ListenerId>,
+    ) -> Self {
+        Self {
+            channel,
+            stream,
+            listener,
+        }
+    }
+}
+
+impl<E: Backend> fmt::Debug for Opened<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("channel", self.channel.id())
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves a stream until it ends, its client leaves or shutdown.
+pub(super) async fn serve<E: Backend>(
+    socket: &mut UnixStream,
+    opened: Opened<E>,
+    broker: &Broker<E>,
+    shutdown: &CancellationToken,
+) {
+    let Opened {
+        channel,
+        mut stream,
+        listener,
+    } = opened;
+    let retry = channel.settings().retry_ms;
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            item = stream.next() => item,
+            () = tokio::time::sleep(PROBE_EVERY) => {
+                if peer_closed(socket) {
+                    tracing::debug!(channel = %channel.id(), "socket stream client left");
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some(item) = item else {
+            return;
+        };
+        let mut batch = Batch::default();
+        batch.gather(item, &mut stream, retry);
+        if let Some(end) = batch.end.take() {
+            let text = end_text(end, broker, channel.id(), listener.as_ref()).await;
+            batch.out.push_str(&text);
+            batch.ended = true;
+        }
+        // Empty for a batch of rejected messages, or a stop.
+        if !batch.out.is_empty()
+            && let Err(error) = send(socket, batch.out.as_bytes(), shutdown).await
+        {
+            tracing::debug!(%error, channel = %channel.id(), "socket stream write failed");
+            if let (Some(listener), Some(first)) = (&listener, batch.first_seq) {
+                give_back(&channel, listener, first.saturating_sub(1)).await;
+            }
+            return;
+        }
+        if batch.ended {
+            return;
+        }
+    }
+}
+
+/// Lines ready to go in one write.
+#[derive(Default)]
+struct Batch {
+    out: String,
+    /// The sequence number of its first message: a failed write rewinds to
+    /// just before it.
+    first_seq: Option<u64>,
+    /// How the stream ended, if it did.
+    end: Option<StreamEnd>,
+    ended: bool,
+}
+
+impl Batch {
+    /// Encodes `first` and every further item ready now, up to [`CHUNK_BYTES`].
+    fn gather(
+        &mut self,
+        first: StreamItem<SseMessage>,
+        stream: &mut MessageStream<SseMessage>,
+        retry: u64,
+    ) {
+        let mut item = Some(first);
+        while let Some(current) = item.take() {
+            match current {
+                StreamItem::Message(event) => {
+                    self.first_seq.get_or_insert(event.seq);
+                    push_line(&mut self.out, &event, retry);
+                }
+                StreamItem::Rejected { seq, error } => {
+                    tracing::debug!(seq, %error, "message rejected by its hook; not sent");
+                }
+                // Socket streams never resume, so no resume can have a gap.
+                StreamItem::Gap { .. } => {}
+                StreamItem::End(end) => {
+                    self.end = Some(end);
+                    return;
+                }
+            }
+            if self.out.len() >= CHUNK_BYTES {
+                return;
+            }
+            item = stream.next().now_or_never().flatten();
+        }
+    }
+}
+
+/// Appends `{"event": ..., "retry": ..., "data": ...}` and `\n`.
+fn push_line(out: &mut String, event: &SseMessage, retry: u64) {
+    out.push_str("{\"event\": ");
+    push_str(out, event.message.msg_type().as_str());
+    out.push_str(", \"retry\": ");
+    out.push_str(&retry.to_string());
+    out.push_str(", \"data\": ");
+    let payload = event.message.payload().get();
+    if push_json(out, payload).is_none() {
+        // Stored payloads are valid JSON; should one not be, it still goes
+        // out whole, on one line.
+        tracing::warn!(seq = event.seq, "payload is not JSON; sent as stored");
+        out.extend(
+            payload
+                .chars()
+                .map(|c| if matches!(c, '\r' | '\n') { ' ' } else { c }),
+        );
+    }
+    out.push_str("}\n");
+}
+
+/// The text that closes a stream: none when its listener was stopped.
+async fn end_text<E: Backend>(
+    end: StreamEnd,
+    broker: &Broker<E>,
+    channel: &ChannelId,
+    listener: Option<&ListenerId>,
+) -> String {
+    match end {
+        StreamEnd::Stopped => String::new(),
+        StreamEnd::Removed => match listener {
+            Some(listener) => Failure::new("InvalidListenerException", listener.as_str()).text(),
+            // `w`: its listener goes when its channel does.
+            None => match broker.channel(channel).await {
+                Err(error) => Failure::from_core(&error).text(),
+                Ok(_) => Failure::bare("InvalidListenerException").text(),
+            },
+        },
+        StreamEnd::Failed(error) => {
+            tracing::warn!(%error, %channel, "socket stream failed");
+            Failure::from_core(&error).text()
+        }
+    }
+}
+
+/// Puts back what a failed write carried: everything the stream took after
+/// `after` returns to the head of the listener's queue.
+async fn give_back<E: Backend>(channel: &SseChannel<E>, listener: &ListenerId, after: u64) {
+    let connection = match channel.connection(listener).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::debug!(%error, "listener gone; nothing to give back");
+            return;
+        }
+    };
+    // A rewind wakes a stream of this listener that sleeps on the queue.
+    match connection.queue().rewind(after).await {
+        Ok(rewind) => {
+            tracing::debug!(%listener, after, restored = rewind.restored, "unsent messages put back");
+        }
+        Err(error) => tracing::warn!(%error, %listener, "putting back unsent messages failed"),
+    }
+}
+
+/// Whether the peer closed its end entirely. A client streaming has only
+/// half-closed (its request is written); a full close shows as a hang-up,
+/// which the runtime records as the socket's write side closing.
+fn peer_closed(socket: &UnixStream) -> bool {
+    matches!(
+        socket.ready(Interest::WRITABLE).now_or_never(),
+        Some(Ok(ready)) if ready.is_write_closed()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn lines_use_python_formatting() {
+        let message = eric_core::Message::new("ü".parse().unwrap(), serde_json::json!("é€"));
+        let event = SseMessage {
+            seq: 1,
+            message,
+            retry_ms: Some(5),
+        };
+        let mut out = String::new();
+        push_line(&mut out, &event, 5);
+        assert_eq!(
+            out,
+            "{\"event\": \"\\u00fc\", \"retry\": 5, \"data\": \"\\u00e9\\u20ac\"}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_half_close_is_not_a_departure_but_a_close_is() {
+        let (mut server, mut client) = UnixStream::pair().unwrap();
+        client.shutdown().await.unwrap();
+        // The half-close has reached the server once a read sees it.
+        let mut buf = [0u8; 1];
+        assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+        assert!(!peer_closed(&server));
+        drop(client);
+        let seen = tokio::time::timeout(Duration::from_secs(5), async {
+            while !peer_closed(&server) {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert!(seen.await.is_ok(), "a closed peer is noticed");
+    }
+}

@@ -1,0 +1,514 @@
+//! The `eric` client subcommands, run as the built binary against a server
+//! started in this process.
+//!
+//! Nothing sleeps to wait: every wait is a deadline on a real signal (a
+//! process exiting, a line arriving on a child's stdout).
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use eric_bin::{Config, Server};
+use eric_redis::test_support::TestRedis;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait for anything; a healthy run takes a fraction of it.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A server running in this process.
+struct TestServer {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<eric_bin::Result<()>>,
+}
+
+impl TestServer {
+    /// Binds `config` (its address may be port 0) and serves it.
+    async fn start(config: Config) -> Self {
+        let server = Server::bind(config).await.unwrap();
+        let addr = server.http_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        Self {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    /// The in-memory engine on a free port.
+    async fn memory() -> Self {
+        Self::start(config_on("127.0.0.1:0".parse().unwrap())).await
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down and waits until the server has let go of its port.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        timeout(DEADLINE, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn config_on(addr: SocketAddr) -> Config {
+    let mut config = Config::default();
+    config.http.addr = addr;
+    config
+}
+
+/// What a finished `eric` run left.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eric"));
+    command
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env_remove("ERIC_URL")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `eric --url URL ARGS...` to completion.
+async fn eric(url: &str, args: &[&str]) -> Run {
+    let output = timeout(DEADLINE, command(url, args).output())
+        .await
+        .unwrap_or_else(|_| panic!("eric {args:?} did not finish"))
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Runs a command that must succeed; its stdout, trimmed.
+async fn ok(url: &str, args: &[&str]) -> String {
+    let run = eric(url, args).await;
+    assert_eq!(run.code, Some(0), "eric {args:?} failed: {run:?}");
+    run.stdout.trim_end().to_owned()
+}
+
+/// Runs a command that must succeed and print one JSON line.
+async fn ok_json(url: &str, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(url, args).await).unwrap()
+}
+
+/// Runs a command that must fail with status 1; its stderr.
+async fn fails(url: &str, args: &[&str]) -> String {
+    let run = eric(url, args).await;
+    assert_eq!(run.code, Some(1), "eric {args:?} should fail: {run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "one error line: {run:?}");
+    run.stderr
+}
+
+/// A running `eric listen`/`watch`, read line by line.
+struct Streaming {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Streaming {
+    fn spawn(url: &str, args: &[&str]) -> Self {
+        let mut child = command(url, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, lines }
+    }
+
+    /// The next event line, parsed.
+    async fn event(&mut self) -> Value {
+        let line = timeout(DEADLINE, self.lines.next_line())
+            .await
+            .expect("no event line in time")
+            .unwrap()
+            .expect("stdout closed before the event");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Kills the process (`kill`) or waits for it to end by itself; its
+    /// exit code and stderr.
+    async fn end(mut self, kill: bool) -> (Option<i32>, String) {
+        if kill {
+            self.child.start_kill().unwrap();
+        }
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().unwrap();
+        let read = pipe.read_to_string(&mut stderr);
+        timeout(DEADLINE, read).await.unwrap().unwrap();
+        if !kill {
+            let rest = self.lines.next_line().await.unwrap();
+            assert!(rest.is_none(), "extra output: {rest:?}");
+        }
+        let status = timeout(DEADLINE, self.child.wait()).await.unwrap();
+        (status.unwrap().code(), stderr)
+    }
+
+    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    async fn interrupt(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let kill = Command::new("kill").args(["-INT", &pid]).status();
+        assert!(timeout(DEADLINE, kill).await.unwrap().unwrap().success());
+    }
+}
+
+/// A memory server with channel `c` and listener `l` (stopped).
+async fn channel_c_with_listener_l() -> (TestServer, String) {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    ok(&url, &["create", "--id", "c"]).await;
+    ok(&url, &["subscribe", "c", "--id", "l"]).await;
+    (server, url)
+}
+
+fn event(id: u64, name: &str, data: Value) -> Value {
+    json!({"id": id, "event": name, "data": data})
+}
+
+#[tokio::test]
+async fn create_list_inspect_and_remove_channels() {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    let args: Vec<&str> = "create --id c1 --retry-ms 250 --queue-capacity 7"
+        .split(' ')
+        .collect();
+    assert_eq!(ok(&url, &args).await, "c1");
+    let generated = ok(&url, &["create"]).await;
+    assert!(!generated.is_empty() && !generated.contains('\n'));
+
+    let listed = ok(&url, &["channels"]).await;
+    let mut ids: Vec<&str> = listed.lines().collect();
+    ids.sort_unstable();
+    let mut expected = vec!["c1", generated.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+
+    let info: Value = ok_json(&url, &["info", "c1"]).await;
+    assert_eq!(info["id"], "c1");
+    assert_eq!(info["settings"]["retry_timeout_milliseconds"], 250);
+    assert_eq!(info["settings"]["queue_capacity"], 7);
+    assert_eq!(info["listeners"], json!([]));
+
+    let stderr = fails(&url, &["create", "--id", "c1"]).await;
+    assert!(
+        stderr.contains("409") && stderr.contains("channel_exists"),
+        "{stderr}"
+    );
+
+    assert_eq!(ok(&url, &["remove-channel", "c1"]).await, "");
+    assert_eq!(ok(&url, &["channels"]).await, generated);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn subscribe_start_stop_and_remove_listeners() {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    ok(&url, &["create", "--id", "c"]).await;
+    let first = ok(&url, &["subscribe", "c"]).await;
+    assert_eq!(ok(&url, &["subscribe", "c", "--id", "l2"]).await, "l2");
+
+    let running = |info: &Value, id: &str| {
+        let listeners = info["listeners"].as_array().unwrap();
+        let listener = listeners.iter().find(|l| l["id"] == id).unwrap();
+        listener["running"].as_bool().unwrap()
+    };
+    let info = |url: String| async move { ok_json(&url, &["info", "c"]).await };
+    let before = info(url.clone()).await;
+    assert_eq!(before["listeners"].as_array().unwrap().len(), 2);
+    assert!(!running(&before, &first) && !running(&before, "l2"));
+
+    assert_eq!(ok(&url, &["start", "c", "l2"]).await, "");
+    assert!(running(&info(url.clone()).await, "l2"));
+    assert_eq!(ok(&url, &["stop", "c", "l2"]).await, "");
+    assert!(!running(&info(url.clone()).await, "l2"));
+
+    assert_eq!(ok(&url, &["remove-listener", "c", &first]).await, "");
+    let after = info(url.clone()).await;
+    assert_eq!(after["listeners"].as_array().unwrap().len(), 1);
+    let stderr = fails(&url, &["start", "c", &first]).await;
+    assert!(stderr.contains("listener_not_found"), "{stderr}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dispatch_then_next() {
+    let (server, url) = channel_c_with_listener_l().await;
+    assert_eq!(
+        ok(&url, &["dispatch", "c", "l", "greet", r#"{"a": [1, "x"]}"#]).await,
+        "1"
+    );
+    assert_eq!(ok(&url, &["dispatch", "c", "l", "bare"]).await, "2");
+
+    // A stopped listener hands nothing out; its messages wait.
+    let stderr = fails(&url, &["next", "c", "l"]).await;
+    assert!(stderr.contains("listener_stopped"), "{stderr}");
+    ok(&url, &["start", "c", "l"]).await;
+
+    let first: Value = ok_json(&url, &["next", "c", "l"]).await;
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["message"]["type"], "greet");
+    assert_eq!(first["message"]["payload"], json!({"a": [1, "x"]}));
+    let second: Value = ok_json(&url, &["next", "c", "l"]).await;
+    assert_eq!(
+        (&second["seq"], &second["message"]["payload"]),
+        (&json!(2), &Value::Null)
+    );
+    // Empty queue: nothing printed, success.
+    assert_eq!(ok(&url, &["next", "c", "l"]).await, "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn broadcast_reaches_two_listeners() {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    ok(&url, &["create", "--id", "c"]).await;
+    for listener in ["l1", "l2"] {
+        ok(&url, &["subscribe", "c", "--id", listener]).await;
+        ok(&url, &["start", "c", listener]).await;
+    }
+    let outcome: Value = ok_json(&url, &["broadcast", "c", "news", r#""hello""#]).await;
+    assert_eq!(outcome, json!({"delivered": 2, "full": []}));
+    for listener in ["l1", "l2"] {
+        let next: Value = ok_json(&url, &["next", "c", listener]).await;
+        assert_eq!(next["message"], json!({"type": "news", "payload": "hello"}));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_payload_is_refused_before_any_request() {
+    let (server, url) = channel_c_with_listener_l().await;
+    for payload in ["{not json", "hello"] {
+        let stderr = fails(&url, &["dispatch", "c", "l", "t", payload]).await;
+        assert!(stderr.contains("PAYLOAD is not valid JSON"), "{stderr}");
+        let stderr = fails(&url, &["broadcast", "c", "t", payload]).await;
+        assert!(stderr.contains("PAYLOAD is not valid JSON"), "{stderr}");
+    }
+    // No server at all: the same refusal, so no request was attempted.
+    let stderr = fails("http://127.0.0.1:1", &["dispatch", "c", "l", "t", "{"]).await;
+    assert!(stderr.contains("PAYLOAD is not valid JSON"), "{stderr}");
+    let info: Value = ok_json(&url, &["info", "c"]).await;
+    assert_eq!(info["listeners"][0]["queued"], 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_name_the_server_code_or_the_transport() {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    let stderr = fails(&url, &["info", "nope"]).await;
+    assert!(stderr.starts_with("eric: "), "{stderr}");
+    assert!(
+        stderr.contains("404") && stderr.contains("channel_not_found"),
+        "{stderr}"
+    );
+    let stderr = fails(&url, &["listen", "nope", "l"]).await;
+    assert!(stderr.contains("channel_not_found"), "{stderr}");
+    let stderr = fails(&url, &["info", ".."]).await;
+    assert!(stderr.contains("invalid channel id"), "{stderr}");
+    server.stop().await;
+
+    // Nothing listens there any more.
+    let stderr = fails(&url, &["channels"]).await;
+    assert!(
+        stderr.contains("request to") && stderr.contains("failed"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn listen_prints_events_in_order_and_stops_after_max_events() {
+    let (server, url) = channel_c_with_listener_l().await;
+    ok(&url, &["dispatch", "c", "l", "a", r#"{"n": 1}"#]).await;
+    // The server's notice types are reserved: no message can fake the end.
+    let stderr = fails(
+        &url,
+        &["dispatch", "c", "l", "eric-end", r#"{"reason": "stopped"}"#],
+    )
+    .await;
+    assert!(
+        stderr.contains("400") && stderr.contains("reserved"),
+        "{stderr}"
+    );
+    ok(&url, &["dispatch", "c", "l", "b", "[2]"]).await;
+    ok(&url, &["dispatch", "c", "l", "c", r#""three""#]).await;
+    ok(&url, &["dispatch", "c", "l", "d", "4"]).await;
+
+    let run = eric(&url, &["listen", "c", "l", "--max-events", "3"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let expected = [
+        event(1, "a", json!({"n": 1})),
+        event(2, "b", json!([2])),
+        event(3, "c", json!("three")),
+    ];
+    assert_eq!(events, expected);
+
+    // Resuming after the last printed id gives the rest.
+    let args = [
+        "listen",
+        "c",
+        "l",
+        "--last-event-id",
+        "3",
+        "--max-events",
+        "1",
+    ];
+    assert_eq!(ok_json(&url, &args).await, event(4, "d", json!(4)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn listen_ends_when_the_listener_stops() {
+    let (server, url) = channel_c_with_listener_l().await;
+    let mut listen = Streaming::spawn(&url, &["listen", "c", "l"]);
+    ok(&url, &["dispatch", "c", "l", "hello"]).await;
+    // The first event proves the stream is open before the listener stops.
+    assert_eq!(listen.event().await, event(1, "hello", Value::Null));
+    ok(&url, &["stop", "c", "l"]).await;
+    let (code, stderr) = listen.end(false).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("the listener was stopped"), "{stderr}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn listen_stops_on_ctrl_c() {
+    let (server, url) = channel_c_with_listener_l().await;
+    let mut listen = Streaming::spawn(&url, &["listen", "c", "l"]);
+    ok(&url, &["dispatch", "c", "l", "hello", "-1.5"]).await;
+    assert_eq!(listen.event().await, event(1, "hello", json!(-1.5)));
+    listen.interrupt().await;
+    let (code, stderr) = listen.end(false).await;
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn listen_gives_up_when_the_server_stays_away() {
+    let (server, url) = channel_c_with_listener_l().await;
+    let args = ["listen", "c", "l", "--give-up-after", "1"];
+    let mut listen = Streaming::spawn(&url, &args);
+    ok(&url, &["dispatch", "c", "l", "hello"]).await;
+    assert_eq!(listen.event().await, event(1, "hello", Value::Null));
+    server.stop().await;
+    let (code, stderr) = listen.end(false).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("connection lost"), "{stderr}");
+    assert!(
+        stderr.contains("could not reconnect for 1 s; giving up"),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("eric: request to") && last.contains("failed"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn watch_prints_broadcasts() {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    ok(&url, &["create", "--id", "c"]).await;
+    let mut watch = Streaming::spawn(&url, &["watch", "c", "--max-events", "2"]);
+    // The watch's temporary listener shows up once the stream is open.
+    let opened = async {
+        loop {
+            let info: Value = ok_json(&url, &["info", "c"]).await;
+            if !info["listeners"].as_array().unwrap().is_empty() {
+                break;
+            }
+        }
+    };
+    timeout(DEADLINE, opened)
+        .await
+        .expect("the watch never connected");
+    ok(&url, &["broadcast", "c", "one", "1"]).await;
+    ok(&url, &["broadcast", "c", "two", r#"{"x": 2}"#]).await;
+    assert_eq!(watch.event().await, event(1, "one", json!(1)));
+    assert_eq!(watch.event().await, event(2, "two", json!({"x": 2})));
+    let (code, stderr) = watch.end(false).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    server.stop().await;
+}
+
+/// The Redis engine keeps the channel, listener and queue across servers:
+/// server A goes away mid-stream, server B takes its port, and `listen`
+/// reconnects and resumes with no message lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_resumes_after_the_server_goes_away() {
+    let redis = TestRedis::start().await;
+    let mut config = config_on("127.0.0.1:0".parse().unwrap());
+    config.redis = Some(redis.config());
+    let a = TestServer::start(config.clone()).await;
+    let (addr, url) = (a.addr, a.url());
+    ok(&url, &["create", "--id", "c"]).await;
+    ok(&url, &["subscribe", "c", "--id", "l"]).await;
+
+    let mut listen = Streaming::spawn(&url, &["listen", "c", "l"]);
+    for n in 1..=3 {
+        ok(
+            &url,
+            &["dispatch", "c", "l", "m", &format!(r#"{{"n": {n}}}"#)],
+        )
+        .await;
+    }
+    for n in 1..=3 {
+        assert_eq!(listen.event().await, event(n, "m", json!({"n": n})));
+    }
+
+    a.stop().await;
+    config.http.addr = addr;
+    let b = TestServer::start(config).await;
+    for n in 4..=6 {
+        ok(
+            &url,
+            &["dispatch", "c", "l", "m", &format!(r#"{{"n": {n}}}"#)],
+        )
+        .await;
+    }
+    for n in 4..=6 {
+        assert_eq!(listen.event().await, event(n, "m", json!({"n": n})));
+    }
+    // Nothing repeated or extra follows: the next line is the next message.
+    ok(&url, &["dispatch", "c", "l", "last"]).await;
+    assert_eq!(listen.event().await, event(7, "last", Value::Null));
+
+    let (_, stderr) = listen.end(true).await;
+    assert!(stderr.contains("connection lost"), "{stderr}");
+    assert!(
+        stderr.contains("reconnected; resuming after event 3"),
+        "{stderr}"
+    );
+    b.stop().await;
+}

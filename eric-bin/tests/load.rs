@@ -1,0 +1,243 @@
+#![allow(clippy::unwrap_used)]
+//! Smoke tests of the load tool: the built `eric` binary runs each mode with
+//! small parameters against a server started in this process, and must exit
+//! cleanly with figures that make sense. Nothing here asserts a speed.
+
+use std::path::PathBuf;
+
+use eric_bin::{Config, Server};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A server on a free port with a socket in a temporary directory.
+struct Running {
+    url: String,
+    socket: PathBuf,
+    shutdown: CancellationToken,
+    task: JoinHandle<eric_bin::Result<()>>,
+    _dir: TempDir,
+}
+
+impl Running {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("eric.sock");
+        let mut config = Config::default();
+        config.http.addr = "127.0.0.1:0".parse().unwrap();
+        config.socket.path = Some(socket.clone());
+        let server = Server::bind(config).await.unwrap();
+        let url = format!("http://{}", server.http_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        Self {
+            url,
+            socket,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `eric --url URL load ARGS`; its output.
+    async fn eric_load(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_eric"))
+            .arg("--url")
+            .arg(&self.url)
+            .arg("load")
+            .args(args)
+            .output()
+            .await
+            .unwrap()
+    }
+
+    /// Runs a mode with `--json`; the figures.
+    async fn figures(&self, args: &[&str]) -> Value {
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let output = self.eric_load(&with_json).await;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(
+            output.status.success(),
+            "eric load {args:?} failed:\n{stderr}\n{stdout}"
+        );
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn number(figures: &Value, key: &str) -> f64 {
+    figures[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number {key} in {figures}"))
+}
+
+fn assert_latency(figures: &Value, key: &str) {
+    let latency = &figures[key];
+    let (p50, max) = (number(latency, "p50_us"), number(latency, "max_us"));
+    assert!(number(latency, "count") > 0.0, "{figures}");
+    assert!(p50 > 0.0 && p50 <= max, "{figures}");
+    assert!(number(latency, "p999_us") <= max, "{figures}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_one_request_at_a_time_and_pipelined() {
+    let server = Running::start().await;
+    let figures = server
+        .figures(&["dispatch", "--connections", "4", "--duration", "1"])
+        .await;
+    assert_eq!(figures["mode"], "dispatch");
+    let dispatched = number(&figures, "dispatched");
+    assert!(
+        dispatched > 0.0 && number(&figures, "rate") > 0.0,
+        "{figures}"
+    );
+    assert_eq!(number(&figures, "failed"), 0.0, "{figures}");
+    // Nothing streams the listener: every message is still queued.
+    assert_eq!(number(&figures, "queue_depth"), dispatched, "{figures}");
+    assert_latency(&figures, "latency");
+
+    let args = [
+        "dispatch",
+        "--connections",
+        "2",
+        "--duration",
+        "1",
+        "--batch",
+        "--batch-size",
+        "8",
+    ];
+    let figures = server
+        .figures(&[&args[..], &["--listeners", "2", "--drain"]].concat())
+        .await;
+    assert!(number(&figures, "dispatched") > 0.0, "{figures}");
+    assert_eq!(number(&figures, "failed"), 0.0, "{figures}");
+    assert_latency(&figures, "latency");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_delivers_every_message_and_drains_a_backlog() {
+    let server = Running::start().await;
+    let args = [
+        "stream",
+        "--messages",
+        "200",
+        "--streams",
+        "2",
+        "--producers",
+        "4",
+    ];
+    let figures = server.figures(&args).await;
+    assert_eq!(figures["mode"], "stream");
+    assert_eq!(number(&figures, "delivered"), 400.0, "{figures}");
+    assert!(number(&figures, "delivery_rate") > 0.0, "{figures}");
+    assert_latency(&figures, "end_to_end");
+    assert_eq!(number(&figures, "backlog"), 200.0, "{figures}");
+    assert!(number(&figures, "backlog_drain_rate") > 0.0, "{figures}");
+
+    let batched = [
+        "stream",
+        "--messages",
+        "200",
+        "--batch",
+        "--batch-size",
+        "16",
+        "--no-backlog",
+    ];
+    let figures = server.figures(&batched).await;
+    assert_eq!(number(&figures, "delivered"), 200.0, "{figures}");
+    assert!(figures.get("backlog").is_none(), "{figures}");
+
+    // Fan-out: 50 broadcasts reach each of 3 streams.
+    let broadcast = [
+        "stream",
+        "--messages",
+        "50",
+        "--streams",
+        "3",
+        "--broadcast",
+        "--no-backlog",
+    ];
+    let figures = server.figures(&broadcast).await;
+    assert_eq!(number(&figures, "delivered"), 150.0, "{figures}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_streams_are_measured_in_the_server_process() {
+    let server = Running::start().await;
+    // The server runs in this process: its /proc files are ours.
+    let pid = std::process::id().to_string();
+    let args = [
+        "idle",
+        "--streams",
+        "20",
+        "--server-pid",
+        &pid,
+        "--window",
+        "1",
+    ];
+    let figures = server.figures(&args).await;
+    assert_eq!(figures["mode"], "idle");
+    assert_eq!(number(&figures, "streams"), 20.0);
+    assert!(number(&figures, "rss_with_streams_kib") > 0.0, "{figures}");
+    assert!(number(&figures, "server_cpu_percent") >= 0.0, "{figures}");
+    assert_eq!(number(&figures, "streams_lost"), 0.0, "{figures}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_dispatches_are_acked() {
+    let server = Running::start().await;
+    let path = server.socket.display().to_string();
+    let args = [
+        "socket",
+        "--path",
+        &path,
+        "--requests",
+        "100",
+        "--concurrency",
+        "4",
+    ];
+    let figures = server.figures(&args).await;
+    assert_eq!(figures["mode"], "socket");
+    assert_eq!(number(&figures, "acked"), 100.0, "{figures}");
+    assert_eq!(number(&figures, "failed"), 0.0, "{figures}");
+    assert!(number(&figures, "rate") > 0.0, "{figures}");
+    assert_latency(&figures, "latency");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_is_readable_and_failures_exit_non_zero() {
+    let server = Running::start().await;
+    let output = server
+        .eric_load(&["dispatch", "--connections", "1", "--duration", "1"])
+        .await;
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("eric load dispatch\n"), "{text}");
+    assert!(text.contains("dispatches/s"), "{text}");
+
+    let missing = server.socket.with_file_name("missing.sock");
+    let path = missing.display().to_string();
+    let output = server
+        .eric_load(&["socket", "--path", &path, "--requests", "1"])
+        .await;
+    assert!(!output.status.success());
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        error.starts_with("eric: ") && error.contains("missing.sock"),
+        "{error}"
+    );
+    server.stop().await;
+}
