@@ -1,0 +1,30 @@
+//! # eric-tests
+//!
+//! Support for the integration tests in `tests/tests/`: they start one real
+//! Redis and several `eric serve` processes (the built binary) on loopback
+//! ports, and drive them only through the public HTTP API and SSE.
+//!
+//! ## Layout
+//!
+//! - [`node`]: [`Node`], one `eric serve` process.
+//! - [`client`]: HTTP and SSE helpers against a node.
+
+pub mod client;
+pub mod node;
+
+pub use client::{Base, Events, Http};
+pub use node::Node;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// How long a test waits for an expected event before failing.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Awaits `f`, failing the test if it takes longer than [`DEADLINE`].
+pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(DEADLINE, f).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {DEADLINE:?} waiting for {what}"),
+    }
+}

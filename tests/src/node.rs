@@ -1,0 +1,189 @@
+//! [`Node`]: one `eric serve` process on a free loopback port.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{OnceCell, oneshot};
+
+use crate::within;
+
+/// Log lines kept per node, shown when a test fails.
+const LOG_LINES: usize = 200;
+
+/// The `eric` binary the nodes run: `ERIC_BIN` when set, else the one in
+/// this test's target directory, which the first caller has cargo bring up
+/// to date (the binary is not a dependency of this crate, so `cargo test -p
+/// eric-tests` alone would not rebuild it and could run a stale one).
+pub async fn eric_binary() -> &'static Path {
+    static BINARY: OnceCell<PathBuf> = OnceCell::const_new();
+    BINARY.get_or_init(locate_and_build).await
+}
+
+async fn locate_and_build() -> PathBuf {
+    if let Some(path) = std::env::var_os("ERIC_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> → target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a target directory")
+        .to_owned();
+    let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    build.args(["build", "--quiet", "-p", "eric-bin", "--bin", "eric"]);
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let status = build
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .expect("cargo runs");
+    assert!(status.success(), "building the eric binary failed");
+    let path = profile_dir.join("eric");
+    assert!(
+        path.exists(),
+        "{} is missing after the build",
+        path.display()
+    );
+    path
+}
+
+/// A running `eric serve` process.
+#[derive(Debug)]
+pub struct Node {
+    /// The HTTP address it serves.
+    pub addr: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Node {
+    /// Starts a node on `redis_url` with key prefix `prefix`; `extra` adds
+    /// `ERIC__...` settings. Returns once it logged that it serves.
+    pub async fn start(redis_url: &str, prefix: &str, extra: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(eric_binary().await);
+        command
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--log-json",
+                "--redis",
+                redis_url,
+            ])
+            .env("ERIC__REDIS__PREFIX", prefix)
+            .env("ERIC__REDIS__COMMAND_TIMEOUT_MS", "2000")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("eric serve starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let (ready, addr) = oneshot::channel();
+        tokio::spawn(read_log(stderr, log.clone(), ready));
+        let addr = within("the node to serve", addr)
+            .await
+            .unwrap_or_else(|_| panic!("eric exited before serving; log:\n{}", dump(&log)));
+        Self { addr, child, log }
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the node is running")
+    }
+
+    /// SIGTERM, then waits for a clean exit (status 0).
+    pub async fn terminate(mut self) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = within("the node to exit", self.child.wait())
+            .await
+            .expect("wait");
+        assert!(
+            exit.success(),
+            "eric exited with {exit}; log:\n{}",
+            dump(&self.log)
+        );
+    }
+
+    /// SIGKILL: a crash, with no chance to clean up.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = within("the node to die", self.child.wait()).await;
+    }
+
+    /// The log lines kept so far.
+    pub fn log(&self) -> String {
+        dump(&self.log)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("---- eric node {} log ----\n{}", self.addr, dump(&self.log));
+            }
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+fn dump(log: &Mutex<VecDeque<String>>) -> String {
+    let lines = log.lock().unwrap_or_else(|p| p.into_inner());
+    lines.iter().cloned().collect::<Vec<_>>().join("\n")
+}
+
+/// Keeps the last log lines and reports the served address from the
+/// `eric is serving` line.
+async fn read_log(
+    stderr: tokio::process::ChildStderr,
+    log: Arc<Mutex<VecDeque<String>>>,
+    ready: oneshot::Sender<SocketAddr>,
+) {
+    let mut ready = Some(ready);
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if ready.is_some()
+            && let Some(addr) = served_addr(&line)
+        {
+            let _ = ready.take().map(|r| r.send(addr));
+        }
+        let mut kept = log.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() == LOG_LINES {
+            kept.pop_front();
+        }
+        kept.push_back(line);
+    }
+}
+
+fn served_addr(line: &str) -> Option<SocketAddr> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    if entry["fields"]["message"] != "eric is serving" {
+        return None;
+    }
+    entry["fields"]["addr"].as_str()?.parse().ok()
+}
