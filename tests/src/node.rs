@@ -18,7 +18,10 @@ const LOG_LINES: usize = 200;
 /// The `eric` binary the nodes run: `ERIC_BIN` when set, else the one in
 /// this test's target directory, which the first caller has cargo bring up
 /// to date (the binary is not a dependency of this crate, so `cargo test -p
-/// eric-tests` alone would not rebuild it and could run a stale one).
+/// eric-tests` alone would not rebuild it and could run a stale one). The
+/// build is the workspace's test build, a no-op under `cargo test
+/// --workspace`: building the binary alone would resolve other features and
+/// rebuild it, back and forth with every workspace run.
 pub async fn eric_binary() -> &'static Path {
     static BINARY: OnceCell<PathBuf> = OnceCell::const_new();
     BINARY.get_or_init(locate_and_build).await
@@ -36,7 +39,7 @@ async fn locate_and_build() -> PathBuf {
         .expect("a target directory")
         .to_owned();
     let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    build.args(["build", "--quiet", "-p", "eric-bin", "--bin", "eric"]);
+    build.args(["test", "--quiet", "--workspace", "--no-run"]);
     if profile_dir.file_name().is_some_and(|p| p == "release") {
         build.arg("--release");
     }
