@@ -8,11 +8,14 @@
 //!
 //! - [`node`]: [`Node`], one `eric serve` process.
 //! - [`client`]: HTTP and SSE helpers against a node.
+//! - [`latency`]: delivery latencies, stamped by producers, reported.
 
 pub mod client;
+pub mod latency;
 pub mod node;
 
 pub use client::{Base, Events, Http};
+pub use latency::Latencies;
 pub use node::Node;
 
 use std::future::Future;

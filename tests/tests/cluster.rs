@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use eric_redis::test_support::TestRedis;
-use eric_tests::{Http, Node, within};
+use eric_tests::{Http, Latencies, Node, latency, within};
 use serde_json::json;
 
 async fn three_nodes(redis: &TestRedis) -> (Node, Node, Node) {
@@ -40,6 +40,17 @@ async fn messages_from_two_nodes_reach_a_stream_on_a_third_in_order() {
         assert_eq!(event.id, n + 1);
         assert_eq!(event.event, if n % 2 == 0 { "m" } else { "b" });
     }
+
+    // One message at a time, A to C: the cross-node latency of a lone
+    // message (reported with --nocapture, not asserted).
+    let mut latencies = Latencies::default();
+    for n in 0..500 {
+        http.dispatch(&a, "room", "alice", latency::stamp(n)).await;
+        let event = events.next().await.expect("an event");
+        assert_eq!((event.id, latency::number(&event.data)), (41 + n, Some(n)));
+        latencies.record(&event.data);
+    }
+    latencies.report("A -> C, one message at a time");
 }
 
 /// Three nodes add 300 listeners to one channel at once: every node lists
