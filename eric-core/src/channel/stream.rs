@@ -203,7 +203,9 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
 
     async fn step(&mut self) -> Step<A::Output> {
         if let Some(after) = self.resume_after.take() {
-            match self.connection.queue().rewind(after).await {
+            // Engine futures are boxed: inline, the largest (a Redis round
+            // trip's whole state) would size every idle stream.
+            match Box::pin(self.connection.queue().rewind(after)).await {
                 Ok(rewind) if rewind.gap => return Step::Yield(StreamItem::Gap { after }),
                 Ok(_) => {}
                 Err(e) => {
@@ -224,7 +226,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
             let armed = queue.wakeup().armed();
             tokio::pin!(armed);
             armed.as_mut().enable();
-            let taken = queue.take(self.batch).await;
+            let taken = Box::pin(queue.take(self.batch)).await;
             if matches!(&taken, Ok(t) if t.deliveries.is_empty()) {
                 tokio::select! {
                     () = armed => {}
