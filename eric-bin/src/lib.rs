@@ -159,6 +159,7 @@ impl Server {
             shutdown,
             grace: self.config.http.shutdown_grace(),
             max_connections: self.config.http.max_connections,
+            head_timeout: self.config.http.request_timeout(),
             metrics,
         };
         serve::serve(self.http, http::router(state), options).await;

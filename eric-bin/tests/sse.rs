@@ -2,6 +2,10 @@
 //! `Last-Event-ID`, keep-alive, a client that leaves, a client that stalls,
 //! graceful shutdown. Each test names the property it proves; none sleeps to
 //! wait (they await the server's stream events under deadlines).
+//!
+//! A stream opened as a connection's first request is written by the
+//! server's own writer; one opened on a connection that already served a
+//! request goes through hyper. The stream tests run both ways ([`Via`]).
 
 #![allow(clippy::unwrap_used)]
 
@@ -57,6 +61,25 @@ impl Running {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A GET of `path` that opens its stream `via` one path or the other.
+    async fn stream_get(&self, via: Via, path: &str) -> reqwest::RequestBuilder {
+        let url = self.url(path);
+        match via {
+            Via::Direct => reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap()
+                .get(url),
+            Via::Hyper => {
+                // The stream request reuses the connection left idle here.
+                let client = reqwest::Client::new();
+                let health = client.get(self.url("/healthz")).send().await.unwrap();
+                health.bytes().await.unwrap();
+                client.get(url)
+            }
+        }
+    }
+
     async fn post(&self, path: &str, body: Value) -> Value {
         let response = self
             .http
@@ -99,14 +122,44 @@ impl Running {
     }
 }
 
+/// Which of the server's two HTTP paths serves a stream.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// The stream request is the connection's first: the server's writer.
+    Direct,
+    /// The connection served a request before: hyper.
+    Hyper,
+}
+
+/// One `#[tokio::test]` per path for each `async fn name(via: Via)`.
+macro_rules! both_paths {
+    ($($name:ident),* $(,)?) => {
+        mod direct {
+            $(#[tokio::test] async fn $name() { super::$name(super::Via::Direct).await })*
+        }
+        mod hyper {
+            $(#[tokio::test] async fn $name() { super::$name(super::Via::Hyper).await })*
+        }
+    };
+}
+
+both_paths!(
+    framing_is_read_by_a_real_sse_parser,
+    resume_with_last_event_id_header_or_query_loses_and_repeats_nothing,
+    idle_streams_get_keep_alive_comments,
+    a_client_that_leaves_stops_consuming,
+    a_client_that_stops_reading_is_cut_after_the_send_timeout,
+    shutdown_ends_streams_cleanly,
+    watch_streams_broadcasts_and_its_listener_goes_with_it,
+);
+
 fn events_of(
     response: reqwest::Response,
 ) -> impl futures_util::Stream<Item = eventsource_stream::Event> {
     response.bytes_stream().eventsource().map(|e| e.unwrap())
 }
 
-#[tokio::test]
-async fn framing_is_read_by_a_real_sse_parser() {
+async fn framing_is_read_by_a_real_sse_parser(via: Via) {
     let s = Running::start(|_| {}).await;
     s.channel_with_listener().await;
     s.post(
@@ -120,8 +173,8 @@ async fn framing_is_read_by_a_real_sse_parser() {
     )
     .await;
     let response = s
-        .http
-        .get(s.url("/v1/channels/c/listeners/l/events"))
+        .stream_get(via, "/v1/channels/c/listeners/l/events")
+        .await
         .send()
         .await
         .unwrap();
@@ -140,15 +193,14 @@ async fn framing_is_read_by_a_real_sse_parser() {
     assert_eq!((second.id.as_str(), second.data.as_str()), ("2", "null"));
 }
 
-#[tokio::test]
-async fn resume_with_last_event_id_header_or_query_loses_and_repeats_nothing() {
+async fn resume_with_last_event_id_header_or_query_loses_and_repeats_nothing(via: Via) {
     let s = Running::start(|_| {}).await;
     s.channel_with_listener().await;
     for n in 1..=5 {
         s.dispatch(n).await;
     }
-    let url = s.url("/v1/channels/c/listeners/l/events");
-    let mut events = events_of(s.http.get(&url).send().await.unwrap());
+    let path = "/v1/channels/c/listeners/l/events";
+    let mut events = events_of(s.stream_get(via, path).await.send().await.unwrap());
     for id in ["1", "2"] {
         assert_eq!(within("an event", events.next()).await.unwrap().id, id);
     }
@@ -156,8 +208,8 @@ async fn resume_with_last_event_id_header_or_query_loses_and_repeats_nothing() {
     s.streams_become(0).await;
     s.dispatch(6).await;
     let resumed = s
-        .http
-        .get(&url)
+        .stream_get(via, path)
+        .await
         .header("Last-Event-ID", "2")
         .send()
         .await
@@ -171,8 +223,8 @@ async fn resume_with_last_event_id_header_or_query_loses_and_repeats_nothing() {
     drop(events);
     s.streams_become(0).await;
     let by_query = s
-        .http
-        .get(format!("{url}?last_event_id=4"))
+        .stream_get(via, &format!("{path}?last_event_id=4"))
+        .await
         .send()
         .await
         .unwrap();
@@ -181,13 +233,12 @@ async fn resume_with_last_event_id_header_or_query_loses_and_repeats_nothing() {
     assert_eq!(within("an event", events.next()).await.unwrap().data, "6");
 }
 
-#[tokio::test]
-async fn idle_streams_get_keep_alive_comments() {
+async fn idle_streams_get_keep_alive_comments(via: Via) {
     let s = Running::start(|c| c.http.keep_alive_secs = 1).await;
     s.channel_with_listener().await;
     let response = s
-        .http
-        .get(s.url("/v1/channels/c/listeners/l/events"))
+        .stream_get(via, "/v1/channels/c/listeners/l/events")
+        .await
         .send()
         .await
         .unwrap();
@@ -206,28 +257,32 @@ async fn idle_streams_get_keep_alive_comments() {
 
 /// The reference kept consuming an abandoned stream's messages: here a
 /// message dispatched after the client left goes to the next stream.
-#[tokio::test]
-async fn a_client_that_leaves_stops_consuming() {
+async fn a_client_that_leaves_stops_consuming(via: Via) {
     let s = Running::start(|_| {}).await;
     s.channel_with_listener().await;
-    let url = s.url("/v1/channels/c/listeners/l/events");
-    let response = s.http.get(&url).send().await.unwrap();
+    let path = "/v1/channels/c/listeners/l/events";
+    let response = s.stream_get(via, path).await.send().await.unwrap();
     s.streams_become(1).await;
     drop(response);
     s.streams_become(0).await;
     s.dispatch(42).await;
-    let mut events = events_of(s.http.get(&url).send().await.unwrap());
+    let mut events = events_of(s.stream_get(via, path).await.send().await.unwrap());
     assert_eq!(
         within("the message", events.next()).await.unwrap().data,
         "42"
     );
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
+async fn a_client_that_stops_reading_is_cut_after_the_send_timeout(via: Via) {
     let s = Running::start(|c| c.http.send_timeout_secs = 1).await;
     s.channel_with_listener().await;
     let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    if let Via::Hyper = via {
+        raw.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        read_one_response(&mut raw).await;
+    }
     let request = "GET /v1/channels/c/listeners/l/events HTTP/1.1\r\nHost: x\r\n\r\n";
     raw.write_all(request.as_bytes()).await.unwrap();
     s.streams_become(1).await;
@@ -258,13 +313,12 @@ async fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
         .ok();
 }
 
-#[tokio::test]
-async fn shutdown_ends_streams_cleanly() {
+async fn shutdown_ends_streams_cleanly(via: Via) {
     let s = Running::start(|c| c.http.shutdown_grace_secs = 10).await;
     s.channel_with_listener().await;
     let response = s
-        .http
-        .get(s.url("/v1/channels/c/listeners/l/events"))
+        .stream_get(via, "/v1/channels/c/listeners/l/events")
+        .await
         .send()
         .await
         .unwrap();
@@ -285,13 +339,12 @@ async fn shutdown_ends_streams_cleanly() {
     within("the server to stop", s.task).await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn watch_streams_broadcasts_and_its_listener_goes_with_it() {
+async fn watch_streams_broadcasts_and_its_listener_goes_with_it(via: Via) {
     let s = Running::start(|_| {}).await;
     s.post("/v1/channels", json!({"id": "c"})).await;
     let response = s
-        .http
-        .get(s.url("/v1/channels/c/events"))
+        .stream_get(via, "/v1/channels/c/events")
+        .await
         .send()
         .await
         .unwrap();
@@ -320,4 +373,184 @@ async fn watch_streams_broadcasts_and_its_listener_goes_with_it() {
         .await
         .unwrap();
     assert_eq!(listeners, json!([]));
+}
+
+/// Reads one whole response with a `content-length` from `raw`; its head.
+async fn read_one_response(raw: &mut tokio::net::TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut byte = [0u8; 1];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        within("a response head", raw.read_exact(&mut byte))
+            .await
+            .unwrap();
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8(bytes).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    within("a response body", raw.read_exact(&mut body))
+        .await
+        .unwrap();
+    head
+}
+
+/// Reads from `raw` until `text` holds `until`.
+async fn read_until(raw: &mut tokio::net::TcpStream, text: &mut String, until: &str) {
+    let mut buf = [0u8; 4096];
+    within(until, async {
+        while !text.contains(until) {
+            let n = raw.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before {until:?}: {text:?}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+}
+
+/// The server's own writer speaks plain HTTP/1.1: the handler's headers,
+/// chunked encoding, `connection: close`; the stream ends with the last
+/// chunk when its listener stops.
+#[tokio::test]
+async fn the_direct_path_writes_chunked_http() {
+    let s = Running::start(|_| {}).await;
+    s.channel_with_listener().await;
+    let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    raw.write_all(b"GET /v1/channels/c/listeners/l/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    read_until(&mut raw, &mut text, ": connected\n\n\r\n").await;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    for line in [
+        "http/1.1 200 ok",
+        "content-type: text/event-stream",
+        "cache-control: no-cache",
+        "x-accel-buffering: no",
+        "transfer-encoding: chunked",
+        "connection: close",
+    ] {
+        assert!(head.lines().any(|l| l == line), "{line:?} missing: {head}");
+    }
+    assert!(head.lines().any(|l| l.starts_with("date: ")), "{head}");
+    assert_eq!(body, "16\r\nretry: 5\n: connected\n\n\r\n");
+    s.dispatch(7).await;
+    read_until(&mut raw, &mut text, "data: 7\n\n\r\n").await;
+    s.post("/v1/channels/c/listeners/l/stop", Value::Null).await;
+    let mut rest = Vec::new();
+    within("the stream to end", raw.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    let rest = String::from_utf8(rest).unwrap();
+    assert!(
+        rest.ends_with("event: eric-end\ndata: {\"reason\":\"stopped\"}\n\n\r\n0\r\n\r\n"),
+        "{rest:?}"
+    );
+}
+
+/// An error before the stream starts keeps the one JSON error shape.
+#[tokio::test]
+async fn the_direct_path_answers_errors_whole() {
+    let s = Running::start(|_| {}).await;
+    let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    raw.write_all(b"GET /v1/channels/nope/listeners/l/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    within("the answer", raw.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+    assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
+    let error: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(error["error"]["code"], "channel_not_found");
+}
+
+/// A head sent a few bytes at a time is not taken by the direct path; hyper
+/// reads the rest and the stream works all the same.
+#[tokio::test]
+async fn a_head_split_over_many_writes_still_streams() {
+    let s = Running::start(|_| {}).await;
+    s.channel_with_listener().await;
+    s.dispatch(1).await;
+    let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    raw.set_nodelay(true).unwrap();
+    let request = b"GET /v1/channels/c/listeners/l/events HTTP/1.1\r\nHost: x\r\n\r\n";
+    for piece in request.chunks(5) {
+        raw.write_all(piece).await.unwrap();
+        raw.flush().await.unwrap();
+    }
+    let mut text = String::new();
+    read_until(&mut raw, &mut text, "data: 1\n\n").await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+}
+
+/// Hostile first requests on stream routes get hyper's answers, and the
+/// server goes on serving.
+#[tokio::test]
+async fn malformed_stream_requests_are_refused_and_the_server_goes_on() {
+    let s = Running::start(|_| {}).await;
+    s.channel_with_listener().await;
+    let long = format!(
+        "GET /v1/channels/c/listeners/l/events HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(512 * 1024)
+    );
+    let cases: Vec<(&[u8], &str)> = vec![
+        (
+            b"GET /v1/channels/c/listeners/l/events HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET /v1/channels/c/listeners/l/events HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+            "400",
+        ),
+        (b"\xff\xfe\xfd garbage\r\n\r\n", "400"),
+        (long.as_bytes(), "431"),
+    ];
+    for (request, status) in cases {
+        let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        // The server may answer and close before taking it all.
+        let _ = raw.write_all(request).await;
+        let mut answer = Vec::new();
+        let what = format!("the answer {status}");
+        let _ = within(&what, raw.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        // Closing with the rest of a huge head unread resets the connection,
+        // which may discard the 431 before the client reads it.
+        let reset = status == "431" && answer.is_empty();
+        assert!(
+            reset || answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {answer:?}"
+        );
+    }
+    s.dispatch(5).await;
+    let response = s
+        .stream_get(Via::Direct, "/v1/channels/c/listeners/l/events")
+        .await
+        .send()
+        .await
+        .unwrap();
+    let mut events = events_of(response);
+    assert_eq!(within("an event", events.next()).await.unwrap().data, "5");
+}
+
+/// A connection that never sends a request head is closed after the head
+/// timeout (it would otherwise hold a connection slot for ever).
+#[tokio::test]
+async fn a_silent_connection_is_closed() {
+    let s = Running::start(|c| c.http.request_timeout_secs = 1).await;
+    let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let mut sink = Vec::new();
+    within("the connection to close", raw.read_to_end(&mut sink))
+        .await
+        .unwrap();
+    assert!(sink.is_empty());
 }

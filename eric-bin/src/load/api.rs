@@ -17,19 +17,34 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// connection; tasks sharing a client get one connection each for requests
 /// that overlap.
 pub(crate) fn client() -> LoadResult<reqwest::Client> {
+    builder()
+        .build()
+        .map_err(LoadError::http("(client set-up)"))
+}
+
+/// A client for SSE streams: every stream on a new connection, as a
+/// browser's `EventSource` opens it (a connection reused from set-up calls
+/// would measure another path of the server).
+pub(crate) fn stream_client() -> LoadResult<reqwest::Client> {
+    builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(LoadError::http("(client set-up)"))
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .http1_only()
         .no_proxy()
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(LoadError::http("(client set-up)"))
 }
 
 /// The server's `/v1` API, for set-up and tear-down.
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
     client: reqwest::Client,
+    streams: reqwest::Client,
     base: String,
 }
 
@@ -38,6 +53,7 @@ impl Api {
     pub(crate) fn new(base: &str) -> LoadResult<Self> {
         Ok(Self {
             client: client()?,
+            streams: stream_client()?,
             base: base.trim_end_matches('/').to_owned(),
         })
     }
@@ -45,6 +61,11 @@ impl Api {
     /// The HTTP client (shared connections pool).
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The client for SSE streams (see [`stream_client`]).
+    pub(crate) fn streams(&self) -> &reqwest::Client {
+        &self.streams
     }
 
     /// `{base}/v1/channels/{channel}/listeners/{listener}/{leaf}`.

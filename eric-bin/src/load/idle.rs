@@ -138,7 +138,7 @@ async fn open_all(
             };
             let url = api.listener_url(channel, listener, "events");
             let idle = Idle {
-                client: api.client().clone(),
+                client: api.streams().clone(),
                 url,
                 hold: hold.clone(),
                 lost: lost.clone(),

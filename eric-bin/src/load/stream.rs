@@ -196,7 +196,7 @@ async fn drain(
     let url = api.listener_url(channel, &listener, "events");
     let began = Instant::now();
     let read = read(
-        api.client().clone(),
+        api.streams().clone(),
         url,
         count,
         None,
@@ -241,7 +241,7 @@ fn spawn_readers(
         let (tx, rx) = oneshot::channel();
         let url = api.listener_url(channel, listener, "events");
         let reader = read(
-            api.client().clone(),
+            api.streams().clone(),
             url,
             messages,
             Some(tx),

@@ -1,14 +1,29 @@
 //! The HTTP accept loop.
 //!
-//! Hand-written over hyper rather than `axum::serve` for one reason: every
-//! connection gets a [`ConnectionContext`] whose token closes it. An SSE
-//! stream whose client stopped reading cannot be ended from inside the
-//! response (hyper no longer polls a body it cannot write), so the stream
-//! cancels the token and the loop drops the connection. The same tokens
-//! close everything when the shutdown grace period runs out.
+//! Hand-written over hyper rather than `axum::serve` for two reasons:
+//!
+//! - Every connection gets a [`ConnectionContext`] whose token closes it. An
+//!   SSE stream whose client stopped reading cannot be ended from inside the
+//!   response (hyper no longer polls a body it cannot write), so the stream
+//!   cancels the token and the loop drops the connection. The same tokens
+//!   close everything when the shutdown grace period runs out.
+//! - A connection whose first request opens a stream is answered without
+//!   hyper, whose buffers would cost more than the stream itself (see
+//!   `first`); the router still produces every response.
 //!
 //! Connections are capped by a semaphore (beyond the cap, new ones wait in
-//! the kernel's backlog); accept errors back off instead of spinning.
+//! the kernel's backlog); accept errors back off instead of spinning. A
+//! connection that sends no request head within the head timeout is closed.
+//!
+//! ## Layout
+//!
+//! - `first`: reads a connection's first bytes, recognises stream requests.
+//! - `streamed`: writes the answer to a stream request by hand.
+//! - `prefixed`: hands the bytes already read to hyper with the connection.
+
+mod first;
+mod prefixed;
+mod streamed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +32,8 @@ use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,6 +51,8 @@ pub(crate) struct ServeOptions {
     pub(crate) grace: Duration,
     /// Most connections open at once.
     pub(crate) max_connections: usize,
+    /// How long a connection may take to send a request head.
+    pub(crate) head_timeout: Duration,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -80,10 +97,11 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, options: ServeOpti
             options.shutdown.clone(),
             options.metrics.clone(),
         );
+        let head_timeout = options.head_timeout;
         tracker.spawn(async move {
             let _permit = permit;
             metrics.connections.inc();
-            connection(stream, app, context, shutdown).await;
+            connection(stream, app, context, shutdown, head_timeout).await;
             metrics.connections.dec();
         });
     }
@@ -101,10 +119,49 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, options: ServeOpti
 
 /// Serves one connection until it ends, is cut, or shutdown finishes it.
 async fn connection(
-    stream: tokio::net::TcpStream,
+    mut stream: TcpStream,
     app: Router,
     context: ConnectionContext,
     shutdown: CancellationToken,
+    head_timeout: Duration,
+) {
+    let read = tokio::select! {
+        read = tokio::time::timeout(head_timeout, first::read(&mut stream)) => read,
+        // No request yet: nothing to finish.
+        () = shutdown.cancelled() => return,
+        () = context.close.cancelled() => return,
+    };
+    let bytes = match read {
+        Ok(Ok(bytes)) if !bytes.is_empty() => bytes,
+        Ok(Ok(_)) => return,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "connection failed before a request");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(timeout = ?head_timeout, "no request head in time; closing");
+            return;
+        }
+    };
+    match first::stream_request(&bytes) {
+        Some(request) => {
+            drop(bytes);
+            streamed::serve(stream, request, app, context).await;
+        }
+        None => {
+            let io = prefixed::Prefixed::new(bytes, stream);
+            with_hyper(io, app, context, shutdown, head_timeout).await;
+        }
+    }
+}
+
+/// Serves the connection's requests with hyper.
+async fn with_hyper(
+    io: prefixed::Prefixed<TcpStream>,
+    app: Router,
+    context: ConnectionContext,
+    shutdown: CancellationToken,
+    head_timeout: Duration,
 ) {
     let close = context.close.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -113,7 +170,9 @@ async fn connection(
     });
     let conn = http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
