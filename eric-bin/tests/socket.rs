@@ -451,6 +451,17 @@ async fn the_socket_file_is_private_and_removed_at_shutdown() {
     let path = server.path.clone();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    // It was bound in a private directory (so it was never reachable with
+    // the umask's mode) that is gone once the socket is in place.
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        [path.file_name().unwrap()],
+        "only the socket remains"
+    );
     assert_eq!(server.call(r#"{"v": "c"}"#).await.len(), 36);
     let dir = server._dir.path().to_owned();
     let TestServer {

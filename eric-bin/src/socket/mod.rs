@@ -119,19 +119,51 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Binds the socket at `path` with mode 0600, replacing a stale socket file.
+///
+/// A socket gets the umask's mode at `bind`, so binding at `path` and then
+/// changing the mode would leave a window in which anyone could connect.
+/// Instead the socket is bound inside a fresh directory only this user can
+/// enter, made private there, and then hard-linked into place: the link
+/// fails if something appeared at `path` meanwhile, never replacing it.
 pub fn bind(path: &Path) -> Result<UnixListener> {
     let fail = |source| Error::Socket {
         path: path.to_owned(),
         source,
     };
     remove_stale(path).map_err(fail)?;
-    let listener = UnixListener::bind(path).map_err(fail)?;
-    // Right after bind: until then the file has the umask's mode.
-    if let Err(source) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-        let _ = std::fs::remove_file(path);
-        return Err(fail(source));
-    }
+    let private = PrivateDir::create(path).map_err(fail)?;
+    let inner = private.path.join("s");
+    let listener = UnixListener::bind(&inner).map_err(fail)?;
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    std::fs::hard_link(&inner, path).map_err(fail)?;
     Ok(listener)
+}
+
+/// A directory with mode 0700 next to the socket path, removed with what it
+/// holds when dropped.
+struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    fn create(socket: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let parent = socket
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        // Short: the socket's path inside must fit in `sun_path` too.
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let path = parent.join(format!(".eric-{}", &unique[..8]));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// Removes a socket file no server answers on. Anything else at the path
