@@ -8,7 +8,10 @@
 //! takes its share of what is pending, so several round trips overlap on the
 //! multiplexed connections instead of queueing behind one another. A lone
 //! dispatch still costs exactly one round trip, with no timer; under load,
-//! batches grow by themselves. Order per producer holds: a producer's next
+//! batches grow by themselves. A dispatch to an idle channel (nothing
+//! pending, no flush running) runs on the caller's task instead: at low load
+//! that saves the hops through a flush task, and whatever arrives meanwhile
+//! starts flushes as usual. Order per producer holds: a producer's next
 //! dispatch starts only once the previous one returned. The script checks
 //! membership, capacity and sequence numbers once per listener of the batch
 //! and pushes that listener's messages in one `RPUSH`.
@@ -73,6 +76,24 @@ impl Dispatcher {
         message: String,
         capacity: usize,
     ) -> Result<u64> {
+        let alone = {
+            let mut queue = self.queue();
+            let idle = queue.flushing == 0 && queue.pending.is_empty();
+            queue.flushing += usize::from(idle);
+            idle
+        };
+        if alone {
+            // Counted as a flush until it ends, even if the caller gives up.
+            let _running = InlineFlush(self);
+            let seqs = self
+                .invoke([(listener, capacity, message.as_str())].into_iter())
+                .await;
+            return match seqs {
+                Ok(seqs) if seqs.len() == 1 => self.outcome(listener, capacity, seqs[0]),
+                Ok(seqs) => Err(count_mismatch(seqs.len(), 1)),
+                Err(e) => Err(e.into()),
+            };
+        }
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut queue = self.queue();
@@ -119,36 +140,20 @@ impl Dispatcher {
     }
 
     async fn flush(&self, batch: Vec<Pending>) {
-        let mut invocation = SCRIPTS.dispatch_many.prepare_invoke();
-        invocation
-            .key(&self.keys.members)
-            .key(&self.keys.seqs)
-            .arg(&self.keys.base)
-            .arg(&self.keys.notify);
-        for p in &batch {
-            invocation
-                .arg(p.listener.key_segment().as_ref())
-                .arg(p.capacity)
-                .arg(&p.message);
-        }
-        match self
-            .client
-            .script::<Vec<i64>>("dispatching", &invocation)
-            .await
-        {
+        let messages = batch
+            .iter()
+            .map(|p| (&p.listener, p.capacity, p.message.as_str()));
+        match self.invoke(messages).await {
             Ok(seqs) if seqs.len() == batch.len() => {
                 for (p, seq) in batch.into_iter().zip(seqs) {
-                    let outcome = self.outcome(&p, seq);
+                    let outcome = self.outcome(&p.listener, p.capacity, seq);
                     let _ = p.reply.send(outcome);
                 }
             }
             Ok(seqs) => {
-                let e = format!("{} results for {} messages", seqs.len(), batch.len());
+                let n = batch.len();
                 for p in batch {
-                    let _ = p.reply.send(Err(Error::repository(
-                        "dispatching",
-                        std::io::Error::other(e.clone()),
-                    )));
+                    let _ = p.reply.send(Err(count_mismatch(seqs.len(), n)));
                 }
             }
             Err(e) => {
@@ -160,20 +165,57 @@ impl Dispatcher {
         }
     }
 
-    fn outcome(&self, p: &Pending, seq: i64) -> Result<u64> {
+    /// One script call dispatching `messages`: their sequence numbers, or
+    /// -1 (not a member) and -2 (queue full) per message.
+    async fn invoke<'a>(
+        &self,
+        messages: impl Iterator<Item = (&'a ListenerId, usize, &'a str)>,
+    ) -> crate::Result<Vec<i64>> {
+        let mut invocation = SCRIPTS.dispatch_many.prepare_invoke();
+        invocation
+            .key(&self.keys.members)
+            .key(&self.keys.seqs)
+            .arg(&self.keys.base)
+            .arg(&self.keys.notify);
+        for (listener, capacity, message) in messages {
+            invocation
+                .arg(listener.key_segment().as_ref())
+                .arg(capacity)
+                .arg(message);
+        }
+        self.client.script("dispatching", &invocation).await
+    }
+
+    fn outcome(&self, listener: &ListenerId, capacity: usize, seq: i64) -> Result<u64> {
         match seq {
             -1 => Err(Error::InvalidListener {
                 channel: self.channel.clone(),
-                listener: p.listener.clone(),
+                listener: listener.clone(),
             }),
             -2 => Err(Error::QueueFull {
                 channel: self.channel.clone(),
-                listener: p.listener.clone(),
-                capacity: p.capacity,
+                listener: listener.clone(),
+                capacity,
             }),
             seq => Ok(seq.unsigned_abs()),
         }
     }
+}
+
+/// Ends an inline flush's count, however its caller's future ends.
+struct InlineFlush<'a>(&'a Dispatcher);
+
+impl Drop for InlineFlush<'_> {
+    fn drop(&mut self) {
+        self.0.queue().flushing -= 1;
+    }
+}
+
+fn count_mismatch(got: usize, sent: usize) -> Error {
+    Error::repository(
+        "dispatching",
+        std::io::Error::other(format!("{got} results for {sent} messages")),
+    )
 }
 
 /// The same failure for every message of a batch (errors are not `Clone`:

@@ -1,0 +1,117 @@
+//! Dispatch on Redis: concurrent dispatches to one channel are combined into
+//! few script calls, yet each caller gets its own answer; a caller that
+//! gives up mid-flight strands nobody.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use eric_core::channel::RawAdapter;
+use eric_core::testing::within;
+use eric_core::{Channel, ChannelSettings, Error, Message};
+use eric_redis::RedisEngine;
+use eric_redis::test_support::TestRedis;
+use futures_util::future::join_all;
+use serde_json::json;
+
+type RawChannel = Channel<RedisEngine, RawAdapter>;
+
+fn msg(n: u64) -> Message {
+    Message::try_new("t", json!(n)).unwrap()
+}
+
+async fn evalsha_calls(redis: &TestRedis) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 600 dispatches at once, to five listeners, one that is not a member and
+/// one whose queue is full: every caller gets the answer of its own
+/// message, each listener's numbers are 1..=100 with none repeated, and far
+/// fewer scripts than dispatches ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_dispatches_are_combined_and_answered_one_by_one() {
+    let redis = TestRedis::start().await;
+    let engine = RedisEngine::connect(redis.config()).unwrap();
+    let settings = ChannelSettings {
+        queue_capacity: 100,
+        ..ChannelSettings::default()
+    };
+    let ch: RawChannel = Channel::new(&engine, Some("c".parse().unwrap()), settings).unwrap();
+    let mut listeners = Vec::new();
+    for _ in 0..5 {
+        listeners.push(ch.add_listener().await.unwrap().id().clone());
+    }
+    let full = ch.add_listener().await.unwrap().id().clone();
+    for n in 0..100 {
+        ch.dispatch(&full, msg(n)).await.unwrap();
+    }
+    let stranger = "nobody".parse().unwrap();
+    let before = evalsha_calls(&redis).await;
+
+    let mut targets: Vec<_> = (0..500).map(|i| listeners[i % 5].clone()).collect();
+    targets.extend(std::iter::repeat_n(full.clone(), 50));
+    targets.extend(std::iter::repeat_n(stranger, 50));
+    let answers = within(
+        "the dispatches",
+        join_all(targets.iter().map(|l| ch.dispatch(l, msg(0)))),
+    )
+    .await;
+
+    let mut seqs: BTreeMap<_, Vec<u64>> = BTreeMap::new();
+    for (target, answer) in targets.iter().zip(answers) {
+        match answer {
+            Ok(seq) => seqs.entry(target.clone()).or_default().push(seq),
+            Err(Error::QueueFull { listener, .. }) => assert_eq!(&listener, target),
+            Err(Error::InvalidListener { listener, .. }) => assert_eq!(&listener, target),
+            Err(other) => panic!("{target}: {other}"),
+        }
+    }
+    assert_eq!(seqs.len(), 5, "only the five members got numbers");
+    for (listener, mut got) in seqs {
+        got.sort_unstable();
+        assert_eq!(got, (1..=100).collect::<Vec<_>>(), "{listener}");
+    }
+    let scripts = evalsha_calls(&redis).await - before;
+    assert!(scripts < 300, "{scripts} scripts for 600 dispatches");
+}
+
+/// A dispatch whose caller stops waiting mid-flight (a dropped future) does
+/// not keep the channel's later dispatches from running, alone or together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_given_up_mid_flight_strands_nobody() {
+    let redis = TestRedis::start().await;
+    let engine = RedisEngine::connect(redis.config()).unwrap();
+    let ch: RawChannel = Channel::new(
+        &engine,
+        Some("c".parse().unwrap()),
+        ChannelSettings::default(),
+    )
+    .unwrap();
+    let l = ch.add_listener().await.unwrap().id().clone();
+    for n in 0..20 {
+        // Polled once (the script is sent), then dropped.
+        let given_up = ch.dispatch(&l, msg(n));
+        tokio::select! {
+            biased;
+            _ = given_up => {}
+            () = std::future::ready(()) => {}
+        }
+        within("a lone dispatch", ch.dispatch(&l, msg(100 + n)))
+            .await
+            .unwrap();
+        let together = join_all((0..10).map(|k| ch.dispatch(&l, msg(200 + k))));
+        for answer in within("concurrent dispatches", together).await {
+            answer.unwrap();
+        }
+    }
+}
