@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use eric_core::channel::RawAdapter;
@@ -21,16 +23,10 @@ fn msg(n: u64) -> Message {
 }
 
 async fn evalsha_calls(redis: &TestRedis) -> u64 {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut c)
+    common::command_calls(redis.url())
         .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .into_iter()
+        .find_map(|(name, calls)| (name == "evalsha").then_some(calls))
         .unwrap_or(0)
 }
 

@@ -214,29 +214,13 @@ async fn stream_survives_a_redis_restart_without_losing_queued_messages() {
     assert_eq!(got, (6..=30).collect::<Vec<_>>());
 }
 
-async fn command_calls(redis: &redis::Client) -> u64 {
-    let mut c = redis.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut c)
+/// Commands run so far, but for the test's own probes (PING, INFO, CONFIG).
+async fn command_calls(url: &str) -> u64 {
+    common::command_calls(url)
         .await
-        .unwrap();
-    // Everything but our own probes: PING, INFO and CONFIG.
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_"))
-        .filter(|l| {
-            !["cmdstat_ping:", "cmdstat_info:", "cmdstat_config"]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
+        .into_iter()
+        .filter(|(name, _)| !(name == "ping" || name == "info" || name.starts_with("config")))
+        .map(|(_, calls)| calls)
         .sum()
 }
 
@@ -265,18 +249,18 @@ async fn idle_streams_issue_no_redis_commands() {
     // Steady state: two windows of round trips with no command in between.
     within("the streams to fall asleep", async {
         loop {
-            let before = command_calls(&probe).await;
+            let before = command_calls(f.redis.url()).await;
             pings(&probe, 50).await;
-            if command_calls(&probe).await == before {
+            if command_calls(f.redis.url()).await == before {
                 break;
             }
         }
     })
     .await;
-    let before = command_calls(&probe).await;
+    let before = command_calls(f.redis.url()).await;
     pings(&probe, 500).await;
     assert_eq!(
-        command_calls(&probe).await,
+        command_calls(f.redis.url()).await,
         before,
         "idle streams talked to Redis"
     );

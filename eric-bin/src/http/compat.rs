@@ -134,14 +134,7 @@ async fn stream<E: Backend>(
 ) -> Result<Response, ApiError> {
     let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
     let resume = last_event_id(&headers, None)?;
-    let (ch, stream) = s.broker.stream(&channel, &listener, resume).await?;
-    let retry = ch.settings().retry_ms;
-    Ok(sse::respond(
-        &s,
-        stream,
-        retry,
-        connection.map(|Extension(c)| c),
-    ))
+    sse::listener_events(&s, &channel, &listener, resume, connection).await
 }
 
 async fn remove_listener<E: Backend>(

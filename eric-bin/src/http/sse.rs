@@ -21,17 +21,19 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use eric_core::{MessageStream, SseMessage, StreamEnd, StreamItem};
+use eric_core::{ChannelId, ListenerId, MessageStream, SseMessage, StreamEnd, StreamItem};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::error::ApiResult;
 use super::state::{AppState, ConnectionContext};
 use crate::backend::Backend;
 
@@ -51,13 +53,37 @@ struct StreamSetup {
     send_timeout: Duration,
 }
 
+/// The SSE response of `listener`'s stream (started first, as eric-api's
+/// route does), resumed after `resume`.
+pub(super) async fn listener_events<E: Backend>(
+    state: &AppState<E>,
+    channel: &ChannelId,
+    listener: &ListenerId,
+    resume: Option<u64>,
+    connection: Option<Extension<ConnectionContext>>,
+) -> ApiResult<Response> {
+    let (ch, stream) = state.broker.stream(channel, listener, resume).await?;
+    Ok(respond(state, stream, ch.settings().retry_ms, connection))
+}
+
+/// The SSE response of a watch of `channel` (a temporary listener).
+pub(super) async fn channel_events<E: Backend>(
+    state: &AppState<E>,
+    channel: &ChannelId,
+    connection: Option<Extension<ConnectionContext>>,
+) -> ApiResult<Response> {
+    let (ch, stream) = state.broker.watch(channel).await?;
+    Ok(respond(state, stream, ch.settings().retry_ms, connection))
+}
+
 /// An SSE response streaming `stream`.
-pub(super) fn respond<E: Backend>(
+fn respond<E: Backend>(
     state: &AppState<E>,
     stream: MessageStream<SseMessage>,
     retry_ms: u64,
-    connection: Option<ConnectionContext>,
+    connection: Option<Extension<ConnectionContext>>,
 ) -> Response {
+    let connection = connection.map(|Extension(c)| c);
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER_CHUNKS);
     let setup = StreamSetup {
         retry_ms,

@@ -254,14 +254,7 @@ async fn events<E: Backend>(
 ) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
     let resume = last_event_id(&headers, q.last_event_id.as_deref())?;
-    let (ch, stream) = s.broker.stream(&channel, &listener, resume).await?;
-    let retry = ch.settings().retry_ms;
-    Ok(sse::respond(
-        &s,
-        stream,
-        retry,
-        connection.map(|Extension(c)| c),
-    ))
+    sse::listener_events(&s, &channel, &listener, resume, connection).await
 }
 
 async fn watch<E: Backend>(
@@ -269,12 +262,5 @@ async fn watch<E: Backend>(
     PathParams(channel): PathParams<String>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
-    let (ch, stream) = s.broker.watch(&channel_id(&channel)?).await?;
-    let retry = ch.settings().retry_ms;
-    Ok(sse::respond(
-        &s,
-        stream,
-        retry,
-        connection.map(|Extension(c)| c),
-    ))
+    sse::channel_events(&s, &channel_id(&channel)?, connection).await
 }

@@ -127,24 +127,35 @@ impl Api {
             .send()
             .await
             .map_err(LoadError::http(url))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(LoadError::http(url))?;
-        if !status.is_success() {
-            return Err(LoadError::Answer {
-                url: url.to_owned(),
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-        }
+        let status = response.status().as_u16();
+        let body = success_body(response, url).await?;
         if body.is_empty() {
             return Ok(Value::Null);
         }
         serde_json::from_slice(&body).map_err(|e| LoadError::Answer {
             url: url.to_owned(),
-            status: status.as_u16(),
+            status,
             body: format!("not JSON: {e}"),
         })
     }
+}
+
+/// The body of `response` to a request to `url`, if its status is a
+/// success; else the error naming the status and the body.
+pub(crate) async fn success_body(
+    response: reqwest::Response,
+    url: &str,
+) -> LoadResult<bytes::Bytes> {
+    let status = response.status();
+    let body = response.bytes().await.map_err(LoadError::http(url))?;
+    if !status.is_success() {
+        return Err(LoadError::Answer {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
+    Ok(body)
 }
 
 /// The `id` of a created resource.

@@ -412,15 +412,7 @@ async fn producer(targets: Arc<[String]>, next: Arc<AtomicU64>, total: u64) -> L
             .send()
             .await
             .map_err(LoadError::http(url))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(LoadError::http(url))?;
-        if !status.is_success() {
-            return Err(LoadError::Answer {
-                url: url.clone(),
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-        }
+        api::success_body(response, url).await?;
     }
 }
 

@@ -49,3 +49,21 @@ impl PersistenceFixture for RedisFixture {
         (engine, persistence)
     }
 }
+
+/// `INFO commandstats` of the server at `url`: (command, calls) pairs.
+pub async fn command_calls(url: &str) -> Vec<(String, u64)> {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
