@@ -25,6 +25,22 @@ pub const MAX_ID_LEN: usize = 128;
 /// hash tags, glob patterns) plus `%`, the escape character itself.
 const KEY_RESERVED: &[u8] = b"%:{}*?[]\\";
 
+/// [`KEY_RESERVED`] as a byte table: every dispatch to Redis derives a key
+/// segment, and a table lookup per byte beats a scan of the list.
+static RESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < KEY_RESERVED.len() {
+        table[KEY_RESERVED[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+fn is_reserved(b: u8) -> bool {
+    RESERVED[usize::from(b)]
+}
+
 /// What is wrong with a rejected id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdErrorReason {
@@ -76,12 +92,12 @@ fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
 /// [`KEY_RESERVED`] becomes `%XX`. Injective, and the output holds none of
 /// the reserved characters except the `%` of its escapes.
 fn key_segment(value: &str) -> Cow<'_, str> {
-    if !value.bytes().any(|b| KEY_RESERVED.contains(&b)) {
+    if !value.bytes().any(is_reserved) {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
-        if c.is_ascii() && KEY_RESERVED.contains(&(c as u8)) {
+        if c.is_ascii() && is_reserved(c as u8) {
             out.push_str(&format!("%{:02X}", c as u8));
         } else {
             out.push(c);
@@ -102,7 +118,7 @@ fn from_key_segment(segment: &str) -> Option<Cow<'_, str>> {
             let hex = [bytes.next()?, bytes.next()?];
             let decoded = u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?;
             // Only reserved characters are escaped, so only they may decode.
-            if !KEY_RESERVED.contains(&decoded) {
+            if !is_reserved(decoded) {
                 return None;
             }
             out.push(decoded);

@@ -30,6 +30,10 @@ use crate::scripts::SCRIPTS;
 const MAX_BATCH: usize = 512;
 /// Flushes of one channel in flight at once.
 const MAX_FLUSHES: usize = 4;
+// An inline dispatch holds a flush slot without draining `pending`; a second
+// slot guarantees whatever queues meanwhile gets a flush task (with one, it
+// would wait for the next dispatch).
+const _: () = assert!(MAX_FLUSHES >= 2);
 
 struct Pending {
     listener: ListenerId,
