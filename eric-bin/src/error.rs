@@ -88,6 +88,15 @@ pub enum Error {
         body: String,
     },
 
+    /// A client subcommand could not write its output (a full disk, a
+    /// terminal gone); a reader closing the pipe is not this error.
+    #[error("cannot write to stdout: {source}")]
+    Output {
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A load run (`eric load`) failed.
     #[error("eric load: {0}")]
     Load(#[from] crate::load::LoadError),

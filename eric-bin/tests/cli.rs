@@ -512,3 +512,54 @@ async fn listen_resumes_after_the_server_goes_away() {
     );
     b.stop().await;
 }
+
+#[tokio::test]
+async fn output_that_cannot_be_written_fails_the_command_but_a_closed_pipe_does_not() {
+    let (server, url) = channel_c_with_listener_l().await;
+    ok(&url, &["dispatch", "c", "l", "a", "1"]).await;
+    ok(&url, &["dispatch", "c", "l", "b", "2"]).await;
+
+    // A full disk: what was asked for was not delivered, so status 1.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut to_full = command(&url, &["channels"]);
+    to_full.stdout(full).stderr(Stdio::piped());
+    let child = to_full.spawn().unwrap();
+    let output = timeout(DEADLINE, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+
+    // A reader that went away (`| head -0`) is "enough", not an error.
+    let mut to_closed = command(&url, &["listen", "c", "l"]);
+    to_closed.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = to_closed.spawn().unwrap();
+    drop(child.stdout.take());
+    let status = timeout(DEADLINE, child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+    // It printed nothing, and whatever its stream took stays recoverable: a
+    // reader resuming from the start gets both events.
+    let args = [
+        "listen",
+        "c",
+        "l",
+        "--last-event-id",
+        "0",
+        "--max-events",
+        "2",
+    ];
+    let run = eric(&url, &args).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(events, [event(1, "a", json!(1)), event(2, "b", json!(2))]);
+    server.stop().await;
+}

@@ -245,8 +245,10 @@ async fn read(
             return Outcome::Done(ended(url, &event.data).map(|why| note(&why)));
         }
         delivered = true;
-        if let ControlFlow::Break(()) = print_event(&event, progress) {
-            return Outcome::Done(Ok(()));
+        match print_event(&event, progress).await {
+            Ok(ControlFlow::Continue(())) => {}
+            Ok(ControlFlow::Break(())) => return Outcome::Done(Ok(())),
+            Err(e) => return Outcome::Done(Err(e)),
         }
         if args.max_events.is_some_and(|max| progress.printed >= max) {
             return Outcome::Done(Ok(()));
@@ -285,7 +287,7 @@ fn data(text: &str) -> Data {
     Data::Text(text.to_owned())
 }
 
-fn print_event(event: &Event, progress: &mut Progress) -> output::Flow {
+async fn print_event(event: &Event, progress: &mut Progress) -> Result<output::Flow> {
     let id = match event.id.parse::<u64>() {
         Ok(seq) => {
             progress.last_id = Some(seq);
@@ -300,6 +302,7 @@ fn print_event(event: &Event, progress: &mut Progress) -> output::Flow {
         event: &event.event,
         data: data(&event.data),
     })
+    .await
 }
 
 fn gap_warning(data: &str) -> String {

@@ -193,7 +193,7 @@ pub async fn run(url: &str, command: ClientCommand) -> Result<()> {
         ClientCommand::Channels => {
             let list: ChannelList = api.get(&["v1", "channels"]).await?;
             for id in &list.channels {
-                if output::line(id).is_break() {
+                if output::line(id).await?.is_break() {
                     break;
                 }
             }
@@ -201,7 +201,7 @@ pub async fn run(url: &str, command: ClientCommand) -> Result<()> {
         }
         ClientCommand::Info { channel } => {
             let info: Value = api.get(&["v1", "channels", channel_id(&channel)?]).await?;
-            print_json(&info)
+            print_json(&info).await
         }
         ClientCommand::RemoveChannel { channel } => {
             api.delete(&["v1", "channels", channel_id(&channel)?]).await
@@ -211,7 +211,7 @@ pub async fn run(url: &str, command: ClientCommand) -> Result<()> {
             let body = id.map(|id| NewListener { id });
             let path = ["v1", "channels", channel_id(&channel)?, "listeners"];
             let created: Created = api.post(&path, body.as_ref()).await?;
-            print_line(&created.id)
+            print_line(&created.id).await
         }
         ClientCommand::RemoveListener { channel, listener } => {
             api.delete(&listener_path(&channel, &listener, None)?).await
@@ -233,7 +233,7 @@ pub async fn run(url: &str, command: ClientCommand) -> Result<()> {
             let body = message(&msg_type, &payload)?;
             let path = listener_path(&channel, &listener, Some("messages"))?;
             let queued: Queued = api.post(&path, Some(&body)).await?;
-            print_line(&queued.seq.to_string())
+            print_line(&queued.seq.to_string()).await
         }
         ClientCommand::Broadcast {
             channel,
@@ -243,12 +243,12 @@ pub async fn run(url: &str, command: ClientCommand) -> Result<()> {
             let body = message(&msg_type, &payload)?;
             let path = ["v1", "channels", channel_id(&channel)?, "messages"];
             let outcome: Value = api.post(&path, Some(&body)).await?;
-            print_json(&outcome)
+            print_json(&outcome).await
         }
         ClientCommand::Next { channel, listener } => {
             let path = listener_path(&channel, &listener, Some("next"))?;
             match api.post_maybe::<Value>(&path).await? {
-                Some(delivery) => print_json(&delivery),
+                Some(delivery) => print_json(&delivery).await,
                 None => Ok(()),
             }
         }
@@ -291,7 +291,7 @@ async fn create(api: &Api, args: CreateArgs) -> Result<()> {
         settings: any.then_some(settings),
     };
     let created: Created = api.post(&["v1", "channels"], Some(&body)).await?;
-    print_line(&created.id)
+    print_line(&created.id).await
 }
 
 // What goes over the wire, field for field as `http/v1.rs` reads and writes it.
@@ -391,14 +391,12 @@ fn listener_path<'a>(
 }
 
 /// Prints a line; a closed stdout is not an error (see `output`).
-fn print_line(text: &str) -> Result<()> {
-    let _ = output::line(text);
-    Ok(())
+async fn print_line(text: &str) -> Result<()> {
+    output::line(text).await.map(drop)
 }
 
-fn print_json(value: &Value) -> Result<()> {
-    let _ = output::json_line(value);
-    Ok(())
+async fn print_json(value: &Value) -> Result<()> {
+    output::json_line(value).await.map(drop)
 }
 
 #[cfg(test)]

@@ -158,6 +158,24 @@ pub(crate) fn per_second(count: u64, elapsed: Duration) -> f64 {
 mod tests {
     use super::*;
 
+    // Virtual time: the clock moves only when every task waits, so the
+    // reporter's ticks and the counter's changes interleave the same way
+    // on every run.
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_reporter_counts_each_full_second() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let reporter = RateReporter::start(counter.clone());
+        let half = Duration::from_millis(500);
+        tokio::time::sleep(half).await;
+        counter.fetch_add(5, Ordering::Relaxed);
+        tokio::time::sleep(2 * half).await;
+        counter.fetch_add(7, Ordering::Relaxed);
+        tokio::time::sleep(2 * half).await;
+        // Counted after the last full second: not reported.
+        counter.fetch_add(100, Ordering::Relaxed);
+        assert_eq!(reporter.finish().await, [5, 7]);
+    }
+
     #[test]
     fn percentiles_use_the_nearest_rank() {
         let mut latencies = Latencies::default();
