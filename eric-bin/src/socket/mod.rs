@@ -94,6 +94,8 @@ mod pydecode;
 mod pyfloat;
 mod pyjson;
 mod pyrepr;
+#[cfg(test)]
+mod python_parity;
 mod stream;
 
 use std::io;

@@ -276,6 +276,8 @@ impl Formatter<'_> {
                     };
                     push_unit(self.out, unit);
                 }
+                // JSON (and Python's strict decoder) refuses raw controls.
+                c if c < ' ' => return None,
                 c => {
                     let mut units = [0u16; 2];
                     for unit in c.encode_utf16(&mut units).iter() {
@@ -298,23 +300,15 @@ impl Formatter<'_> {
     /// Writes a number: an integer as written, a float as Python's `repr`.
     fn number(&mut self) -> Option<()> {
         let start = self.pos;
-        let is_number_byte =
-            |b: &u8| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E');
-        let len = self.src[start..]
-            .iter()
-            .take_while(|b| is_number_byte(b))
-            .count();
-        let text = std::str::from_utf8(&self.src[start..start + len]).ok()?;
-        let digits = text.strip_prefix('-').unwrap_or(text);
-        if digits.is_empty() || !digits.as_bytes()[0].is_ascii_digit() {
-            return None;
-        }
+        let (len, integer) = number_len(&self.src[start..])?;
+        let text = self.text.get(start..start + len)?;
         self.pos += len;
-        if digits.bytes().all(|b| b.is_ascii_digit()) {
-            let zero = digits.bytes().all(|b| b == b'0');
-            self.out.push_str(if zero { "0" } else { text });
-        } else {
+        if !integer {
             push_float(self.out, text.parse().ok()?);
+        } else if text == "-0" {
+            self.out.push('0');
+        } else {
+            self.out.push_str(text);
         }
         Some(())
     }
@@ -335,6 +329,43 @@ impl Formatter<'_> {
             self.pos += 1;
         }
     }
+}
+
+/// The length of the JSON number at the start of `src` and whether it is an
+/// integer: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, and
+/// nothing looser (`01`, `1.`, `.5` and `1e` are not numbers).
+fn number_len(src: &[u8]) -> Option<(usize, bool)> {
+    let digits_from = |at: usize| {
+        src[at.min(src.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut at = usize::from(src.first() == Some(&b'-'));
+    match src.get(at) {
+        Some(b'0') => at += 1,
+        Some(b'1'..=b'9') => at += digits_from(at),
+        _ => return None,
+    }
+    let mut integer = true;
+    if src.get(at) == Some(&b'.') {
+        let n = digits_from(at + 1);
+        if n == 0 {
+            return None;
+        }
+        at += 1 + n;
+        integer = false;
+    }
+    if matches!(src.get(at), Some(b'e' | b'E')) {
+        at += 1 + usize::from(matches!(src.get(at + 1), Some(b'+' | b'-')));
+        let n = digits_from(at);
+        if n == 0 {
+            return None;
+        }
+        at += n;
+        integer = false;
+    }
+    Some((at, integer))
 }
 
 /// Rebuilds the object written from `start` if a key repeats: one member per
