@@ -110,6 +110,7 @@ impl Server {
             }
             Some(redis) => {
                 let engine = RedisEngine::with_observer(redis, metrics.clone())?;
+                warn_if_evicting(&engine).await;
                 self.serve(engine, metrics, shutdown).await
             }
         }
@@ -184,5 +185,20 @@ fn raise_file_limit() {
     match rlimit::increase_nofile_limit(WANTED_FILES) {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
+}
+
+/// Warns when Redis may evict keys: at `maxmemory` it would then delete
+/// queued messages and listeners instead of refusing writes (507).
+async fn warn_if_evicting(engine: &RedisEngine) {
+    match engine.eviction_policy().await {
+        Ok(policy) if policy == "noeviction" => {}
+        Ok(policy) => tracing::warn!(
+            %policy,
+            "Redis evicts keys when it reaches maxmemory, which loses queued messages \
+             and listeners; set `maxmemory-policy noeviction`"
+        ),
+        // Unreachable now: restoring will say so, and nodes start anyway.
+        Err(error) => tracing::debug!(%error, "cannot read Redis's maxmemory policy"),
     }
 }

@@ -151,6 +151,20 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// The storage backend refuses to grow (Redis at its `maxmemory` with
+    /// `noeviction`): nothing was written, and retrying once consumers have
+    /// drained queues may succeed.
+    #[error("{backend} is out of memory while {operation}: {source}")]
+    StorageFull {
+        /// Which backend.
+        backend: &'static str,
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+
     /// An `on_message` hook (or a distributed-application action) failed.
     #[error("on_message of listener {listener} failed: {source}")]
     Hook {
@@ -185,9 +199,13 @@ impl Error {
         }
     }
 
-    /// Whether retrying the same call later may succeed (storage down or slow).
+    /// Whether retrying the same call later may succeed (storage down, slow
+    /// or full).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Timeout { .. } | Self::StorageFull { .. }
+        )
     }
 
     /// The reference's exception class name for this error, which eric's socket
@@ -205,7 +223,8 @@ impl Error {
             Self::QueueFull { .. }
             | Self::Repository { .. }
             | Self::Unavailable { .. }
-            | Self::Timeout { .. } => "RepositoryError",
+            | Self::Timeout { .. }
+            | Self::StorageFull { .. } => "RepositoryError",
             Self::Hook { .. } | Self::ReservedAction { .. } => "ListenerError",
         }
     }

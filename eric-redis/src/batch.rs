@@ -235,6 +235,13 @@ fn copy_error(e: &Error) -> Error {
             operation,
             source: source(),
         },
+        Error::StorageFull {
+            backend, operation, ..
+        } => Error::StorageFull {
+            backend,
+            operation,
+            source: source(),
+        },
         Error::Repository { operation, .. } => Error::Repository {
             operation,
             source: source(),

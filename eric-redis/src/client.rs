@@ -230,6 +230,23 @@ impl Client {
         }
     }
 
+    /// Redis's `maxmemory-policy`, read from `INFO memory` (which managed
+    /// Redis services allow where `CONFIG GET` is disabled).
+    pub(crate) async fn eviction_policy(&self) -> Result<String> {
+        let info: String = self
+            .query(
+                "reading the memory policy",
+                redis::cmd("INFO").arg("memory"),
+            )
+            .await?;
+        Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("maxmemory_policy:"))
+            .unwrap_or("unknown")
+            .trim()
+            .to_owned())
+    }
+
     /// `PING`: whether Redis answers.
     pub(crate) async fn ping(&self) -> Result<()> {
         self.query::<String>("pinging", &redis::cmd("PING"))

@@ -89,6 +89,17 @@ impl RedisEngine {
         self.inner.client.ping().await.map_err(Into::into)
     }
 
+    /// Redis's `maxmemory-policy`. Anything but `noeviction` lets Redis
+    /// delete keys when full, queued messages and memberships among them:
+    /// the server warns at start.
+    pub async fn eviction_policy(&self) -> eric_core::Result<String> {
+        self.inner
+            .client
+            .eviction_policy()
+            .await
+            .map_err(Into::into)
+    }
+
     /// Watches the pub/sub subscriber: `true` while it is connected and
     /// subscribed (part of readiness: without it, streams would not wake).
     pub fn pubsub_health(&self) -> watch::Receiver<bool> {

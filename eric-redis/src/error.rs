@@ -1,10 +1,15 @@
 //! The one error type of `eric-redis`, and how it becomes an
 //! [`eric_core::Error`].
 //!
-//! Redis errors are classified, not parsed: a dropped or refused connection,
-//! an I/O error or an exhausted pool is [`eric_core::Error::Unavailable`]
-//! (HTTP 503, retried by streams), a timeout is [`eric_core::Error::Timeout`],
-//! anything else a [`eric_core::Error::Repository`]. The source is kept.
+//! Redis errors are classified by kind and error code, never by their text:
+//! a dropped or refused connection, an I/O error, an exhausted pool or a
+//! server state that passes by itself (`LOADING` after a restart, `BUSY`
+//! with a slow script, `READONLY`, `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`
+//! during a failover) is [`eric_core::Error::Unavailable`] (HTTP 503,
+//! retried by streams); `OOM` (`maxmemory` reached) is
+//! [`eric_core::Error::StorageFull`]; a timeout is
+//! [`eric_core::Error::Timeout`]; anything else a
+//! [`eric_core::Error::Repository`]. The source is kept.
 
 use std::time::Duration;
 
@@ -93,7 +98,23 @@ impl Error {
 }
 
 fn is_unavailable(e: &redis::RedisError) -> bool {
-    e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error() || e.is_timeout()
+    e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_io_error()
+        || e.is_timeout()
+        || matches!(
+            e.code(),
+            Some("LOADING" | "BUSY" | "READONLY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN")
+        )
+}
+
+/// Redis refused a write at its `maxmemory`. Scripts are refused at their
+/// first write, so nothing of the call took effect.
+fn is_out_of_memory(e: &Error) -> bool {
+    match e {
+        Error::Command { source, .. } => source.code() == Some("OOM"),
+        _ => false,
+    }
 }
 
 impl From<Error> for eric_core::Error {
@@ -107,6 +128,11 @@ impl From<Error> for eric_core::Error {
             Error::Command { ref source, .. } if source.is_timeout() => Self::Timeout {
                 backend: "redis",
                 operation,
+            },
+            e if is_out_of_memory(&e) => Self::StorageFull {
+                backend: "redis",
+                operation,
+                source: Box::new(e),
             },
             e if e.is_unavailable() => Self::Unavailable {
                 backend: "redis",
@@ -143,6 +169,50 @@ mod tests {
             }
         ));
         assert!(std::error::Error::source(&core).is_some());
+    }
+
+    fn command(code: &str) -> eric_core::Error {
+        let source = redis::make_extension_error(code.to_owned(), Some("from a test".into()));
+        Error::Command {
+            operation: "dispatching",
+            source,
+        }
+        .into()
+    }
+
+    #[test]
+    fn passing_server_states_are_unavailable_and_oom_is_storage_full() {
+        for code in [
+            "LOADING",
+            "BUSY",
+            "READONLY",
+            "MASTERDOWN",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+        ] {
+            let e = command(code);
+            assert!(
+                matches!(e, eric_core::Error::Unavailable { .. }),
+                "{code}: {e:?}"
+            );
+        }
+        let full = command("OOM");
+        assert!(full.is_transient());
+        assert!(matches!(
+            full,
+            eric_core::Error::StorageFull {
+                backend: "redis",
+                operation: "dispatching",
+                ..
+            }
+        ));
+        for code in ["ERR", "WRONGTYPE", "NOPERM"] {
+            let e = command(code);
+            assert!(
+                matches!(e, eric_core::Error::Repository { .. }),
+                "{code}: {e:?}"
+            );
+        }
     }
 
     #[test]

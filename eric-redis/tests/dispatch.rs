@@ -111,3 +111,54 @@ async fn a_dispatch_given_up_mid_flight_strands_nobody() {
         }
     }
 }
+
+/// At `maxmemory`, dispatch and broadcast fail with `StorageFull` (HTTP
+/// 507), not an internal error; the scripts are refused before their first
+/// write, so once memory is available the numbering goes on without a gap
+/// and the queue holds exactly what was accepted. The engine reads the
+/// eviction policy the server warns about.
+#[tokio::test]
+async fn a_full_redis_refuses_writes_whole_and_recovers() {
+    // A private server: the test changes its memory limit.
+    let redis = TestRedis::start_durable().await;
+    let engine = RedisEngine::connect(redis.config()).unwrap();
+    let ch: RawChannel = Channel::new(&engine, None, ChannelSettings::default()).unwrap();
+    let l = ch.add_listener().await.unwrap();
+    ch.start_listener(l.id()).await.unwrap();
+    assert_eq!(ch.dispatch(l.id(), msg(1)).await.unwrap(), 1);
+    assert_eq!(engine.eviction_policy().await.unwrap(), "noeviction");
+
+    common::config_set(redis.url(), "maxmemory", "1").await;
+    let refused = ch.dispatch(l.id(), msg(2)).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::StorageFull {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.is_transient());
+    let refused = ch.broadcast(&msg(2)).await.unwrap_err();
+    assert!(matches!(refused, Error::StorageFull { .. }), "{refused:?}");
+
+    common::config_set(redis.url(), "maxmemory", "0").await;
+    assert_eq!(ch.dispatch(l.id(), msg(2)).await.unwrap(), 2);
+    for n in 1..=2 {
+        let delivery = ch.deliver_next(l.id()).await.unwrap();
+        assert_eq!(
+            (delivery.seq, delivery.message.payload_value()),
+            (n, json!(n))
+        );
+    }
+    assert!(matches!(
+        ch.deliver_next(l.id()).await,
+        Err(Error::NoMessages { .. })
+    ));
+
+    // The policy under which the server warns at start.
+    common::config_set(redis.url(), "maxmemory-policy", "allkeys-lru").await;
+    assert_eq!(engine.eviction_policy().await.unwrap(), "allkeys-lru");
+}

@@ -57,6 +57,18 @@ impl From<Error> for ApiError {
             Error::InvalidMessageFormat { .. } => (S::BAD_REQUEST, "invalid_message"),
             Error::InvalidId(_) => (S::BAD_REQUEST, "invalid_id"),
             Error::ReservedAction { .. } => (S::BAD_REQUEST, "reserved_action"),
+            Error::StorageFull {
+                backend, operation, ..
+            } => {
+                tracing::warn!(error = %e, "storage full");
+                return Self::new(
+                    S::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    format!(
+                        "{backend} is out of memory ({operation}); retry once consumers have drained queues"
+                    ),
+                );
+            }
             Error::Unavailable { .. } | Error::Timeout { .. } => {
                 tracing::warn!(error = %e, "storage unavailable");
                 return Self::new(
@@ -98,3 +110,50 @@ impl IntoResponse for ApiError {
 
 /// `Result` with [`ApiError`].
 pub(super) type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: Error) -> (StatusCode, &'static str, String) {
+        let api = ApiError::from(e);
+        (api.status, api.code, api.message)
+    }
+
+    #[test]
+    fn storage_failures_name_the_backend_but_never_echo_the_cause() {
+        let cause = || -> eric_core::BoxError { "OOM command not allowed; script: 98f9".into() };
+        let (status, code, message) = answer(Error::StorageFull {
+            backend: "redis",
+            operation: "dispatching",
+            source: cause(),
+        });
+        assert_eq!(
+            (status, code),
+            (StatusCode::INSUFFICIENT_STORAGE, "storage_full")
+        );
+        assert!(
+            message.starts_with("redis is out of memory (dispatching)"),
+            "{message}"
+        );
+        assert!(!message.contains("98f9"), "{message}");
+
+        let (status, code, message) = answer(Error::Unavailable {
+            backend: "redis",
+            operation: "popping",
+            source: cause(),
+        });
+        assert_eq!(
+            (status, code),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        );
+        assert!(!message.contains("98f9"), "{message}");
+
+        let (status, code, message) = answer(Error::repository("loading", cause()));
+        assert_eq!(
+            (status, code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(!message.contains("98f9"), "{message}");
+    }
+}

@@ -147,6 +147,15 @@ impl Failure {
                 tracing::warn!(%error, "socket command failed");
                 Self::new(class, &format!("{backend} unavailable while {operation}"))
             }
+            Error::StorageFull {
+                backend, operation, ..
+            } => {
+                tracing::warn!(%error, "socket command failed");
+                Self::new(
+                    class,
+                    &format!("{backend} is out of memory while {operation}"),
+                )
+            }
             Error::Repository { operation, .. } => {
                 tracing::warn!(%error, "socket command failed");
                 Self::new(class, &format!("repository error while {operation}"))

@@ -67,3 +67,16 @@ pub async fn command_calls(url: &str) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// `CONFIG SET <parameter> <value>` on the server at `url`.
+pub async fn config_set(url: &str, parameter: &str, value: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(parameter)
+        .arg(value)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
