@@ -51,6 +51,10 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Most open connections; beyond, new ones wait to be accepted.
     pub max_connections: usize,
+    /// Origins whose web pages may call the API and open streams
+    /// (`https://app.example`), or `["*"]` for any; empty: no CORS headers,
+    /// so browsers allow same-origin pages only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -63,6 +67,7 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             shutdown_grace_secs: 5,
             max_connections: 100_000,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -190,6 +195,9 @@ impl Config {
         if self.http.max_connections == 0 {
             return bad("http.max_connections must be at least 1".into());
         }
+        if let Err(reason) = crate::http::check_cors_origins(&self.http.cors_origins) {
+            return bad(format!("http.cors_origins: {reason}"));
+        }
         if self.socket.max_request_bytes == 0 {
             return bad("socket.max_request_bytes must be at least 1".into());
         }
@@ -313,6 +321,16 @@ mod tests {
         assert!(err.to_string().contains("max_body_bytes"), "{err}");
         let err = Config::load(None, env(&[("ERIC__HTTP__ADDR", "not an address")])).unwrap_err();
         assert!(matches!(err, Error::Config { .. }), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_come_from_the_environment_and_are_checked() {
+        let vars = env(&[("ERIC__HTTP__CORS_ORIGINS", r#"["https://app.example"]"#)]);
+        let c = Config::load(None, vars).unwrap();
+        assert_eq!(c.http.cors_origins, ["https://app.example"]);
+        let vars = env(&[("ERIC__HTTP__CORS_ORIGINS", r#"["https://app.example/"]"#)]);
+        let err = Config::load(None, vars).unwrap_err();
+        assert!(err.to_string().contains("http.cors_origins"), "{err}");
     }
 
     #[test]

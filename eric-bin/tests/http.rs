@@ -651,3 +651,76 @@ async fn sse_response_is_framed_to_spec() {
         "retry: 5\n: connected\n\nid: 1\nevent: greet\ndata: {\"a\": [1, \"x\"]}\n\n"
     );
 }
+
+/// A request with extra headers; the status and the response headers.
+async fn headers_of(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    (response.status(), response.headers().clone())
+}
+
+fn allowed_origin(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn cors_allows_the_configured_origins_only() {
+    let page = [("origin", "https://app.example")];
+    // Not configured: no CORS header, so browsers keep to same-origin pages.
+    let (status, headers) = headers_of(&app(), "GET", "/channels", &page).await;
+    assert_eq!((status, allowed_origin(&headers)), (StatusCode::OK, None));
+
+    let app = app_with(HttpConfig {
+        cors_origins: vec!["https://app.example".into()],
+        ..HttpConfig::default()
+    });
+    let (_, headers) = headers_of(&app, "GET", "/channels", &page).await;
+    assert_eq!(allowed_origin(&headers), Some("https://app.example"));
+    // Error answers carry it too, or the page could not read the error.
+    let (status, headers) = headers_of(&app, "GET", "/v1/channels/nope", &page).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(allowed_origin(&headers), Some("https://app.example"));
+    let other = [("origin", "https://evil.example")];
+    let (_, headers) = headers_of(&app, "GET", "/channels", &other).await;
+    assert_eq!(allowed_origin(&headers), None);
+
+    // The preflight of a cross-origin dispatch with a JSON body.
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let uri = "/v1/channels/c/listeners/l/messages";
+    let (status, headers) = headers_of(&app, "OPTIONS", uri, &preflight).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(allowed_origin(&headers), Some("https://app.example"));
+    let methods = headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("content-type"), "{allowed}");
+
+    let any = app_with(HttpConfig {
+        cors_origins: vec!["*".into()],
+        ..HttpConfig::default()
+    });
+    let (_, headers) = headers_of(&any, "GET", "/channels", &other).await;
+    assert_eq!(allowed_origin(&headers), Some("*"));
+}

@@ -151,6 +151,7 @@ both_paths!(
     a_client_that_stops_reading_is_cut_after_the_send_timeout,
     shutdown_ends_streams_cleanly,
     watch_streams_broadcasts_and_its_listener_goes_with_it,
+    a_stream_opened_from_an_allowed_origin_carries_cors_headers,
 );
 
 fn events_of(
@@ -553,4 +554,24 @@ async fn a_silent_connection_is_closed() {
         .await
         .unwrap();
     assert!(sink.is_empty());
+}
+
+/// `EventSource` on another origin's page: the stream's head allows that
+/// origin, whichever path serves it.
+async fn a_stream_opened_from_an_allowed_origin_carries_cors_headers(via: Via) {
+    let origin = "https://app.example";
+    let s = Running::start(|c| c.http.cors_origins = vec![origin.into()]).await;
+    s.channel_with_listener().await;
+    s.dispatch(1).await;
+    let response = s
+        .stream_get(via, "/v1/channels/c/listeners/l/events")
+        .await
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    let allowed = response.headers().get("access-control-allow-origin");
+    assert_eq!(allowed.and_then(|v| v.to_str().ok()), Some(origin));
+    let mut events = events_of(response);
+    assert_eq!(within("an event", events.next()).await.unwrap().data, "1");
 }

@@ -4,6 +4,7 @@
 //! ## Layout
 //!
 //! - `compat`: eric-api's routes.
+//! - `cors`: which web origins may call the API (`http.cors_origins`).
 //! - `v1`: the resource API (`docs/HTTP.md`).
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
@@ -11,6 +12,7 @@
 //! - `state`: [`AppState`] and [`ConnectionContext`].
 
 mod compat;
+mod cors;
 mod error;
 mod extract;
 mod ops;
@@ -25,6 +27,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use cors::check_cors_origins;
 pub use error::ApiError;
 pub use state::{AppState, ConnectionContext};
 
@@ -32,7 +35,8 @@ use crate::backend::Backend;
 
 /// The whole API on `state`. Tests drive it without a socket.
 pub fn router<E: Backend>(state: AppState<E>) -> Router {
-    Router::new()
+    let cors = cors::layer(&state.http.cors_origins);
+    let router = Router::new()
         .merge(compat::routes())
         .merge(v1::routes())
         .route("/healthz", get(ops::healthz))
@@ -45,7 +49,12 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
             state.clone(),
             time_limit::<E>,
         ))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so error answers and preflights carry the headers too.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// Bounds the time to produce a response head. SSE bodies stream on after
