@@ -113,6 +113,15 @@ async fn ok_json(url: &str, args: &[&str]) -> Value {
     serde_json::from_str(&ok(url, args).await).unwrap()
 }
 
+/// Runs a command that must succeed and print JSON lines.
+async fn ok_lines(url: &str, args: &[&str]) -> Vec<Value> {
+    ok(url, args)
+        .await
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// Runs a command that must fail with status 1; its stderr.
 async fn fails(url: &str, args: &[&str]) -> String {
     let run = eric(url, args).await;
@@ -359,13 +368,7 @@ async fn listen_prints_events_in_order_and_stops_after_max_events() {
     ok(&url, &["dispatch", "c", "l", "c", r#""three""#]).await;
     ok(&url, &["dispatch", "c", "l", "d", "4"]).await;
 
-    let run = eric(&url, &["listen", "c", "l", "--max-events", "3"]).await;
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let events: Vec<Value> = run
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let events = ok_lines(&url, &["listen", "c", "l", "--max-events", "3"]).await;
     let expected = [
         event(1, "a", json!({"n": 1})),
         event(2, "b", json!([2])),
@@ -553,13 +556,7 @@ async fn output_that_cannot_be_written_fails_the_command_but_a_closed_pipe_does_
         "--max-events",
         "2",
     ];
-    let run = eric(&url, &args).await;
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let events: Vec<Value> = run
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let events = ok_lines(&url, &args).await;
     assert_eq!(events, [event(1, "a", json!(1)), event(2, "b", json!(2))]);
     server.stop().await;
 }
