@@ -19,6 +19,10 @@ pub(crate) struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     url: String,
+    /// Bearer token for a server with `http.admin_tokens` or
+    /// `http.subscribe_tokens` set (client subcommands).
+    #[arg(long, global = true, env = "ERIC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,7 +78,9 @@ impl Cli {
             }
             Command::Health { wait } => health(&self.url, wait).await,
             Command::Load(args) => eric_bin::load::run(&self.url, args).await,
-            Command::Client(command) => eric_bin::client::run(&self.url, command).await,
+            Command::Client(command) => {
+                eric_bin::client::run(&self.url, self.token.as_deref(), command).await
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use eric_redis::RedisConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::http::Token;
 
 /// The broker's settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -55,6 +56,12 @@ pub struct HttpConfig {
     /// (`https://app.example`), or `["*"]` for any; empty: no CORS headers,
     /// so browsers allow same-origin pages only.
     pub cors_origins: Vec<String>,
+    /// Bearer tokens that may do everything. With any token configured
+    /// (here or in `subscribe_tokens`), requests without a valid one are
+    /// refused (401); none (the default): no authentication.
+    pub admin_tokens: Vec<Token>,
+    /// Bearer tokens that may only open streams and pull messages.
+    pub subscribe_tokens: Vec<Token>,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +75,8 @@ impl Default for HttpConfig {
             shutdown_grace_secs: 5,
             max_connections: 100_000,
             cors_origins: Vec::new(),
+            admin_tokens: Vec::new(),
+            subscribe_tokens: Vec::new(),
         }
     }
 }
@@ -194,6 +203,14 @@ impl Config {
         }
         if self.http.max_connections == 0 {
             return bad("http.max_connections must be at least 1".into());
+        }
+        for (key, tokens) in [
+            ("admin_tokens", &self.http.admin_tokens),
+            ("subscribe_tokens", &self.http.subscribe_tokens),
+        ] {
+            if let Err(reason) = crate::http::check_tokens(tokens) {
+                return bad(format!("http.{key}: {reason}"));
+            }
         }
         if let Err(reason) = crate::http::check_cors_origins(&self.http.cors_origins) {
             return bad(format!("http.cors_origins: {reason}"));

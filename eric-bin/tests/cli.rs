@@ -83,6 +83,7 @@ fn command(url: &str, args: &[&str]) -> Command {
         .arg(url)
         .args(args)
         .env_remove("ERIC_URL")
+        .env_remove("ERIC_TOKEN")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
@@ -558,5 +559,41 @@ async fn output_that_cannot_be_written_fails_the_command_but_a_closed_pipe_does_
     ];
     let events = ok_lines(&url, &args).await;
     assert_eq!(events, [event(1, "a", json!(1)), event(2, "b", json!(2))]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_flag_and_variable_authenticate_every_command() {
+    let admin = "admin-token-0123456789";
+    let reader = "reader-token-0123456789";
+    let mut config = config_on("127.0.0.1:0".parse().unwrap());
+    config.http.admin_tokens = vec![eric_bin::http::Token::new(admin)];
+    config.http.subscribe_tokens = vec![eric_bin::http::Token::new(reader)];
+    let server = TestServer::start(config).await;
+    let url = server.url();
+
+    let stderr = fails(&url, &["create", "--id", "c"]).await;
+    assert!(
+        stderr.contains("401") && stderr.contains("unauthorized"),
+        "{stderr}"
+    );
+    assert_eq!(
+        ok(&url, &["--token", admin, "create", "--id", "c"]).await,
+        "c"
+    );
+    let stderr = fails(&url, &["--token", reader, "subscribe", "c"]).await;
+    assert!(stderr.contains("403"), "{stderr}");
+
+    // ERIC_TOKEN, as a deployment would set it; a reader listens.
+    let mut subscribe = command(&url, &["subscribe", "c", "--id", "l"]);
+    subscribe.env("ERIC_TOKEN", admin);
+    let output = timeout(DEADLINE, subscribe.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    ok(&url, &["--token", admin, "dispatch", "c", "l", "hi", "1"]).await;
+    let args = ["--token", reader, "listen", "c", "l", "--max-events", "1"];
+    assert_eq!(ok_json(&url, &args).await, event(1, "hi", json!(1)));
     server.stop().await;
 }

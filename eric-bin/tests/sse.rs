@@ -152,6 +152,7 @@ both_paths!(
     shutdown_ends_streams_cleanly,
     watch_streams_broadcasts_and_its_listener_goes_with_it,
     a_stream_opened_from_an_allowed_origin_carries_cors_headers,
+    a_stream_needs_a_token_when_tokens_are_configured,
 );
 
 fn events_of(
@@ -574,4 +575,23 @@ async fn a_stream_opened_from_an_allowed_origin_carries_cors_headers(via: Via) {
     assert_eq!(allowed.and_then(|v| v.to_str().ok()), Some(origin));
     let mut events = events_of(response);
     assert_eq!(within("an event", events.next()).await.unwrap().data, "1");
+}
+
+/// With tokens configured, a stream without one is refused with the API's
+/// error shape, and `?access_token=` (what `EventSource` can send) opens it.
+async fn a_stream_needs_a_token_when_tokens_are_configured(via: Via) {
+    let reader = "reader-token-0123456789";
+    let s = Running::start(|c| {
+        c.http.subscribe_tokens = vec![eric_bin::http::Token::new(reader)];
+    })
+    .await;
+    let path = "/v1/channels/c/listeners/l/events";
+    let refused = s.stream_get(via, path).await.send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    // Past the check, the usual answer: this channel does not exist.
+    let with_token = format!("{path}?access_token={reader}");
+    let answer = s.stream_get(via, &with_token).await.send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::NOT_FOUND);
 }

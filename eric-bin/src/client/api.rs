@@ -40,9 +40,20 @@ pub(crate) struct Api {
 
 impl Api {
     /// A client for the server at `url` (`http://host:port`, optionally
-    /// with a path prefix). An unusable URL is an [`Error::Request`].
-    pub(crate) fn new(url: &str) -> Result<Self> {
+    /// with a path prefix), sending `token` as a bearer token on every
+    /// request. An unusable URL is an [`Error::Request`].
+    pub(crate) fn new(url: &str, token: Option<&str>) -> Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| Error::Config {
+                    reason: "the token holds characters an HTTP header cannot".into(),
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = Client::builder()
+            .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_keepalive(TCP_KEEPALIVE)
             .user_agent(concat!("eric/", env!("CARGO_PKG_VERSION")))
@@ -232,21 +243,24 @@ mod tests {
 
     #[test]
     fn segments_are_encoded_and_appended_to_a_prefix() {
-        let api = Api::new("http://127.0.0.1:1/eric/").unwrap();
+        let api = Api::new("http://127.0.0.1:1/eric/", None).unwrap();
         let url = api.url(&["v1", "channels", "a/b?c#d", "x y"]);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:1/eric/v1/channels/a%2Fb%3Fc%23d/x%20y"
         );
-        let api = Api::new("http://127.0.0.1:1").unwrap();
+        let api = Api::new("http://127.0.0.1:1", None).unwrap();
         assert_eq!(api.url(&["v1", "channels"]).path(), "/v1/channels");
     }
 
     #[test]
     fn a_bad_url_is_a_request_error() {
-        assert!(matches!(Api::new("not a url"), Err(Error::Request { .. })));
         assert!(matches!(
-            Api::new("mailto:someone"),
+            Api::new("not a url", None),
+            Err(Error::Request { .. })
+        ));
+        assert!(matches!(
+            Api::new("mailto:someone", None),
             Err(Error::Request { .. })
         ));
     }

@@ -185,9 +185,10 @@ pub struct StreamArgs {
     pub idle_timeout: u64,
 }
 
-/// Runs `command` against the server at `url`.
-pub async fn run(url: &str, command: ClientCommand) -> Result<()> {
-    let api = Api::new(url)?;
+/// Runs `command` against the server at `url`, with `token` as the bearer
+/// token of every request when given.
+pub async fn run(url: &str, token: Option<&str>, command: ClientCommand) -> Result<()> {
+    let api = Api::new(url, token)?;
     match command {
         ClientCommand::Create(args) => create(&api, args).await,
         ClientCommand::Channels => {

@@ -5,12 +5,14 @@
 //!
 //! - `compat`: eric-api's routes.
 //! - `cors`: which web origins may call the API (`http.cors_origins`).
+//! - `auth`: bearer tokens and their two roles, admin and subscribe.
 //! - `v1`: the resource API (`docs/HTTP.md`).
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `error`, `extract`: the one error shape and the extractors that use it.
 //! - `state`: [`AppState`] and [`ConnectionContext`].
 
+mod auth;
 mod compat;
 mod cors;
 mod error;
@@ -27,6 +29,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use auth::{Token, check_tokens};
 pub use cors::check_cors_origins;
 pub use error::ApiError;
 pub use state::{AppState, ConnectionContext};
@@ -48,6 +51,10 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             time_limit::<E>,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require::<E>,
         ))
         .with_state(state);
     // Outermost, so error answers and preflights carry the headers too.
