@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::state::AppState;
 use crate::backend::Backend;
+use crate::config::HttpConfig;
 
 /// Fewest bytes a token may have: shorter ones can be guessed.
 const MIN_TOKEN_BYTES: usize = 16;
@@ -71,6 +72,11 @@ impl fmt::Debug for Token {
 /// Why `tokens` cannot be used, if they cannot.
 pub fn check_tokens(tokens: &[Token]) -> Result<(), String> {
     tokens.iter().try_for_each(Token::check)
+}
+
+/// Whether any token is configured, which turns authentication on.
+pub(super) fn enabled(http: &HttpConfig) -> bool {
+    !(http.admin_tokens.is_empty() && http.subscribe_tokens.is_empty())
 }
 
 /// What a request needs.
@@ -131,9 +137,6 @@ pub(super) async fn require<E: Backend>(
     next: Next,
 ) -> Response {
     let (admins, subscribers) = (&s.http.admin_tokens, &s.http.subscribe_tokens);
-    if admins.is_empty() && subscribers.is_empty() {
-        return next.run(request).await;
-    }
     let need = need(request.method(), request.uri().path());
     if need == Need::Nothing {
         return next.run(request).await;

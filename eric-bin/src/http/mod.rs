@@ -39,7 +39,7 @@ use crate::backend::Backend;
 /// The whole API on `state`. Tests drive it without a socket.
 pub fn router<E: Backend>(state: AppState<E>) -> Router {
     let cors = cors::layer(&state.http.cors_origins);
-    let router = Router::new()
+    let mut router = Router::new()
         .merge(compat::routes())
         .merge(v1::routes())
         .route("/healthz", get(ops::healthz))
@@ -51,12 +51,15 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             time_limit::<E>,
-        ))
-        .layer(middleware::from_fn_with_state(
+        ));
+    // Only where tokens are configured: without, a request pays nothing.
+    if auth::enabled(&state.http) {
+        router = router.layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require::<E>,
-        ))
-        .with_state(state);
+        ));
+    }
+    let router = router.with_state(state);
     // Outermost, so error answers and preflights carry the headers too.
     match cors {
         Some(cors) => router.layer(cors),
