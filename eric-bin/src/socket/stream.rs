@@ -12,9 +12,13 @@
 //!   everything the stream took after it to the head of the queue (and makes
 //!   the stream's own give-back a no-op, so nothing is duplicated); then the
 //!   stream is dropped;
-//! * while idle, the socket is checked every [`PROBE_EVERY`] for a peer that
-//!   closed, so an abandoned quiet stream does not hold its task, its
-//!   connection slot and (for `w`) its listener until the next message.
+//! * while idle, the stream waits on the socket's hang-up, so an abandoned
+//!   quiet stream does not hold its task, its connection slot and (for `w`)
+//!   its listener until the next message. The client half-closed at the end
+//!   of its request, so its read side says nothing; only the write side
+//!   changes when it leaves. [`Departure`] waits for that on a duplicate of
+//!   the socket, whose readiness it may clear without stalling the
+//!   stream's own writes: it wakes on socket events, never on a timer.
 //!
 //! A stream whose listener is removed ends with one
 //! `InvalidListenerException('<id>')` text and end of file (the reference
@@ -27,7 +31,7 @@
 //! 1,024 messages plus one 64 KiB write): the default of 10,000 does.
 
 use std::fmt;
-use std::time::Duration;
+use std::os::fd::AsFd;
 
 use eric_core::{
     ChannelId, ListenerId, MessageStream, Queue, SseChannel, SseMessage, StreamEnd, StreamItem,
@@ -43,8 +47,6 @@ use super::pyjson::{push_json, push_str};
 use crate::backend::Backend;
 use crate::broker::Broker;
 
-/// How often an idle stream checks that its client is still there.
-pub(super) const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// Bytes gathered into one write at most (lines ready at once go together).
 const CHUNK_BYTES: usize = 64 * 1024;
 
@@ -94,17 +96,15 @@ pub(super) async fn serve<E: Backend>(
         listener,
     } = opened;
     let retry = channel.settings().retry_ms;
+    let departure = Departure::watch(socket);
     loop {
         let item = tokio::select! {
             biased;
             () = shutdown.cancelled() => return,
             item = stream.next() => item,
-            () = tokio::time::sleep(PROBE_EVERY) => {
-                if peer_closed(socket) {
-                    tracing::debug!(channel = %channel.id(), "socket stream client left");
-                    return;
-                }
-                continue;
+            () = departure.wait() => {
+                tracing::debug!(channel = %channel.id(), "socket stream client left");
+                return;
             }
         };
         let Some(item) = item else {
@@ -242,14 +242,50 @@ async fn give_back<E: Backend>(channel: &SseChannel<E>, listener: &ListenerId, a
     }
 }
 
-/// Whether the peer closed its end entirely. A client streaming has only
-/// half-closed (its request is written); a full close shows as a hang-up,
-/// which the runtime records as the socket's write side closing.
-fn peer_closed(socket: &UnixStream) -> bool {
-    matches!(
-        socket.ready(Interest::WRITABLE).now_or_never(),
-        Some(Ok(ready)) if ready.is_write_closed()
-    )
+/// Waits for a streaming client to leave (see the module docs).
+struct Departure(Option<UnixStream>);
+
+impl Departure {
+    /// A duplicate of `socket`'s descriptor, registered on its own. Without
+    /// one (out of descriptors), the stream notices a departure only when a
+    /// write fails.
+    fn watch(socket: &UnixStream) -> Self {
+        let duplicate = socket
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::os::unix::net::UnixStream::from)
+            .and_then(|std| {
+                std.set_nonblocking(true)?;
+                UnixStream::from_std(std)
+            });
+        match duplicate {
+            Ok(duplicate) => Self(Some(duplicate)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch a socket stream's client");
+                Self(None)
+            }
+        }
+    }
+
+    /// Resolves once the client has closed its end.
+    async fn wait(&self) {
+        let Some(socket) = &self.0 else {
+            return std::future::pending().await;
+        };
+        loop {
+            match socket.ready(Interest::WRITABLE).await {
+                Ok(ready) if ready.is_write_closed() => return,
+                Err(_) => return,
+                Ok(_) => {}
+            }
+            // Writable, and still open: forget that readiness, so the next
+            // wait lasts until the socket changes (the client reads, or
+            // leaves). The duplicate is never written, so nothing stalls.
+            let _ = socket.try_io(Interest::WRITABLE, || {
+                Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -274,19 +310,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_half_close_is_not_a_departure_but_a_close_is() {
+    async fn a_departure_wakes_its_waiter_and_a_half_close_does_not() {
         let (mut server, mut client) = UnixStream::pair().unwrap();
         client.shutdown().await.unwrap();
         // The half-close has reached the server once a read sees it.
         let mut buf = [0u8; 1];
         assert_eq!(server.read(&mut buf).await.unwrap(), 0);
-        assert!(!peer_closed(&server));
+        let departure = Departure::watch(&server);
+        let mut wait = std::pin::pin!(departure.wait());
+        // Half-closed and idle: the wait stays pending (nothing wakes it).
+        assert!(futures_util::poll!(&mut wait).is_pending());
         drop(client);
-        let seen = tokio::time::timeout(Duration::from_secs(5), async {
-            while !peer_closed(&server) {
-                tokio::task::yield_now().await;
-            }
-        });
-        assert!(seen.await.is_ok(), "a closed peer is noticed");
+        tokio::time::timeout(std::time::Duration::from_secs(5), wait)
+            .await
+            .expect("the departure is seen");
     }
 }
