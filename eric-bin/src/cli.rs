@@ -91,11 +91,9 @@ async fn health(base: &str, wait: bool) -> Result<()> {
         base.trim_end_matches('/'),
         if wait { "?wait=ready" } else { "" }
     );
-    let request = |source| Error::Request {
-        url: url.clone(),
-        source,
-    };
-    let response = reqwest::get(&url).await.map_err(request)?;
+    let response = reqwest::get(&url)
+        .await
+        .map_err(Error::request(url.as_str()))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -67,7 +67,8 @@ pub enum Error {
     #[error(transparent)]
     Redis(#[from] eric_redis::Error),
 
-    /// A client subcommand could not reach the server.
+    /// A client subcommand or a load run could not reach the server, or
+    /// read its answer.
     #[error("request to {url} failed: {source}")]
     Request {
         /// The URL.
@@ -77,14 +78,16 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    /// A client subcommand got an error answer.
+    /// A client subcommand got an error answer; or a load run got an
+    /// unexpected status, or a stream that ended or carried something the
+    /// run did not produce.
     #[error("{url} answered {status}: {body}")]
     Answer {
         /// The URL.
         url: String,
-        /// The HTTP status.
+        /// The HTTP status (200 for a stream that went wrong midway).
         status: u16,
-        /// The error body.
+        /// The error body, or what was wrong with the stream.
         body: String,
     },
 
@@ -97,7 +100,86 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A load run (`eric load`) failed.
-    #[error("eric load: {0}")]
-    Load(#[from] crate::load::LoadError),
+    /// A load run's connection outside the HTTP client (a pipelined TCP connection, the
+    /// Unix socket) failed.
+    #[error("{target}: {action} failed: {source}")]
+    Io {
+        /// The address or socket path.
+        target: String,
+        /// What was being done ("connect", "write", ...).
+        action: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A peer of a load run answered something the protocol does not allow
+    /// here.
+    #[error("{target} answered {answer:?}, expected {expected}")]
+    Unexpected {
+        /// The address or socket path.
+        target: String,
+        /// The answer (shortened).
+        answer: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+
+    /// A load run's measured process's `/proc` files cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Proc {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A load run's measured process's `/proc` files have an unknown shape.
+    #[error("cannot parse {}: {reason}", path.display())]
+    ProcFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        reason: &'static str,
+    },
+
+    /// This process may not open enough files for a load run.
+    #[error("open files limit is {limit}, the run needs {needed} (raise `ulimit -Hn`)")]
+    FileLimit {
+        /// The limit obtained.
+        limit: u64,
+        /// What the run needs.
+        needed: u64,
+    },
+
+    /// Something a load run waits for did not happen in time.
+    #[error("{what} did not happen within {secs} s")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// The deadline, in seconds.
+        secs: u64,
+    },
+}
+
+impl Error {
+    /// An [`Error::Request`] for `url`, for `map_err`.
+    pub fn request(url: impl Into<String>) -> impl FnOnce(reqwest::Error) -> Self {
+        let url = url.into();
+        move |source| Self::Request { url, source }
+    }
+
+    /// An [`Error::Io`] for `target` while doing `action`, for `map_err`.
+    pub(crate) fn io(
+        target: impl Into<String>,
+        action: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let target = target.into();
+        move |source| Self::Io {
+            target,
+            action,
+            source,
+        }
+    }
 }

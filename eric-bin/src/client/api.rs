@@ -58,14 +58,14 @@ impl Api {
             .tcp_keepalive(TCP_KEEPALIVE)
             .user_agent(concat!("eric/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| request_error(url, source))?;
+            .map_err(Error::request(url))?;
         // reqwest's own parsing, so a bad URL reads like any request error;
         // it also refuses URLs without a host, which are the only ones that
         // cannot take path segments.
         let base = http
             .get(url)
             .build()
-            .map_err(|source| request_error(url, source))?
+            .map_err(Error::request(url))?
             .url()
             .clone();
         Ok(Self { http, base })
@@ -165,10 +165,7 @@ impl Api {
 
 /// Sends `request`; an error status becomes [`Error::Answer`].
 async fn answer(url: &Url, request: RequestBuilder) -> Result<Response> {
-    let response = request
-        .send()
-        .await
-        .map_err(|source| request_error(url.as_str(), source))?;
+    let response = request.send().await.map_err(Error::request(url.as_str()))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -209,17 +206,7 @@ fn describe_error_body(text: &str) -> String {
 }
 
 async fn decode<T: DeserializeOwned>(url: &Url, response: Response) -> Result<T> {
-    response
-        .json()
-        .await
-        .map_err(|source| request_error(url.as_str(), source))
-}
-
-fn request_error(url: &str, source: reqwest::Error) -> Error {
-    Error::Request {
-        url: url.to_owned(),
-        source,
-    }
+    response.json().await.map_err(Error::request(url.as_str()))
 }
 
 /// Whether trying the same request again later may succeed: the server was

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::error::{LoadError, LoadResult};
+use crate::error::{Error, Result};
 
 /// How long a set-up call may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -16,20 +16,18 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client with one task issuing one request at a time keeps exactly one
 /// connection; tasks sharing a client get one connection each for requests
 /// that overlap.
-pub(crate) fn client() -> LoadResult<reqwest::Client> {
-    builder()
-        .build()
-        .map_err(LoadError::http("(client set-up)"))
+pub(crate) fn client() -> Result<reqwest::Client> {
+    builder().build().map_err(Error::request("(client set-up)"))
 }
 
 /// A client for SSE streams: every stream on a new connection, as a
 /// browser's `EventSource` opens it (a connection reused from set-up calls
 /// would measure another path of the server).
-pub(crate) fn stream_client() -> LoadResult<reqwest::Client> {
+pub(crate) fn stream_client() -> Result<reqwest::Client> {
     builder()
         .pool_max_idle_per_host(0)
         .build()
-        .map_err(LoadError::http("(client set-up)"))
+        .map_err(Error::request("(client set-up)"))
 }
 
 fn builder() -> reqwest::ClientBuilder {
@@ -50,7 +48,7 @@ pub(crate) struct Api {
 
 impl Api {
     /// The API of the server at `base` (no trailing slash).
-    pub(crate) fn new(base: &str) -> LoadResult<Self> {
+    pub(crate) fn new(base: &str) -> Result<Self> {
         Ok(Self {
             client: client()?,
             streams: stream_client()?,
@@ -83,7 +81,7 @@ impl Api {
 
     /// Creates a channel whose listener queues hold `queue_capacity`
     /// messages (`None`: the server's default); returns its id.
-    pub(crate) async fn create_channel(&self, queue_capacity: Option<u64>) -> LoadResult<String> {
+    pub(crate) async fn create_channel(&self, queue_capacity: Option<u64>) -> Result<String> {
         let url = format!("{}/v1/channels", self.base);
         let body = match queue_capacity {
             Some(capacity) => json!({"settings": {"queue_capacity": capacity}}),
@@ -94,19 +92,19 @@ impl Api {
     }
 
     /// Adds a listener to `channel`; returns its id.
-    pub(crate) async fn add_listener(&self, channel: &str) -> LoadResult<String> {
+    pub(crate) async fn add_listener(&self, channel: &str) -> Result<String> {
         let url = format!("{}/v1/channels/{channel}/listeners", self.base);
         let answer = self.call(self.client.post(&url), &url).await?;
         id_of(&answer, &url)
     }
 
     /// Messages waiting in all of `channel`'s listener queues.
-    pub(crate) async fn queue_depth(&self, channel: &str) -> LoadResult<u64> {
+    pub(crate) async fn queue_depth(&self, channel: &str) -> Result<u64> {
         let url = format!("{}/v1/channels/{channel}", self.base);
         let answer = self.call(self.client.get(&url), &url).await?;
         let listeners = answer["listeners"]
             .as_array()
-            .ok_or_else(|| LoadError::Answer {
+            .ok_or_else(|| Error::Answer {
                 url: url.clone(),
                 status: 200,
                 body: "no listeners array in the channel".to_owned(),
@@ -115,24 +113,24 @@ impl Api {
     }
 
     /// Deletes `channel` (its listeners and queues go with it).
-    pub(crate) async fn delete_channel(&self, channel: &str) -> LoadResult<()> {
+    pub(crate) async fn delete_channel(&self, channel: &str) -> Result<()> {
         let url = format!("{}/v1/channels/{channel}", self.base);
         self.call(self.client.delete(&url), &url).await.map(drop)
     }
 
     /// Sends a request; its JSON body (`null` when empty) if it succeeded.
-    async fn call(&self, request: reqwest::RequestBuilder, url: &str) -> LoadResult<Value> {
+    async fn call(&self, request: reqwest::RequestBuilder, url: &str) -> Result<Value> {
         let response = request
             .timeout(SETUP_TIMEOUT)
             .send()
             .await
-            .map_err(LoadError::http(url))?;
+            .map_err(Error::request(url))?;
         let status = response.status().as_u16();
         let body = success_body(response, url).await?;
         if body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&body).map_err(|e| LoadError::Answer {
+        serde_json::from_slice(&body).map_err(|e| Error::Answer {
             url: url.to_owned(),
             status,
             body: format!("not JSON: {e}"),
@@ -142,14 +140,11 @@ impl Api {
 
 /// The body of `response` to a request to `url`, if its status is a
 /// success; else the error naming the status and the body.
-pub(crate) async fn success_body(
-    response: reqwest::Response,
-    url: &str,
-) -> LoadResult<bytes::Bytes> {
+pub(crate) async fn success_body(response: reqwest::Response, url: &str) -> Result<bytes::Bytes> {
     let status = response.status();
-    let body = response.bytes().await.map_err(LoadError::http(url))?;
+    let body = response.bytes().await.map_err(Error::request(url))?;
     if !status.is_success() {
-        return Err(LoadError::Answer {
+        return Err(Error::Answer {
             url: url.to_owned(),
             status: status.as_u16(),
             body: String::from_utf8_lossy(&body).into_owned(),
@@ -159,11 +154,11 @@ pub(crate) async fn success_body(
 }
 
 /// The `id` of a created resource.
-fn id_of(answer: &Value, url: &str) -> LoadResult<String> {
+fn id_of(answer: &Value, url: &str) -> Result<String> {
     answer["id"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| LoadError::Answer {
+        .ok_or_else(|| Error::Answer {
             url: url.to_owned(),
             status: 201,
             body: format!("no id in {answer}"),

@@ -15,11 +15,11 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{self, Api};
-use super::error::{LoadError, LoadResult};
 use super::pipeline::{Answers, Batching, Endpoint, Pipeline};
 use super::report::Report;
 use super::stats::{Latencies, RateReporter, per_second};
 use super::{join_all, with_channel};
+use crate::error::{Error, Result};
 
 /// The message every request carries.
 const MESSAGE: &str = r#"{"type":"load","payload":{"n":1}}"#;
@@ -69,7 +69,7 @@ impl Tally {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(base: &str, args: DispatchArgs) -> LoadResult<Report> {
+pub(crate) async fn run(base: &str, args: DispatchArgs) -> Result<Report> {
     let api = Api::new(base)?;
     with_channel(&api, Some(args.queue_capacity), |channel| {
         measure(&api, channel, args)
@@ -77,7 +77,7 @@ pub(crate) async fn run(base: &str, args: DispatchArgs) -> LoadResult<Report> {
     .await
 }
 
-async fn measure(api: &Api, channel: String, args: DispatchArgs) -> LoadResult<Report> {
+async fn measure(api: &Api, channel: String, args: DispatchArgs) -> Result<Report> {
     let mut listeners = Vec::new();
     for _ in 0..args.listeners {
         listeners.push(api.add_listener(&channel).await?);
@@ -173,7 +173,7 @@ async fn worker(
     first: usize,
     deadline: Instant,
     sent: Arc<AtomicU64>,
-) -> LoadResult<Tally> {
+) -> Result<Tally> {
     // A client per task: its own pool, so its own connection.
     let client = api::client()?;
     let mut tally = Tally {
@@ -191,10 +191,10 @@ async fn worker(
             .body(MESSAGE)
             .send()
             .await
-            .map_err(LoadError::http(url))?;
+            .map_err(Error::request(url))?;
         let status = response.status();
         // Read to the end, or the connection cannot be reused.
-        let body = response.bytes().await.map_err(LoadError::http(url))?;
+        let body = response.bytes().await.map_err(Error::request(url))?;
         tally.latencies.record(began.elapsed());
         if status.is_success() {
             tally.answers.ok += 1;
@@ -216,7 +216,7 @@ async fn batch_worker(
     size: usize,
     deadline: Instant,
     sent: Arc<AtomicU64>,
-) -> LoadResult<Tally> {
+) -> Result<Tally> {
     // The batch is the same every round: written once.
     let mut requests = Vec::with_capacity(size * 256);
     let mut target = None;
@@ -253,7 +253,7 @@ async fn drain(
     url: String,
     count: Arc<AtomicU64>,
     stop: CancellationToken,
-) -> LoadResult<()> {
+) -> Result<()> {
     let response = super::stream::open(&client, &url).await?;
     let mut chunks = response.bytes_stream();
     let mut parser = super::sse::SseParser::default();
@@ -265,7 +265,7 @@ async fn drain(
         let Some(chunk) = chunk else {
             return Ok(());
         };
-        let chunk = chunk.map_err(LoadError::http(&url))?;
+        let chunk = chunk.map_err(Error::request(&url))?;
         let mut events = 0;
         parser.feed(&chunk, |_| events += 1);
         count.fetch_add(events, Ordering::Relaxed);

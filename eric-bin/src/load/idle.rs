@@ -21,11 +21,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::api::Api;
-use super::error::{LoadError, LoadResult};
 use super::procfs::{Process, Sample};
 use super::report::Report;
 use super::stream::open;
 use super::with_channel;
+use crate::error::{Error, Result};
 
 /// Descriptors the tool needs beyond one per stream.
 const SPARE_FILES: u64 = 256;
@@ -63,12 +63,12 @@ struct Readings {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(base: &str, args: IdleArgs) -> LoadResult<Report> {
+pub(crate) async fn run(base: &str, args: IdleArgs) -> Result<Report> {
     let needed = u64::from(args.streams) + SPARE_FILES;
     // Each stream is a socket here too.
     let limit = rlimit::increase_nofile_limit(needed).unwrap_or(0);
     if limit < needed {
-        return Err(LoadError::FileLimit { limit, needed });
+        return Err(Error::FileLimit { limit, needed });
     }
     let process = Process::open(args.server_pid).await?;
     let api = Api::new(base)?;
@@ -87,7 +87,7 @@ async fn measure(
     args: &IdleArgs,
     process: &Process,
     before: Sample,
-) -> LoadResult<Readings> {
+) -> Result<Readings> {
     let began = Instant::now();
     let listeners: Vec<String> = futures_util::stream::iter(0..args.streams)
         .map(|_| api.add_listener(channel))
@@ -127,7 +127,7 @@ async fn open_all(
     concurrency: u32,
     hold: &CancellationToken,
     lost: &Arc<AtomicU64>,
-) -> LoadResult<()> {
+) -> Result<()> {
     let slots = Arc::new(Semaphore::new(concurrency as usize));
     let (ready_tx, mut ready_rx) = mpsc::channel(listeners.len().max(1));
     let opening = async {
@@ -156,7 +156,7 @@ async fn open_all(
     };
     match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
         Ok(result) => result,
-        Err(_) => Err(LoadError::Timeout {
+        Err(_) => Err(Error::Timeout {
             what: format!("opening {} streams", listeners.len()),
             secs: OPEN_TIMEOUT.as_secs(),
         }),
@@ -176,21 +176,21 @@ struct Idle {
 impl Idle {
     /// Opens the stream, reports its first chunk on `ready` (releasing
     /// `slot` for the next one), then reads keep-alives until `hold`.
-    async fn run(self, slot: OwnedSemaphorePermit, ready: mpsc::Sender<LoadResult<()>>) {
+    async fn run(self, slot: OwnedSemaphorePermit, ready: mpsc::Sender<Result<()>>) {
         let opened = async {
             let mut chunks = open(&self.client, &self.url).await?.bytes_stream();
             match chunks.next().await {
                 Some(Ok(first)) if first.starts_with(b"retry:") => Ok(chunks),
-                Some(Ok(first)) => Err(LoadError::Unexpected {
+                Some(Ok(first)) => Err(Error::Unexpected {
                     target: self.url.clone(),
                     answer: String::from_utf8_lossy(&first).chars().take(80).collect(),
                     expected: "a first chunk with retry:",
                 }),
-                Some(Err(source)) => Err(LoadError::Http {
+                Some(Err(source)) => Err(Error::Request {
                     url: self.url.clone(),
                     source,
                 }),
-                None => Err(LoadError::Answer {
+                None => Err(Error::Answer {
                     url: self.url.clone(),
                     status: 200,
                     body: "the stream ended before its first chunk".to_owned(),

@@ -13,7 +13,8 @@
 //!
 //! Shared parts: `api` (set-up calls and the HTTP client), `sse` (the
 //! stream parser), `pipeline` (HTTP/1.1 pipelining), `stats` (latency
-//! recorder, rate reporter), `report` (the only output), `error`.
+//! recorder, rate reporter), `report` (the only output). Failures are the
+//! crate's [`crate::Error`].
 //!
 //! Every mode creates its own channel and deletes it at the end, so runs can
 //! follow one another against one server. Figures are printed as a summary,
@@ -21,7 +22,6 @@
 
 mod api;
 mod dispatch;
-mod error;
 mod idle;
 mod pipeline;
 mod procfs;
@@ -33,8 +33,6 @@ mod stream;
 
 use tokio::task::JoinHandle;
 
-pub use error::LoadError;
-use error::LoadResult;
 use report::Report;
 
 use crate::error::Result;
@@ -82,7 +80,7 @@ pub async fn run(url: &str, args: LoadArgs) -> Result<()> {
 ///
 /// A panicking task is a bug in the tool, not a measurement: the panic goes
 /// on here rather than being turned into an error.
-async fn join_all<T>(tasks: Vec<JoinHandle<LoadResult<T>>>) -> LoadResult<Vec<T>> {
+async fn join_all<T>(tasks: Vec<JoinHandle<Result<T>>>) -> Result<Vec<T>> {
     let mut results = Vec::with_capacity(tasks.len());
     let mut first_error = None;
     for task in tasks {
@@ -110,10 +108,10 @@ async fn with_channel<F, Fut>(
     api: &api::Api,
     queue_capacity: Option<u64>,
     measure: F,
-) -> LoadResult<Report>
+) -> Result<Report>
 where
     F: FnOnce(String) -> Fut,
-    Fut: Future<Output = LoadResult<Report>>,
+    Fut: Future<Output = Result<Report>>,
 {
     let channel = api.create_channel(queue_capacity).await?;
     let measured = measure(channel.clone()).await;

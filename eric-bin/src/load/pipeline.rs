@@ -12,8 +12,8 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::error::{LoadError, LoadResult};
 use super::stats::Latencies;
+use crate::error::{Error, Result};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -42,15 +42,15 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     /// The endpoint of `url` (`http://` only) and the URL's path and query.
-    pub(crate) fn parse(url: &str) -> LoadResult<(Self, String)> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| LoadError::Unexpected {
+    pub(crate) fn parse(url: &str) -> Result<(Self, String)> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| Error::Unexpected {
             target: url.to_owned(),
             answer: e.to_string(),
             expected: "a URL",
         })?;
         let host = parsed.host_str().filter(|_| parsed.scheme() == "http");
         let (Some(host), Some(port)) = (host, parsed.port_or_known_default()) else {
-            return Err(LoadError::Unexpected {
+            return Err(Error::Unexpected {
                 target: url.to_owned(),
                 answer: parsed.scheme().to_owned(),
                 expected: "an http:// URL with a host (--batch speaks plain HTTP/1.1)",
@@ -101,13 +101,13 @@ pub(crate) struct Pipeline {
 
 impl Pipeline {
     /// Connects to `endpoint`.
-    pub(crate) async fn connect(endpoint: &Endpoint) -> LoadResult<Self> {
+    pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Self> {
         let stream = TcpStream::connect(&endpoint.addr)
             .await
-            .map_err(LoadError::io(&endpoint.addr, "connect"))?;
+            .map_err(Error::io(&endpoint.addr, "connect"))?;
         stream
             .set_nodelay(true)
-            .map_err(LoadError::io(&endpoint.addr, "set TCP_NODELAY"))?;
+            .map_err(Error::io(&endpoint.addr, "set TCP_NODELAY"))?;
         Ok(Self {
             stream,
             addr: endpoint.addr.clone(),
@@ -122,7 +122,7 @@ impl Pipeline {
         requests: &[u8],
         count: usize,
         latencies: &mut Latencies,
-    ) -> LoadResult<Answers> {
+    ) -> Result<Answers> {
         let began = Instant::now();
         let (mut reader, mut writer) = self.stream.split();
         let addr = self.addr.as_str();
@@ -132,7 +132,7 @@ impl Pipeline {
             writer
                 .write_all(requests)
                 .await
-                .map_err(LoadError::io(addr, "write"))
+                .map_err(Error::io(addr, "write"))
         };
         let read = read_answers(&mut reader, &mut self.buffer, addr, count, began, latencies);
         let (written, answers) = tokio::join!(write, read);
@@ -150,7 +150,7 @@ async fn read_answers(
     count: usize,
     began: Instant,
     latencies: &mut Latencies,
-) -> LoadResult<Answers> {
+) -> Result<Answers> {
     let mut answers = Answers::default();
     let mut start = 0;
     while answers.ok + answers.failed < count as u64 {
@@ -172,9 +172,9 @@ async fn read_answers(
                 let read = reader
                     .read_buf(buffer)
                     .await
-                    .map_err(LoadError::io(addr, "read"))?;
+                    .map_err(Error::io(addr, "read"))?;
                 if read == 0 {
-                    return Err(LoadError::Unexpected {
+                    return Err(Error::Unexpected {
                         target: addr.to_owned(),
                         answer: "end of stream".to_owned(),
                         expected: "an answer for every pipelined request",
@@ -183,7 +183,7 @@ async fn read_answers(
             }
             Err(expected) => {
                 let text = String::from_utf8_lossy(&buffer[start..]);
-                return Err(LoadError::Unexpected {
+                return Err(Error::Unexpected {
                     target: addr.to_owned(),
                     answer: text.chars().take(120).collect(),
                     expected,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::error::{LoadError, LoadResult};
+use crate::error::{Error, Result};
 
 /// Clock ticks per second when `getconf CLK_TCK` cannot say (the value on
 /// every Linux architecture in use).
@@ -27,7 +27,7 @@ pub(crate) struct Process {
 
 impl Process {
     /// The process `pid`; fails now if it cannot be read.
-    pub(crate) async fn open(pid: u32) -> LoadResult<Self> {
+    pub(crate) async fn open(pid: u32) -> Result<Self> {
         let process = Self {
             pid,
             ticks_per_second: ticks_per_second().await,
@@ -37,7 +37,7 @@ impl Process {
     }
 
     /// Reads the process's current RSS and CPU time.
-    pub(crate) async fn sample(&self) -> LoadResult<Sample> {
+    pub(crate) async fn sample(&self) -> Result<Sample> {
         let status = self.read("status").await?;
         let stat = self.read("stat").await?;
         Ok(Sample {
@@ -54,19 +54,19 @@ impl Process {
         Duration::from_secs_f64(ticks as f64 / self.ticks_per_second as f64)
     }
 
-    async fn read(&self, file: &str) -> LoadResult<String> {
+    async fn read(&self, file: &str) -> Result<String> {
         let path = self.path(file);
         tokio::fs::read_to_string(&path)
             .await
-            .map_err(|source| LoadError::Proc { path, source })
+            .map_err(|source| Error::Proc { path, source })
     }
 
     fn path(&self, file: &str) -> PathBuf {
         PathBuf::from(format!("/proc/{}/{file}", self.pid))
     }
 
-    fn malformed(&self, file: &str, reason: &'static str) -> LoadError {
-        LoadError::ProcFormat {
+    fn malformed(&self, file: &str, reason: &'static str) -> Error {
+        Error::ProcFormat {
             path: self.path(file),
             reason,
         }

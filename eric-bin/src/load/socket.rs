@@ -16,10 +16,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::error::{LoadError, LoadResult};
 use super::join_all;
 use super::report::Report;
 use super::stats::{Latencies, RateReporter, per_second};
+use crate::error::{Error, Result};
 
 /// Longest answer shown in an error.
 const SHOWN_ANSWER: usize = 120;
@@ -53,7 +53,7 @@ struct Tally {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(args: SocketArgs) -> LoadResult<Report> {
+pub(crate) async fn run(args: SocketArgs) -> Result<Report> {
     let path = args.path.as_path();
     let channel = id_answer(path, request(path, &json!({"v": "c"}).to_string()).await?)?;
     let measured = measure(&args, &channel).await;
@@ -64,7 +64,7 @@ pub(crate) async fn run(args: SocketArgs) -> LoadResult<Report> {
     Ok(report)
 }
 
-async fn measure(args: &SocketArgs, channel: &str) -> LoadResult<Report> {
+async fn measure(args: &SocketArgs, channel: &str) -> Result<Report> {
     let path = args.path.as_path();
     let mut bodies = Vec::new();
     for _ in 0..args.listeners {
@@ -139,7 +139,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self) -> LoadResult<Tally> {
+    async fn run(self) -> Result<Tally> {
         let mut tally = Tally {
             latencies: Latencies::with_capacity(1 << 14),
             ..Tally::default()
@@ -165,31 +165,31 @@ impl Worker {
 }
 
 /// One exchange: connect, write `body`, half-close, read the answer to EOF.
-async fn request(path: &Path, body: &str) -> LoadResult<Vec<u8>> {
+async fn request(path: &Path, body: &str) -> Result<Vec<u8>> {
     let target = || path.display().to_string();
     let mut stream = UnixStream::connect(path)
         .await
-        .map_err(LoadError::io(target(), "connect"))?;
+        .map_err(Error::io(target(), "connect"))?;
     stream
         .write_all(body.as_bytes())
         .await
-        .map_err(LoadError::io(target(), "write"))?;
+        .map_err(Error::io(target(), "write"))?;
     // The half-close ends the request: the protocol has no delimiter.
     stream
         .shutdown()
         .await
-        .map_err(LoadError::io(target(), "half-close"))?;
+        .map_err(Error::io(target(), "half-close"))?;
     let mut answer = Vec::with_capacity(64);
     stream
         .read_to_end(&mut answer)
         .await
-        .map_err(LoadError::io(target(), "read"))?;
+        .map_err(Error::io(target(), "read"))?;
     Ok(answer)
 }
 
 /// The id answered to `c` or `r` (an error answer is text with spaces or
 /// parentheses, never an id).
-fn id_answer(path: &Path, answer: Vec<u8>) -> LoadResult<String> {
+fn id_answer(path: &Path, answer: Vec<u8>) -> Result<String> {
     let is_id = |id: &str| {
         !id.is_empty()
             && id
@@ -198,12 +198,12 @@ fn id_answer(path: &Path, answer: Vec<u8>) -> LoadResult<String> {
     };
     match String::from_utf8(answer) {
         Ok(id) if is_id(&id) => Ok(id),
-        Ok(other) => Err(LoadError::Unexpected {
+        Ok(other) => Err(Error::Unexpected {
             target: path.display().to_string(),
             answer: other.chars().take(SHOWN_ANSWER).collect(),
             expected: "an id",
         }),
-        Err(e) => Err(LoadError::Unexpected {
+        Err(e) => Err(Error::Unexpected {
             target: path.display().to_string(),
             answer: shown(e.as_bytes()),
             expected: "an id",

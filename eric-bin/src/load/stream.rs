@@ -24,12 +24,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{self, Api, now_micros};
-use super::error::{LoadError, LoadResult};
 use super::pipeline::{Batching, Endpoint, Pipeline};
 use super::report::Report;
 use super::sse::{SseParser, parse_u64};
 use super::stats::{Latencies, per_second};
 use super::{join_all, with_channel};
+use crate::error::{Error, Result};
 
 /// How long streams get to send their first chunk.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,7 +103,7 @@ impl Received {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(base: &str, args: StreamArgs) -> LoadResult<Report> {
+pub(crate) async fn run(base: &str, args: StreamArgs) -> Result<Report> {
     let api = Api::new(base)?;
     let backlog = args.backlog.unwrap_or(args.messages);
     // Every listener's queue must hold all its messages at once.
@@ -121,7 +121,7 @@ pub(crate) async fn run(base: &str, args: StreamArgs) -> LoadResult<Report> {
 }
 
 /// Live delivery to `args.streams` streams.
-async fn live(api: &Api, channel: &str, args: &StreamArgs, report: &mut Report) -> LoadResult<()> {
+async fn live(api: &Api, channel: &str, args: &StreamArgs, report: &mut Report) -> Result<()> {
     let mut listeners = Vec::new();
     for _ in 0..args.streams {
         listeners.push(api.add_listener(channel).await?);
@@ -189,7 +189,7 @@ async fn drain(
     args: &StreamArgs,
     count: u64,
     report: &mut Report,
-) -> LoadResult<()> {
+) -> Result<()> {
     let listener = api.add_listener(channel).await?;
     let targets: Arc<[String]> = Arc::from([api.listener_url(channel, &listener, "messages")]);
     let fill = produce(targets, count, args.producers, args.batching).await?;
@@ -232,7 +232,7 @@ fn spawn_readers(
     messages: u64,
     give_up: &CancellationToken,
 ) -> (
-    Vec<JoinHandle<LoadResult<Received>>>,
+    Vec<JoinHandle<Result<Received>>>,
     Vec<oneshot::Receiver<()>>,
 ) {
     let mut readers = Vec::new();
@@ -256,10 +256,10 @@ fn spawn_readers(
 /// Waits until every reader has its stream's first chunk. On failure the
 /// other readers give up and the failed reader's error is returned.
 async fn all_ready(
-    readers: Vec<JoinHandle<LoadResult<Received>>>,
+    readers: Vec<JoinHandle<Result<Received>>>,
     ready: Vec<oneshot::Receiver<()>>,
     give_up: &CancellationToken,
-) -> LoadResult<Vec<JoinHandle<LoadResult<Received>>>> {
+) -> Result<Vec<JoinHandle<Result<Received>>>> {
     let all = async {
         for rx in ready {
             // A dropped sender: that reader failed before its first chunk.
@@ -274,24 +274,24 @@ async fn all_ready(
     }
     give_up.cancel();
     join_all(readers).await?;
-    Err(LoadError::Timeout {
+    Err(Error::Timeout {
         what: "the first chunk of every stream".to_owned(),
         secs: READY_TIMEOUT.as_secs(),
     })
 }
 
 /// Opens the SSE stream at `url`.
-pub(crate) async fn open(client: &reqwest::Client, url: &str) -> LoadResult<reqwest::Response> {
+pub(crate) async fn open(client: &reqwest::Client, url: &str) -> Result<reqwest::Response> {
     let response = client
         .get(url)
         .header(reqwest::header::ACCEPT, "text/event-stream")
         .send()
         .await
-        .map_err(LoadError::http(url))?;
+        .map_err(Error::request(url))?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let body = response.text().await.unwrap_or_default();
-        return Err(LoadError::Answer {
+        return Err(Error::Answer {
             url: url.to_owned(),
             status: status.as_u16(),
             body,
@@ -309,7 +309,7 @@ async fn read(
     expected: u64,
     mut ready: Option<oneshot::Sender<()>>,
     give_up: CancellationToken,
-) -> LoadResult<Received> {
+) -> Result<Received> {
     let measure = ready.is_some();
     let mut got = Received {
         events: 0,
@@ -330,13 +330,13 @@ async fn read(
         };
         let chunk = match chunk {
             Err(_) => {
-                return Err(LoadError::Timeout {
+                return Err(Error::Timeout {
                     what: format!("event {} of {expected} on {url}", got.events + 1),
                     secs: STALL.as_secs(),
                 });
             }
             Ok(None) => return Err(ended(&url, got.events, expected, "the stream ended")),
-            Ok(Some(chunk)) => chunk.map_err(LoadError::http(&url))?,
+            Ok(Some(chunk)) => chunk.map_err(Error::request(&url))?,
         };
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
@@ -354,8 +354,8 @@ async fn read(
 }
 
 /// A stream that stopped delivering the run's events.
-fn ended(url: &str, events: u64, expected: u64, why: &str) -> LoadError {
-    LoadError::Answer {
+fn ended(url: &str, events: u64, expected: u64, why: &str) -> Error {
+    Error::Answer {
         url: url.to_owned(),
         status: 200,
         body: format!("{why} after {events} of {expected} events"),
@@ -370,7 +370,7 @@ async fn produce(
     total: u64,
     producers: u32,
     batching: Batching,
-) -> LoadResult<Duration> {
+) -> Result<Duration> {
     let next = Arc::new(AtomicU64::new(0));
     let began = Instant::now();
     let tasks = (0..producers)
@@ -397,7 +397,7 @@ fn message(sent: u64) -> String {
 }
 
 /// One connection dispatching claimed messages one at a time.
-async fn producer(targets: Arc<[String]>, next: Arc<AtomicU64>, total: u64) -> LoadResult<()> {
+async fn producer(targets: Arc<[String]>, next: Arc<AtomicU64>, total: u64) -> Result<()> {
     let client = api::client()?;
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -411,7 +411,7 @@ async fn producer(targets: Arc<[String]>, next: Arc<AtomicU64>, total: u64) -> L
             .body(message(now_micros()))
             .send()
             .await
-            .map_err(LoadError::http(url))?;
+            .map_err(Error::request(url))?;
         api::success_body(response, url).await?;
     }
 }
@@ -422,7 +422,7 @@ async fn batch_producer(
     next: Arc<AtomicU64>,
     total: u64,
     size: u64,
-) -> LoadResult<()> {
+) -> Result<()> {
     let mut paths = Vec::with_capacity(targets.len());
     let mut endpoint = None;
     for target in targets.iter() {
@@ -454,7 +454,7 @@ async fn batch_producer(
             .await?;
         latencies.clear();
         if let Some(status) = answers.first_failure {
-            return Err(LoadError::Answer {
+            return Err(Error::Answer {
                 url: targets[0].clone(),
                 status,
                 body: format!(
