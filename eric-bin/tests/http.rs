@@ -38,21 +38,46 @@ fn app() -> Router {
     app_with(HttpConfig::default())
 }
 
-/// One request; the status and the body (JSON when it parses, else a string).
-async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+/// One request with `headers`, and a JSON body when one is given.
+async fn send(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
     let mut request = Request::builder().method(method).uri(uri);
     if body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     let request = request
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
+    app.clone().oneshot(request).await.unwrap()
+}
+
+/// One request; the status and the body (JSON when it parses, else a string).
+async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+    let response = send(app, method, uri, body, &[]).await;
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
+}
+
+/// Channel `c` with listener `l`, made through the `/v1` API.
+async fn channel_c_with_listener_l(app: &Router, headers: &[(&str, &str)]) {
+    for (uri, body) in [
+        ("/v1/channels", r#"{"id": "c"}"#),
+        ("/v1/channels/c/listeners", r#"{"id": "l"}"#),
+    ] {
+        let response = send(app, "POST", uri, Some(body), headers).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{uri}");
+    }
 }
 
 fn code(body: &Value) -> &str {
@@ -288,14 +313,7 @@ async fn partial_settings_merge_over_the_configured_defaults() {
 #[tokio::test]
 async fn subscribing_an_existing_listener_is_idempotent() {
     let app = app();
-    call(&app, "POST", "/v1/channels", Some(r#"{"id": "c"}"#)).await;
-    call(
-        &app,
-        "POST",
-        "/v1/channels/c/listeners",
-        Some(r#"{"id": "l"}"#),
-    )
-    .await;
+    channel_c_with_listener_l(&app, &[]).await;
     call(&app, "POST", "/v1/channels/c/listeners/l/start", None).await;
     call(
         &app,
@@ -445,14 +463,7 @@ async fn hostile_input_gets_typed_errors_and_the_server_keeps_serving() {
         max_body_bytes: 4096,
         ..HttpConfig::default()
     });
-    call(&app, "POST", "/v1/channels", Some(r#"{"id": "c"}"#)).await;
-    call(
-        &app,
-        "POST",
-        "/v1/channels/c/listeners",
-        Some(r#"{"id": "l"}"#),
-    )
-    .await;
+    channel_c_with_listener_l(&app, &[]).await;
     let big = format!(r#"{{"type": "t", "payload": "{}"}}"#, "x".repeat(5000));
     let deep = format!(
         r#"{{"type": "t", "payload": {}1{}}}"#,
@@ -579,14 +590,7 @@ async fn operations_endpoints_answer() {
         call(&app, "GET", "/readyz", None).await,
         (StatusCode::OK, json!({"ready": true}))
     );
-    call(&app, "POST", "/v1/channels", Some(r#"{"id": "c"}"#)).await;
-    call(
-        &app,
-        "POST",
-        "/v1/channels/c/listeners",
-        Some(r#"{"id": "l"}"#),
-    )
-    .await;
+    channel_c_with_listener_l(&app, &[]).await;
     call(
         &app,
         "POST",
@@ -617,14 +621,7 @@ async fn operations_endpoints_answer() {
 #[tokio::test]
 async fn sse_response_is_framed_to_spec() {
     let app = app();
-    call(&app, "POST", "/v1/channels", Some(r#"{"id": "c"}"#)).await;
-    call(
-        &app,
-        "POST",
-        "/v1/channels/c/listeners",
-        Some(r#"{"id": "l"}"#),
-    )
-    .await;
+    channel_c_with_listener_l(&app, &[]).await;
     let m = r#"{"type": "greet", "payload": {"a": [1, "x"]}}"#;
     call(&app, "POST", "/v1/channels/c/listeners/l/messages", Some(m)).await;
     let request = Request::get("/v1/channels/c/listeners/l/events")
@@ -659,15 +656,7 @@ async fn headers_of(
     uri: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, axum::http::HeaderMap) {
-    let mut request = Request::builder().method(method).uri(uri);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = send(app, method, uri, None, headers).await;
     (response.status(), response.headers().clone())
 }
 
@@ -802,34 +791,10 @@ async fn a_subscribe_token_streams_and_pulls() {
     let (admin, reader) = (bearer(ADMIN), bearer(READER));
     let as_admin = [("authorization", admin.as_str())];
     let as_reader = [("authorization", reader.as_str())];
-    for (method, uri) in [
-        ("POST", "/v1/channels"),
-        ("POST", "/v1/channels/c/listeners"),
-        ("POST", "/v1/channels/c/listeners/l/start"),
-    ] {
-        let body = match uri {
-            "/v1/channels" => r#"{"id": "c"}"#,
-            "/v1/channels/c/listeners" => r#"{"id": "l"}"#,
-            _ => "",
-        };
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", admin.as_str());
-        if !body.is_empty() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let response = app
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{uri}: {}",
-            response.status()
-        );
-    }
+    channel_c_with_listener_l(&app, &as_admin).await;
+    let start = "/v1/channels/c/listeners/l/start";
+    let (status, _) = headers_of(&app, "POST", start, &as_admin).await;
+    assert!(status.is_success(), "{status}");
     let uri = "/v1/channels/c/listeners/l/next";
     let (status, _) = headers_of(&app, "POST", uri, &as_reader).await;
     assert!(

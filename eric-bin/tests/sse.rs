@@ -80,6 +80,12 @@ impl Running {
         }
     }
 
+    /// Opens the stream of listener `l` of channel `c`, `via` one path.
+    async fn open_events(&self, via: Via) -> reqwest::Response {
+        let path = "/v1/channels/c/listeners/l/events";
+        self.stream_get(via, path).await.send().await.unwrap()
+    }
+
     async fn post(&self, path: &str, body: Value) -> Value {
         let response = self
             .http
@@ -174,12 +180,7 @@ async fn framing_is_read_by_a_real_sse_parser(via: Via) {
         json!({"type": "nothing"}),
     )
     .await;
-    let response = s
-        .stream_get(via, "/v1/channels/c/listeners/l/events")
-        .await
-        .send()
-        .await
-        .unwrap();
+    let response = s.open_events(via).await;
     let mut events = events_of(response);
     let first = within("an event", events.next()).await.unwrap();
     assert_eq!((first.id.as_str(), first.event.as_str()), ("1", "greet"));
@@ -238,12 +239,7 @@ async fn resume_with_last_event_id_header_or_query_loses_and_repeats_nothing(via
 async fn idle_streams_get_keep_alive_comments(via: Via) {
     let s = Running::start(|c| c.http.keep_alive_secs = 1).await;
     s.channel_with_listener().await;
-    let response = s
-        .stream_get(via, "/v1/channels/c/listeners/l/events")
-        .await
-        .send()
-        .await
-        .unwrap();
+    let response = s.open_events(via).await;
     let mut body = response.bytes_stream();
     let mut text = String::new();
     within("a keep-alive comment", async {
@@ -318,12 +314,7 @@ async fn a_client_that_stops_reading_is_cut_after_the_send_timeout(via: Via) {
 async fn shutdown_ends_streams_cleanly(via: Via) {
     let s = Running::start(|c| c.http.shutdown_grace_secs = 10).await;
     s.channel_with_listener().await;
-    let response = s
-        .stream_get(via, "/v1/channels/c/listeners/l/events")
-        .await
-        .send()
-        .await
-        .unwrap();
+    let response = s.open_events(via).await;
     s.streams_become(1).await;
     s.token.cancel();
     let mut body = response.bytes_stream();
@@ -534,12 +525,7 @@ async fn malformed_stream_requests_are_refused_and_the_server_goes_on() {
         );
     }
     s.dispatch(5).await;
-    let response = s
-        .stream_get(Via::Direct, "/v1/channels/c/listeners/l/events")
-        .await
-        .send()
-        .await
-        .unwrap();
+    let response = s.open_events(Via::Direct).await;
     let mut events = events_of(response);
     assert_eq!(within("an event", events.next()).await.unwrap().data, "5");
 }
