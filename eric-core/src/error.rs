@@ -5,7 +5,7 @@
 //! `NoMessagesException`, `InvalidMessageFormat`, `ItemNotFound`,
 //! `RepositoryError`) and adds the ones a production broker needs (full queues,
 //! an unavailable or slow storage, invalid ids, failing hooks). Backends convert
-//! their own errors into [`Error::Unavailable`], [`Error::Timeout`] or
+//! their own errors into [`Error::Unavailable`], [`Error::OutcomeUnknown`] or
 //! [`Error::Repository`], keeping the cause as `source`, so callers can branch on
 //! the kind (HTTP maps `Unavailable` to 503) without parsing text.
 
@@ -142,9 +142,13 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// The storage backend did not answer in time.
-    #[error("{backend} timed out while {operation}")]
-    Timeout {
+    /// The storage backend was sent the call but did not confirm it (no
+    /// answer in time, or the connection broke while waiting): it may or may
+    /// not have taken effect. Never reported as "not applied", since a client
+    /// that retries a write believing so would apply it twice; a write with
+    /// an idempotency key can be retried safely.
+    #[error("{backend} did not confirm {operation}; it may or may not have taken effect")]
+    OutcomeUnknown {
         /// Which backend.
         backend: &'static str,
         /// What was being done.
@@ -204,7 +208,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::Timeout { .. } | Self::StorageFull { .. }
+            Self::Unavailable { .. } | Self::OutcomeUnknown { .. } | Self::StorageFull { .. }
         )
     }
 
@@ -223,7 +227,7 @@ impl Error {
             Self::QueueFull { .. }
             | Self::Repository { .. }
             | Self::Unavailable { .. }
-            | Self::Timeout { .. }
+            | Self::OutcomeUnknown { .. }
             | Self::StorageFull { .. } => "RepositoryError",
             Self::Hook { .. } | Self::ReservedAction { .. } => "ListenerError",
         }

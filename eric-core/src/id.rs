@@ -1,4 +1,5 @@
-//! Validated ids: [`ChannelId`], [`ListenerId`], [`ConnectionId`], [`MessageId`].
+//! Validated ids: [`ChannelId`], [`ListenerId`], [`ConnectionId`], [`MessageId`],
+//! [`IdempotencyKey`].
 //!
 //! An id is 1 to [`MAX_ID_LEN`] bytes of printable ASCII (`!` to `~`: no
 //! spaces, no control characters), so it can appear unescaped in a URL path
@@ -275,6 +276,20 @@ define_id!(
     /// ```
     MessageId,
     "message id"
+);
+
+define_id!(
+    /// Names one write (a dispatch or a broadcast) so that retrying it
+    /// applies it at most once (see [`crate::idempotency`]).
+    ///
+    /// ```
+    /// use eric_core::IdempotencyKey;
+    /// let key: IdempotencyKey = "order-1234/attempt".parse().unwrap();
+    /// assert_eq!(key.key_segment(), "order-1234/attempt");
+    /// assert!("two words".parse::<IdempotencyKey>().is_err());
+    /// ```
+    IdempotencyKey,
+    "idempotency key"
 );
 
 #[cfg(test)]

@@ -37,6 +37,7 @@
 //!
 //! - [`id`]: validated ids ([`ChannelId`], [`ListenerId`], ...), safe in keys.
 //! - [`message`]: [`Message`] and [`MessageType`].
+//! - [`idempotency`]: keys that make a retried write apply once ([`Applied`]).
 //! - [`error`]: the crate's one [`Error`] enum.
 //! - [`queue`]: the [`Queue`] trait, [`InMemoryQueue`], [`queue::Wakeup`].
 //! - [`listener`]: [`Listener`] and its [`OnMessage`] hook.
@@ -58,6 +59,7 @@ pub mod container;
 pub mod engine;
 pub mod error;
 pub mod id;
+pub mod idempotency;
 pub mod listener;
 pub mod message;
 pub mod observe;
@@ -77,7 +79,8 @@ pub use connection::{Connection, ConnectionsFactory};
 pub use container::ChannelContainer;
 pub use engine::{Engine, MemoryEngine};
 pub use error::{BoxError, Error, NoMessagesReason, Result};
-pub use id::{ChannelId, ConnectionId, IdError, ListenerId, MessageId};
+pub use id::{ChannelId, ConnectionId, IdError, IdempotencyKey, ListenerId, MessageId};
+pub use idempotency::Applied;
 pub use listener::{BlockingHook, FnHook, Listener, OnMessage};
 pub use message::{Message, MessageType};
 pub use observe::{NoopObserver, Observer};

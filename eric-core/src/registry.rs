@@ -6,10 +6,12 @@
 //! can make a broadcast atomic.
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::connection::Connection;
 use crate::error::Result;
-use crate::id::ListenerId;
+use crate::id::{IdempotencyKey, ListenerId};
+use crate::idempotency::Applied;
 use crate::listener::Listener;
 use crate::message::Message;
 use crate::queue::{Delivery, Queue};
@@ -95,6 +97,27 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
 
     /// Queues `message` for every listener registered when the call takes effect.
     fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send;
+
+    /// [`ConnectionRegistry::dispatch`] at most once per `key` (in the
+    /// listener's scope) within `window`: a repeat answers the first
+    /// sequence number, marked replayed. Checking, applying and remembering
+    /// are one atomic step on every node; a refused dispatch is not remembered.
+    fn dispatch_once(
+        &self,
+        listener: &ListenerId,
+        message: Message,
+        key: &IdempotencyKey,
+        window: Duration,
+    ) -> impl Future<Output = Result<Applied<u64>>> + Send;
+
+    /// [`ConnectionRegistry::broadcast`] at most once per `key` (in the
+    /// channel's scope) within `window`, like `dispatch_once`.
+    fn broadcast_once(
+        &self,
+        message: &Message,
+        key: &IdempotencyKey,
+        window: Duration,
+    ) -> impl Future<Output = Result<Applied<Broadcast>>> + Send;
 
     /// Starts or stops `listener`, where every holder of it sees the change.
     fn set_running(

@@ -17,6 +17,7 @@
 //! and pushes that listener's messages in one `RPUSH`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use eric_core::{ChannelId, Error, ListenerId, Result};
 use tokio::sync::oneshot;
@@ -190,6 +191,37 @@ impl Dispatcher {
         self.client.script("dispatching", &invocation).await
     }
 
+    /// Queues `message` for `listener` unless the write recorded at
+    /// `record` happened within `window` (see `eric_core::idempotency`):
+    /// → (replayed, its sequence number). Never combined with other
+    /// dispatches: the record belongs to this one message's script call.
+    pub(crate) async fn dispatch_once(
+        &self,
+        listener: &ListenerId,
+        message: String,
+        capacity: usize,
+        record: &str,
+        window: Duration,
+    ) -> Result<(bool, u64)> {
+        let mut invocation = SCRIPTS.dispatch_once.prepare_invoke();
+        invocation
+            .key(&self.keys.members)
+            .key(&self.keys.seqs)
+            .arg(&self.keys.base)
+            .arg(&self.keys.notify)
+            .arg(listener.key_segment().as_ref())
+            .arg(capacity)
+            .arg(message)
+            .arg(record)
+            .arg(window_ms(window));
+        let (replayed, seqs): (u8, Vec<i64>) =
+            self.client.script("dispatching", &invocation).await?;
+        match seqs.as_slice() {
+            [seq] => Ok((replayed == 1, self.outcome(listener, capacity, *seq)?)),
+            _ => Err(count_mismatch(seqs.len(), 1)),
+        }
+    }
+
     fn outcome(&self, listener: &ListenerId, capacity: usize, seq: i64) -> Result<u64> {
         match seq {
             -1 => Err(Error::InvalidListener {
@@ -215,6 +247,11 @@ impl Drop for InlineFlush<'_> {
     }
 }
 
+/// A window as `SET ... PX` takes it: at least 1 ms.
+pub(crate) fn window_ms(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 fn count_mismatch(got: usize, sent: usize) -> Error {
     Error::repository(
         "dispatching",
@@ -227,7 +264,9 @@ fn count_mismatch(got: usize, sent: usize) -> Error {
 fn copy_error(e: &Error) -> Error {
     let source = || -> eric_core::BoxError { e.to_string().into() };
     match e {
-        Error::Timeout { backend, operation } => Error::Timeout { backend, operation },
+        Error::OutcomeUnknown { backend, operation } => {
+            Error::OutcomeUnknown { backend, operation }
+        }
         Error::Unavailable {
             backend, operation, ..
         } => Error::Unavailable {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use deadpool_redis::{Pool, Runtime};
+use deadpool_redis::{CreatePoolError, Pool, Runtime};
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
 use tokio::sync::Mutex;
@@ -65,16 +65,29 @@ impl Client {
     /// A client for `config` (no connection is made until the first call).
     pub(crate) fn new(config: &RedisConfig) -> Result<Self> {
         config.validate()?;
-        let mut pool_config = deadpool_redis::Config::from_url(config.url.clone());
         let mut pc = deadpool_redis::PoolConfig::new(config.pool_size);
         pc.timeouts.wait = Some(config.command_timeout());
         pc.timeouts.create = Some(config.command_timeout());
         pc.timeouts.recycle = Some(config.command_timeout());
-        pool_config.pool = Some(pc);
+        // redis-rs gives multiplexed connections a response timeout of its
+        // own (500 ms) unless told otherwise; it cut every slow command at
+        // half a second whatever `command_timeout_ms` said, answering "retry
+        // later" for writes Redis then applied. `run` bounds every call, so
+        // the connection itself waits as long as that bound allows.
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(config.command_timeout()));
+        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), connection)
+            .map_err(|e| CreatePoolError::Config(e.into()))?;
+        let pool = Pool::builder(manager)
+            .config(pc)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(CreatePoolError::Build)?;
         let lanes = (0..config.pool_size).map(|_| Mutex::new(None)).collect();
         Ok(Self {
             inner: Arc::new(Inner {
-                pool: pool_config.create_pool(Some(Runtime::Tokio1))?,
+                pool,
                 lanes,
                 next: AtomicUsize::new(0),
                 timeout: config.command_timeout(),
@@ -123,8 +136,12 @@ impl Client {
     {
         let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.lanes.len();
         let started = Instant::now();
+        // Whether the command went out: a timeout before that (waiting for a
+        // connection) left Redis untouched; one after it may not have.
+        let mut sent = false;
         let work = async {
             let conn = self.connection(index, operation).await?;
+            sent = true;
             match f(conn).await {
                 Ok(value) => Ok(value),
                 Err(source) => {
@@ -147,6 +164,7 @@ impl Client {
                 Err(Error::Timeout {
                     operation,
                     timeout: self.inner.timeout,
+                    sent,
                 })
             }
         }

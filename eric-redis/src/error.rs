@@ -7,8 +7,10 @@
 //! with a slow script, `READONLY`, `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`
 //! during a failover) is [`eric_core::Error::Unavailable`] (HTTP 503,
 //! retried by streams); `OOM` (`maxmemory` reached) is
-//! [`eric_core::Error::StorageFull`]; a timeout is
-//! [`eric_core::Error::Timeout`]; anything else a
+//! [`eric_core::Error::StorageFull`]. A command that was sent but not
+//! confirmed (no answer within the timeout, or the connection broke while
+//! waiting) is [`eric_core::Error::OutcomeUnknown`]: Redis may have run it,
+//! so it must not read as "not applied". Anything else is a
 //! [`eric_core::Error::Repository`]. The source is kept.
 
 use std::time::Duration;
@@ -58,6 +60,9 @@ pub enum Error {
         operation: &'static str,
         /// The configured bound.
         timeout: Duration,
+        /// Whether the command had gone out on a connection: if it had,
+        /// Redis may have run it; if not (no connection in time), it did not.
+        sent: bool,
     },
 
     /// A stored value is not the JSON we wrote.
@@ -117,19 +122,28 @@ fn is_out_of_memory(e: &Error) -> bool {
     }
 }
 
+/// The command went out and its connection broke (or timed out) before the
+/// answer came: Redis may have run it. A refused connection never sent it.
+fn is_unconfirmed(e: &redis::RedisError) -> bool {
+    !e.is_connection_refusal() && (e.is_connection_dropped() || e.is_io_error() || e.is_timeout())
+}
+
 impl From<Error> for eric_core::Error {
     fn from(e: Error) -> Self {
         let operation = e.operation();
+        let unknown = Self::OutcomeUnknown {
+            backend: "redis",
+            operation,
+        };
         match e {
-            Error::Timeout { .. } => Self::Timeout {
-                backend: "redis",
-                operation,
-            },
-            Error::Command { ref source, .. } if source.is_timeout() => Self::Timeout {
-                backend: "redis",
-                operation,
-            },
+            Error::Timeout { sent: true, .. } => unknown,
+            Error::Command { ref source, .. } if is_unconfirmed(source) => unknown,
             e if is_out_of_memory(&e) => Self::StorageFull {
+                backend: "redis",
+                operation,
+                source: Box::new(e),
+            },
+            e @ Error::Timeout { sent: false, .. } => Self::Unavailable {
                 backend: "redis",
                 operation,
                 source: Box::new(e),
@@ -217,12 +231,27 @@ mod tests {
 
     #[test]
     fn timeouts_and_bad_records_are_classified() {
-        let t: eric_core::Error = Error::Timeout {
-            operation: "popping",
+        let waited: eric_core::Error = Error::Timeout {
+            operation: "dispatching",
             timeout: Duration::from_secs(1),
+            sent: true,
         }
         .into();
-        assert!(matches!(t, eric_core::Error::Timeout { .. }));
+        assert!(matches!(
+            waited,
+            eric_core::Error::OutcomeUnknown {
+                operation: "dispatching",
+                ..
+            }
+        ));
+        assert!(waited.is_transient());
+        let never_sent: eric_core::Error = Error::Timeout {
+            operation: "dispatching",
+            timeout: Duration::from_secs(1),
+            sent: false,
+        }
+        .into();
+        assert!(matches!(never_sent, eric_core::Error::Unavailable { .. }));
         let bad = serde_json::from_str::<u8>("x").unwrap_err();
         let d: eric_core::Error = Error::Decode {
             operation: "loading",
@@ -230,5 +259,19 @@ mod tests {
         }
         .into();
         assert!(matches!(d, eric_core::Error::Repository { .. }));
+    }
+
+    #[test]
+    fn a_connection_lost_while_waiting_is_an_unknown_outcome() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let e: eric_core::Error = Error::Command {
+            operation: "broadcasting",
+            source: redis::RedisError::from(io),
+        }
+        .into();
+        assert!(
+            matches!(e, eric_core::Error::OutcomeUnknown { .. }),
+            "{e:?}"
+        );
     }
 }

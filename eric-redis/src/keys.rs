@@ -6,7 +6,7 @@
 //! script touches a single slot. The segment escapes `{`, `}`, `:` and the
 //! glob characters, so no channel's keys can spell another's.
 
-use eric_core::{ChannelId, ListenerId};
+use eric_core::{ChannelId, IdempotencyKey, ListenerId};
 
 /// Key names of one node's prefix.
 #[derive(Debug, Clone)]
@@ -96,6 +96,21 @@ impl ChannelKeys {
     /// LIST: a listener's queue (JSON envelopes `{"seq":..,"message":..}`).
     pub(crate) fn queue(&self, listener: &ListenerId) -> String {
         format!("{}:q:{}", self.base, listener.key_segment())
+    }
+
+    /// STRING (expiring): what the write named `key` did, as JSON; in
+    /// `listener`'s scope for a dispatch, the channel's for a broadcast.
+    /// Segments hold no `:`, so the two scopes cannot meet.
+    pub(crate) fn applied(&self, listener: Option<&ListenerId>, key: &IdempotencyKey) -> String {
+        match listener {
+            Some(listener) => format!(
+                "{}:once:d:{}:{}",
+                self.base,
+                listener.key_segment(),
+                key.key_segment()
+            ),
+            None => format!("{}:once:b:{}", self.base, key.key_segment()),
+        }
     }
 
     /// LIST: a listener's replay window, oldest first.

@@ -10,12 +10,14 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use eric_core::{
-    Broadcast, ConnectionRegistry, Delivery, Error, Listener, ListenerId, Message,
-    NoMessagesReason, Queue, RegisterMode, Result,
+    Applied, Broadcast, ConnectionRegistry, Delivery, Error, IdempotencyKey, Listener, ListenerId,
+    Message, NoMessagesReason, Queue, RegisterMode, Result,
 };
 
+use crate::batch::window_ms;
 use crate::queue::{RedisQueue, encode_message};
 use crate::scripts::SCRIPTS;
 
@@ -263,12 +265,69 @@ impl ConnectionRegistry for RedisRegistry {
             .client
             .script("broadcasting", &invocation)
             .await?;
-        Ok(Broadcast {
-            delivered,
-            full: full
-                .into_iter()
-                .filter_map(|segment| ListenerId::from_key_segment(&segment).ok())
-                .collect(),
+        Ok(broadcast_outcome(delivered, full))
+    }
+
+    async fn dispatch_once(
+        &self,
+        listener: &ListenerId,
+        message: Message,
+        key: &IdempotencyKey,
+        window: Duration,
+    ) -> Result<Applied<u64>> {
+        if window.is_zero() {
+            return self.dispatch(listener, message).await.map(Applied::fresh);
+        }
+        let encoded = encode_message(&message)?;
+        let record = self.shared.keys.applied(Some(listener), key);
+        let result = self
+            .shared
+            .dispatcher
+            .dispatch_once(listener, encoded, self.capacity, &record, window)
+            .await;
+        match result {
+            Ok((replayed, seq)) => Ok(Applied {
+                value: seq,
+                replayed,
+            }),
+            Err(e) => {
+                if matches!(e, Error::InvalidListener { .. }) {
+                    self.shared.evict(listener);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn broadcast_once(
+        &self,
+        message: &Message,
+        key: &IdempotencyKey,
+        window: Duration,
+    ) -> Result<Applied<Broadcast>> {
+        if window.is_zero() {
+            return self.broadcast(message).await.map(Applied::fresh);
+        }
+        let encoded = encode_message(message)?;
+        let keys = &self.shared.keys;
+        let mut invocation = SCRIPTS.broadcast_once.prepare_invoke();
+        invocation
+            .key(&keys.members)
+            .key(&keys.seqs)
+            .arg(&keys.base)
+            .arg(encoded)
+            .arg(self.capacity)
+            .arg(&keys.notify)
+            .arg(keys.applied(None, key))
+            .arg(window_ms(window));
+        let (replayed, (delivered, full)): (u8, (usize, Vec<String>)) = self
+            .shared
+            .client
+            .script("broadcasting", &invocation)
+            .await?;
+        Ok(Applied {
+            value: broadcast_outcome(delivered, full),
+            replayed: replayed == 1,
         })
     }
 
@@ -321,5 +380,16 @@ impl eric_core::ConnectionsFactory for RedisConnectionsFactory {
 
     fn queue(&self, listener: &ListenerId) -> RedisQueue {
         self.registry.queue(listener)
+    }
+}
+
+/// A broadcast script's answer: full listeners come back as key segments.
+fn broadcast_outcome(delivered: usize, full: Vec<String>) -> Broadcast {
+    Broadcast {
+        delivered,
+        full: full
+            .into_iter()
+            .filter_map(|segment| ListenerId::from_key_segment(&segment).ok())
+            .collect(),
     }
 }

@@ -47,6 +47,31 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
+/// `body` made idempotent: the caller appends two arguments, the record key
+/// (in the channel's slot) and the window in milliseconds. A record present
+/// answers `{1, what the first call returned}` and runs nothing; otherwise
+/// the body runs (it never sees the two extra arguments) and its result is
+/// recorded for the window when `applied(result)` says it changed
+/// something, then answered as `{0, result}`. One script, so no other call
+/// can slip between the check and the write.
+fn once(body: &str, applied: &str) -> Script {
+    script(&format!(
+        r#"
+local window = table.remove(ARGV)
+local record = table.remove(ARGV)
+local seen = redis.call('GET', record)
+if seen then return {{1, cjson.decode(seen)}} end
+local result = (function()
+{body}
+end)()
+if ({applied})(result) then
+  redis.call('SET', record, cjson.encode(result), 'PX', window)
+end
+return {{0, result}}
+"#
+    ))
+}
+
 /// The engine's scripts, compiled once per process (Redis caches them by
 /// SHA). "listener" below is always the listener id's key segment.
 pub(crate) struct Scripts {
@@ -62,9 +87,16 @@ pub(crate) struct Scripts {
     /// KEYS members, seqs; ARGV base, notify, then (listener, capacity,
     /// message) triples. → per message: seq, -1 not a member, -2 full.
     pub(crate) dispatch_many: Script,
+    /// `dispatch_many` of one message, then ARGV record, window (see
+    /// `once`): remembered only when the message was queued.
+    /// → {replayed 0|1, {seq or -1 or -2}}.
+    pub(crate) dispatch_once: Script,
     /// KEYS members, seqs; ARGV base, message, capacity, notify.
     /// → {delivered, {full listener ids}}.
     pub(crate) broadcast: Script,
+    /// `broadcast`, then ARGV record, window (see `once`).
+    /// → {replayed 0|1, {delivered, {full listener ids}}}.
+    pub(crate) broadcast_once: Script,
     /// KEYS queue, delivered, evicted, rewinds; ARGV max, window, listener.
     /// → {epoch, {envelopes}}.
     pub(crate) take: Script,
@@ -92,37 +124,8 @@ pub(crate) struct Scripts {
     pub(crate) index_channel: Script,
 }
 
-pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    register: script(
-        r#"
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  if ARGV[4] == 'new' then return {0, redis.call('HGET', KEYS[2], ARGV[1])} end
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-  redis.call('PUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
-  return {1, redis.call('HGET', KEYS[2], ARGV[1])}
-end
-redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[4]), ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-return {2, ARGV[2]}
-"#,
-    ),
-    remove: script(
-        r#"
-return drop(ARGV[1], ARGV[2], KEYS, ARGV[3])
-"#,
-    ),
-    remove_connection: script(
-        r#"
-local all = redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  if all[i + 1] == ARGV[3] then return drop(ARGV[1], ARGV[2], KEYS, all[i]) end
-end
-return false
-"#,
-    ),
-    dispatch_many: script(
-        r#"
+/// See [`Scripts::dispatch_many`].
+const DISPATCH_MANY: &str = r#"
 local results, groups, order = {}, {}, {}
 for i = 3, #ARGV, 3 do
   local g = groups[ARGV[i]]
@@ -159,10 +162,10 @@ for _, id in ipairs(order) do
   end
 end
 return results
-"#,
-    ),
-    broadcast: script(
-        r#"
+"#;
+
+/// See [`Scripts::broadcast`].
+const BROADCAST: &str = r#"
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local call, format = redis.call, string.format
 local capacity, prefix = tonumber(ARGV[3]), ARGV[1] .. ':q:'
@@ -195,8 +198,41 @@ for c = 1, #counters, 1000 do
 end
 if woke then call('PUBLISH', ARGV[4], 'b') end
 return {delivered, full}
+"#;
+
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    register: script(
+        r#"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if ARGV[4] == 'new' then return {0, redis.call('HGET', KEYS[2], ARGV[1])} end
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+  redis.call('PUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
+  return {1, redis.call('HGET', KEYS[2], ARGV[1])}
+end
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[4]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+return {2, ARGV[2]}
 "#,
     ),
+    remove: script(
+        r#"
+return drop(ARGV[1], ARGV[2], KEYS, ARGV[3])
+"#,
+    ),
+    remove_connection: script(
+        r#"
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if all[i + 1] == ARGV[3] then return drop(ARGV[1], ARGV[2], KEYS, all[i]) end
+end
+return false
+"#,
+    ),
+    dispatch_many: script(DISPATCH_MANY),
+    dispatch_once: once(DISPATCH_MANY, "function(r) return r[1] > 0 end"),
+    broadcast: script(BROADCAST),
+    broadcast_once: once(BROADCAST, "function() return true end"),
     take: script(
         r#"
 local epoch = tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')

@@ -125,6 +125,17 @@ impl TestRedis {
         Self::spawn_local(true).await
     }
 
+    /// A private `redis-server` whatever `REDIS_URL` says, for tests that
+    /// stall or reconfigure their server (`CLIENT PAUSE`, `CONFIG SET`),
+    /// which would disturb other tests on a shared one.
+    ///
+    /// # Panics
+    ///
+    /// Without a `redis-server` binary, and when the server fails to start.
+    pub async fn start_private() -> Self {
+        Self::spawn_local(false).await
+    }
+
     /// A testcontainers Redis whatever else is available (feature
     /// `docker`): the third source, tested on its own where Docker runs.
     ///

@@ -240,7 +240,7 @@ async fn an_unreachable_redis_is_a_transient_error() {
         assert!(
             matches!(
                 err,
-                eric_core::Error::Unavailable { .. } | eric_core::Error::Timeout { .. }
+                eric_core::Error::Unavailable { .. } | eric_core::Error::OutcomeUnknown { .. }
             ),
             "{err:?}"
         );

@@ -69,12 +69,28 @@ impl From<Error> for ApiError {
                     ),
                 );
             }
-            Error::Unavailable { .. } | Error::Timeout { .. } => {
+            Error::Unavailable {
+                backend, operation, ..
+            } => {
                 tracing::warn!(error = %e, "storage unavailable");
                 return Self::new(
                     S::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
-                    unavailable(&e),
+                    format!("{backend} is unavailable ({operation}); retry later"),
+                );
+            }
+            // Not 503: that says "retry later", and a retry of a write that
+            // was applied duplicates it. eric stands to its storage as a
+            // gateway to an upstream that did not answer in time: 504.
+            Error::OutcomeUnknown { backend, operation } => {
+                tracing::warn!(error = %e, "storage did not confirm");
+                return Self::new(
+                    S::GATEWAY_TIMEOUT,
+                    "outcome_unknown",
+                    format!(
+                        "{backend} did not confirm {operation}: it may or may not have taken effect; \
+                         retry with the same Idempotency-Key to apply it at most once"
+                    ),
                 );
             }
             _ => {
@@ -83,21 +99,6 @@ impl From<Error> for ApiError {
             }
         };
         Self::new(status, code, e.to_string())
-    }
-}
-
-/// A message naming what failed without exposing the cause's internals.
-fn unavailable(e: &Error) -> String {
-    match e {
-        Error::Unavailable {
-            backend, operation, ..
-        } => {
-            format!("{backend} is unavailable ({operation}); retry later")
-        }
-        Error::Timeout { backend, operation } => {
-            format!("{backend} did not answer in time ({operation}); retry later")
-        }
-        _ => "storage is unavailable; retry later".into(),
     }
 }
 
@@ -148,6 +149,16 @@ mod tests {
             (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
         );
         assert!(!message.contains("98f9"), "{message}");
+
+        let (status, code, message) = answer(Error::OutcomeUnknown {
+            backend: "redis",
+            operation: "dispatching",
+        });
+        assert_eq!(
+            (status, code),
+            (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown")
+        );
+        assert!(message.contains("Idempotency-Key"), "{message}");
 
         let (status, code, message) = answer(Error::repository("loading", cause()));
         assert_eq!(

@@ -19,7 +19,8 @@ use tracing::Instrument;
 use crate::connection::{Connection, ConnectionsFactory};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::id::{ChannelId, ConnectionId, ListenerId};
+use crate::id::{ChannelId, ConnectionId, IdempotencyKey, ListenerId};
+use crate::idempotency::Applied;
 use crate::listener::Listener;
 use crate::message::Message;
 use crate::observe::Observer;
@@ -29,8 +30,8 @@ use crate::sse::SseAdapter;
 
 pub use adapter::{Adapter, RawAdapter};
 pub use settings::{
-    ChannelSettings, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPLAY_WINDOW, DEFAULT_RETRY_MS,
-    MAX_STREAM_DELAY,
+    ChannelSettings, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPLAY_WINDOW,
+    DEFAULT_RETRY_MS, MAX_IDEMPOTENCY_WINDOW, MAX_STREAM_DELAY,
 };
 pub use stream::{MessageStream, StreamEnd, StreamItem, StreamOptions};
 
@@ -226,6 +227,63 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
                 .refused_full(&self.inner.id, outcome.full.len());
         }
         Ok(outcome)
+    }
+
+    /// [`Channel::dispatch`] at most once per idempotency `key` within the
+    /// channel's `idempotency_window` (see [`crate::idempotency`]).
+    pub async fn dispatch_once(
+        &self,
+        listener: &ListenerId,
+        message: Message,
+        key: &IdempotencyKey,
+    ) -> Result<Applied<u64>> {
+        let window = self.inner.settings.idempotency_window;
+        match self
+            .inner
+            .registry
+            .dispatch_once(listener, message, key, window)
+            .await
+        {
+            Ok(applied) => {
+                if !applied.replayed {
+                    self.inner.observer.dispatched(&self.inner.id, 1);
+                }
+                Ok(applied)
+            }
+            Err(e) => {
+                if matches!(e, Error::QueueFull { .. }) {
+                    self.inner.observer.refused_full(&self.inner.id, 1);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Channel::broadcast`] at most once per idempotency `key` within the
+    /// channel's `idempotency_window` (see [`crate::idempotency`]).
+    pub async fn broadcast_once(
+        &self,
+        message: &Message,
+        key: &IdempotencyKey,
+    ) -> Result<Applied<Broadcast>> {
+        let window = self.inner.settings.idempotency_window;
+        let applied = self
+            .inner
+            .registry
+            .broadcast_once(message, key, window)
+            .await?;
+        if !applied.replayed {
+            let outcome = &applied.value;
+            self.inner
+                .observer
+                .dispatched(&self.inner.id, outcome.delivered);
+            if !outcome.full.is_empty() {
+                self.inner
+                    .observer
+                    .refused_full(&self.inner.id, outcome.full.len());
+            }
+        }
+        Ok(applied)
     }
 
     /// Pops a running listener's next message and runs its hook on it.

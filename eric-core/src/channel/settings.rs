@@ -12,6 +12,10 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
 pub const DEFAULT_REPLAY_WINDOW: usize = 10_000;
 /// The reference's SSE `retry` default, in milliseconds.
 pub const DEFAULT_RETRY_MS: u64 = 5;
+/// Default time a channel remembers the idempotency keys of applied writes.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
+/// Longest accepted `idempotency_window`.
+pub const MAX_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Longest accepted `stream_delay`.
 pub const MAX_STREAM_DELAY: Duration = Duration::from_secs(3600);
 
@@ -36,6 +40,14 @@ pub struct ChannelSettings {
     pub queue_capacity: usize,
     /// How many handed-out messages per listener stay recoverable for resumes.
     pub replay_window: usize,
+    /// How long a write's idempotency key is remembered: a retry within it
+    /// is acknowledged, not applied again (0: keys are not remembered).
+    #[serde(
+        rename = "idempotency_window_seconds",
+        serialize_with = "ser_secs",
+        deserialize_with = "de_secs"
+    )]
+    pub idempotency_window: Duration,
 }
 
 impl Default for ChannelSettings {
@@ -45,6 +57,7 @@ impl Default for ChannelSettings {
             retry_ms: DEFAULT_RETRY_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             replay_window: DEFAULT_REPLAY_WINDOW,
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
         }
     }
 }
@@ -56,6 +69,12 @@ impl ChannelSettings {
             return Err(Error::invalid_format(format!(
                 "stream_delay_seconds must be at most {}",
                 MAX_STREAM_DELAY.as_secs()
+            )));
+        }
+        if self.idempotency_window > MAX_IDEMPOTENCY_WINDOW {
+            return Err(Error::invalid_format(format!(
+                "idempotency_window_seconds must be at most {}",
+                MAX_IDEMPOTENCY_WINDOW.as_secs()
             )));
         }
         if self.queue_capacity == 0 {
@@ -87,6 +106,7 @@ mod tests {
         assert_eq!(s.stream_delay, Duration::from_millis(500));
         assert_eq!(s.retry_ms, 7);
         assert_eq!(s.queue_capacity, DEFAULT_QUEUE_CAPACITY);
+        assert_eq!(s.idempotency_window, DEFAULT_IDEMPOTENCY_WINDOW);
         let back: ChannelSettings =
             serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
         assert_eq!(back, s);
@@ -108,5 +128,10 @@ mod tests {
             ..Default::default()
         };
         assert!(slow.validate().is_err());
+        let forever = ChannelSettings {
+            idempotency_window: Duration::from_secs(7 * 24 * 3600),
+            ..Default::default()
+        };
+        assert!(forever.validate().is_err());
     }
 }

@@ -2,15 +2,18 @@
 
 use std::fmt;
 use std::future::{Future, ready};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 
 use super::Engine;
+use super::idempotency_log::{IdempotencyLog, Recorded};
 use crate::channel::ChannelSettings;
 use crate::connection::{Connection, ConnectionsFactory};
 use crate::error::{Error, NoMessagesReason, Result};
-use crate::id::{ChannelId, ListenerId};
+use crate::id::{ChannelId, IdempotencyKey, ListenerId};
+use crate::idempotency::Applied;
 use crate::listener::Listener;
 use crate::message::Message;
 use crate::observe::{NoopObserver, Observer};
@@ -107,7 +110,9 @@ type Map = IndexMap<ListenerId, Connection<InMemoryQueue>, foldhash::quality::Ra
 ///
 /// Lock discipline: a `std::sync::RwLock` held for map operations and
 /// synchronous queue pushes only, never across an `.await`; dispatch and
-/// broadcast take the read lock, so producers run in parallel.
+/// broadcast take the read lock, so producers run in parallel. Writes with
+/// an idempotency key also hold the key log's mutex (taken first, then the
+/// map), so two retries of one write cannot both apply it.
 #[derive(Clone)]
 pub struct InMemoryRegistry {
     inner: Arc<RegistryInner>,
@@ -116,6 +121,8 @@ pub struct InMemoryRegistry {
 struct RegistryInner {
     channel: ChannelId,
     connections: RwLock<Map>,
+    /// Idempotency keys of applied writes (see [`crate::idempotency`]).
+    applied: Mutex<IdempotencyLog>,
 }
 
 impl InMemoryRegistry {
@@ -125,6 +132,7 @@ impl InMemoryRegistry {
             inner: Arc::new(RegistryInner {
                 channel,
                 connections: RwLock::new(Map::default()),
+                applied: Mutex::new(IdempotencyLog::new()),
             }),
         }
     }
@@ -143,6 +151,18 @@ impl InMemoryRegistry {
             .connections
             .write()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    // Insertions and removals leave the log consistent: poison is harmless.
+    fn applied(&self) -> MutexGuard<'_, IdempotencyLog> {
+        self.inner.applied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dispatch_now(&self, listener: &ListenerId, message: Message) -> Result<u64> {
+        match self.read().get(listener) {
+            Some(connection) => connection.queue().push_now(message),
+            None => Err(self.invalid(listener)),
+        }
     }
 
     fn invalid(&self, listener: &ListenerId) -> Error {
@@ -284,15 +304,47 @@ impl ConnectionRegistry for InMemoryRegistry {
         listener: &ListenerId,
         message: Message,
     ) -> impl Future<Output = Result<u64>> + Send {
-        let result = match self.read().get(listener) {
-            Some(connection) => connection.queue().push_now(message),
-            None => Err(self.invalid(listener)),
-        };
-        ready(result)
+        ready(self.dispatch_now(listener, message))
     }
 
     fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send {
         ready(Ok(self.broadcast_now(message)))
+    }
+
+    fn dispatch_once(
+        &self,
+        listener: &ListenerId,
+        message: Message,
+        key: &IdempotencyKey,
+        window: Duration,
+    ) -> impl Future<Output = Result<Applied<u64>>> + Send {
+        let mut applied = self.applied();
+        let result = match applied.get(Some(listener), key) {
+            Some(Recorded::Dispatch(seq)) => Ok(Applied::replayed(seq)),
+            _ => self.dispatch_now(listener, message).map(|seq| {
+                applied.insert(Some(listener), key, Recorded::Dispatch(seq), window);
+                Applied::fresh(seq)
+            }),
+        };
+        ready(result)
+    }
+
+    fn broadcast_once(
+        &self,
+        message: &Message,
+        key: &IdempotencyKey,
+        window: Duration,
+    ) -> impl Future<Output = Result<Applied<Broadcast>>> + Send {
+        let mut applied = self.applied();
+        let result = match applied.get(None, key) {
+            Some(Recorded::Broadcast(outcome)) => Applied::replayed(outcome),
+            _ => {
+                let outcome = self.broadcast_now(message);
+                applied.insert(None, key, Recorded::Broadcast(outcome.clone()), window);
+                Applied::fresh(outcome)
+            }
+        };
+        ready(Ok(result))
     }
 
     fn set_running(

@@ -5,6 +5,7 @@
 //!
 //! ```ignore
 //! eric_core::behaviour_suite!(MemoryEngine::new());
+//! eric_core::idempotency_suite!(MemoryEngine::new());
 //! eric_core::storage_suite!(Arc::new(InMemoryStorage::new()) as Arc<dyn KvStorage>);
 //! eric_core::persistence_suite!(MemoryFixture::new());
 //! ```
@@ -16,11 +17,13 @@
 //! ## Layout
 //!
 //! - [`behaviour`]: channels, listeners, queues and streams on any [`Engine`].
+//! - [`idempotency`]: writes with an idempotency key apply at most once.
 //! - [`persistence`]: [`KvStorage`] contract and persist/restore round trips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod behaviour;
+pub mod idempotency;
 pub mod persistence;
 
 use std::future::Future;
@@ -156,6 +159,24 @@ macro_rules! behaviour_suite {
                 many_producers_and_consumers_lose_nothing_and_keep_fifo_per_listener,
                 competing_streams_on_one_listener_split_without_loss_or_duplicates,
                 failing_hook_rejects_one_message_and_the_stream_goes_on,
+            ]
+        );
+    };
+}
+
+/// Runs the idempotency suite on the engine (or [`EngineFixture`]) that `$fixture` builds.
+#[macro_export]
+macro_rules! idempotency_suite {
+    ($fixture:expr) => {
+        $crate::__suite_tests!(
+            idempotency,
+            $fixture,
+            [
+                a_retried_dispatch_is_applied_once,
+                a_retried_broadcast_is_applied_once,
+                a_refused_dispatch_is_not_remembered,
+                concurrent_retries_apply_a_write_once,
+                a_zero_window_remembers_no_key,
             ]
         );
     };
