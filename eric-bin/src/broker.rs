@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use eric_core::persistence::ChannelRecord;
 use eric_core::{
-    Broadcast, Channel, ChannelContainer, ChannelId, ChannelSettings, Delivery, Error, Listener,
-    ListenerId, Message, MessageStream, NoMessagesReason, Queue, Result, SseChannel, SseMessage,
-    StreamOptions,
+    Applied, Broadcast, Channel, ChannelContainer, ChannelId, ChannelSettings, Delivery, Error,
+    IdempotencyKey, Listener, ListenerId, Message, MessageStream, NoMessagesReason, Queue, Result,
+    SseChannel, SseMessage, StreamOptions,
 };
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -260,6 +260,46 @@ impl<E: Backend> Broker<E> {
         self.channel(channel)
             .await?
             .dispatch(listener, message)
+            .await
+    }
+
+    /// [`Broker::dispatch`], at most once per `key` within the channel's
+    /// idempotency window; without a key, a plain dispatch.
+    pub async fn dispatch_once(
+        &self,
+        channel: &ChannelId,
+        listener: &ListenerId,
+        message: Message,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<u64>> {
+        let Some(key) = key else {
+            return self
+                .dispatch(channel, listener, message)
+                .await
+                .map(Applied::fresh);
+        };
+        check_type(&message)?;
+        self.channel(channel)
+            .await?
+            .dispatch_once(listener, message, key)
+            .await
+    }
+
+    /// [`Broker::broadcast`], at most once per `key` within the channel's
+    /// idempotency window; without a key, a plain broadcast.
+    pub async fn broadcast_once(
+        &self,
+        channel: &ChannelId,
+        message: &Message,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<Broadcast>> {
+        let Some(key) = key else {
+            return self.broadcast(channel, message).await.map(Applied::fresh);
+        };
+        check_type(message)?;
+        self.channel(channel)
+            .await?
+            .broadcast_once(message, key)
             .await
     }
 

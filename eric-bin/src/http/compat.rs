@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, PathParams, QueryParams, channel_id, listener_id};
+use super::idempotency::{self, WriteKey};
 use super::sse;
 use super::state::{AppState, ConnectionContext};
 use super::v1::last_event_id;
@@ -106,24 +107,32 @@ async fn subscribe<E: Backend>(
 async fn dispatch<E: Backend>(
     State(s): State<AppState<E>>,
     QueryParams(q): QueryParams<ListenerQuery>,
+    write: WriteKey,
     JsonBody(body): JsonBody<MessageBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let (channel, listener) = (channel_id(&q.channel_id)?, listener_id(&q.listener_id)?);
-    s.broker
-        .dispatch(&channel, &listener, body.into_message()?)
+    let message = body.into_message()?;
+    let key = write.for_message(&message);
+    let applied = s
+        .broker
+        .dispatch_once(&channel, &listener, message, key.as_ref())
         .await?;
-    Ok(Json(Value::Null))
+    Ok(idempotency::answer(&applied, Json(Value::Null)))
 }
 
 async fn broadcast<E: Backend>(
     State(s): State<AppState<E>>,
     QueryParams(q): QueryParams<ChannelQuery>,
+    write: WriteKey,
     JsonBody(body): JsonBody<MessageBody>,
-) -> ApiResult<Json<Value>> {
-    s.broker
-        .broadcast(&channel_id(&q.channel_id)?, &body.into_message()?)
+) -> ApiResult<Response> {
+    let message = body.into_message()?;
+    let key = write.for_message(&message);
+    let applied = s
+        .broker
+        .broadcast_once(&channel_id(&q.channel_id)?, &message, key.as_ref())
         .await?;
-    Ok(Json(Value::Null))
+    Ok(idempotency::answer(&applied, Json(Value::Null)))
 }
 
 async fn stream<E: Backend>(

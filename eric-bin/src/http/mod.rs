@@ -10,6 +10,7 @@
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `error`, `extract`: the one error shape and the extractors that use it.
+//! - `idempotency`: `Idempotency-Key` on writes, `Idempotent-Replayed` answers.
 //! - `state`: [`AppState`] and [`ConnectionContext`].
 
 mod auth;
@@ -17,6 +18,7 @@ mod compat;
 mod cors;
 mod error;
 mod extract;
+mod idempotency;
 mod ops;
 mod sse;
 mod state;

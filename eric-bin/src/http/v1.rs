@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, OptionalJson, PathParams, QueryParams, channel_id, listener_id};
+use super::idempotency::{self, WriteKey};
 use super::sse;
 use super::state::{AppState, ConnectionContext};
 use crate::backend::Backend;
@@ -220,21 +221,39 @@ async fn stop<E: Backend>(
 async fn dispatch<E: Backend>(
     State(s): State<AppState<E>>,
     PathParams(p): Ids,
+    write: WriteKey,
     JsonBody(message): JsonBody<Message>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
-    let seq = s.broker.dispatch(&channel, &listener, message).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"seq": seq}))))
+    let key = write.for_message(&message);
+    let applied = s
+        .broker
+        .dispatch_once(&channel, &listener, message, key.as_ref())
+        .await?;
+    let body = json!({"seq": applied.value});
+    Ok(idempotency::answer(
+        &applied,
+        (StatusCode::ACCEPTED, Json(body)),
+    ))
 }
 
 async fn broadcast<E: Backend>(
     State(s): State<AppState<E>>,
     PathParams(channel): PathParams<String>,
+    write: WriteKey,
     JsonBody(message): JsonBody<Message>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let outcome = s.broker.broadcast(&channel_id(&channel)?, &message).await?;
+) -> ApiResult<Response> {
+    let key = write.for_message(&message);
+    let applied = s
+        .broker
+        .broadcast_once(&channel_id(&channel)?, &message, key.as_ref())
+        .await?;
+    let outcome = &applied.value;
     let body = json!({"delivered": outcome.delivered, "full": outcome.full});
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    Ok(idempotency::answer(
+        &applied,
+        (StatusCode::ACCEPTED, Json(body)),
+    ))
 }
 
 async fn next<E: Backend>(State(s): State<AppState<E>>, PathParams(p): Ids) -> ApiResult<Response> {
