@@ -71,24 +71,31 @@ impl Node {
     /// Starts a node on `redis_url` with key prefix `prefix`; `extra` adds
     /// `ERIC__...` settings. Returns once it logged that it serves.
     pub async fn start(redis_url: &str, prefix: &str, extra: &[(&str, &str)]) -> Self {
+        let mut env = vec![
+            ("ERIC__REDIS__PREFIX", prefix),
+            ("ERIC__REDIS__COMMAND_TIMEOUT_MS", "2000"),
+        ];
+        env.extend_from_slice(extra);
+        Self::spawn(&["--redis", redis_url], &env).await
+    }
+
+    /// Starts a node on the in-memory engine; `extra` adds `ERIC__...`
+    /// settings.
+    pub async fn start_memory(extra: &[(&str, &str)]) -> Self {
+        Self::spawn(&[], extra).await
+    }
+
+    async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(eric_binary().await);
         command
-            .args([
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-                "--log-json",
-                "--redis",
-                redis_url,
-            ])
-            .env("ERIC__REDIS__PREFIX", prefix)
-            .env("ERIC__REDIS__COMMAND_TIMEOUT_MS", "2000")
+            .args(["serve", "--http", "127.0.0.1:0", "--log-json"])
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (key, value) in extra {
+        for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("eric serve starts");
@@ -135,6 +142,32 @@ impl Node {
     pub async fn kill(mut self) {
         self.child.start_kill().expect("SIGKILL");
         let _ = within("the node to die", self.child.wait()).await;
+    }
+
+    /// Its resident memory (`VmRSS`) in KiB, and the CPU time it used so
+    /// far (user + system), from `/proc`.
+    pub fn usage(&self) -> (u64, std::time::Duration) {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command (which may hold spaces): utime is the
+        // 14th field of the line, stime the 15th, in clock ticks (100/s).
+        let ticks: u64 = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        (rss, std::time::Duration::from_millis(ticks * 10))
     }
 
     /// The log lines kept so far.
