@@ -233,3 +233,81 @@ async fn stream_flooders_on_the_direct_path_are_closed() {
 async fn stream_flooders_under_hyper_are_not_read() {
     stream_flooders_do_not_stall_the_server(Via::Hyper).await;
 }
+
+/// Sends `request` on a new connection; the answer's status and JSON body
+/// (the connection is read until the server closes it or the body is whole).
+async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, Value) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    within("an answer", async {
+        loop {
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n")
+                && let Ok(value) = serde_json::from_str::<Value>(body)
+            {
+                let status = head[9..12].parse().unwrap();
+                return (status, value);
+            }
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before an answer: {text:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+}
+
+/// A body declared larger than `http.max_body_bytes` is refused at once,
+/// before any of it is sent, on any route.
+#[tokio::test]
+async fn a_declared_oversized_body_is_refused_before_it_is_read() {
+    // A long time limit: an answer that waits for the body fails the
+    // deadline instead of coming back as 503.
+    let s = Running::start(|c| c.http.request_timeout_secs = 600);
+    for (method, path) in [
+        ("POST", "/v1/channels"),
+        ("POST", "/dispatch?channel_id=c&listener_id=l"),
+        ("GET", "/healthz"),
+    ] {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 99999999999\r\n\r\n"
+        );
+        let started = Instant::now();
+        let (status, body) = raw(s.addr, head.as_bytes()).await;
+        eprintln!(
+            "{method} {path}: {status} {body} in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status, 413, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "payload_too_large", "{path}");
+    }
+    // The limit itself is allowed: a declared length of exactly the limit
+    // is read (and then refused as JSON, which it is not).
+    let limit = Config::default().http.max_body_bytes;
+    let mut request = format!(
+        "POST /v1/channels HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {limit}\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend(std::iter::repeat_n(b'x', limit));
+    let (status, body) = raw(s.addr, &request).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("malformed_json"))
+    );
+}
+
+/// A body within the limit that trickles in ends at the time limit with
+/// 503 `timeout`, and the server answers others meanwhile.
+#[tokio::test]
+async fn a_dribbled_body_ends_at_the_time_limit() {
+    let s = Running::start(|c| c.http.request_timeout_secs = 1);
+    let head = "POST /v1/channels HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\n\r\n{\"id\"";
+    let answer = tokio::spawn(raw(s.addr, head.as_bytes()));
+    s.probe(1).await;
+    let (status, body) = answer.await.unwrap();
+    assert_eq!((status, &body["error"]["code"]), (503, &json!("timeout")));
+}
