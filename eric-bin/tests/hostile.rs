@@ -311,3 +311,91 @@ async fn a_dribbled_body_ends_at_the_time_limit() {
     let (status, body) = answer.await.unwrap();
     assert_eq!((status, &body["error"]["code"]), (503, &json!("timeout")));
 }
+
+/// `[[...1...]]`, `depth` levels deep.
+fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// Every route that takes a JSON body answers a body nested deeper than
+/// the one limit with the same 422 `invalid_body`, wherever the depth sits:
+/// in the payload, in a value that is kept, or in a key that is ignored.
+/// Between the old limits (65 to 128 levels) and beyond serde_json's own
+/// (128) alike.
+#[tokio::test]
+async fn json_nested_too_deep_gets_one_answer_on_every_route() {
+    let s = Running::start(|_| {});
+    s.post("/v1/channels", json!({"id": "c"})).await;
+    s.post("/v1/channels/c/listeners", json!({"id": "l"})).await;
+    // A message's envelope is one level; its payload may have 64 more.
+    let limit = eric_core::message::MAX_PAYLOAD_DEPTH;
+    let message_routes = [
+        "/v1/channels/c/listeners/l/messages",
+        "/v1/channels/c/messages",
+        "/dispatch?channel_id=c&listener_id=l",
+        "/broadcast?channel_id=c",
+    ];
+    let mut cases = Vec::new();
+    for route in message_routes {
+        for depth in [limit + 1, 200] {
+            let deep = nested(depth);
+            cases.push((route, format!(r#"{{"type": "t", "payload": {deep}}}"#)));
+            cases.push((
+                route,
+                format!(r#"{{"type": "t", "payload": 1, "ignored": {deep}}}"#),
+            ));
+        }
+    }
+    for depth in [limit + 1, 200] {
+        let deep = nested(depth);
+        cases.push((
+            "/v1/channels",
+            format!(r#"{{"id": "d", "settings": {{"queue_capacity": {deep}}}}}"#),
+        ));
+        cases.push((
+            "/v1/channels",
+            format!(r#"{{"id": "d", "unknown": {deep}}}"#),
+        ));
+        cases.push((
+            "/v1/channels/c/listeners",
+            format!(r#"{{"id": "m", "unknown": {deep}}}"#),
+        ));
+    }
+    let mut wrong = Vec::new();
+    for (route, body) in cases {
+        let response = s
+            .http
+            .post(s.url(route))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if (status, &answer["error"]["code"]) != (422, &json!("invalid_body")) {
+            let (depth, at) = (body.matches('[').count(), body.find('[').unwrap());
+            let code = answer["error"]["code"].as_str().unwrap_or("-").to_owned();
+            let key = &body[at.saturating_sub(12)..at];
+            wrong.push(format!("{route} {key}{depth} deep: {status} {code}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // The deepest payload allowed still goes through, on both APIs.
+    for route in message_routes {
+        let body = format!(r#"{{"type": "t", "payload": {}}}"#, nested(limit));
+        let response = s
+            .http
+            .post(s.url(route))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{route}: {}",
+            response.status()
+        );
+    }
+}
