@@ -239,8 +239,9 @@ async fn eric_api_routes_reject_bad_requests_with_one_error_shape() {
             "POST",
             "/broadcast?channel_id=c".into(),
             Some(&deep),
-            StatusCode::BAD_REQUEST,
-            "invalid_message",
+            // As on /v1: one depth rule for every body.
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
         ),
         (
             "POST",

@@ -30,10 +30,11 @@ pub const MAX_MESSAGE_TYPE_LEN: usize = 256;
 /// 128), so it is refused where it enters.
 pub const MAX_PAYLOAD_DEPTH: usize = 64;
 
-/// The nesting depth of JSON text (brackets outside strings).
-fn json_depth(text: &str) -> usize {
+/// The nesting depth of JSON text (brackets outside strings), in one pass
+/// without recursion, so any text is safe to measure before it is parsed.
+pub fn json_depth(text: &[u8]) -> usize {
     let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
-    for b in text.bytes() {
+    for &b in text {
         if in_string {
             match b {
                 _ if escaped => escaped = false,
@@ -309,7 +310,7 @@ impl<'de> Deserialize<'de> for Message {
 
 /// Refuses payload text nested deeper than [`MAX_PAYLOAD_DEPTH`].
 fn check_depth(payload: &str) -> Result<(), String> {
-    if json_depth(payload) > MAX_PAYLOAD_DEPTH {
+    if json_depth(payload.as_bytes()) > MAX_PAYLOAD_DEPTH {
         return Err(format!(
             "payload nested deeper than {MAX_PAYLOAD_DEPTH} levels"
         ));
@@ -372,7 +373,7 @@ mod tests {
         let err = serde_json::from_str::<Message>(&deep).unwrap_err();
         assert!(err.to_string().contains("deeper than 64"), "{err}");
         let tricky = r#"{"type":"t","payload":"[[[[\"{{{{"}"#;
-        assert_eq!(json_depth(r#""[[[[\"{{{{""#), 0);
+        assert_eq!(json_depth(br#""[[[[\"{{{{""#), 0);
         assert!(serde_json::from_str::<Message>(tricky).is_ok());
     }
 

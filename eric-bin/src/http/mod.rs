@@ -26,7 +26,7 @@ mod v1;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -53,6 +53,10 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             time_limit::<E>,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            declared_length::<E>,
         ));
     // Only where tokens are configured: without, a request pays nothing.
     if auth::enabled(&state.http) {
@@ -66,6 +70,32 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
+    }
+}
+
+/// Refuses a body declared (`Content-Length`) larger than the limit before
+/// any of it is read. The limit on the body itself only trips once the
+/// bytes arrive, so a client declaring gigabytes and sending nothing would
+/// hold the connection for the whole time limit and get a 503.
+async fn declared_length<E: Backend>(
+    State(s): State<AppState<E>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = s.http.max_body_bytes;
+    match declared {
+        Some(len) if len > limit as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body ({len} bytes) is over the limit of {limit} bytes"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
     }
 }
 

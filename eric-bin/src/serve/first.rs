@@ -159,3 +159,200 @@ mod tests {
         assert!(stream_request(&head(&lines)).is_none());
     }
 }
+
+/// Properties of [`stream_request`] against hyper, the parser it stands in
+/// for: whatever it takes, hyper reads as the same request.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::{HeaderMap, Uri};
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use proptest::prelude::*;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// What a request head says, as compared here.
+    type Parsed = (Method, Uri, HeaderMap);
+
+    /// `bytes` parsed by hyper, as the server's hyper path would (`None`:
+    /// hyper refused them or found no complete request).
+    fn hyper_parse(bytes: &[u8]) -> Option<Parsed> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            client.write_all(bytes).await.unwrap();
+            client.shutdown().await.unwrap();
+            let seen: Arc<Mutex<Option<Parsed>>> = Arc::default();
+            let sink = seen.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                let (parts, _) = req.into_parts();
+                *sink.lock().unwrap() = Some((parts.method, parts.uri, parts.headers));
+                async { Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new())) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(server), service)
+                .await;
+            // Answered and consumed: `seen` is the only clone left.
+            seen.lock().unwrap().take()
+        })
+    }
+
+    fn parsed(request: Request<Body>) -> Parsed {
+        let (parts, _) = request.into_parts();
+        (parts.method, parts.uri, parts.headers)
+    }
+
+    /// A path segment: unreserved and sub-delimiter characters, `:` and
+    /// `@`, and percent-escapes.
+    fn segment() -> impl Strategy<Value = String> {
+        "([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-F]{2}){1,12}"
+    }
+
+    /// A stream route's target, with an optional query.
+    fn target() -> impl Strategy<Value = String> {
+        let path = prop_oneof![
+            (segment(), segment()).prop_map(|(c, l)| format!("/stream/{c}/{l}")),
+            (segment(), segment())
+                .prop_map(|(c, l)| format!("/v1/channels/{c}/listeners/{l}/events")),
+            segment().prop_map(|c| format!("/v1/channels/{c}/events")),
+        ];
+        let query = proptest::option::of("[A-Za-z0-9._~=&%/?-]{0,16}");
+        (path, query).prop_map(|(path, query)| match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        })
+    }
+
+    /// A header the fast path takes: a token name (some common ones, so
+    /// names repeat) and a value of visible ASCII, spaces and obs-text.
+    fn header() -> impl Strategy<Value = (String, Vec<u8>)> {
+        let name = prop_oneof![
+            Just("Host".to_owned()),
+            Just("Accept".to_owned()),
+            Just("Last-Event-ID".to_owned()),
+            "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}",
+        ]
+        .prop_filter("would need hyper", |n| {
+            !["content-length", "transfer-encoding", "upgrade", "expect"]
+                .contains(&n.to_ascii_lowercase().as_str())
+        });
+        let value =
+            proptest::collection::vec(prop_oneof![0x21u8..=0x7e, Just(b' '), 0x80u8..=0xff], 0..24)
+                .prop_map(|mut v| {
+                    // Surrounding whitespace is not part of a field value.
+                    while v.first() == Some(&b' ') {
+                        v.remove(0);
+                    }
+                    while v.last() == Some(&b' ') {
+                        v.pop();
+                    }
+                    v
+                });
+        (name, value)
+    }
+
+    /// A complete stream request head with optional whitespace around
+    /// values, and the request it means.
+    fn stream_head() -> impl Strategy<Value = (Vec<u8>, Parsed)> {
+        let headers = proptest::collection::vec((header(), "[ \t]{0,2}", "[ \t]{0,2}"), 0..12);
+        (target(), headers).prop_map(|(target, headers)| {
+            let mut bytes = format!("GET {target} HTTP/1.1\r\n").into_bytes();
+            let mut map = HeaderMap::new();
+            for ((name, value), before, after) in headers {
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.push(b':');
+                bytes.extend_from_slice(before.as_bytes());
+                bytes.extend_from_slice(&value);
+                bytes.extend_from_slice(after.as_bytes());
+                bytes.extend_from_slice(b"\r\n");
+                map.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_bytes(&value).unwrap(),
+                );
+            }
+            bytes.extend_from_slice(b"\r\n");
+            (bytes, (Method::GET, target.parse().unwrap(), map))
+        })
+    }
+
+    /// A header that gives the request a body or asks for an upgrade.
+    fn hyper_header() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1u64..1 << 40).prop_map(|n| format!("Content-Length: {n}")),
+            Just("Transfer-Encoding: chunked".to_owned()),
+            Just("transfer-encoding: gzip, chunked".to_owned()),
+            Just("Upgrade: websocket".to_owned()),
+            Just("Expect: 100-continue".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = stream_request(&bytes);
+        }
+
+        #[test]
+        fn stream_heads_parse_as_hyper_parses_them((bytes, meant) in stream_head()) {
+            let ours = stream_request(&bytes).map(parsed);
+            prop_assert_eq!(ours, Some(meant.clone()));
+            prop_assert_eq!(hyper_parse(&bytes), Some(meant));
+        }
+
+        /// A stream head with a few bytes changed: taken or not, but if
+        /// taken, hyper reads the same request from it.
+        #[test]
+        fn damaged_heads_are_taken_only_as_hyper_reads_them(
+            (bytes, _) in stream_head(),
+            changes in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut bytes = bytes;
+            for (at, byte) in changes {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            if let Some(request) = stream_request(&bytes) {
+                prop_assert_eq!(hyper_parse(&bytes), Some(parsed(request)));
+            }
+        }
+
+        #[test]
+        fn bodies_and_upgrades_go_to_hyper(
+            (bytes, _) in stream_head(),
+            extra in hyper_header(),
+            at in any::<prop::sample::Index>(),
+        ) {
+            // Insert after any line of the head but the last (empty) one.
+            let ends: Vec<usize> = bytes
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w == b"\r\n")
+                .map(|(i, _)| i + 2)
+                .collect();
+            let i = ends[at.index(ends.len() - 1)];
+            let mut with = bytes[..i].to_vec();
+            with.extend_from_slice(extra.as_bytes());
+            with.extend_from_slice(b"\r\n");
+            with.extend_from_slice(&bytes[i..]);
+            prop_assert!(stream_request(&with).is_none());
+        }
+
+        #[test]
+        fn anything_after_the_head_goes_to_hyper(
+            (bytes, _) in stream_head(),
+            extra in proptest::collection::vec(any::<u8>(), 1..64),
+        ) {
+            let mut with = bytes;
+            with.extend_from_slice(&extra);
+            prop_assert!(stream_request(&with).is_none());
+        }
+    }
+}

@@ -5,7 +5,9 @@
 //! and `connection: close`: the stream holds the connection until it ends,
 //! and then the connection closes. While it streams, the read side is
 //! watched, so a client that leaves is noticed at once (its stream then
-//! gives back what it took but did not send). Any other response (an error
+//! gives back what it took but did not send); a client that sends more than
+//! a few KiB instead is cut, as reading on would let it keep the server
+//! busy. Any other response (an error
 //! before the stream started) goes out whole with its length, and the
 //! connection closes. The connection's token cuts everything short: the
 //! stream cancels it when its client stops reading, the server when the
@@ -28,6 +30,10 @@ use crate::http::ConnectionContext;
 
 /// The largest non-stream answer (an error) collected to be written whole.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// What a stream's client may send after its request head before the
+/// connection is closed: room for a pipelined request or two, nothing a
+/// client that means well sends more of.
+const MAX_AFTER_HEAD: usize = 8 * 1024;
 
 /// Answers `request` on `stream` until the answer ends, the client leaves
 /// or the connection's token fires.
@@ -80,7 +86,7 @@ async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io:
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
-            () = client_gone(&mut reader) => return Ok(()),
+            done = client_done(&mut reader) => return done,
         };
         match frame {
             Some(Ok(frame)) => {
@@ -96,20 +102,32 @@ async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io:
     }
 }
 
-/// Resolves when the client closed its side or the connection broke.
-/// Bytes it sends meanwhile are read and dropped: the answer says
-/// `connection: close`, so no further request is served on it.
-async fn client_gone(reader: &mut ReadHalf<'_>) {
-    let mut sink = [0u8; 64];
+/// Resolves when the client closed its side, the connection broke, or the
+/// client sent more than [`MAX_AFTER_HEAD`] bytes. Bytes it sends meanwhile
+/// are read and dropped (the answer says `connection: close`, so no further
+/// request is served on it), but only up to that bound: a client that keeps
+/// sending would otherwise keep this task reading, and a flood of them the
+/// whole server. Past the bound the connection is closed.
+async fn client_done(reader: &mut ReadHalf<'_>) -> io::Result<()> {
+    let mut sink = [0u8; 1024];
+    let mut taken = 0usize;
     loop {
-        if reader.readable().await.is_err() {
-            return;
-        }
+        reader.readable().await?;
         match reader.try_read(&mut sink) {
-            Ok(0) => return,
-            Ok(_) => {}
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                taken += n;
+                if taken > MAX_AFTER_HEAD {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the client sent over {MAX_AFTER_HEAD} bytes after a stream request"
+                        ),
+                    ));
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+            Err(e) => return Err(e),
         }
     }
 }
