@@ -20,11 +20,15 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 fn app() -> Router {
+    app_with(HttpConfig::default())
+}
+
+fn app_with(http: HttpConfig) -> Router {
     let metrics = Arc::new(Metrics::new());
     let engine = MemoryEngine::with_observer(metrics.clone());
     router(AppState {
         broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(HttpConfig::default()),
+        http: Arc::new(http),
         metrics,
         shutdown: CancellationToken::new(),
     })
@@ -172,4 +176,39 @@ async fn malformed_keys_are_refused_and_apply_nothing() {
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(queued(&app, "l").await, 0);
+}
+
+#[tokio::test]
+async fn pages_on_allowed_origins_may_send_keys_and_see_replays() {
+    let app = app_with(HttpConfig {
+        cors_origins: vec!["https://app.example".into()],
+        ..HttpConfig::default()
+    });
+    channel_with(&app, &["l"]).await;
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/v1/channels/c/listeners/l/messages")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type, idempotency-key")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(preflight).await.unwrap();
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed.contains("idempotency-key"), "{allowed}");
+    let request = Request::post("/v1/channels/c/listeners/l/messages")
+        .header("origin", "https://app.example")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", "k")
+        .body(Body::from(MESSAGE))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(exposed.contains("idempotent-replayed"), "{exposed}");
 }

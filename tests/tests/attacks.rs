@@ -171,11 +171,11 @@ async fn huge_declared_bodies(addr: SocketAddr) {
 async fn huge_heads(addr: SocketAddr) {
     let long_header = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(200 * 1024)
+        "a".repeat(1024 * 1024)
     );
     let long_target = format!(
         "GET /v1/channels/{} HTTP/1.1\r\nHost: x\r\n\r\n",
-        "a".repeat(200 * 1024)
+        "a".repeat(1024 * 1024)
     );
     for (request, want) in [(long_header, "431"), (long_target, "414")] {
         let mut socket = TcpStream::connect(addr).await.unwrap();

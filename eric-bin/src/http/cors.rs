@@ -11,6 +11,8 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::idempotency;
+
 /// How long browsers may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -53,7 +55,10 @@ pub(super) fn layer(origins: &[String]) -> Option<CorsLayer> {
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
             HeaderName::from_static("last-event-id"),
+            idempotency::KEY_HEADER,
         ])
+        // Else a page's script cannot see that its retry was a repeat.
+        .expose_headers([idempotency::REPLAYED_HEADER])
         .max_age(PREFLIGHT_MAX_AGE);
     Some(layer)
 }
