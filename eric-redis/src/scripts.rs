@@ -87,7 +87,7 @@ pub(crate) struct Scripts {
     /// KEYS meta, members, listeners, running, seqs, evicted, rewinds, order;
     /// ARGV base, notify. Removes the channel and everything in it.
     pub(crate) drop_channel: Script,
-    /// KEYS index, order (the `{channels}` slot); ARGV channel. Adds it to
+    /// KEYS index, order (the global `{%}` slot); ARGV channel. Adds it to
     /// the channel index unless it is there.
     pub(crate) index_channel: Script,
 }
