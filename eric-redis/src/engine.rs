@@ -113,8 +113,10 @@ impl RedisEngine {
     }
 
     /// Channels this node held that were deleted, here or on another node
-    /// (a server drops them from its cache). A receiver that falls more than
-    /// 256 behind gets `Lagged` and should re-read the channel list.
+    /// (a server drops them from its cache), or found without their record
+    /// when the pub/sub subscription is confirmed again (Redis came back
+    /// without them). A receiver that falls more than 256 behind gets
+    /// `Lagged` and should re-read the channel list.
     pub fn channel_deletions(&self) -> broadcast::Receiver<ChannelId> {
         self.inner.deletions.subscribe()
     }

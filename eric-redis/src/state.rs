@@ -195,16 +195,46 @@ impl ChannelState {
     /// Once a subscription is confirmed: notifications sent before it were
     /// not seen here, so re-read membership and flags of what this node
     /// holds, then wake every stream to look at its queue.
+    ///
+    /// It also checks that the channel's record (`meta`) still exists. A
+    /// confirmation follows every reconnect, and a Redis that restarted
+    /// empty (or lost the channel some other way without an `x` notice)
+    /// shows here: the channel is announced deleted so that caches of it
+    /// (the server's channel container) do not outlive it. Only the
+    /// announcement: streams end by the membership check above, as their
+    /// listeners are gone too. A channel made without a record (a library
+    /// user's `Channel::new` with no repository) is announced as well, which
+    /// costs nothing, as only holders of records listen.
     pub(crate) async fn revalidate(&self) {
-        if self.cache().is_empty() {
-            return;
+        if !self.cache().is_empty() {
+            let read_at = self.changes.load(Ordering::Acquire);
+            match self.members().await {
+                Ok(members) => self.apply(members, read_at),
+                Err(error) => tracing::warn!(channel = %self.channel, %error, "revalidation failed"),
+            }
+            self.wake_all(true);
         }
-        let read_at = self.changes.load(Ordering::Acquire);
-        match self.members().await {
-            Ok(members) => self.apply(members, read_at),
+        // After the membership: whoever acts on the notice finds the
+        // listeners already settled.
+        match self.record_exists().await {
+            Ok(false) => {
+                tracing::info!(channel = %self.channel, "channel record gone from Redis; announcing its deletion");
+                let _ = self.deletions.send(self.channel.clone());
+            }
+            Ok(true) => {}
             Err(error) => tracing::warn!(channel = %self.channel, %error, "revalidation failed"),
         }
-        self.wake_all(true);
+    }
+
+    /// Whether the channel's record (its `meta` hash) exists in Redis.
+    async fn record_exists(&self) -> Result<bool> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(&self.keys.meta);
+        let found: u8 = self
+            .client
+            .query("checking a channel record", &cmd)
+            .await?;
+        Ok(found == 1)
     }
 
     /// Applies what Redis held when `read_at` was taken, except to entries
