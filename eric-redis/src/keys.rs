@@ -44,6 +44,12 @@ impl Keys {
         self.global("channels:order")
     }
 
+    /// ZSET of temporary listeners' leases: `<c> <l> <connection>` →
+    /// expiry in ms (module `lease`).
+    pub(crate) fn leases(&self) -> String {
+        self.global("leases")
+    }
+
     /// The keys of one channel.
     pub(crate) fn channel(&self, channel: &ChannelId) -> ChannelKeys {
         ChannelKeys::new(format!("{}:{{{}}}", self.prefix, channel.key_segment()))

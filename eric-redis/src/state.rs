@@ -17,6 +17,7 @@ use eric_core::{ChannelId, ListenerId, Queue, Result};
 use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::keys::ChannelKeys;
+use crate::lease::Leases;
 use crate::notify::Notifier;
 use crate::queue::RedisQueue;
 use crate::scripts::SCRIPTS;
@@ -47,6 +48,8 @@ pub(crate) struct ChannelState {
     /// Counts changes to cached flags (see `Cached::changed`).
     changes: AtomicU64,
     notifier: Notifier,
+    /// The node's leases, for this channel's temporary listeners.
+    pub(crate) leases: Leases,
     /// Tells the engine's listeners that this channel was deleted.
     deletions: broadcast::Sender<ChannelId>,
 }
@@ -57,6 +60,7 @@ impl ChannelState {
         channel: ChannelId,
         keys: ChannelKeys,
         notifier: Notifier,
+        leases: Leases,
         deletions: broadcast::Sender<ChannelId>,
     ) -> Self {
         let keys = Arc::new(keys);
@@ -72,6 +76,7 @@ impl ChannelState {
             cache: Mutex::new(Cache::default()),
             changes: AtomicU64::new(0),
             notifier,
+            leases,
             deletions,
         }
     }
@@ -301,8 +306,17 @@ mod tests {
         let pubsub = redis::Client::open(config.url.as_str()).unwrap();
         let notifier = Notifier::start(pubsub, client.clone(), None, Duration::from_millis(50));
         let channel: ChannelId = "c".parse().unwrap();
-        let keys = Keys::new("t").channel(&channel);
-        ChannelState::new(client, channel, keys, notifier, broadcast::channel(1).0)
+        let keys = Keys::new("t");
+        let leases = Leases::start(client.clone(), keys.clone(), Duration::from_secs(30));
+        let keys = keys.channel(&channel);
+        ChannelState::new(
+            client,
+            channel,
+            keys,
+            notifier,
+            leases,
+            broadcast::channel(1).0,
+        )
     }
 
     fn cached(state: &ChannelState, id: &ListenerId) -> Connection {
