@@ -359,11 +359,8 @@ mod tests {
         /// Ids drawn mostly from the characters that matter to the escaping
         /// (so near-collisions are common), and from all printable ASCII.
         fn id() -> impl Strategy<Value = String> {
-            prop_oneof![
-                r"[%:{}*?\\\[\]aAcF0-9]{1,12}",
-                "[!-~]{1,128}",
-            ]
-            .prop_filter("dot segments are refused", |s| s != "." && s != "..")
+            prop_oneof![r"[%:{}*?\\\[\]aAcF0-9]{1,12}", "[!-~]{1,128}",]
+                .prop_filter("dot segments are refused", |s| s != "." && s != "..")
         }
 
         proptest! {

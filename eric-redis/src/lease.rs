@@ -106,7 +106,9 @@ impl Leases {
             channel.key_segment(),
             listener.key_segment()
         );
-        self.shared.hold("add", std::slice::from_ref(&member)).await?;
+        self.shared
+            .hold("add", std::slice::from_ref(&member))
+            .await?;
         self.shared
             .held()
             .insert((channel.clone(), listener.clone()), member);

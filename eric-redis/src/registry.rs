@@ -194,7 +194,12 @@ impl ConnectionRegistry for RedisRegistry {
                 .script("removing a listener", &invocation)
                 .await?;
             // Removed here or gone already: a lease of it has nothing to keep.
-            if let Err(error) = this.shared.leases.release(&this.shared.channel, &listener).await {
+            if let Err(error) = this
+                .shared
+                .leases
+                .release(&this.shared.channel, &listener)
+                .await
+            {
                 tracing::debug!(%error, "releasing a lease failed; it will lapse and be swept");
             }
             let connection_id = removed.ok_or_else(|| this.invalid(&listener))?;

@@ -215,7 +215,9 @@ impl ChannelState {
             let read_at = self.changes.load(Ordering::Acquire);
             match self.members().await {
                 Ok(members) => self.apply(members, read_at),
-                Err(error) => tracing::warn!(channel = %self.channel, %error, "revalidation failed"),
+                Err(error) => {
+                    tracing::warn!(channel = %self.channel, %error, "revalidation failed")
+                }
             }
             self.wake_all(true);
         }
@@ -235,10 +237,7 @@ impl ChannelState {
     async fn record_exists(&self) -> Result<bool> {
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(&self.keys.meta);
-        let found: u8 = self
-            .client
-            .query("checking a channel record", &cmd)
-            .await?;
+        let found: u8 = self.client.query("checking a channel record", &cmd).await?;
         Ok(found == 1)
     }
 

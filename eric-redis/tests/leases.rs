@@ -13,7 +13,12 @@ use futures_util::StreamExt;
 type RawChannel = Channel<RedisEngine, RawAdapter>;
 
 fn channel(engine: &RedisEngine) -> RawChannel {
-    Channel::new(engine, Some("c".parse().unwrap()), ChannelSettings::default()).unwrap()
+    Channel::new(
+        engine,
+        Some("c".parse().unwrap()),
+        ChannelSettings::default(),
+    )
+    .unwrap()
 }
 
 /// A short lease, so the test waits a fraction of a second for it to lapse.
@@ -77,7 +82,7 @@ async fn a_live_nodes_watch_listener_outlives_many_leases() {
     within("ten renewals", renewals.wait_for(|n| *n >= 30))
         .await
         .unwrap();
-    assert_eq!(on_sweeper.listener_ids().await.unwrap(), [id.clone()]);
+    assert_eq!(on_sweeper.listener_ids().await.unwrap(), [id]);
     let message = eric_core::Message::try_new("t", serde_json::json!(1)).unwrap();
     on_sweeper.broadcast(&message).await.unwrap();
     assert!(matches!(

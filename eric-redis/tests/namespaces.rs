@@ -50,9 +50,17 @@ async fn snapshot(url: &str, prefix: &str) -> BTreeMap<String, String> {
         .unwrap();
     let mut out = BTreeMap::new();
     for key in keys {
-        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut c).await.unwrap();
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
         let value = match kind.as_str() {
-            "string" => redis::cmd("GET").arg(&key).query_async::<String>(&mut c).await.unwrap(),
+            "string" => redis::cmd("GET")
+                .arg(&key)
+                .query_async::<String>(&mut c)
+                .await
+                .unwrap(),
             "hash" => format!(
                 "{:?}",
                 redis::cmd("HGETALL")

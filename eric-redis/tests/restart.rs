@@ -37,7 +37,11 @@ async fn forget_behind_its_back(url: &str, prefix: &str, id: &str) {
         .await
         .unwrap();
     assert!(!keys.is_empty());
-    let () = redis::cmd("DEL").arg(&keys).query_async(&mut c).await.unwrap();
+    let () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut c)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +67,9 @@ async fn a_channel_gone_from_a_restarted_redis_is_announced_deleted() {
 
     let mut announced = HashSet::new();
     while !announced.contains("gone") {
-        let id = within("the deletion notice", deletions.recv()).await.unwrap();
+        let id = within("the deletion notice", deletions.recv())
+            .await
+            .unwrap();
         announced.insert(id.to_string());
     }
     assert!(!announced.contains("kept"), "{announced:?}");
