@@ -376,6 +376,7 @@ impl<E: Backend> Broker<E> {
     /// A channel's settings and listeners with their state.
     pub async fn info(&self, id: &ChannelId) -> Result<ChannelInfo> {
         let channel = self.channel(id).await?;
+        let settings = self.stored_settings(&channel).await?;
         let mut listeners = Vec::new();
         for connection in channel.connections().await? {
             listeners.push(ListenerInfo {
@@ -386,9 +387,29 @@ impl<E: Backend> Broker<E> {
         }
         Ok(ChannelInfo {
             id: id.clone(),
-            settings: channel.settings().clone(),
+            settings,
             listeners,
         })
+    }
+
+    /// A channel's settings as stored. Read from storage, not the cache: a
+    /// cached channel whose record is gone (Redis lost it without a deletion
+    /// notice, e.g. `FLUSHALL`) is not found, and leaves the cache. One read
+    /// for `info` only; a restart of Redis is caught for every channel on
+    /// re-subscription (the engine announces such channels deleted).
+    async fn stored_settings(&self, channel: &SseChannel<E>) -> Result<ChannelSettings> {
+        let Some(repository) = self.inner.engine.channel_repository() else {
+            return Ok(channel.settings().clone());
+        };
+        match repository.load_one(channel.id()).await {
+            Ok(record) => Ok(record.settings),
+            Err(e) => {
+                if matches!(e, Error::InvalidChannel { .. }) {
+                    let _ = self.inner.channels.remove(channel.id());
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Channels cached on this node (for metrics).

@@ -190,7 +190,10 @@ async fn pages_on_allowed_origins_may_send_keys_and_see_replays() {
         .uri("/v1/channels/c/listeners/l/messages")
         .header("origin", "https://app.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type, idempotency-key")
+        .header(
+            "access-control-request-headers",
+            "content-type, idempotency-key",
+        )
         .body(Body::empty())
         .unwrap();
     let response = app.clone().oneshot(preflight).await.unwrap();

@@ -366,6 +366,56 @@ mod tests {
         }
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Ids drawn mostly from the characters that matter to the escaping
+        /// (so near-collisions are common), and from all printable ASCII.
+        fn id() -> impl Strategy<Value = String> {
+            prop_oneof![r"[%:{}*?\\\[\]aAcF0-9]{1,12}", "[!-~]{1,128}",]
+                .prop_filter("dot segments are refused", |s| s != "." && s != "..")
+        }
+
+        proptest! {
+            /// Distinct ids give distinct segments.
+            #[test]
+            fn key_segments_are_injective(a in id(), b in id()) {
+                let (sa, sb) = (ChannelId::new(&a).unwrap(), ChannelId::new(&b).unwrap());
+                prop_assert_eq!(a == b, sa.key_segment() == sb.key_segment());
+            }
+
+            /// A segment decodes back to its id (which makes it injective).
+            #[test]
+            fn key_segments_decode_back(a in id()) {
+                let id = ListenerId::new(&a).unwrap();
+                prop_assert_eq!(ListenerId::from_key_segment(&id.key_segment()).unwrap(), id);
+            }
+
+            /// No separator, brace or glob character survives, and every `%`
+            /// starts an escape of two uppercase hex digits: the Redis layout
+            /// relies on it for its global tag `{%}`, which no segment can be.
+            #[test]
+            fn key_segments_hold_no_reserved_character(a in id()) {
+                let id = ChannelId::new(&a).unwrap();
+                let segment = id.key_segment();
+                prop_assert!(!segment.contains([':', '{', '}', '*', '?', '[', ']', '\\']), "{}", segment);
+                let bytes = segment.as_bytes();
+                for (i, b) in bytes.iter().enumerate() {
+                    if *b == b'%' {
+                        let hex = bytes.get(i + 1..i + 3);
+                        prop_assert!(
+                            hex.is_some_and(|h| h.iter().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c))),
+                            "{}", segment
+                        );
+                    }
+                }
+                prop_assert_ne!(segment.as_ref(), "%");
+            }
+        }
+    }
+
     #[test]
     fn serde_round_trip_validates() {
         let id: ChannelId = serde_json::from_str("\"c-1\"").unwrap();

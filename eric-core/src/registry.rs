@@ -51,6 +51,19 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
         mode: RegisterMode,
     ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send;
 
+    /// Registers `connection` (a new listener id) as temporary: it lives as
+    /// long as the stream that uses it (`Channel::watch`), which removes it
+    /// when it ends. An engine whose listeners outlive the process (Redis)
+    /// must also remove it when the process dies without doing so, so it
+    /// leases it; the default is [`register`](Self::register) with
+    /// [`RegisterMode::New`], right for engines that die with the process.
+    fn register_temporary(
+        &self,
+        connection: Connection<Self::Queue>,
+    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send {
+        self.register(connection, RegisterMode::New)
+    }
+
     /// Installs a connection loaded from this engine's own storage (restoring
     /// persisted data). Engines whose registry *is* that storage only cache
     /// it; the in-memory one registers it.

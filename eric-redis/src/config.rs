@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Shortest accepted lease: renewals every 10 ms are already a busy loop.
+const MIN_LEASE_MS: u64 = 30;
+
 /// Settings of the Redis engine. Every field has a default, so a config
 /// file or environment only names what it changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +27,11 @@ pub struct RedisConfig {
     /// How often the node checks its pub/sub connection end to end by
     /// publishing a probe to itself, in milliseconds (0: never).
     pub probe_interval_ms: u64,
+    /// How long a temporary listener (a `watch` stream's) outlives its node
+    /// if the node dies without removing it, in milliseconds. The node
+    /// renews its leases every third of this; any node removes a listener
+    /// whose lease lapsed.
+    pub lease_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -34,6 +42,7 @@ impl Default for RedisConfig {
             pool_size: 4,
             command_timeout_ms: 5_000,
             probe_interval_ms: 10_000,
+            lease_ms: 30_000,
         }
     }
 }
@@ -63,6 +72,11 @@ impl RedisConfig {
         (self.probe_interval_ms > 0).then(|| Duration::from_millis(self.probe_interval_ms))
     }
 
+    /// The lease of temporary listeners.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
     /// Checks the settings once, at start-up.
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: &str| {
@@ -87,6 +101,9 @@ impl RedisConfig {
         if self.command_timeout_ms == 0 {
             return bad("command_timeout_ms must be at least 1");
         }
+        if self.lease_ms < MIN_LEASE_MS {
+            return bad("lease_ms must be at least 30 (leases are renewed every third of it)");
+        }
         Ok(())
     }
 }
@@ -104,6 +121,10 @@ mod tests {
             RedisConfig::default().with_prefix("a{b}"),
             RedisConfig {
                 pool_size: 0,
+                ..Default::default()
+            },
+            RedisConfig {
+                lease_ms: 29,
                 ..Default::default()
             },
         ] {

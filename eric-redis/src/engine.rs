@@ -13,6 +13,7 @@ use crate::client::Client;
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::lease::Leases;
 use crate::notify::Notifier;
 use crate::queue::RedisQueue;
 use crate::registry::{RedisConnectionsFactory, RedisRegistry};
@@ -32,6 +33,8 @@ struct Inner {
     client: Client,
     keys: Keys,
     notifier: Notifier,
+    /// Temporary listeners' leases: renewal and sweep.
+    leases: Leases,
     /// One state per channel on this node, shared by every `Channel` object
     /// of it, so notifications reach them all.
     channels: Mutex<HashMap<ChannelId, Weak<ChannelState>>>,
@@ -66,9 +69,12 @@ impl RedisEngine {
             config.probe_interval(),
             config.command_timeout(),
         );
+        let keys = Keys::new(&config.prefix);
+        let leases = Leases::start(client.clone(), keys.clone(), config.lease());
         Ok(Self {
             inner: Arc::new(Inner {
-                keys: Keys::new(&config.prefix),
+                keys,
+                leases,
                 config,
                 client,
                 notifier,
@@ -113,8 +119,10 @@ impl RedisEngine {
     }
 
     /// Channels this node held that were deleted, here or on another node
-    /// (a server drops them from its cache). A receiver that falls more than
-    /// 256 behind gets `Lagged` and should re-read the channel list.
+    /// (a server drops them from its cache), or found without their record
+    /// when the pub/sub subscription is confirmed again (Redis came back
+    /// without them). A receiver that falls more than 256 behind gets
+    /// `Lagged` and should re-read the channel list.
     pub fn channel_deletions(&self) -> broadcast::Receiver<ChannelId> {
         self.inner.deletions.subscribe()
     }
@@ -124,10 +132,19 @@ impl RedisEngine {
         self.inner.client.stats()
     }
 
-    /// Stops the node's subscriber task now: streams stop waking. Without
-    /// it, the task ends when the engine and every channel on it are gone.
+    /// Stops the node's background tasks now: the subscriber (streams stop
+    /// waking) and lease renewal and sweep (this node's temporary listeners
+    /// lapse after `lease_ms` unless removed). Without it, the tasks end when
+    /// the engine and every channel on it are gone.
     pub fn shutdown(&self) {
         self.inner.notifier.shutdown();
+        self.inner.leases.shutdown();
+    }
+
+    /// Counts the rounds in which this node renewed its leases (one script
+    /// each, every third of `lease_ms`, while it holds any).
+    pub fn lease_renewals(&self) -> watch::Receiver<u64> {
+        self.inner.leases.renewals()
     }
 
     /// The channel records repository on this engine's layout.
@@ -168,6 +185,7 @@ impl RedisEngine {
             channel.clone(),
             keys,
             self.inner.notifier.clone(),
+            self.inner.leases.clone(),
             self.inner.deletions.clone(),
         ));
         channels.insert(channel.clone(), Arc::downgrade(&shared));

@@ -5,6 +5,13 @@
 //! Redis Cluster hash tag, so all of a channel's keys sit in one slot and each
 //! script touches a single slot. The segment escapes `{`, `}`, `:` and the
 //! glob characters, so no channel's keys can spell another's.
+//!
+//! Keys shared by all channels (the channel index, the lease set, the generic
+//! storage) start with `<prefix>:{%}`. No channel can own that tag: a
+//! segment's `%` is always the start of an escape, followed by two hex
+//! digits, so `%` alone is never a segment. Global and channel keys are thus
+//! disjoint whatever the ids (a channel named `channels` once shared the
+//! index's counter).
 
 use eric_core::{ChannelId, IdempotencyKey, ListenerId};
 
@@ -21,15 +28,26 @@ impl Keys {
         }
     }
 
-    /// ZSET of channel ids (score: creation order), under its own hash tag:
-    /// the only structure shared by all channels.
+    /// A key shared by all channels: `<prefix>:{%}:<name>` (see the module
+    /// docs for why no channel key can be one).
+    pub(crate) fn global(&self, name: &str) -> String {
+        format!("{}:{{%}}:{name}", self.prefix)
+    }
+
+    /// ZSET of channel ids (score: creation order).
     pub(crate) fn channel_index(&self) -> String {
-        format!("{}:{{channels}}:index", self.prefix)
+        self.global("channels")
     }
 
     /// The counter behind `channel_index` scores (same slot as the index).
     pub(crate) fn channel_counter(&self) -> String {
-        format!("{}:{{channels}}:order", self.prefix)
+        self.global("channels:order")
+    }
+
+    /// ZSET of temporary listeners' leases: `<c> <l> <connection>` →
+    /// expiry in ms (module `lease`).
+    pub(crate) fn leases(&self) -> String {
+        self.global("leases")
     }
 
     /// The keys of one channel.
@@ -138,6 +156,16 @@ mod tests {
         ] {
             let tag = &key[key.find('{').unwrap()..=key.find('}').unwrap()];
             assert_eq!(tag, "{a%7Bb%7D%3Ac%2A}");
+        }
+    }
+
+    #[test]
+    fn global_keys_carry_a_tag_no_channel_can_have() {
+        let keys = Keys::new("eric");
+        assert_eq!(keys.channel_index(), "eric:{%}:channels");
+        for id in ["%", "channels", "{%}", "%25"] {
+            let base = keys.channel(&id.parse().unwrap()).base;
+            assert!(!base.starts_with("eric:{%}"), "{base}");
         }
     }
 }

@@ -31,6 +31,7 @@
 //! - `state`: what one node holds of one channel (listener objects, queue
 //!   handles), kept current by notifications.
 //! - `notify`: the pub/sub subscriber task that wakes streams.
+//! - `lease`: leases of temporary listeners, so they die with their node.
 //! - [`engine`]: the engine itself, [`RedisEngine`].
 //! - [`repository`]: channel and connection repositories on this layout.
 //! - [`storage`]: [`RedisStorage`], a generic `KvStorage`.
@@ -43,6 +44,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 mod keys;
+mod lease;
 mod notify;
 pub mod queue;
 pub mod registry;

@@ -152,6 +152,22 @@ impl ConnectionRegistry for RedisRegistry {
         self.register_now(connection, mode).await
     }
 
+    /// Leased first, registered second: there is no moment at which a
+    /// killed node could leave it registered without a lease.
+    async fn register_temporary(&self, connection: Connection) -> Result<Connection> {
+        let (channel, listener) = (&self.shared.channel, connection.listener_id().clone());
+        self.shared
+            .leases
+            .take(channel, &listener, connection.id().as_str())
+            .await?;
+        let registered = self.register_now(connection, RegisterMode::New).await;
+        if registered.is_err() {
+            // The lease would only lapse and be swept: give it back now.
+            let _ = self.shared.leases.release(channel, &listener).await;
+        }
+        registered
+    }
+
     fn restore(&self, connection: Connection) -> impl Future<Output = Result<()>> + Send {
         // Loaded from Redis itself: nothing to write, only to cache.
         let running = connection.listener().is_running();
@@ -179,6 +195,15 @@ impl ConnectionRegistry for RedisRegistry {
                 .client
                 .script("removing a listener", &invocation)
                 .await?;
+            // Removed here or gone already: a lease of it has nothing to keep.
+            if let Err(error) = this
+                .shared
+                .leases
+                .release(&this.shared.channel, &listener)
+                .await
+            {
+                tracing::debug!(%error, "releasing a lease failed; it will lapse and be swept");
+            }
             let connection_id = removed.ok_or_else(|| this.invalid(&listener))?;
             let connection = match this.shared.take(&listener) {
                 Some(cached) => cached,

@@ -31,6 +31,11 @@ local function push_front(queue, items)
     redis.call('LPUSH', queue, unpack(items, i, math.min(i + 999, #items)))
   end
 end
+-- Redis's clock in milliseconds (leases never trust a node's clock).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 -- Removes one listener: membership, flags, counters, queue, replay window.
 -- k = {members, listeners, running, seqs, evicted, rewinds}
 local function drop(base, notify, k, id)
@@ -80,7 +85,8 @@ pub(crate) struct Scripts {
     /// 0 taken (mode new), 1 kept, 2 added.
     pub(crate) register: Script,
     /// KEYS members, listeners, running, seqs, evicted, rewinds; ARGV base,
-    /// notify, listener. → connection id, or nil when absent.
+    /// notify, listener, and optionally the connection id it must have (a
+    /// lapsed lease's). → connection id, or nil when absent (or another).
     pub(crate) remove: Script,
     /// Same keys and ARGV, with a connection id in place of the listener.
     pub(crate) remove_connection: Script,
@@ -119,9 +125,18 @@ pub(crate) struct Scripts {
     /// KEYS meta, members, listeners, running, seqs, evicted, rewinds, order;
     /// ARGV base, notify. Removes the channel and everything in it.
     pub(crate) drop_channel: Script,
-    /// KEYS index, order (the `{channels}` slot); ARGV channel. Adds it to
+    /// KEYS index, order (the global `{%}` slot); ARGV channel. Adds it to
     /// the channel index unless it is there.
     pub(crate) index_channel: Script,
+    /// KEYS leases; ARGV `add`|`renew`, lease in ms, then members. Sets
+    /// their expiry to now + lease (Redis's clock); `renew` skips members
+    /// no longer there. → the skipped members.
+    pub(crate) lease_hold: Script,
+    /// KEYS leases; ARGV limit. → members whose expiry has passed.
+    pub(crate) lease_lapsed: Script,
+    /// KEYS leases; ARGV members. Deletes those still lapsed (one renewed
+    /// meanwhile stays). → how many.
+    pub(crate) lease_forget: Script,
 }
 
 /// See [`Scripts::dispatch_many`].
@@ -217,6 +232,7 @@ return {2, ARGV[2]}
     ),
     remove: script(
         r#"
+if ARGV[4] and redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[4] then return false end
 return drop(ARGV[1], ARGV[2], KEYS, ARGV[3])
 "#,
     ),
@@ -354,6 +370,37 @@ return #ids
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
 return 1
+"#,
+    ),
+    lease_hold: script(
+        r#"
+local expiry = string.format('%d', now_ms() + tonumber(ARGV[2]))
+local skipped = {}
+for i = 3, #ARGV do
+  if ARGV[1] == 'add' or redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], expiry, ARGV[i])
+  else
+    skipped[#skipped + 1] = ARGV[i]
+  end
+end
+return skipped
+"#,
+    ),
+    lease_lapsed: script(
+        r#"
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now_ms()), 'LIMIT', 0, ARGV[1])
+"#,
+    ),
+    lease_forget: script(
+        r#"
+local now, forgotten = now_ms(), 0
+for i = 1, #ARGV do
+  local expiry = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if expiry and tonumber(expiry) <= now then
+    forgotten = forgotten + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return forgotten
 "#,
     ),
 });

@@ -17,6 +17,7 @@ use eric_core::{ChannelId, ListenerId, Queue, Result};
 use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::keys::ChannelKeys;
+use crate::lease::Leases;
 use crate::notify::Notifier;
 use crate::queue::RedisQueue;
 use crate::scripts::SCRIPTS;
@@ -47,6 +48,8 @@ pub(crate) struct ChannelState {
     /// Counts changes to cached flags (see `Cached::changed`).
     changes: AtomicU64,
     notifier: Notifier,
+    /// The node's leases, for this channel's temporary listeners.
+    pub(crate) leases: Leases,
     /// Tells the engine's listeners that this channel was deleted.
     deletions: broadcast::Sender<ChannelId>,
 }
@@ -57,6 +60,7 @@ impl ChannelState {
         channel: ChannelId,
         keys: ChannelKeys,
         notifier: Notifier,
+        leases: Leases,
         deletions: broadcast::Sender<ChannelId>,
     ) -> Self {
         let keys = Arc::new(keys);
@@ -72,6 +76,7 @@ impl ChannelState {
             cache: Mutex::new(Cache::default()),
             changes: AtomicU64::new(0),
             notifier,
+            leases,
             deletions,
         }
     }
@@ -195,16 +200,45 @@ impl ChannelState {
     /// Once a subscription is confirmed: notifications sent before it were
     /// not seen here, so re-read membership and flags of what this node
     /// holds, then wake every stream to look at its queue.
+    ///
+    /// It also checks that the channel's record (`meta`) still exists. A
+    /// confirmation follows every reconnect, and a Redis that restarted
+    /// empty (or lost the channel some other way without an `x` notice)
+    /// shows here: the channel is announced deleted so that caches of it
+    /// (the server's channel container) do not outlive it. Only the
+    /// announcement: streams end by the membership check above, as their
+    /// listeners are gone too. A channel made without a record (a library
+    /// user's `Channel::new` with no repository) is announced as well, which
+    /// costs nothing, as only holders of records listen.
     pub(crate) async fn revalidate(&self) {
-        if self.cache().is_empty() {
-            return;
+        if !self.cache().is_empty() {
+            let read_at = self.changes.load(Ordering::Acquire);
+            match self.members().await {
+                Ok(members) => self.apply(members, read_at),
+                Err(error) => {
+                    tracing::warn!(channel = %self.channel, %error, "revalidation failed")
+                }
+            }
+            self.wake_all(true);
         }
-        let read_at = self.changes.load(Ordering::Acquire);
-        match self.members().await {
-            Ok(members) => self.apply(members, read_at),
+        // After the membership: whoever acts on the notice finds the
+        // listeners already settled.
+        match self.record_exists().await {
+            Ok(false) => {
+                tracing::info!(channel = %self.channel, "channel record gone from Redis; announcing its deletion");
+                let _ = self.deletions.send(self.channel.clone());
+            }
+            Ok(true) => {}
             Err(error) => tracing::warn!(channel = %self.channel, %error, "revalidation failed"),
         }
-        self.wake_all(true);
+    }
+
+    /// Whether the channel's record (its `meta` hash) exists in Redis.
+    async fn record_exists(&self) -> Result<bool> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(&self.keys.meta);
+        let found: u8 = self.client.query("checking a channel record", &cmd).await?;
+        Ok(found == 1)
     }
 
     /// Applies what Redis held when `read_at` was taken, except to entries
@@ -271,8 +305,17 @@ mod tests {
         let pubsub = redis::Client::open(config.url.as_str()).unwrap();
         let notifier = Notifier::start(pubsub, client.clone(), None, Duration::from_millis(50));
         let channel: ChannelId = "c".parse().unwrap();
-        let keys = Keys::new("t").channel(&channel);
-        ChannelState::new(client, channel, keys, notifier, broadcast::channel(1).0)
+        let keys = Keys::new("t");
+        let leases = Leases::start(client.clone(), keys.clone(), Duration::from_secs(30));
+        let keys = keys.channel(&channel);
+        ChannelState::new(
+            client,
+            channel,
+            keys,
+            notifier,
+            leases,
+            broadcast::channel(1).0,
+        )
     }
 
     fn cached(state: &ChannelState, id: &ListenerId) -> Connection {

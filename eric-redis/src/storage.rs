@@ -2,11 +2,12 @@
 //!
 //! ## Layout
 //!
-//! Two keys per prefix, under one Redis Cluster hash tag (`{kv}`), so every
-//! multi-key command and script touches a single slot:
+//! Two keys per prefix, under the global hash tag (`{%}`, which no channel's
+//! keys can carry), so every multi-key command and script touches a single
+//! slot:
 //!
-//! - `<prefix>:{kv}:data`: a HASH from storage key to its value as JSON text.
-//! - `<prefix>:{kv}:index`: a ZSET of the same keys, every score 0, so
+//! - `<prefix>:{%}:kv:data`: a HASH from storage key to its value as JSON text.
+//! - `<prefix>:{%}:kv:index`: a ZSET of the same keys, every score 0, so
 //!   Redis orders them byte-wise and a prefix listing is one
 //!   `ZRANGEBYLEX index [<p> (<p>\xff`. UTF-8 never contains the byte 0xFF,
 //!   so that range holds exactly the keys starting with `<p>`: no
@@ -26,6 +27,7 @@ use serde_json::Value;
 use crate::client::Client;
 use crate::config::RedisConfig;
 use crate::error::Error;
+use crate::keys::Keys;
 
 /// Keys per `HMGET` inside the listing script: Lua's `unpack` fails beyond
 /// about 8,000 values (its C stack limit).
@@ -57,9 +59,9 @@ return out
 #[derive(Clone)]
 pub struct RedisStorage {
     client: Client,
-    /// `<prefix>:{kv}:data`, the values.
+    /// `<prefix>:{%}:kv:data`, the values.
     data: String,
-    /// `<prefix>:{kv}:index`, the keys in byte order.
+    /// `<prefix>:{%}:kv:index`, the keys in byte order.
     index: String,
     range: Script,
 }
@@ -82,10 +84,11 @@ impl RedisStorage {
     ///
     /// [`Error::Config`] or [`Error::CreatePool`] if `config` cannot work.
     pub fn new(config: &RedisConfig) -> crate::Result<Self> {
+        let keys = Keys::new(&config.prefix);
         Ok(Self {
             client: Client::new(config)?,
-            data: format!("{}:{{kv}}:data", config.prefix),
-            index: format!("{}:{{kv}}:index", config.prefix),
+            data: keys.global("kv:data"),
+            index: keys.global("kv:index"),
             range: Script::new(RANGE_SCRIPT),
         })
     }

@@ -162,12 +162,12 @@ async fn records_live_in_one_hash_and_one_index_under_the_prefix() {
     assert_eq!(
         redis_keys,
         [
-            format!("{prefix}:{{kv}}:data"),
-            format!("{prefix}:{{kv}}:index")
+            format!("{prefix}:{{%}}:kv:data"),
+            format!("{prefix}:{{%}}:kv:index")
         ]
     );
     let stored: Option<String> = redis::cmd("HGET")
-        .arg(format!("{prefix}:{{kv}}:data"))
+        .arg(format!("{prefix}:{{%}}:kv:data"))
         .arg("b")
         .query_async(&mut raw)
         .await
@@ -192,7 +192,7 @@ async fn a_stored_value_that_is_not_json_is_a_repository_error() {
     f.storage.upsert("bad", json!(1)).await.unwrap();
     let mut raw = f.raw().await;
     let () = redis::cmd("HSET")
-        .arg(format!("{}:{{kv}}:data", f.config.prefix))
+        .arg(format!("{}:{{%}}:kv:data", f.config.prefix))
         .arg("bad")
         .arg("{not json")
         .query_async(&mut raw)

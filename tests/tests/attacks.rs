@@ -45,7 +45,14 @@ async fn attack(engine: &str, node: &Node) {
     let http = reqwest::Client::new();
     post(&http, node, "/v1/channels", json!({"id": "c"}), 201).await;
     for l in ["l", "big"] {
-        post(&http, node, "/v1/channels/c/listeners", json!({"id": l}), 201).await;
+        post(
+            &http,
+            node,
+            "/v1/channels/c/listeners",
+            json!({"id": l}),
+            201,
+        )
+        .await;
     }
     let (rss_before, cpu_before) = node.usage();
 
@@ -228,7 +235,16 @@ async fn hostile_ids(http: &reqwest::Client, node: &Node) {
         .json()
         .await
         .unwrap();
-    for id in ["channels", "kv", "leases", "index", "%", "{channels}", "a:b", "*"] {
+    for id in [
+        "channels",
+        "kv",
+        "leases",
+        "index",
+        "%",
+        "{channels}",
+        "a:b",
+        "*",
+    ] {
         post(http, node, "/v1/channels", json!({"id": id}), 201).await;
         let path: String = id
             .bytes()

@@ -348,9 +348,11 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     /// A stream on a new, started listener that only broadcasts reach; the
     /// listener is removed when the stream is dropped (the reference leaked it).
     pub async fn watch(&self) -> Result<MessageStream<A::Output>> {
-        let listener = self.add_listener().await?;
-        listener.start();
-        let connection = self.connection(listener.id()).await?;
+        let connection = self.inner.factory.create(None);
+        // Started before it is registered, so every node sees it running.
+        connection.listener().start();
+        let connection = self.inner.registry.register_temporary(connection).await?;
+        let listener = connection.listener().clone();
         Ok(stream::open(
             self.clone(),
             connection,

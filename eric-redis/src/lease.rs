@@ -1,0 +1,260 @@
+//! [`Leases`]: temporary listeners die with their node.
+//!
+//! A `watch` stream registers a temporary listener and removes it when the
+//! stream ends. A node that is killed never runs that removal, and the
+//! listener would stay in Redis for good, visible from every node and filling
+//! with broadcasts up to its capacity. So each temporary listener holds a
+//! lease in the global ZSET `P:{%}:leases`: member `<c> <l> <connection>`
+//! (segments, then the connection id, space-separated: none contains a
+//! space), score its expiry in milliseconds of Redis's own clock (`TIME`, so
+//! nodes' clocks never matter).
+//!
+//! - The node holding leases renews all of them in one script every third of
+//!   a lease, never a round trip per listener.
+//! - Every node sweeps on the same tick: one range read by score finds the
+//!   lapsed leases (no `SCAN`), each listener goes through the `remove`
+//!   script, only if its connection id is still the leased one (a listener
+//!   registered later under the same id is not touched), which publishes `r`
+//!   so every node ends its streams; then the leases still lapsed are
+//!   forgotten. Removing first and forgetting after means a sweeper that dies
+//!   in between leaves the lease for the next sweep, not a leak.
+//! - A node that was paused longer than a lease may find its listener swept:
+//!   its stream ends (`Removed`) as for any removal, and the renewal drops
+//!   the lease it no longer has.
+//!
+//! The task stops on [`Leases::shutdown`] or when the last handle goes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use eric_core::{ChannelId, ListenerId};
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::client::Client;
+use crate::error::Result;
+use crate::keys::Keys;
+use crate::scripts::SCRIPTS;
+
+/// Lapsed leases read per sweep call; a full batch is followed by another,
+/// up to `SWEEP_ROUNDS` per tick, so one tick stays bounded.
+const SWEEP_BATCH: usize = 256;
+const SWEEP_ROUNDS: usize = 16;
+
+type Held = HashMap<(ChannelId, ListenerId), String>;
+
+/// A handle on the node's leases and their renewal and sweep task.
+#[derive(Clone)]
+pub(crate) struct Leases {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    /// Cancels the task when the last handle is dropped.
+    _stop_on_drop: Arc<DropGuard>,
+}
+
+struct Shared {
+    client: Client,
+    keys: Keys,
+    lease: Duration,
+    /// The leases this node holds: (channel, listener) → ZSET member.
+    held: Mutex<Held>,
+    /// Renewal scripts run so far (tests and metrics count leases by it).
+    renewals: watch::Sender<u64>,
+}
+
+impl Leases {
+    /// Starts the renewal and sweep task.
+    pub(crate) fn start(client: Client, keys: Keys, lease: Duration) -> Self {
+        let cancel = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            client,
+            keys,
+            lease,
+            held: Mutex::new(HashMap::new()),
+            renewals: watch::Sender::new(0),
+        });
+        tokio::spawn(run(shared.clone(), cancel.clone()));
+        Self {
+            shared,
+            _stop_on_drop: Arc::new(cancel.clone().drop_guard()),
+            cancel,
+        }
+    }
+
+    /// Stops renewing and sweeping now.
+    pub(crate) fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Counts renewal rounds (one script each).
+    pub(crate) fn renewals(&self) -> watch::Receiver<u64> {
+        self.shared.renewals.subscribe()
+    }
+
+    /// Takes a lease for a temporary listener about to be registered (first,
+    /// so that no instant exists where it is registered without one).
+    pub(crate) async fn take(
+        &self,
+        channel: &ChannelId,
+        listener: &ListenerId,
+        connection: &str,
+    ) -> Result<()> {
+        let member = format!(
+            "{} {} {connection}",
+            channel.key_segment(),
+            listener.key_segment()
+        );
+        self.shared
+            .hold("add", std::slice::from_ref(&member))
+            .await?;
+        self.shared
+            .held()
+            .insert((channel.clone(), listener.clone()), member);
+        Ok(())
+    }
+
+    /// Gives up the lease of a listener that was removed, if this node holds
+    /// one (a map lookup otherwise).
+    pub(crate) async fn release(&self, channel: &ChannelId, listener: &ListenerId) -> Result<()> {
+        let Some(member) = self
+            .shared
+            .held()
+            .remove(&(channel.clone(), listener.clone()))
+        else {
+            return Ok(());
+        };
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.shared.keys.leases()).arg(member);
+        let _: u64 = self.shared.client.query("releasing a lease", &cmd).await?;
+        Ok(())
+    }
+}
+
+impl Shared {
+    // Map operations cannot leave it half-changed: poison is harmless.
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Sets the expiry of `members` to a lease from now; `renew` only of
+    /// those still there. Returns the members that were not.
+    async fn hold(&self, mode: &str, members: &[String]) -> Result<Vec<String>> {
+        let mut invocation = SCRIPTS.lease_hold.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .arg(mode)
+            .arg(self.lease_ms());
+        for member in members {
+            invocation.arg(member);
+        }
+        self.client.script("holding leases", &invocation).await
+    }
+
+    /// Renews every lease this node holds, in one script.
+    async fn renew(&self) {
+        let members: Vec<String> = self.held().values().cloned().collect();
+        if members.is_empty() {
+            return;
+        }
+        match self.hold("renew", &members).await {
+            Ok(lost) => {
+                if !lost.is_empty() {
+                    // Swept while this node was away: its streams end on the `r`.
+                    tracing::warn!(lost = lost.len(), "leases lapsed before renewal");
+                    self.held().retain(|_, member| !lost.contains(member));
+                }
+                self.renewals.send_modify(|n| *n += 1);
+            }
+            Err(error) => tracing::warn!(%error, "renewing leases failed"),
+        }
+    }
+
+    /// Removes the listeners of lapsed leases, then forgets those leases.
+    async fn sweep(&self) -> Result<()> {
+        for _ in 0..SWEEP_ROUNDS {
+            let mut invocation = SCRIPTS.lease_lapsed.prepare_invoke();
+            invocation.key(self.keys.leases()).arg(SWEEP_BATCH);
+            let lapsed: Vec<String> = self
+                .client
+                .script("reading lapsed leases", &invocation)
+                .await?;
+            if lapsed.is_empty() {
+                return Ok(());
+            }
+            for member in &lapsed {
+                self.remove(member).await?;
+            }
+            let mut invocation = SCRIPTS.lease_forget.prepare_invoke();
+            invocation.key(self.keys.leases());
+            for member in &lapsed {
+                invocation.arg(member);
+            }
+            let _: u64 = self
+                .client
+                .script("forgetting lapsed leases", &invocation)
+                .await?;
+            tracing::info!(count = lapsed.len(), "removed listeners whose lease lapsed");
+            if lapsed.len() < SWEEP_BATCH {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the listener of one lapsed lease, if it is still the leased
+    /// connection; a member that is not a lease is only forgotten.
+    async fn remove(&self, member: &str) -> Result<()> {
+        let mut parts = member.splitn(3, ' ');
+        let (Some(channel), Some(listener), Some(connection)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            tracing::warn!(member, "malformed lease ignored");
+            return Ok(());
+        };
+        let Ok(channel) = ChannelId::from_key_segment(channel) else {
+            tracing::warn!(member, "malformed lease ignored");
+            return Ok(());
+        };
+        let keys = self.keys.channel(&channel);
+        let mut invocation = SCRIPTS.remove.prepare_invoke();
+        for key in keys.listener_structures() {
+            invocation.key(key);
+        }
+        invocation
+            .arg(&keys.base)
+            .arg(&keys.notify)
+            .arg(listener)
+            .arg(connection);
+        let _: Option<String> = self
+            .client
+            .script("removing a listener whose lease lapsed", &invocation)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Renews and sweeps every third of a lease until cancelled.
+async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval((shared.lease / 3).max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let round = async {
+        loop {
+            tick.tick().await;
+            // Renewal first: a node late on its own leases keeps them.
+            shared.renew().await;
+            if let Err(error) = shared.sweep().await {
+                tracing::warn!(%error, "sweeping lapsed leases failed");
+            }
+        }
+    };
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = round => {}
+    }
+}
