@@ -204,6 +204,7 @@ pub async fn serve<E: Backend>(
     path: PathBuf,
     broker: Broker<E>,
     max_request_bytes: usize,
+    write_timeout: Duration,
     shutdown: CancellationToken,
 ) {
     let file = SocketFile::new(path);
@@ -211,6 +212,7 @@ pub async fn serve<E: Backend>(
     let shared = Arc::new(Shared {
         broker,
         max_request_bytes,
+        write_timeout,
         shutdown: shutdown.clone(),
     });
     let tasks = TaskTracker::new();

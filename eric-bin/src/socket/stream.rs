@@ -39,9 +39,8 @@ use eric_core::{
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::Interest;
 use tokio::net::UnixStream;
-use tokio_util::sync::CancellationToken;
 
-use super::connection::send;
+use super::connection::{Shared, send};
 use super::protocol::Failure;
 use super::pyjson::{push_json, push_str};
 use crate::backend::Backend;
@@ -87,9 +86,9 @@ impl<E: Backend> fmt::Debug for Opened<E> {
 pub(super) async fn serve<E: Backend>(
     socket: &mut UnixStream,
     opened: Opened<E>,
-    broker: &Broker<E>,
-    shutdown: &CancellationToken,
+    shared: &Shared<E>,
 ) {
+    let (broker, shutdown) = (&shared.broker, &shared.shutdown);
     let Opened {
         channel,
         mut stream,
@@ -119,7 +118,7 @@ pub(super) async fn serve<E: Backend>(
         }
         // Empty for a batch of rejected messages, or a stop.
         if !batch.out.is_empty()
-            && let Err(error) = send(socket, batch.out.as_bytes(), shutdown).await
+            && let Err(error) = send(socket, batch.out.as_bytes(), &mut 0, shared).await
         {
             tracing::debug!(%error, channel = %channel.id(), "socket stream write failed");
             if let (Some(listener), Some(first)) = (&listener, batch.first_seq) {
