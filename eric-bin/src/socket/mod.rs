@@ -59,9 +59,10 @@
 //! * A stream whose listener is removed ends with one
 //!   `InvalidListenerException('<id>')` text (the reference wrote a
 //!   `TypeError`). A stream whose client left (noticed at the next write,
-//!   or within 2 s when idle) or stopped reading for 30 s stops consuming
-//!   and puts back what it could not deliver (the reference kept consuming
-//!   forever); see `stream`.
+//!   or at once when idle) or stopped reading for `socket.write_timeout_ms`
+//!   (30 s by default) stops consuming and puts back exactly what it did not
+//!   write into the socket, whatever the replay window (the reference kept
+//!   consuming forever); see `stream`.
 //! * `b` answers `ack` even when some listeners' queues are full (eric's
 //!   queues are bounded; the reference's were not): the others got it.
 //! * The socket file is created with mode 0600 and removed at shutdown; a
