@@ -86,10 +86,13 @@
 //! - `commands`: the verbs, run against the [`Broker`];
 //! - `stream`: the streams of `l` and `w`;
 //! - `pyjson`, `pyfloat`, `pyrepr`, `pydecode`: Python's `json.dumps`, a
-//!   float's `repr`, `repr` of texts and `json.loads`'s error messages.
+//!   float's `repr`, `repr` of texts and `json.loads`'s error messages;
+//! - tests only: `python_parity` (against `python3`), `proptests`.
 
 mod commands;
 mod connection;
+#[cfg(test)]
+mod proptests;
 mod protocol;
 mod pydecode;
 mod pyfloat;
