@@ -85,6 +85,7 @@
 //! - `protocol`: parsing a request, the error texts;
 //! - `commands`: the verbs, run against the [`Broker`];
 //! - `stream`: the streams of `l` and `w`;
+//! - `strict`: the strict-JSON check Python's decoder does not make;
 //! - `pyjson`, `pyfloat`, `pyrepr`, `pydecode`: Python's `json.dumps`, a
 //!   float's `repr`, `repr` of texts and `json.loads`'s error messages;
 //! - tests only: `python_parity` (against `python3`), `proptests`.
@@ -101,6 +102,7 @@ mod pyrepr;
 #[cfg(test)]
 mod python_parity;
 mod stream;
+mod strict;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
