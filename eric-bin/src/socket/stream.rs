@@ -329,6 +329,45 @@ mod tests {
         );
     }
 
+    /// Lines wholly inside the written bytes stay delivered; a cut line and
+    /// the rest go back, grouped by the epoch of their take.
+    #[test]
+    fn a_failed_write_hands_back_from_the_first_line_not_written_whole() {
+        let batch = |ends: &[(usize, u64)]| Batch {
+            lines: ends
+                .iter()
+                .zip(1..)
+                .map(|(&(end, epoch), seq)| Line {
+                    end,
+                    delivery: Delivery {
+                        seq,
+                        message: eric_core::Message::new("m".parse().unwrap(), seq.into()),
+                    },
+                    epoch,
+                })
+                .collect(),
+            ..Batch::default()
+        };
+        let seqs = |taken: Vec<Taken>| -> Vec<(u64, Vec<u64>)> {
+            taken
+                .into_iter()
+                .map(|t| (t.epoch, t.deliveries.iter().map(|d| d.seq).collect()))
+                .collect()
+        };
+        let lines = [(10, 0), (20, 0), (30, 1)];
+        assert_eq!(
+            seqs(batch(&lines).unsent(0)),
+            [(0, vec![1, 2]), (1, vec![3])]
+        );
+        assert_eq!(
+            seqs(batch(&lines).unsent(9)),
+            [(0, vec![1, 2]), (1, vec![3])]
+        );
+        assert_eq!(seqs(batch(&lines).unsent(10)), [(0, vec![2]), (1, vec![3])]);
+        assert_eq!(seqs(batch(&lines).unsent(25)), [(1, vec![3])]);
+        assert!(batch(&lines).unsent(30).is_empty());
+    }
+
     #[tokio::test]
     async fn a_departure_wakes_its_waiter_and_a_half_close_does_not() {
         let (mut server, mut client) = UnixStream::pair().unwrap();
