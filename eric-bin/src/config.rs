@@ -111,6 +111,10 @@ pub struct SocketConfig {
     pub path: Option<PathBuf>,
     /// Largest accepted request, in bytes.
     pub max_request_bytes: usize,
+    /// How long one write may wait for a client that does not read, in
+    /// milliseconds; then the connection is dropped (a stream puts back what
+    /// it had not written).
+    pub write_timeout_ms: u64,
 }
 
 impl Default for SocketConfig {
@@ -118,7 +122,15 @@ impl Default for SocketConfig {
         Self {
             path: None,
             max_request_bytes: 1024 * 1024,
+            write_timeout_ms: 30_000,
         }
+    }
+}
+
+impl SocketConfig {
+    /// The write timeout.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 }
 
@@ -217,6 +229,9 @@ impl Config {
         }
         if self.socket.max_request_bytes == 0 {
             return bad("socket.max_request_bytes must be at least 1".into());
+        }
+        if self.socket.write_timeout_ms == 0 {
+            return bad("socket.write_timeout_ms must be at least 1".into());
         }
         self.channels
             .validate()

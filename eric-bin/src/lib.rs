@@ -133,11 +133,13 @@ impl Server {
         let socket = self.socket.map(|listener| {
             let path = self.config.socket.path.clone().unwrap_or_default();
             let max = self.config.socket.max_request_bytes;
+            let write_timeout = self.config.socket.write_timeout();
             tokio::spawn(socket::serve(
                 listener,
                 path,
                 broker.clone(),
                 max,
+                write_timeout,
                 shutdown.clone(),
             ))
         });

@@ -252,6 +252,10 @@ async fn malformed_and_hostile_requests_get_error_texts_and_the_server_goes_on()
             "InvalidMessageFormat('request is not strict JSON: expected value at line 1 column 37')".into(),
         ),
         (
+            br#"{"v": "b", "c": "x", "t": "x", "p": "\ud800"}"#.to_vec(),
+            r"InvalidMessageFormat('request is not strict JSON: lone surrogate \\ud800 at line 1 column 38')".into(),
+        ),
+        (
             "[".repeat(100_000).into_bytes(),
             "JSONDecodeError('Expecting value: line 1 column 100001 (char 100000)')".into(),
         ),

@@ -336,3 +336,225 @@ mod tests {
         assert!(parse(&text).is_empty());
     }
 }
+
+/// Property tests: whatever the message, a strict WHATWG event-stream parser
+/// reads back what was encoded.
+#[cfg(test)]
+mod round_trip {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::message::MessageType;
+
+    /// An event as a client sees it.
+    #[derive(Debug, PartialEq)]
+    struct Parsed {
+        /// The last event ID when it was dispatched.
+        id: String,
+        /// The event type buffer (empty: the client calls it `message`).
+        event: String,
+        data: String,
+        /// The reconnection time set since the previous event.
+        retry: Option<u64>,
+    }
+
+    /// The event-stream interpretation of the WHATWG HTML standard (9.2.6),
+    /// written from the spec, independently of the encoder: lines end at
+    /// CRLF, LF or CR; a line starting with `:` is a comment; a field's value
+    /// follows its first `:` less one optional space; `data` lines join with
+    /// LF; an empty line dispatches, unless no data came; an unfinished event
+    /// at the end of the stream is dropped.
+    fn parse(stream: &str) -> Vec<Parsed> {
+        let stream = stream.strip_prefix('\u{feff}').unwrap_or(stream);
+        let mut events = Vec::new();
+        let (mut id, mut event, mut data, mut retry) =
+            (String::new(), String::new(), String::new(), None);
+        let mut line = String::new();
+        let mut chars = stream.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\r' && c != '\n' {
+                line.push(c);
+                continue;
+            }
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            let current = std::mem::take(&mut line);
+            if current.is_empty() {
+                if data.is_empty() {
+                    event.clear();
+                    continue;
+                }
+                if data.ends_with('\n') {
+                    data.pop();
+                }
+                events.push(Parsed {
+                    id: id.clone(),
+                    event: std::mem::take(&mut event),
+                    data: std::mem::take(&mut data),
+                    retry: retry.take(),
+                });
+                continue;
+            }
+            if current.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match current.find(':') {
+                Some(i) => {
+                    let value = &current[i + 1..];
+                    (&current[..i], value.strip_prefix(' ').unwrap_or(value))
+                }
+                None => (current.as_str(), ""),
+            };
+            match field {
+                "event" => event = value.to_owned(),
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                }
+                "id" if !value.contains('\0') => id = value.to_owned(),
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    retry = value.parse().ok();
+                }
+                _ => {}
+            }
+        }
+        events
+    }
+
+    /// Line breaks as a client reads them.
+    fn normalized(text: &str) -> String {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    }
+
+    /// Text rich in what an encoder must get right: line breaks, NUL,
+    /// colons, spaces, a BOM, and any other character.
+    fn tricky_text() -> impl Strategy<Value = String> {
+        let c = prop_oneof![
+            4 => any::<char>(),
+            1 => prop::sample::select(vec!['\r', '\n', '\0', ':', ' ', '\u{feff}']),
+        ];
+        prop::collection::vec(c, 0..24).prop_map(String::from_iter)
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |x| x.is_finite())
+                .prop_map(Value::from),
+            tricky_text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(tricky_text(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A payload's JSON text as it may arrive: compact, or pretty-printed
+    /// with LF, CRLF or CR line breaks.
+    fn payload_text() -> impl Strategy<Value = String> {
+        (json_value(), 0..4u8).prop_map(|(value, style)| {
+            let pretty = serde_json::to_string_pretty(&value).unwrap_or_default();
+            match style {
+                0 => serde_json::to_string(&value).unwrap_or_default(),
+                1 => pretty,
+                2 => pretty.replace('\n', "\r\n"),
+                _ => pretty.replace('\n', "\r"),
+            }
+        })
+    }
+
+    fn message_type() -> impl Strategy<Value = MessageType> {
+        tricky_text()
+            .prop_map(|t| t.replace(['\r', '\n', '\0'], ""))
+            .prop_filter_map("a valid type", |t| MessageType::new(t).ok())
+    }
+
+    fn sse_message() -> impl Strategy<Value = SseMessage> {
+        (
+            any::<u64>(),
+            message_type(),
+            payload_text(),
+            any::<Option<u64>>(),
+        )
+            .prop_map(|(seq, msg_type, payload, retry_ms)| {
+                let raw = RawValue::from_string(payload).unwrap_or_default();
+                SseMessage {
+                    seq,
+                    message: Message::with_raw_payload(msg_type, raw)
+                        .unwrap_or_else(|_| Message::new("t".parse().unwrap(), Value::Null)),
+                    retry_ms,
+                }
+            })
+    }
+
+    fn sse_event() -> impl Strategy<Value = SseEvent> {
+        (
+            prop::option::of(tricky_text()),
+            prop::option::of(tricky_text()),
+            any::<Option<u64>>(),
+            prop::option::of(tricky_text()),
+        )
+            .prop_map(|(id, event, retry, data)| SseEvent {
+                id,
+                event,
+                retry,
+                data,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn messages_read_back_as_encoded(messages in prop::collection::vec(sse_message(), 1..5)) {
+            let mut stream = String::new();
+            for m in &messages {
+                stream.push_str(&m.encode());
+            }
+            let parsed = parse(&stream);
+            prop_assert_eq!(parsed.len(), messages.len());
+            for (m, p) in messages.iter().zip(&parsed) {
+                let payload = m.message.payload().get();
+                prop_assert_eq!(&p.id, &m.seq.to_string());
+                prop_assert_eq!(p.event.as_str(), m.message.msg_type().as_str());
+                prop_assert_eq!(p.retry, m.retry_ms);
+                prop_assert_eq!(&p.data, &normalized(payload));
+                let sent: Value = serde_json::from_str(payload).unwrap();
+                let read: Value = serde_json::from_str(&p.data).unwrap();
+                prop_assert_eq!(read, sent);
+            }
+        }
+
+        #[test]
+        fn events_read_back_as_encoded(events in prop::collection::vec(sse_event(), 1..5)) {
+            let mut stream = String::new();
+            let mut expected = Vec::new();
+            let (mut id, mut retry) = (String::new(), None);
+            for e in &events {
+                stream.push_str(&e.encode());
+                if let Some(new) = &e.id {
+                    id = new.replace(['\r', '\n', '\0'], "");
+                }
+                retry = e.retry.or(retry);
+                // Without data a client dispatches nothing.
+                if let Some(data) = &e.data {
+                    expected.push(Parsed {
+                        id: id.clone(),
+                        event: e.event.as_deref().unwrap_or("").replace(['\r', '\n'], ""),
+                        data: normalized(data),
+                        retry: retry.take(),
+                    });
+                }
+            }
+            prop_assert_eq!(parse(&stream), expected);
+        }
+    }
+}

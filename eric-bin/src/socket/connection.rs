@@ -2,8 +2,8 @@
 //!
 //! The read is bounded in size (`max_request_bytes`) and in time
 //! ([`REQUEST_TIMEOUT`]); every write is bounded in time
-//! ([`WRITE_TIMEOUT`]) and gives way to shutdown, so no client can hold a
-//! task forever. After an answer the server half-closes, as the reference
+//! (`socket.write_timeout_ms`, 30 s by default) and gives way to shutdown,
+//! so no client can hold a task forever. After an answer the server half-closes, as the reference
 //! did: the client reads to end of file.
 
 use std::fmt;
@@ -23,8 +23,6 @@ use crate::broker::Broker;
 
 /// How long a client may take to send its request and half-close.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one write may wait for a client that does not read.
-pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes read and dropped after an oversized request, so that its
 /// client, still writing, reaches its read and gets the error text.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
@@ -33,6 +31,8 @@ const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 pub(super) struct Shared<E: Backend> {
     pub(super) broker: Broker<E>,
     pub(super) max_request_bytes: usize,
+    /// How long one write may wait for a client that does not read.
+    pub(super) write_timeout: Duration,
     pub(super) shutdown: CancellationToken,
 }
 
@@ -41,6 +41,7 @@ impl<E: Backend> fmt::Debug for Shared<E> {
         f.debug_struct("Shared")
             .field("broker", &self.broker)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("write_timeout", &self.write_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -50,7 +51,7 @@ impl<E: Backend> fmt::Debug for Shared<E> {
 pub(super) enum SendError {
     /// The socket failed (the client left: `EPIPE`).
     Io(std::io::Error),
-    /// The client did not read for [`WRITE_TIMEOUT`].
+    /// The client did not read for the write timeout.
     Stalled,
     /// The server is shutting down.
     Shutdown,
@@ -93,11 +94,11 @@ pub(super) async fn handle<E: Backend>(mut socket: UnixStream, shared: Arc<Share
         }
     };
     match outcome {
-        Outcome::Reply(text) => answer(&mut socket, &text, &shared.shutdown).await,
+        Outcome::Reply(text) => answer(&mut socket, &text, &shared).await,
         Outcome::Stream(opened) => {
-            stream::serve(&mut socket, opened, &shared.broker, &shared.shutdown).await;
+            stream::serve(&mut socket, opened, &shared).await;
             // The end of file after the last line; best effort.
-            let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.shutdown()).await;
+            let _ = tokio::time::timeout(shared.write_timeout, socket.shutdown()).await;
         }
     }
 }
@@ -124,7 +125,7 @@ async fn receive<E: Backend>(socket: &mut UnixStream, shared: &Shared<E>) -> Opt
         ),
     };
     tracing::debug!(%why, "socket request refused");
-    answer(socket, &Failure::format(&why).text(), &shared.shutdown).await;
+    answer(socket, &Failure::format(&why).text(), shared).await;
     // An oversized request's client may still be writing: let it finish.
     drain(socket, deadline, &shared.shutdown).await;
     None
@@ -142,24 +143,39 @@ async fn read_request(socket: &mut UnixStream, max: usize) -> std::io::Result<Re
 }
 
 /// Writes `text` and half-closes.
-async fn answer(socket: &mut UnixStream, text: &str, shutdown: &CancellationToken) {
-    if let Err(error) = send(socket, text.as_bytes(), shutdown).await {
+async fn answer<E: Backend>(socket: &mut UnixStream, text: &str, shared: &Shared<E>) {
+    if let Err(error) = send(socket, text.as_bytes(), &mut 0, shared).await {
         tracing::debug!(%error, "socket answer not delivered");
         return;
     }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.shutdown()).await;
+    let _ = tokio::time::timeout(shared.write_timeout, socket.shutdown()).await;
 }
 
-/// Writes all of `bytes`, within [`WRITE_TIMEOUT`], unless shutdown comes.
-pub(super) async fn send(
+/// Writes all of `bytes` within the write timeout, unless shutdown comes.
+/// `written` counts what went into the socket, also when the write fails:
+/// a stream gives back only what its client cannot have received.
+pub(super) async fn send<E: Backend>(
     socket: &mut UnixStream,
     bytes: &[u8],
-    shutdown: &CancellationToken,
+    written: &mut usize,
+    shared: &Shared<E>,
 ) -> Result<(), SendError> {
+    *written = 0;
+    let write = async {
+        while *written < bytes.len() {
+            match socket.write(&bytes[*written..]).await {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => *written += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    };
     tokio::select! {
         biased;
-        () = shutdown.cancelled() => Err(SendError::Shutdown),
-        written = tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(bytes)) => match written {
+        () = shared.shutdown.cancelled() => Err(SendError::Shutdown),
+        done = tokio::time::timeout(shared.write_timeout, write) => match done {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(SendError::Io(error)),
             Err(_elapsed) => Err(SendError::Stalled),

@@ -59,9 +59,10 @@
 //! * A stream whose listener is removed ends with one
 //!   `InvalidListenerException('<id>')` text (the reference wrote a
 //!   `TypeError`). A stream whose client left (noticed at the next write,
-//!   or within 2 s when idle) or stopped reading for 30 s stops consuming
-//!   and puts back what it could not deliver (the reference kept consuming
-//!   forever); see `stream`.
+//!   or at once when idle) or stopped reading for `socket.write_timeout_ms`
+//!   (30 s by default) stops consuming and puts back exactly what it did not
+//!   write into the socket, whatever the replay window (the reference kept
+//!   consuming forever); see `stream`.
 //! * `b` answers `ack` even when some listeners' queues are full (eric's
 //!   queues are bounded; the reference's were not): the others got it.
 //! * The socket file is created with mode 0600 and removed at shutdown; a
@@ -84,11 +85,15 @@
 //! - `protocol`: parsing a request, the error texts;
 //! - `commands`: the verbs, run against the [`Broker`];
 //! - `stream`: the streams of `l` and `w`;
+//! - `strict`: the strict-JSON check Python's decoder does not make;
 //! - `pyjson`, `pyfloat`, `pyrepr`, `pydecode`: Python's `json.dumps`, a
-//!   float's `repr`, `repr` of texts and `json.loads`'s error messages.
+//!   float's `repr`, `repr` of texts and `json.loads`'s error messages;
+//! - tests only: `python_parity` (against `python3`), `proptests`.
 
 mod commands;
 mod connection;
+#[cfg(test)]
+mod proptests;
 mod protocol;
 mod pydecode;
 mod pyfloat;
@@ -97,6 +102,7 @@ mod pyrepr;
 #[cfg(test)]
 mod python_parity;
 mod stream;
+mod strict;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -204,6 +210,7 @@ pub async fn serve<E: Backend>(
     path: PathBuf,
     broker: Broker<E>,
     max_request_bytes: usize,
+    write_timeout: Duration,
     shutdown: CancellationToken,
 ) {
     let file = SocketFile::new(path);
@@ -211,6 +218,7 @@ pub async fn serve<E: Backend>(
     let shared = Arc::new(Shared {
         broker,
         max_request_bytes,
+        write_timeout,
         shutdown: shutdown.clone(),
     });
     let tasks = TaskTracker::new();

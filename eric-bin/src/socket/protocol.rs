@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 use super::pydecode::decode_error;
 use super::pyrepr::{str_repr, unicode_decode_error_args};
+use super::strict::lone_surrogate;
 
 /// Longest part of a wrong value quoted back in an error text.
 const QUOTED_CHARS: usize = 64;
@@ -188,10 +189,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Request, Failure> {
     let document: Box<RawValue> =
         serde_json::from_str(text).map_err(|e| match decode_error(text) {
             Some(message) => Failure::new("JSONDecodeError", &message),
-            // Python would take it (NaN, a lone surrogate, deep nesting);
-            // eric keeps strict JSON only.
+            // Python would take it (NaN, Infinity, deep nesting); eric
+            // keeps strict JSON only.
             None => Failure::format(&format!("request is not strict JSON: {e}")),
         })?;
+    if let Some(at) = lone_surrogate(text) {
+        return Err(lone_surrogate_failure(text, at));
+    }
     let fields = object_fields(document.get())?;
     let Some(verb) = fields.v else {
         return Err(Failure::format(text));
@@ -220,6 +224,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Request, Failure> {
         receiver,
         message,
     })
+}
+
+/// `InvalidMessageFormat` naming the escape and where it is, as serde_json
+/// places its errors (lines and columns from 1).
+fn lone_surrogate_failure(text: &str, at: usize) -> Failure {
+    let before = text.get(..at).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let escape = text.get(at..at + 6).unwrap_or_default();
+    Failure::format(&format!(
+        "request is not strict JSON: lone surrogate {escape} at line {line} column {column}"
+    ))
 }
 
 /// The keys of a request object; what Python's `dict` would hold (the last
@@ -499,6 +515,55 @@ mod tests {
             failure(br#"{"v": "b", "c": "x", "t": "x", "p": NaN}"#),
             "InvalidMessageFormat('request is not strict JSON: expected value at line 1 column 37')"
         );
+    }
+
+    /// Python's `json.loads` takes a lone surrogate escape (a `str` holding
+    /// half a UTF-16 pair); eric keeps strict JSON, as the module docs say:
+    /// anywhere in the request, the answer is `InvalidMessageFormat`.
+    #[test]
+    fn lone_surrogates_are_refused_anywhere() {
+        for (request, escape) in [
+            (
+                r#"{"v": "b", "c": "x", "t": "x", "p": "\ud800"}"#,
+                r"\ud800",
+            ),
+            (
+                r#"{"v": "b", "c": "x", "t": "x", "p": ["a\udfff"]}"#,
+                r"\udfff",
+            ),
+            (
+                r#"{"v": "b", "c": "x", "t": "x", "p": {"\udbff": 1}}"#,
+                r"\udbff",
+            ),
+            (
+                r#"{"v": "b", "c": "x", "t": "x", "p": "\ud800\u0041"}"#,
+                r"\ud800",
+            ),
+            (
+                r#"{"v": "b", "c": "x", "t": "x", "p": "\uDBFF\uDBFF"}"#,
+                r"\uDBFF",
+            ),
+            (r#"{"v": "b", "c": "x", "t": "\ud800"}"#, r"\ud800"),
+            (r#"{"v": "r", "c": "\udc00"}"#, r"\udc00"),
+            (r#"{"v": "c", "zz": "\ud800"}"#, r"\ud800"),
+        ] {
+            let column = request.find(escape).unwrap() + 1;
+            // The text is Python's `repr`: its backslash doubled.
+            let escape = escape.replace('\\', r"\\");
+            assert_eq!(
+                failure(request.as_bytes()),
+                format!(
+                    "InvalidMessageFormat('request is not strict JSON: \
+                     lone surrogate {escape} at line 1 column {column}')"
+                ),
+                "{request}"
+            );
+        }
+        // A pair is one character; escaped backslashes are not escapes.
+        let request =
+            parse(br#"{"v": "b", "c": "x", "t": "x", "p": ["\ud83d\ude00", "\\ud800"]}"#).unwrap();
+        let payload = request.message.unwrap().payload().get().to_owned();
+        assert_eq!(payload, r#"["\ud83d\ude00", "\\ud800"]"#);
     }
 
     #[test]

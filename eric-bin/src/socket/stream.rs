@@ -3,15 +3,17 @@
 //! `json.dumps` format.
 //!
 //! Unlike the reference, a stream notices its client leaving and loses
-//! nothing when it does:
+//! nothing it did not write:
 //!
 //! * a write that fails (a Unix socket whose peer closed fails at once with
-//!   `EPIPE`), stalls for [`super::connection::WRITE_TIMEOUT`] or is cut by
-//!   shutdown puts back what it carried: the listener's queue is rewound to
-//!   just before the batch's first message, which returns that message and
-//!   everything the stream took after it to the head of the queue (and makes
-//!   the stream's own give-back a no-op, so nothing is duplicated); then the
-//!   stream is dropped;
+//!   `EPIPE`), stalls for the write timeout (`socket.write_timeout_ms`) or
+//!   is cut by shutdown hands back what did not go into the socket: the
+//!   write counts its bytes, the lines wholly written stay delivered, and
+//!   the rest, a partly written line included, goes back to the head of the
+//!   listener's queue with what the stream took but had not yet sent
+//!   ([`MessageStream::give_back`], which does not depend on the replay
+//!   window, and never returns a line the client may have read whole);
+//!   then the stream is dropped;
 //! * while idle, the stream waits on the socket's hang-up, so an abandoned
 //!   quiet stream does not hold its task, its connection slot and (for `w`)
 //!   its listener until the next message. The client half-closed at the end
@@ -24,24 +26,23 @@
 //! `InvalidListenerException('<id>')` text and end of file (the reference
 //! wrote a `TypeError` about JSON serialisation).
 //!
-//! Limits: lines written into the socket but never read by a client that
-//! then closes are gone (the protocol has no acknowledgements); and the
-//! rewind can only return what the channel's replay window still holds, so
-//! the window must cover what one stream has in hand (at most one take of
-//! 1,024 messages plus one 64 KiB write): the default of 10,000 does.
+//! Limit: lines written into the socket but never read by a client that
+//! then closes are gone (the protocol has no acknowledgements, and the
+//! kernel discards a closed socket's unread bytes): at most what the
+//! socket's buffer holds (about 200 KiB on Linux) plus one write.
 
 use std::fmt;
 use std::os::fd::AsFd;
 
 use eric_core::{
-    ChannelId, ListenerId, MessageStream, Queue, SseChannel, SseMessage, StreamEnd, StreamItem,
+    ChannelId, Delivery, ListenerId, MessageStream, SseChannel, SseMessage, StreamEnd, StreamItem,
+    Taken,
 };
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::Interest;
 use tokio::net::UnixStream;
-use tokio_util::sync::CancellationToken;
 
-use super::connection::send;
+use super::connection::{Shared, send};
 use super::protocol::Failure;
 use super::pyjson::{push_json, push_str};
 use crate::backend::Backend;
@@ -54,8 +55,8 @@ const CHUNK_BYTES: usize = 64 * 1024;
 pub(super) struct Opened<E: Backend> {
     channel: SseChannel<E>,
     stream: MessageStream<SseMessage>,
-    /// The listener of `l`, whose queue a failed write rewinds; `None` for
-    /// `w`, whose temporary listener goes with the stream.
+    /// The listener of `l`, named when it is removed; `None` for `w`, whose
+    /// temporary listener goes with the stream.
     listener: Option<ListenerId>,
 }
 
@@ -87,9 +88,9 @@ impl<E: Backend> fmt::Debug for Opened<E> {
 pub(super) async fn serve<E: Backend>(
     socket: &mut UnixStream,
     opened: Opened<E>,
-    broker: &Broker<E>,
-    shutdown: &CancellationToken,
+    shared: &Shared<E>,
 ) {
+    let (broker, shutdown) = (&shared.broker, &shared.shutdown);
     let Opened {
         channel,
         mut stream,
@@ -118,13 +119,19 @@ pub(super) async fn serve<E: Backend>(
             batch.ended = true;
         }
         // Empty for a batch of rejected messages, or a stop.
+        let mut written = 0;
         if !batch.out.is_empty()
-            && let Err(error) = send(socket, batch.out.as_bytes(), shutdown).await
+            && let Err(error) = send(socket, batch.out.as_bytes(), &mut written, shared).await
         {
-            tracing::debug!(%error, channel = %channel.id(), "socket stream write failed");
-            if let (Some(listener), Some(first)) = (&listener, batch.first_seq) {
-                give_back(&channel, listener, first.saturating_sub(1)).await;
-            }
+            let unsent = batch.unsent(written);
+            tracing::debug!(
+                %error,
+                channel = %channel.id(),
+                written,
+                given_back = unsent.iter().map(|t| t.deliveries.len()).sum::<usize>(),
+                "socket stream write failed"
+            );
+            stream.give_back(unsent);
             return;
         }
         if batch.ended {
@@ -137,12 +144,21 @@ pub(super) async fn serve<E: Backend>(
 #[derive(Default)]
 struct Batch {
     out: String,
-    /// The sequence number of its first message: a failed write rewinds to
-    /// just before it.
-    first_seq: Option<u64>,
+    /// The message of each line in `out`, in order: what a failed write
+    /// hands back.
+    lines: Vec<Line>,
     /// How the stream ended, if it did.
     end: Option<StreamEnd>,
     ended: bool,
+}
+
+/// A message in a [`Batch`].
+struct Line {
+    /// Where its line ends in `out` (just after its `\n`).
+    end: usize,
+    delivery: Delivery,
+    /// The rewind epoch of its take ([`MessageStream::epoch`]).
+    epoch: u64,
 }
 
 impl Batch {
@@ -157,8 +173,15 @@ impl Batch {
         while let Some(current) = item.take() {
             match current {
                 StreamItem::Message(event) => {
-                    self.first_seq.get_or_insert(event.seq);
                     push_line(&mut self.out, &event, retry);
+                    self.lines.push(Line {
+                        end: self.out.len(),
+                        delivery: Delivery {
+                            seq: event.seq,
+                            message: event.message,
+                        },
+                        epoch: stream.epoch(),
+                    });
                 }
                 StreamItem::Rejected { seq, error } => {
                     tracing::debug!(seq, %error, "message rejected by its hook; not sent");
@@ -175,6 +198,22 @@ impl Batch {
             }
             item = stream.next().now_or_never().flatten();
         }
+    }
+
+    /// The messages whose lines are not wholly within the first `written`
+    /// bytes, grouped by epoch, oldest first.
+    fn unsent(self, written: usize) -> Vec<Taken> {
+        let mut unsent: Vec<Taken> = Vec::new();
+        for line in self.lines.into_iter().filter(|line| line.end > written) {
+            match unsent.last_mut() {
+                Some(last) if last.epoch == line.epoch => last.deliveries.push(line.delivery),
+                _ => unsent.push(Taken {
+                    deliveries: vec![line.delivery],
+                    epoch: line.epoch,
+                }),
+            }
+        }
+        unsent
     }
 }
 
@@ -220,25 +259,6 @@ async fn end_text<E: Backend>(
             tracing::warn!(%error, %channel, "socket stream failed");
             Failure::from_core(&error).text()
         }
-    }
-}
-
-/// Puts back what a failed write carried: everything the stream took after
-/// `after` returns to the head of the listener's queue.
-async fn give_back<E: Backend>(channel: &SseChannel<E>, listener: &ListenerId, after: u64) {
-    let connection = match channel.connection(listener).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            tracing::debug!(%error, "listener gone; nothing to give back");
-            return;
-        }
-    };
-    // A rewind wakes a stream of this listener that sleeps on the queue.
-    match connection.queue().rewind(after).await {
-        Ok(rewind) => {
-            tracing::debug!(%listener, after, restored = rewind.restored, "unsent messages put back");
-        }
-        Err(error) => tracing::warn!(%error, %listener, "putting back unsent messages failed"),
     }
 }
 
@@ -307,6 +327,45 @@ mod tests {
             out,
             "{\"event\": \"\\u00fc\", \"retry\": 5, \"data\": \"\\u00e9\\u20ac\"}\n"
         );
+    }
+
+    /// Lines wholly inside the written bytes stay delivered; a cut line and
+    /// the rest go back, grouped by the epoch of their take.
+    #[test]
+    fn a_failed_write_hands_back_from_the_first_line_not_written_whole() {
+        let batch = |ends: &[(usize, u64)]| Batch {
+            lines: ends
+                .iter()
+                .zip(1..)
+                .map(|(&(end, epoch), seq)| Line {
+                    end,
+                    delivery: Delivery {
+                        seq,
+                        message: eric_core::Message::new("m".parse().unwrap(), seq.into()),
+                    },
+                    epoch,
+                })
+                .collect(),
+            ..Batch::default()
+        };
+        let seqs = |taken: Vec<Taken>| -> Vec<(u64, Vec<u64>)> {
+            taken
+                .into_iter()
+                .map(|t| (t.epoch, t.deliveries.iter().map(|d| d.seq).collect()))
+                .collect()
+        };
+        let lines = [(10, 0), (20, 0), (30, 1)];
+        assert_eq!(
+            seqs(batch(&lines).unsent(0)),
+            [(0, vec![1, 2]), (1, vec![3])]
+        );
+        assert_eq!(
+            seqs(batch(&lines).unsent(9)),
+            [(0, vec![1, 2]), (1, vec![3])]
+        );
+        assert_eq!(seqs(batch(&lines).unsent(10)), [(0, vec![2]), (1, vec![3])]);
+        assert_eq!(seqs(batch(&lines).unsent(25)), [(1, vec![3])]);
+        assert!(batch(&lines).unsent(30).is_empty());
     }
 
     #[tokio::test]

@@ -7,6 +7,11 @@
 //! goes back to the head of the queue when the stream is dropped or its
 //! listener stops, so a client that leaves loses nothing.
 //!
+//! An owner that learns a yielded message did not reach its client (a
+//! socket write failed) hands it back with [`MessageStream::give_back`]:
+//! it returns ahead of the unyielded buffer, through the same
+//! [`Queue::unread`], so it does not depend on the replay window.
+//!
 //! The reference emitted `error` events forever once a streamed listener was
 //! removed. Here a stream ends with exactly one [`StreamItem::End`] naming the
 //! reason, and then yields `None`.
@@ -15,6 +20,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,7 +41,7 @@ use crate::registry::ConnectionRegistry;
 /// How many messages a stream takes per round trip to its queue. Large,
 /// because on Redis each take is a round trip (1,024 drained about 60%
 /// faster than 256 in `cargo bench -p eric-redis`); what a stream took but
-/// did not send stays recoverable in the replay window (default 10,000).
+/// did not send goes back through [`Queue::unread`] when it ends.
 const STREAM_BATCH: usize = 1024;
 /// First and longest pause after a storage error before a stream retries.
 const RETRY_MIN: Duration = Duration::from_millis(10);
@@ -89,6 +96,45 @@ type Cleanup = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
 pub struct MessageStream<T> {
     inner: BoxStream<'static, StreamItem<T>>,
     cleanup: Option<Cleanup>,
+    ledger: Arc<Ledger>,
+}
+
+/// What a stream and its cursor share, so that the owner can hand messages
+/// back to the cursor, which returns them in one ordered piece of work with
+/// its own buffer when it is dropped.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// The rewind epoch of the take the last yielded message came from.
+    /// Written by the cursor just before it yields, read by the owner just
+    /// after, on the same task: no ordering beyond `Relaxed` is needed.
+    epoch: AtomicU64,
+    /// Handed back by the owner, oldest first.
+    returned: Mutex<Vec<Taken>>,
+}
+
+impl<T> MessageStream<T> {
+    /// The rewind epoch ([`Taken::epoch`]) of the take the message yielded
+    /// last came from. An owner that may hand messages back reads it as it
+    /// receives each message and keeps it with the message.
+    pub fn epoch(&self) -> u64 {
+        self.ledger.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Ends the stream, handing back messages it yielded that never reached
+    /// their client (`unsent`, oldest first, each [`Taken`] with the
+    /// [`epoch`](Self::epoch) of its messages). They return to the head of
+    /// the queue in order, ahead of what the stream took but had not yet
+    /// yielded, through [`Queue::unread`]: whatever the replay window, and
+    /// not if a rewind since their take put them back already. The work runs
+    /// in the background, as when a stream is dropped.
+    pub fn give_back(self, unsent: Vec<Taken>) {
+        self.ledger
+            .returned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(unsent);
+        // Dropping the stream drops its cursor, which returns everything.
+    }
 }
 
 impl<T: Send + 'static> MessageStream<T> {
@@ -141,7 +187,9 @@ pub(super) fn open<E: Engine, A: Adapter>(
             async move { removal.await.map(|_| ()) }.boxed()
         }) as Cleanup
     });
+    let ledger = Arc::new(Ledger::default());
     let cursor = Cursor {
+        ledger: ledger.clone(),
         batch: if channel.settings().stream_delay.is_zero() {
             STREAM_BATCH
         } else {
@@ -163,6 +211,7 @@ pub(super) fn open<E: Engine, A: Adapter>(
     MessageStream {
         inner: inner.boxed(),
         cleanup,
+        ledger,
     }
 }
 
@@ -173,6 +222,8 @@ struct Cursor<E: Engine, A: Adapter> {
     buffer: VecDeque<Delivery>,
     /// The rewind epoch of the take that filled `buffer`.
     epoch: u64,
+    /// Shared with the [`MessageStream`]: see [`Ledger`].
+    ledger: Arc<Ledger>,
     batch: usize,
     resume_after: Option<u64>,
     last_sent: Option<Instant>,
@@ -272,6 +323,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
             .await
         {
             Ok(()) => {
+                self.ledger.epoch.store(self.epoch, Ordering::Relaxed);
                 self.channel.observer().delivered(self.channel.id(), 1);
                 StreamItem::Message(self.channel.adapt(&delivery))
             }
@@ -312,17 +364,41 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         Step::Continue
     }
 
-    /// Returns taken but unsent messages to the queue.
+    /// Returns what the owner handed back and what was taken but never
+    /// yielded to the queue, in that order.
     fn give_back(&mut self) {
-        if self.buffer.is_empty() {
+        let mut unsent = std::mem::take(
+            &mut *self
+                .ledger
+                .returned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        if !self.buffer.is_empty() {
+            unsent.push(Taken {
+                deliveries: self.buffer.drain(..).collect(),
+                epoch: self.epoch,
+            });
+        }
+        let unsent = merge_epochs(unsent);
+        if unsent.is_empty() {
             return;
         }
-        let unsent = Taken {
-            deliveries: self.buffer.drain(..).collect(),
-            epoch: self.epoch,
-        };
+        let queue = self.connection.queue();
+        // Each unread goes to the head of the queue, so the newest goes
+        // first; awaited one after another, they land in that order too on
+        // engines whose futures start only when polled.
+        let unreads: Vec<_> = unsent.into_iter().rev().map(|t| queue.unread(t)).collect();
         spawn_detached(
-            self.connection.queue().unread(unsent),
+            async move {
+                let mut result = Ok(());
+                for unread in unreads {
+                    if let Err(error) = unread.await {
+                        result = Err(error);
+                    }
+                }
+                result
+            },
             "returning unsent messages",
         );
     }
@@ -332,6 +408,21 @@ impl<E: Engine, A: Adapter> Drop for Cursor<E, A> {
     fn drop(&mut self) {
         self.give_back();
     }
+}
+
+/// Joins neighbours of the same epoch (usually all of them: one unread).
+fn merge_epochs(groups: Vec<Taken>) -> Vec<Taken> {
+    let mut merged: Vec<Taken> = Vec::with_capacity(groups.len());
+    for group in groups {
+        if group.deliveries.is_empty() {
+            continue;
+        }
+        match merged.last_mut() {
+            Some(last) if last.epoch == group.epoch => last.deliveries.extend(group.deliveries),
+            _ => merged.push(group),
+        }
+    }
+    merged
 }
 
 /// Drives `work` to completion in the background (engines start such work

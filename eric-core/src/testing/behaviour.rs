@@ -17,7 +17,7 @@ use crate::error::{BoxError, Error, NoMessagesReason};
 use crate::id::ListenerId;
 use crate::listener::{FnHook, Listener};
 use crate::message::Message;
-use crate::queue::Delivery;
+use crate::queue::{Delivery, Taken};
 
 type TestChannel<F> = Channel<<F as EngineFixture>::Engine, RawAdapter>;
 
@@ -429,6 +429,40 @@ pub async fn dropped_stream_gives_back_what_it_did_not_send<F: EngineFixture>(f:
     }
     got.sort_unstable();
     assert_eq!(got, [2, 3, 4]);
+}
+
+/// Messages a stream yielded but its owner could not deliver go back with
+/// [`MessageStream::give_back`], ahead of what it took but did not yield,
+/// in order, even with no replay window.
+pub async fn handed_back_messages_return_in_order_without_a_replay_window<F: EngineFixture>(f: &F) {
+    let settings = ChannelSettings {
+        replay_window: 0,
+        ..ChannelSettings::default()
+    };
+    let ch = channel_with(f, settings);
+    let l = ch.add_listener().await.unwrap();
+    ch.start_listener(l.id()).await.unwrap();
+    for n in 1..=5 {
+        ch.dispatch(l.id(), msg("t", json!(n))).await.unwrap();
+    }
+    let mut s = ch.message_stream(&l).await.unwrap();
+    let mut yielded = Vec::new();
+    for _ in 0..3 {
+        yielded.push(next_message(&mut s).await);
+    }
+    // 1 reached its client; 2 and 3 did not.
+    let unsent = Taken {
+        deliveries: yielded.split_off(1),
+        epoch: s.epoch(),
+    };
+    s.give_back(vec![unsent]);
+    let mut again = ch.message_stream(&l).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(payload_of(&next_message(&mut again).await));
+    }
+    assert_eq!(got, [2, 3, 4, 5]);
+    assert_eq!(ch.queue_len(l.id()).await.unwrap(), 0);
 }
 
 /// Deviation: the reference's `watch` leaked its listener.

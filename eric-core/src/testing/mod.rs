@@ -155,6 +155,7 @@ macro_rules! behaviour_suite {
                 stop_listener_ends_streams,
                 resume_after_last_event_id_redelivers_exactly_the_rest,
                 dropped_stream_gives_back_what_it_did_not_send,
+                handed_back_messages_return_in_order_without_a_replay_window,
                 watch_receives_broadcasts_and_its_listener_goes_when_closed,
                 many_producers_and_consumers_lose_nothing_and_keep_fifo_per_listener,
                 competing_streams_on_one_listener_split_without_loss_or_duplicates,
