@@ -10,6 +10,7 @@ use eric_core::{ChannelId, ChannelSettings, ListenerId, Message};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, OptionalJson, PathParams, QueryParams, channel_id, listener_id};
 use super::sse;
@@ -29,7 +30,10 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
             get(channel_info::<E>).delete(delete_channel::<E>),
         )
         .route("/v1/channels/{channel}/messages", post(broadcast::<E>))
-        .route("/v1/channels/{channel}/events", get(watch::<E>))
+        .route(
+            "/v1/channels/{channel}/events",
+            get(watch::<E>).head(head_watch::<E>),
+        )
         .route(
             "/v1/channels/{channel}/listeners",
             get(list_listeners::<E>).post(add_listener::<E>),
@@ -56,7 +60,7 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
         )
         .route(
             "/v1/channels/{channel}/listeners/{listener}/events",
-            get(events::<E>),
+            get(events::<E>).head(head_events::<E>),
         )
 }
 
@@ -250,11 +254,27 @@ async fn events<E: Backend>(
     PathParams(p): Ids,
     headers: HeaderMap,
     QueryParams(q): QueryParams<ResumeQuery>,
+    caller: Option<Extension<Caller>>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
     let resume = last_event_id(&headers, q.last_event_id.as_deref())?;
-    sse::listener_events(&s, &channel, &listener, resume, connection).await
+    sse::listener_events(&s, (&channel, &listener), resume, caller, connection).await
+}
+
+async fn head_events<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+) -> ApiResult<Response> {
+    let (channel, listener) = ids(p)?;
+    sse::head(&s, &channel, Some(&listener)).await
+}
+
+async fn head_watch<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+) -> ApiResult<Response> {
+    sse::head(&s, &channel_id(&channel)?, None).await
 }
 
 async fn watch<E: Backend>(
