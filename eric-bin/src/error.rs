@@ -32,6 +32,15 @@ pub enum Error {
         source: toml::de::Error,
     },
 
+    /// A setting from one source (file, environment variable) is invalid.
+    #[error("invalid configuration from {origin}: {reason}")]
+    ConfigValue {
+        /// Where the bad value came from.
+        origin: crate::config::ConfigOrigin,
+        /// What is wrong (names the setting).
+        reason: String,
+    },
+
     /// The settings, once layered, are invalid.
     #[error("invalid configuration: {reason}")]
     Config {
