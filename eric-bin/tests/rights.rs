@@ -380,6 +380,12 @@ async fn without_tokens_streams_start_and_head_changes_nothing() {
         assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
         assert_eq!(is_running(app.clone()).await, Value::Bool(false), "{uri}");
     }
+    let (status, headers, _) = send(&app, "HEAD", "/v1/channels/c/events", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    // No watch listener was made, not even for a moment.
+    let (_, _, listeners) = send(&app, "GET", "/v1/channels/c/listeners", None, None).await;
+    assert_eq!(listeners.as_array().map(Vec::len), Some(1), "{listeners}");
     let (status, _, _) = send(&app, "HEAD", "/stream/c/nobody", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = send(&app, "GET", "/stream/c/l", None, None).await;
