@@ -16,6 +16,7 @@ use eric_core::ChannelSettings;
 use eric_redis::RedisConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::ConfigOrigin;
 use crate::error::{Error, Result};
 use crate::http::Token;
 
@@ -270,25 +271,6 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
             (_, value) => {
                 into.insert(key, value);
             }
-        }
-    }
-}
-
-/// Where a setting came from, for errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigOrigin {
-    /// The config file.
-    File(PathBuf),
-    /// An `ERIC__...` environment variable (its name).
-    Env(String),
-}
-
-impl std::fmt::Display for ConfigOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::File(path) => write!(f, "config file {}", path.display()),
-            Self::Env(name) => write!(f, "environment variable {name}"),
         }
     }
 }
