@@ -18,6 +18,29 @@ pub struct RedisReport {
     pub pubsub: PubSubActivity,
 }
 
+/// Why a node cannot serve. `/readyz` is open to anyone, so it answers
+/// [`NotReady::reason`], a fixed text per state; the cause is for the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// The storage did not answer a ping.
+    #[error("storage did not answer a ping")]
+    Storage(#[source] eric_core::Error),
+    /// The Redis subscriber that wakes streams is not connected.
+    #[error("the Redis pub/sub subscriber is not connected")]
+    Subscriber,
+}
+
+impl NotReady {
+    /// What an unauthenticated caller is told.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Storage(_) => "redis unavailable",
+            Self::Subscriber => "redis subscriber disconnected",
+        }
+    }
+}
+
 /// An engine the broker can run on.
 pub trait Backend: Engine {
     /// Where channel records live for every node and for restarts; `None`:
@@ -28,7 +51,7 @@ pub trait Backend: Engine {
     fn persistence(&self) -> Option<Persistence<Self>>;
 
     /// Whether the storage answers and wake-ups flow; the reason if not.
-    fn readiness(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn readiness(&self) -> impl Future<Output = Result<(), NotReady>> + Send;
 
     /// Changes of the part of readiness that comes and goes by itself (the
     /// Redis subscriber's connection), for `/readyz?wait=`; `None` if nothing
@@ -55,7 +78,7 @@ impl Backend for MemoryEngine {
         None
     }
 
-    async fn readiness(&self) -> Result<(), String> {
+    async fn readiness(&self) -> Result<(), NotReady> {
         Ok(())
     }
 
@@ -83,10 +106,10 @@ impl Backend for RedisEngine {
         Some(RedisEngine::persistence(self))
     }
 
-    async fn readiness(&self) -> Result<(), String> {
-        self.ping().await.map_err(|e| e.to_string())?;
+    async fn readiness(&self) -> Result<(), NotReady> {
+        self.ping().await.map_err(NotReady::Storage)?;
         if !*self.pubsub_health().borrow() {
-            return Err("the Redis pub/sub subscriber is not connected".into());
+            return Err(NotReady::Subscriber);
         }
         Ok(())
     }

@@ -331,16 +331,26 @@ impl<E: Backend> Broker<E> {
         }
     }
 
-    /// Starts the listener (as eric-api's stream route does) and streams it,
-    /// resuming after `last_event_id` when given.
+    /// Streams the listener, resuming after `last_event_id` when given. A
+    /// stopped listener is started first (as eric-api's stream route does)
+    /// when `start` says so, else refused with [`NoMessagesReason::Stopped`]
+    /// (HTTP: a caller without the right to change listener state).
     pub async fn stream(
         &self,
         channel: &ChannelId,
         listener: &ListenerId,
         last_event_id: Option<u64>,
+        start: bool,
     ) -> Result<(SseChannel<E>, MessageStream<SseMessage>)> {
         let channel = self.channel(channel).await?;
-        channel.start_listener(listener).await?;
+        if start {
+            channel.start_listener(listener).await?;
+        } else if !channel.connection(listener).await?.listener().is_running() {
+            return Err(Error::NoMessages {
+                listener: listener.clone(),
+                reason: NoMessagesReason::Stopped,
+            });
+        }
         let stream = channel
             .stream(listener, StreamOptions { last_event_id })
             .await?;

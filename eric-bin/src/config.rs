@@ -4,8 +4,9 @@
 //! The file is TOML (`eric config` prints the defaults). Any setting can come
 //! from the environment as `ERIC__<SECTION>__<KEY>` (double underscores, so
 //! docker-compose `environment:` works), e.g. `ERIC__HTTP__ADDR=0.0.0.0:8080`
-//! or `ERIC__REDIS__URL=redis://redis:6379`; values are parsed as TOML
-//! (numbers, booleans), else taken as strings.
+//! or `ERIC__REDIS__URL=redis://redis:6379`. A value for a string setting
+//! is taken as written; for other settings it is read as TOML (numbers,
+//! booleans, arrays). Errors name the variable or file at fault.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use eric_core::ChannelSettings;
 use eric_redis::RedisConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::ConfigOrigin;
 use crate::error::{Error, Result};
 use crate::http::Token;
 
@@ -169,10 +171,17 @@ pub const ENV_PREFIX: &str = "ERIC__";
 
 impl Config {
     /// Defaults, then `file` (if any), then `ERIC__...` variables from `env`.
+    ///
+    /// A value from the environment takes the type of its setting: a string
+    /// setting (`redis.prefix`, `log.filter`, ...) keeps the text as written
+    /// (`ERIC__REDIS__PREFIX=2024` is the prefix `"2024"`); other settings
+    /// read it as TOML (`8080`, `true`, `["a", "b"]`). An error names the
+    /// variable or the file it came from.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self> {
+        let template = template()?;
         let mut table = toml::Table::try_from(Config::default()).map_err(|e| Error::Config {
             reason: format!("defaults: {e}"),
         })?;
@@ -187,18 +196,30 @@ impl Config {
                     source,
                 })?;
             merge(&mut table, from_file);
-        }
-        for (name, value) in env {
-            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
-                set_path(&mut table, &name, path, &value)?;
-            }
-        }
-        let config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::Config {
-                reason: e.to_string(),
+            // Checked before the environment is laid over it, so a mistake
+            // in the file is blamed on the file.
+            settle(table.clone()).map_err(|reason| Error::ConfigValue {
+                origin: ConfigOrigin::File(path.to_owned()),
+                reason,
             })?;
-        config.validate()?;
+        }
+        let mut config = settle(table.clone()).map_err(|reason| Error::Config { reason })?;
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let origin = || ConfigOrigin::Env(name.clone());
+            set_path(&mut table, &template, path, &value).map_err(|reason| Error::ConfigValue {
+                origin: origin(),
+                reason,
+            })?;
+            // One variable at a time, so the error names the one at fault
+            // (a few microseconds each, once, at start-up).
+            config = settle(table.clone()).map_err(|reason| Error::ConfigValue {
+                origin: origin(),
+                reason,
+            })?;
+        }
         Ok(config)
     }
 
@@ -269,27 +290,64 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
     }
 }
 
+/// `table` as a checked [`Config`], or why not (one line).
+fn settle(table: toml::Table) -> std::result::Result<Config, String> {
+    let config: Config = table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string().trim().replace('\n', " "))?;
+    config.validate().map_err(|e| match e {
+        Error::Config { reason } => reason,
+        other => other.to_string(),
+    })?;
+    Ok(config)
+}
+
+/// Every setting with a value of its type, the optional ones included:
+/// what an environment value is read as comes from here.
+fn template() -> Result<toml::Table> {
+    let all = Config {
+        redis: Some(RedisConfig::default()),
+        socket: SocketConfig {
+            path: Some(PathBuf::new()),
+            ..SocketConfig::default()
+        },
+        ..Config::default()
+    };
+    toml::Table::try_from(all).map_err(|e| Error::Config {
+        reason: format!("defaults: {e}"),
+    })
+}
+
 /// Sets `http.addr` for `ERIC__HTTP__ADDR`.
-fn set_path(table: &mut toml::Table, name: &str, path: &str, raw: &str) -> Result<()> {
+fn set_path(
+    table: &mut toml::Table,
+    template: &toml::Table,
+    path: &str,
+    raw: &str,
+) -> std::result::Result<(), String> {
     let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
     if keys.iter().any(String::is_empty) {
-        return Err(Error::Config {
-            reason: format!("environment variable {name}: empty key"),
-        });
+        return Err("empty key".into());
     }
-    let (last, parents) = keys.split_last().ok_or_else(|| Error::Config {
-        reason: format!("environment variable {name}: no key"),
-    })?;
+    let (last, parents) = keys.split_last().ok_or("no key")?;
     let mut node = table;
+    let mut like = Some(template);
     for key in parents {
         let child = node
             .entry(key.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        node = child.as_table_mut().ok_or_else(|| Error::Config {
-            reason: format!("environment variable {name}: {key} is not a section"),
-        })?;
+        node = child
+            .as_table_mut()
+            .ok_or_else(|| format!("{key} is not a section"))?;
+        like = like
+            .and_then(|t| t.get(key))
+            .and_then(toml::Value::as_table);
     }
-    node.insert(last.clone(), parse_value(raw));
+    let value = match like.and_then(|t| t.get(last)) {
+        Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
+        _ => parse_value(raw),
+    };
+    node.insert(last.clone(), value);
     Ok(())
 }
 
@@ -352,7 +410,7 @@ mod tests {
         let err = Config::load(None, env(&[("ERIC__HTTP__MAX_BODY_BYTES", "0")])).unwrap_err();
         assert!(err.to_string().contains("max_body_bytes"), "{err}");
         let err = Config::load(None, env(&[("ERIC__HTTP__ADDR", "not an address")])).unwrap_err();
-        assert!(matches!(err, Error::Config { .. }), "{err}");
+        assert!(matches!(err, Error::ConfigValue { .. }), "{err}");
     }
 
     #[test]

@@ -32,6 +32,15 @@ pub enum Error {
         source: toml::de::Error,
     },
 
+    /// A setting from one source (file, environment variable) is invalid.
+    #[error("invalid configuration from {origin}: {reason}")]
+    ConfigValue {
+        /// Where the bad value came from.
+        origin: ConfigOrigin,
+        /// What is wrong (names the setting).
+        reason: String,
+    },
+
     /// The settings, once layered, are invalid.
     #[error("invalid configuration: {reason}")]
     Config {
@@ -180,6 +189,25 @@ impl Error {
             target,
             action,
             source,
+        }
+    }
+}
+
+/// Where a setting came from, for errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigOrigin {
+    /// The config file.
+    File(PathBuf),
+    /// An `ERIC__...` environment variable (its name).
+    Env(String),
+}
+
+impl std::fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "config file {}", path.display()),
+            Self::Env(name) => write!(f, "environment variable {name}"),
         }
     }
 }

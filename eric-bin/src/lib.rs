@@ -45,7 +45,7 @@ use eric_redis::RedisEngine;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use backend::Backend;
+pub use backend::{Backend, NotReady};
 pub use broker::Broker;
 pub use config::Config;
 pub use error::{Error, Result};

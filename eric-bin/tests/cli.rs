@@ -593,7 +593,11 @@ async fn the_token_flag_and_variable_authenticate_every_command() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     ok(&url, &["--token", admin, "dispatch", "c", "l", "hi", "1"]).await;
+    // Starting a listener is an admin's: a reader's stream does not.
     let args = ["--token", reader, "listen", "c", "l", "--max-events", "1"];
+    let stderr = fails(&url, &args).await;
+    assert!(stderr.contains("409: listener_stopped"), "{stderr}");
+    ok(&url, &["--token", admin, "start", "c", "l"]).await;
     assert_eq!(ok_json(&url, &args).await, event(1, "hi", json!(1)));
     server.stop().await;
 }

@@ -6,14 +6,18 @@
 //! - an admin token may do everything;
 //! - a subscribe token may do what a consumer does: open streams (`watch`
 //!   included) and pull messages, nothing that creates, removes, starts,
-//!   stops or sends.
+//!   stops or sends. A stream route starts a stopped listener for an admin
+//!   only; a subscriber gets 409 `listener_stopped`.
 //!
+//! Every decision comes from one table, [`RULES`] (route, right needed,
+//! whether the query token counts), written out in `docs/HTTP.md`. The
+//! handlers learn the caller's right from the [`Caller`] extension.
 //! `/healthz` and `/readyz` stay open for probes; `/metrics`, whose labels
 //! name channels, needs an admin token. A token comes as `Authorization:
-//! Bearer <token>`; stream routes also take `?access_token=<token>`, as a
-//! browser's `EventSource` cannot set headers (a URL can end up in proxy
-//! logs: prefer the header where the client can send one). Tokens are
-//! compared in time independent of where they differ.
+//! Bearer <token>` (the scheme in any case); stream routes also take
+//! `?access_token=<token>`, as a browser's `EventSource` cannot set headers
+//! (a URL can end up in proxy logs: prefer the header where the client can
+//! send one). Tokens are compared with `subtle`'s constant-time equality.
 
 use std::fmt;
 
@@ -22,6 +26,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use subtle::{Choice, ConstantTimeEq};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -56,10 +61,10 @@ impl Token {
     }
 
     /// Whether `presented` is this token, in time that depends on the
-    /// lengths only.
-    fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+    /// lengths only (`subtle`'s vetted comparison, not a hand-written one
+    /// the optimiser may shortcut).
+    fn matches(&self, presented: &str) -> Choice {
+        self.0.as_bytes().ct_eq(presented.as_bytes())
     }
 }
 
@@ -79,25 +84,103 @@ pub(super) fn enabled(http: &HttpConfig) -> bool {
     !(http.admin_tokens.is_empty() && http.subscribe_tokens.is_empty())
 }
 
-/// What a request needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
-    Nothing,
+/// A right a caller holds or a route needs, weakest first. A later issue
+/// scopes tokens on top of these; keep every decision in [`RULES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Right {
+    /// No token needed: the probes.
+    Open,
+    /// A consumer's: open streams, pull messages.
     Subscribe,
+    /// Everything, changing a listener's running state included.
     Admin,
 }
 
-/// Streams and pulls are a subscriber's; probes are open; the rest, and any
-/// path no route knows (it will be a 404 once allowed), is an admin's.
-fn need(method: &Method, path: &str) -> Need {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::GET, ["healthz" | "readyz"]) => Need::Nothing,
-        (&Method::GET, ["stream", _, _])
-        | (&Method::GET, ["v1", "channels", _, "events"])
-        | (&Method::GET, ["v1", "channels", _, "listeners", _, "events"])
-        | (&Method::POST, ["v1", "channels", _, "listeners", _, "next"]) => Need::Subscribe,
-        _ => Need::Admin,
+/// The right a request was let through with, as a request extension. Its
+/// absence means authentication is off: everyone holds every right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Caller(pub(super) Right);
+
+impl Caller {
+    /// Whether the caller may start a stopped listener (a stream route
+    /// starts it only for one who may).
+    pub(super) fn may_change_listener_state(caller: Option<Self>) -> bool {
+        caller.is_none_or(|Self(right)| right >= Right::Admin)
+    }
+}
+
+/// One row of the rights table (`docs/HTTP.md`, Authentication).
+#[derive(Debug)]
+pub(super) struct Rule {
+    method: &'static str,
+    /// Segments; `*` is any one non-empty segment.
+    path: &'static str,
+    /// The right needed.
+    right: Right,
+    /// Whether `?access_token=` counts (streams: `EventSource` cannot send
+    /// headers; elsewhere a token has no business in a URL).
+    query_token: bool,
+}
+
+const fn rule(method: &'static str, path: &'static str, right: Right, query_token: bool) -> Rule {
+    Rule {
+        method,
+        path,
+        right,
+        query_token,
+    }
+}
+
+/// Who may call what. Any request no row matches (every other route, and
+/// paths no route knows: a 404 once allowed) needs [`Right::Admin`] and a
+/// header token. Which routes change a listener's running state is not a
+/// right of its own: that is [`Right::Admin`] everywhere; a stream route
+/// starts a stopped listener only for an admin (see `sse`).
+pub(super) const RULES: &[Rule] = &[
+    rule("GET", "/healthz", Right::Open, false),
+    rule("GET", "/readyz", Right::Open, false),
+    rule("GET", "/stream/*/*", Right::Subscribe, true),
+    rule("HEAD", "/stream/*/*", Right::Subscribe, true),
+    rule("GET", "/v1/channels/*/events", Right::Subscribe, true),
+    rule("HEAD", "/v1/channels/*/events", Right::Subscribe, true),
+    rule(
+        "GET",
+        "/v1/channels/*/listeners/*/events",
+        Right::Subscribe,
+        true,
+    ),
+    rule(
+        "HEAD",
+        "/v1/channels/*/listeners/*/events",
+        Right::Subscribe,
+        true,
+    ),
+    rule(
+        "POST",
+        "/v1/channels/*/listeners/*/next",
+        Right::Subscribe,
+        false,
+    ),
+];
+
+/// What `request` needs under [`RULES`].
+fn needs(method: &Method, path: &str) -> (Right, bool) {
+    RULES
+        .iter()
+        .find(|r| r.method == method.as_str() && matches_path(r.path, path))
+        .map_or((Right::Admin, false), |r| (r.right, r.query_token))
+}
+
+fn matches_path(pattern: &str, path: &str) -> bool {
+    let mut actual = path.split('/');
+    let mut wanted = pattern.split('/');
+    loop {
+        match (wanted.next(), actual.next()) {
+            (None, None) => return true,
+            (Some("*"), Some(segment)) if !segment.is_empty() => {}
+            (Some(w), Some(a)) if w == a => {}
+            _ => return false,
+        }
     }
 }
 
@@ -106,17 +189,27 @@ struct TokenQuery {
     access_token: Option<String>,
 }
 
-/// The token a request presents: its bearer header, or (stream routes)
-/// its `access_token` query parameter.
-fn presented(request: &Request, need: Need) -> Option<String> {
-    let bearer = request
+/// The token of an `Authorization` header: the `Bearer` scheme is matched
+/// case-insensitively (RFC 9110, section 11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// The token a request presents: its bearer header, or (where the route
+/// takes one) its `access_token` query parameter.
+fn presented(request: &Request, query_token: bool) -> Option<String> {
+    let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(|token| token.trim().to_owned());
-    if bearer.is_some() || need != Need::Subscribe {
-        return bearer;
+        .and_then(bearer)
+        .map(str::to_owned);
+    if header.is_some() || !query_token {
+        return header;
     }
     Query::<TokenQuery>::try_from_uri(request.uri())
         .ok()
@@ -127,35 +220,45 @@ fn any_matches(tokens: &[Token], presented: &str) -> bool {
     // No early exit: which token matched does not show in the time taken.
     tokens
         .iter()
-        .fold(false, |found, t| found | t.matches(presented))
+        .fold(Choice::from(0), |found, t| found | t.matches(presented))
+        .into()
 }
 
-/// The middleware: lets a request through or answers 401 / 403.
+/// The middleware: lets a request through (noting the caller's right) or
+/// answers 401 / 403.
 pub(super) async fn require<E: Backend>(
     State(s): State<AppState<E>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let (admins, subscribers) = (&s.http.admin_tokens, &s.http.subscribe_tokens);
-    let need = need(request.method(), request.uri().path());
-    if need == Need::Nothing {
+    let (need, query_token) = needs(request.method(), request.uri().path());
+    if need == Right::Open {
         return next.run(request).await;
     }
-    let Some(token) = presented(&request, need) else {
+    let Some(token) = presented(&request, query_token) else {
         return unauthorized("this route needs a bearer token (Authorization: Bearer ...)");
     };
-    let admin = any_matches(admins, &token);
-    let subscriber = any_matches(subscribers, &token);
-    match (need, admin, subscriber) {
-        (_, true, _) | (Need::Subscribe, _, true) => next.run(request).await,
-        (_, false, true) => ApiError::new(
+    // Both lists every time: the role does not show in the time taken.
+    let (admin, subscriber) = (
+        any_matches(admins, &token),
+        any_matches(subscribers, &token),
+    );
+    let held = match (admin, subscriber) {
+        (true, _) => Right::Admin,
+        (false, true) => Right::Subscribe,
+        (false, false) => return unauthorized("the token is not valid"),
+    };
+    if held < need {
+        return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "a subscribe token may open streams and pull messages only",
         )
-        .into_response(),
-        _ => unauthorized("the token is not valid"),
+        .into_response();
     }
+    request.extensions_mut().insert(Caller(held));
+    next.run(request).await
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -173,30 +276,53 @@ mod tests {
 
     #[test]
     fn routes_need_what_their_callers_are() {
-        let get = Method::GET;
-        let post = Method::POST;
-        assert_eq!(need(&get, "/healthz"), Need::Nothing);
-        assert_eq!(need(&get, "/readyz"), Need::Nothing);
-        assert_eq!(need(&get, "/metrics"), Need::Admin);
-        assert_eq!(need(&get, "/stream/c/l"), Need::Subscribe);
-        assert_eq!(need(&get, "/v1/channels/c/events"), Need::Subscribe);
+        let (get, post, head) = (Method::GET, Method::POST, Method::HEAD);
+        assert_eq!(needs(&get, "/healthz"), (Right::Open, false));
+        assert_eq!(needs(&get, "/readyz"), (Right::Open, false));
+        assert_eq!(needs(&get, "/metrics"), (Right::Admin, false));
+        for path in [
+            "/stream/c/l",
+            "/v1/channels/c/events",
+            "/v1/channels/c/listeners/l/events",
+        ] {
+            assert_eq!(needs(&get, path), (Right::Subscribe, true), "{path}");
+            assert_eq!(needs(&head, path), (Right::Subscribe, true), "{path}");
+        }
         assert_eq!(
-            need(&get, "/v1/channels/c/listeners/l/events"),
-            Need::Subscribe
-        );
-        assert_eq!(
-            need(&post, "/v1/channels/c/listeners/l/next"),
-            Need::Subscribe
+            needs(&post, "/v1/channels/c/listeners/l/next"),
+            (Right::Subscribe, false)
         );
         for (method, path) in [
             (&post, "/v1/channels/c/listeners/l/messages"),
             (&post, "/v1/channels/c/listeners/l/events"),
+            (&post, "/v1/channels/c/listeners/l/start"),
             (&get, "/v1/channels"),
             (&post, "/dispatch"),
             (&get, "/stream/c/l/extra"),
+            (&get, "/stream//l"),
+            (&get, "/healthz/x"),
+            (&head, "/healthz"),
             (&get, "/nowhere"),
         ] {
-            assert_eq!(need(method, path), Need::Admin, "{method} {path}");
+            assert_eq!(
+                needs(method, path),
+                (Right::Admin, false),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer 0123456789abcdef",
+            "bearer 0123456789abcdef",
+            "BEARER  0123456789abcdef ",
+        ] {
+            assert_eq!(bearer(value), Some("0123456789abcdef"), "{value:?}");
+        }
+        for value in ["Basic 0123456789abcdef", "Bearer", "Bearer ", "Bearer0123"] {
+            assert_eq!(bearer(value), None, "{value:?}");
         }
     }
 
@@ -207,8 +333,14 @@ mod tests {
         assert!(check_tokens(&[Token::new("0123456789 abcdef")]).is_err());
         let token = Token::new("0123456789abcdef");
         assert_eq!(format!("{token:?}"), "Token(***)");
-        assert!(token.matches("0123456789abcdef"));
-        assert!(!token.matches("0123456789abcdeF"));
-        assert!(!token.matches("0123456789abcde"));
+        assert!(bool::from(token.matches("0123456789abcdef")));
+        assert!(!bool::from(token.matches("0123456789abcdeF")));
+        assert!(!bool::from(token.matches("0123456789abcde")));
+        let tokens = [
+            Token::new("0123456789abcdef"),
+            Token::new("fedcba9876543210"),
+        ];
+        assert!(any_matches(&tokens, "fedcba9876543210"));
+        assert!(!any_matches(&tokens, "fedcba987654321"));
     }
 }

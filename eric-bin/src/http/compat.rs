@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, PathParams, QueryParams, channel_id, listener_id};
 use super::idempotency::{self, WriteKey};
@@ -36,7 +37,10 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
         .route("/subscribe", post(subscribe::<E>))
         .route("/dispatch", post(dispatch::<E>))
         .route("/broadcast", post(broadcast::<E>))
-        .route("/stream/{channel}/{listener}", get(stream::<E>))
+        .route(
+            "/stream/{channel}/{listener}",
+            get(stream::<E>).head(head_stream::<E>),
+        )
         .route(
             "/listener/{channel}/{listener}",
             delete(remove_listener::<E>),
@@ -139,11 +143,20 @@ async fn stream<E: Backend>(
     State(s): State<AppState<E>>,
     PathParams((channel, listener)): PathParams<(String, String)>,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> Result<Response, ApiError> {
     let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
     let resume = last_event_id(&headers, None)?;
-    sse::listener_events(&s, &channel, &listener, resume, connection).await
+    sse::listener_events(&s, (&channel, &listener), resume, caller, connection).await
+}
+
+async fn head_stream<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams((channel, listener)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
+    sse::head(&s, &channel, Some(&listener)).await
 }
 
 async fn remove_listener<E: Backend>(

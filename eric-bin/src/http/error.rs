@@ -102,9 +102,32 @@ impl From<Error> for ApiError {
     }
 }
 
+impl ApiError {
+    fn body(&self) -> serde_json::Value {
+        json!({"error": {"code": self.code, "message": self.message}})
+    }
+
+    /// The whole HTTP/1.1 answer as bytes, closing the connection: for the
+    /// connection layer, which must answer a request hyper refused before
+    /// any handler ran (`serve::refusals`).
+    pub(crate) fn to_http1_bytes(&self) -> Vec<u8> {
+        let body = self.body().to_string();
+        let reason = self.status.canonical_reason().unwrap_or("");
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        let mut out = format!(
+            "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\ndate: {date}\r\n\r\n",
+            self.status.as_u16(),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body.as_bytes());
+        out
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = self.body();
         (self.status, Json(body)).into_response()
     }
 }

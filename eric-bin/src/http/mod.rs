@@ -65,7 +65,10 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
             auth::require::<E>,
         ));
     }
-    let router = router.with_state(state);
+    // Outside the token check: a target this long is refused unread.
+    let router = router
+        .layer(middleware::from_fn(uri_limit))
+        .with_state(state);
     // Outermost, so error answers and preflights carry the headers too.
     match cors {
         Some(cors) => router.layer(cors),
@@ -97,6 +100,24 @@ async fn declared_length<E: Backend>(
         .into_response(),
         _ => next.run(req).await,
     }
+}
+
+/// Longest request target (path and query) taken; longer: 414
+/// `uri_too_long`. Ids are 128 bytes at most, so real targets are far
+/// shorter; hyper's own limit (64 KiB) is beyond the head size limit.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+async fn uri_limit(req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {len} bytes; at most {MAX_URI_BYTES} are taken"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Bounds the time to produce a response head. SSE bodies stream on after

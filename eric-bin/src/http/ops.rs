@@ -26,8 +26,9 @@ pub(super) struct ReadyQuery {
 }
 
 /// The node can serve: storage answers and (Redis) the subscriber that wakes
-/// streams is connected. 503 with the reason otherwise, and while shutting
-/// down, so load balancers stop sending new clients first.
+/// streams is connected. 503 with a fixed reason otherwise (`redis
+/// unavailable`, `redis subscriber disconnected`), and while shutting down
+/// (`shutting down`), so load balancers stop sending new clients first.
 pub(super) async fn readyz<E: Backend>(
     State(s): State<AppState<E>>,
     Query(q): Query<ReadyQuery>,
@@ -48,7 +49,13 @@ pub(super) async fn readyz<E: Backend>(
     }
     match s.broker.engine().readiness().await {
         Ok(()) => Json(json!({"ready": true})).into_response(),
-        Err(reason) => not_ready(&reason),
+        Err(not) => {
+            // The probe is unauthenticated: the cause (addresses, OS errors)
+            // goes to the log only.
+            let cause = std::error::Error::source(&not);
+            tracing::warn!(error = %not, cause = ?cause, "not ready");
+            not_ready(not.reason())
+        }
     }
 }
 

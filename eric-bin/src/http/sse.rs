@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use eric_core::{ChannelId, ListenerId, MessageStream, SseMessage, StreamEnd, StreamItem};
@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::Caller;
 use super::error::ApiResult;
 use super::state::{AppState, ConnectionContext};
 use crate::backend::Backend;
@@ -53,17 +54,40 @@ struct StreamSetup {
     send_timeout: Duration,
 }
 
-/// The SSE response of `listener`'s stream (started first, as eric-api's
-/// route does), resumed after `resume`.
+/// The SSE response of `listener`'s stream, resumed after `resume`. A
+/// stopped listener is started first (as eric-api's route does) for a
+/// caller who may change listener state, else refused (409
+/// `listener_stopped`): see the rights table in `auth`.
 pub(super) async fn listener_events<E: Backend>(
     state: &AppState<E>,
-    channel: &ChannelId,
-    listener: &ListenerId,
+    (channel, listener): (&ChannelId, &ListenerId),
     resume: Option<u64>,
+    caller: Option<Extension<Caller>>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
-    let (ch, stream) = state.broker.stream(channel, listener, resume).await?;
+    let start = Caller::may_change_listener_state(caller.map(|Extension(c)| c));
+    let (ch, stream) = state
+        .broker
+        .stream(channel, listener, resume, start)
+        .await?;
     Ok(respond(state, stream, ch.settings().retry_ms, connection))
+}
+
+/// `HEAD` of a stream route: the head a `GET` would get, with no side
+/// effect (no listener started, no watch opened); 404 for an unknown
+/// channel or listener, as the `GET` would answer.
+pub(super) async fn head<E: Backend>(
+    state: &AppState<E>,
+    channel: &ChannelId,
+    listener: Option<&ListenerId>,
+) -> ApiResult<Response> {
+    let channel = state.broker.channel(channel).await?;
+    if let Some(listener) = listener {
+        channel.connection(listener).await?;
+    }
+    let mut response = StatusCode::OK.into_response();
+    stream_headers(response.headers_mut());
+    Ok(response)
 }
 
 /// The SSE response of a watch of `channel` (a temporary listener).
@@ -101,14 +125,17 @@ fn respond<E: Backend>(
     tokio::spawn(producer.run());
     let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
     let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
+    stream_headers(response.headers_mut());
+    response
+}
+
+fn stream_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
 }
 
 struct Producer {

@@ -10,6 +10,7 @@ use eric_core::{ChannelId, ChannelSettings, ListenerId, Message};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, OptionalJson, PathParams, QueryParams, channel_id, listener_id};
 use super::idempotency::{self, WriteKey};
@@ -30,7 +31,10 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
             get(channel_info::<E>).delete(delete_channel::<E>),
         )
         .route("/v1/channels/{channel}/messages", post(broadcast::<E>))
-        .route("/v1/channels/{channel}/events", get(watch::<E>))
+        .route(
+            "/v1/channels/{channel}/events",
+            get(watch::<E>).head(head_watch::<E>),
+        )
         .route(
             "/v1/channels/{channel}/listeners",
             get(list_listeners::<E>).post(add_listener::<E>),
@@ -57,28 +61,42 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
         )
         .route(
             "/v1/channels/{channel}/listeners/{listener}/events",
-            get(events::<E>),
+            get(events::<E>).head(head_events::<E>),
         )
 }
 
 /// The resume point: the `Last-Event-ID` header, else `last_event_id` in the
-/// query. An empty header means "from the start"; anything but a sequence
-/// number is a 400.
+/// query. An empty value means "from the start"; anything but an id as this
+/// server writes them ([`event_id`]) is a 400.
 pub(super) fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Option<u64>> {
     let raw = match headers.get("last-event-id") {
         Some(value) => Some(value.to_str().map_err(|_| bad_resume())?),
         None => query,
     };
-    match raw.map(str::trim) {
+    match raw {
         None | Some("") => Ok(None),
-        Some(text) => text.parse().map(Some).map_err(|_| bad_resume()),
+        Some(text) => event_id(text).map(Some).ok_or_else(bad_resume),
     }
+}
+
+/// `text` as an event id, if it is one exactly as this server writes them:
+/// decimal digits, no sign, no space, no leading zero, within a u64. Only
+/// one spelling per id, so a proxy or client that rewrites ids is caught
+/// rather than guessed at. An id above the last one sent is an id all
+/// the same: nothing was sent after it, so nothing is replayed and the
+/// stream goes on with what is queued (a browser reconnecting to a
+/// listener made anew keeps working).
+fn event_id(text: &str) -> Option<u64> {
+    let canonical = text.bytes().all(|b| b.is_ascii_digit())
+        && !text.is_empty()
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 fn bad_resume() -> ApiError {
     ApiError::bad_request(
         "invalid_last_event_id",
-        "Last-Event-ID must be an event id this server sent (a number)",
+        "Last-Event-ID must be an event id this server sent (decimal digits, no sign, space or leading zero)",
     )
 }
 
@@ -269,11 +287,27 @@ async fn events<E: Backend>(
     PathParams(p): Ids,
     headers: HeaderMap,
     QueryParams(q): QueryParams<ResumeQuery>,
+    caller: Option<Extension<Caller>>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
     let resume = last_event_id(&headers, q.last_event_id.as_deref())?;
-    sse::listener_events(&s, &channel, &listener, resume, connection).await
+    sse::listener_events(&s, (&channel, &listener), resume, caller, connection).await
+}
+
+async fn head_events<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(p): Ids,
+) -> ApiResult<Response> {
+    let (channel, listener) = ids(p)?;
+    sse::head(&s, &channel, Some(&listener)).await
+}
+
+async fn head_watch<E: Backend>(
+    State(s): State<AppState<E>>,
+    PathParams(channel): PathParams<String>,
+) -> ApiResult<Response> {
+    sse::head(&s, &channel_id(&channel)?, None).await
 }
 
 async fn watch<E: Backend>(
@@ -282,4 +316,49 @@ async fn watch<E: Backend>(
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
     sse::channel_events(&s, &channel_id(&channel)?, connection).await
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::event_id;
+
+    proptest! {
+        /// Every id this server can write reads back as itself.
+        #[test]
+        fn every_written_id_reads_back(id in any::<u64>()) {
+            prop_assert_eq!(event_id(&id.to_string()), Some(id));
+        }
+
+        /// Whatever is accepted is written exactly that way: one spelling
+        /// per id (no sign, space, leading zero or other digits).
+        #[test]
+        fn only_the_written_spelling_is_taken(text in any::<String>()) {
+            if let Some(id) = event_id(&text) {
+                prop_assert_eq!(id.to_string(), text);
+            }
+        }
+
+        /// A written id with a sign, a space or a leading zero is refused.
+        #[test]
+        fn decorated_ids_are_refused(id in any::<u64>(), decoration in 0..5usize) {
+            let text = match decoration {
+                0 => format!("+{id}"),
+                1 => format!(" {id}"),
+                2 => format!("{id} "),
+                3 => format!("0{id}"),
+                _ => format!("-{id}"),
+            };
+            prop_assert_eq!(event_id(&text), None);
+        }
+    }
+
+    #[test]
+    fn ids_past_u64_are_refused() {
+        assert_eq!(event_id("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(event_id("18446744073709551616"), None);
+        assert_eq!(event_id(""), None);
+        assert_eq!(event_id("0"), Some(0));
+    }
 }

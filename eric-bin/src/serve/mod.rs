@@ -20,9 +20,11 @@
 //! - `first`: reads a connection's first bytes, recognises stream requests.
 //! - `streamed`: writes the answer to a stream request by hand.
 //! - `prefixed`: hands the bytes already read to hyper with the connection.
+//! - `refusals`: hyper's own answers to heads it refuses, made JSON.
 
 mod first;
 mod prefixed;
+mod refusals;
 mod streamed;
 
 use std::sync::Arc;
@@ -41,6 +43,11 @@ use tower::ServiceExt;
 
 use crate::http::ConnectionContext;
 use crate::metrics::Metrics;
+
+/// Most bytes a request head may take (431 `headers_too_large` beyond; with
+/// hyper's 100 headers at most). hyper's default, ~400 KiB, is more than
+/// any client needs and a lot to hold per connection.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How the loop runs.
 #[derive(Debug)]
@@ -172,7 +179,8 @@ async fn with_hyper(
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(head_timeout)
-        .serve_connection(TokioIo::new(io), service);
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(refusals::Refusals::new(io)), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,

@@ -88,7 +88,7 @@ async fn run<E: Backend>(broker: &Broker<E>, request: Request) -> Result<Outcome
             let channel = channel()?;
             let listener = listener_id(broker, &channel, verb, receiver).await?;
             let (handle, stream) = broker
-                .stream(&channel, &listener, None)
+                .stream(&channel, &listener, None, true)
                 .await
                 .map_err(fail)?;
             Ok(Outcome::Stream(Opened::new(handle, stream, Some(listener))))
