@@ -76,7 +76,7 @@ pub use channel::{
 pub use connection::{Connection, ConnectionsFactory};
 pub use container::ChannelContainer;
 pub use engine::{Engine, MemoryEngine};
-pub use error::{BoxError, Error, NoMessagesReason, Result};
+pub use error::{BoxError, Error, NoMessagesReason, QueueBound, Result};
 pub use id::{ChannelId, ConnectionId, IdError, ListenerId, MessageId};
 pub use listener::{BlockingHook, FnHook, Listener, OnMessage};
 pub use message::{Message, MessageType};

@@ -57,6 +57,9 @@ pub(crate) struct ChannelKeys {
     pub(crate) evicted: String,
     /// HASH: listener id → rewinds so far (the epoch `unread` checks).
     pub(crate) rewinds: String,
+    /// HASH: listener id → bytes of the messages in its queue (what
+    /// `queue_max_bytes` bounds), kept by every script that moves them.
+    pub(crate) bytes: String,
     /// STRING: the counter behind `members` scores.
     pub(crate) order: String,
     /// The pub/sub channel that wakes this channel's streams on every node.
@@ -74,15 +77,16 @@ impl ChannelKeys {
             seqs: key("seq"),
             evicted: key("evicted"),
             rewinds: key("rewinds"),
+            bytes: key("bytes"),
             order: key("order"),
             notify: key("notify"),
             base,
         }
     }
 
-    /// The six per-listener structures a removal clears, in the order the
+    /// The seven per-listener structures a removal clears, in the order the
     /// `drop` Lua helper expects.
-    pub(crate) fn listener_structures(&self) -> [&str; 6] {
+    pub(crate) fn listener_structures(&self) -> [&str; 7] {
         [
             &self.members,
             &self.listeners,
@@ -90,6 +94,7 @@ impl ChannelKeys {
             &self.seqs,
             &self.evicted,
             &self.rewinds,
+            &self.bytes,
         ]
     }
 

@@ -11,6 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use eric_core::channel::QueueLimits;
 use eric_core::{
     Broadcast, ConnectionRegistry, Delivery, Error, Listener, ListenerId, Message,
     NoMessagesReason, Queue, RegisterMode, Result,
@@ -25,8 +26,7 @@ use crate::state::{ChannelState, Connection};
 #[derive(Clone)]
 pub struct RedisRegistry {
     shared: Arc<ChannelState>,
-    capacity: usize,
-    replay_window: usize,
+    limits: QueueLimits,
 }
 
 impl fmt::Debug for RedisRegistry {
@@ -38,12 +38,8 @@ impl fmt::Debug for RedisRegistry {
 }
 
 impl RedisRegistry {
-    pub(crate) fn new(shared: Arc<ChannelState>, capacity: usize, replay_window: usize) -> Self {
-        Self {
-            shared,
-            capacity,
-            replay_window,
-        }
+    pub(crate) fn new(shared: Arc<ChannelState>, limits: QueueLimits) -> Self {
+        Self { shared, limits }
     }
 
     fn invalid(&self, listener: &ListenerId) -> Error {
@@ -60,8 +56,7 @@ impl RedisRegistry {
             self.shared.keys.clone(),
             self.shared.channel.clone(),
             listener.clone(),
-            self.capacity,
-            self.replay_window,
+            self.limits,
         )
     }
 
@@ -239,7 +234,7 @@ impl ConnectionRegistry for RedisRegistry {
         let result = self
             .shared
             .dispatcher
-            .dispatch(listener, encoded, self.capacity)
+            .dispatch(listener, encoded, self.limits)
             .await;
         if matches!(result, Err(Error::InvalidListener { .. })) {
             self.shared.evict(listener);
@@ -254,10 +249,12 @@ impl ConnectionRegistry for RedisRegistry {
         invocation
             .key(&keys.members)
             .key(&keys.seqs)
+            .key(&keys.bytes)
             .arg(&keys.base)
             .arg(encoded)
-            .arg(self.capacity)
-            .arg(&keys.notify);
+            .arg(self.limits.capacity)
+            .arg(&keys.notify)
+            .arg(self.limits.max_bytes);
         let (delivered, full): (usize, Vec<String>) = self
             .shared
             .client
