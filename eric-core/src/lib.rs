@@ -38,7 +38,9 @@
 //! - [`id`]: validated ids ([`ChannelId`], [`ListenerId`], ...), safe in keys.
 //! - [`message`]: [`Message`] and [`MessageType`].
 //! - [`error`]: the crate's one [`Error`] enum.
-//! - [`queue`]: the [`Queue`] trait, [`InMemoryQueue`], [`queue::Wakeup`].
+//! - [`queue`]: the [`Queue`] trait, [`InMemoryQueue`], [`queue::Wakeup`],
+//!   the byte measure [`queue::stored_size`] and the in-memory engine's
+//!   node-wide [`queue::MemoryBudget`].
 //! - [`listener`]: [`Listener`] and its [`OnMessage`] hook.
 //! - [`connection`]: [`Connection`] and [`ConnectionsFactory`].
 //! - [`registry`]: [`ConnectionRegistry`], where a channel keeps its connections.
