@@ -60,6 +60,9 @@ pub(crate) struct ChannelKeys {
     /// HASH: listener id → bytes of the messages in its queue (what
     /// `queue_max_bytes` bounds), kept by every script that moves them.
     pub(crate) bytes: String,
+    /// HASH: listener id → bytes of its replay window (bounded by
+    /// `queue_max_bytes` as well as by `replay_window`).
+    pub(crate) window_bytes: String,
     /// STRING: the counter behind `members` scores.
     pub(crate) order: String,
     /// The pub/sub channel that wakes this channel's streams on every node.
@@ -78,15 +81,16 @@ impl ChannelKeys {
             evicted: key("evicted"),
             rewinds: key("rewinds"),
             bytes: key("bytes"),
+            window_bytes: key("dbytes"),
             order: key("order"),
             notify: key("notify"),
             base,
         }
     }
 
-    /// The seven per-listener structures a removal clears, in the order the
+    /// The eight per-listener structures a removal clears, in the order the
     /// `drop` Lua helper expects.
-    pub(crate) fn listener_structures(&self) -> [&str; 7] {
+    pub(crate) fn listener_structures(&self) -> [&str; 8] {
         [
             &self.members,
             &self.listeners,
@@ -95,6 +99,7 @@ impl ChannelKeys {
             &self.evicted,
             &self.rewinds,
             &self.bytes,
+            &self.window_bytes,
         ]
     }
 

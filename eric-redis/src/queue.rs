@@ -152,6 +152,7 @@ impl RedisQueue {
             .key(&delivered_key)
             .key(&keys.rewinds)
             .key(&keys.bytes)
+            .key(&keys.window_bytes)
             .arg(taken.epoch)
             .arg(listener.key_segment().as_ref())
             .arg(&keys.notify);
@@ -204,9 +205,11 @@ impl Queue for RedisQueue {
             .key(&self.keys.evicted)
             .key(&self.keys.rewinds)
             .key(&self.keys.bytes)
+            .key(&self.keys.window_bytes)
             .arg(max.max(1))
             .arg(self.limits.replay_window)
-            .arg(self.listener.key_segment().as_ref());
+            .arg(self.listener.key_segment().as_ref())
+            .arg(self.limits.max_bytes);
         let (epoch, envelopes): (u64, Vec<String>) = self
             .client
             .script("taking for a stream", &invocation)
@@ -226,6 +229,7 @@ impl Queue for RedisQueue {
             .key(&self.keys.evicted)
             .key(&self.keys.rewinds)
             .key(&self.keys.bytes)
+            .key(&self.keys.window_bytes)
             .arg(after)
             .arg(self.listener.key_segment().as_ref())
             .arg(&self.keys.notify);

@@ -66,11 +66,11 @@ local function push_front(queue, items)
   end
 end
 -- Removes one listener: membership, flags, counters, queue, replay window.
--- k = {members, listeners, running, seqs, evicted, rewinds, bytes}
+-- k = {members, listeners, running, seqs, evicted, rewinds, bytes, dbytes}
 local function drop(base, notify, k, id)
   if redis.call('ZREM', k[1], id) == 0 then return false end
   local connection = redis.call('HGET', k[2], id)
-  for i = 2, 7 do redis.call('HDEL', k[i], id) end
+  for i = 2, 8 do redis.call('HDEL', k[i], id) end
   redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
   redis.call('PUBLISH', notify, 'r ' .. id)
   return connection
@@ -88,8 +88,9 @@ pub(crate) struct Scripts {
     /// running, mode (`new`|`keep`), notify. → {status, connection}:
     /// 0 taken (mode new), 1 kept, 2 added.
     pub(crate) register: Script,
-    /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes; ARGV
-    /// base, notify, listener. → connection id, or nil when absent.
+    /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
+    /// dbytes; ARGV base, notify, listener. → connection id, or nil when
+    /// absent.
     pub(crate) remove: Script,
     /// Same keys and ARGV, with a connection id in place of the listener.
     pub(crate) remove_connection: Script,
@@ -102,14 +103,14 @@ pub(crate) struct Scripts {
     pub(crate) broadcast: Script,
     /// KEYS queue, bytes; ARGV max, listener. → {envelopes}.
     pub(crate) pop: Script,
-    /// KEYS queue, delivered, evicted, rewinds, bytes; ARGV max, window,
-    /// listener. → {epoch, {envelopes}}.
+    /// KEYS queue, delivered, evicted, rewinds, bytes, dbytes; ARGV max,
+    /// window, listener, max bytes. → {epoch, {envelopes}}.
     pub(crate) take: Script,
-    /// KEYS queue, delivered, evicted, rewinds, bytes; ARGV after, listener,
-    /// notify. → {restored, gap 0|1}.
+    /// KEYS queue, delivered, evicted, rewinds, bytes, dbytes; ARGV after,
+    /// listener, notify. → {restored, gap 0|1}.
     pub(crate) rewind: Script,
-    /// KEYS queue, delivered, rewinds, bytes; ARGV epoch, listener, notify,
-    /// then (seq, envelope) pairs oldest first. → how many went back.
+    /// KEYS queue, delivered, rewinds, bytes, dbytes; ARGV epoch, listener,
+    /// notify, then (seq, envelope) pairs oldest first. → how many went back.
     pub(crate) unread: Script,
     /// KEYS members, running; ARGV listener, `1`|`0`, notify. → 1, or 0 when absent.
     pub(crate) set_running: Script,
@@ -118,11 +119,12 @@ pub(crate) struct Scripts {
     /// KEYS members, listeners, running, order; ARGV notify, then
     /// (listener, connection, running) triples. Upserts, never deletes.
     pub(crate) persist_connections: Script,
-    /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes; ARGV
-    /// base, notify. Removes every listener. → how many.
+    /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
+    /// dbytes; ARGV base, notify. Removes every listener. → how many.
     pub(crate) drop_connections: Script,
     /// KEYS meta, members, listeners, running, seqs, evicted, rewinds, bytes,
-    /// order; ARGV base, notify. Removes the channel and everything in it.
+    /// dbytes, order; ARGV base, notify. Removes the channel and everything
+    /// in it.
     pub(crate) drop_channel: Script,
     /// KEYS index, order (the `{channels}` slot); ARGV channel. Adds it to
     /// the channel index unless it is there.
@@ -275,18 +277,31 @@ local epoch = tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')
 local items = redis.call('LPOP', KEYS[1], ARGV[1])
 if not items then return {epoch, {}} end
 popped(KEYS[5], ARGV[3], items, tonumber(ARGV[1]))
-local window = tonumber(ARGV[2])
+local window, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[4])
+local last
 if window > 0 then
   redis.call('RPUSH', KEYS[2], unpack(items))
   local len = redis.call('LLEN', KEYS[2])
+  local held = redis.call('HINCRBY', KEYS[6], ARGV[3], string.format('%d', sizes(items)))
+  -- Oldest out until within both bounds; the byte count needs the sizes
+  -- of what leaves, hence LPOP rather than LTRIM.
   if len > window then
-    local last = redis.call('LINDEX', KEYS[2], len - window - 1)
-    redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(last)))
-    redis.call('LTRIM', KEYS[2], len - window, -1)
+    local gone = redis.call('LPOP', KEYS[2], len - window)
+    held, len, last = held - sizes(gone), window, gone[#gone]
+  end
+  while len > 0 and held > max_bytes do
+    last = redis.call('LPOP', KEYS[2])
+    held, len = held - size_of(last), len - 1
+  end
+  if held > 0 then
+    redis.call('HSET', KEYS[6], ARGV[3], string.format('%d', held))
+  else
+    redis.call('HDEL', KEYS[6], ARGV[3])
   end
 else
-  redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(items[#items])))
+  last = items[#items]
 end
+if last then redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(last))) end
 return {epoch, items}
 "#,
     ),
@@ -301,7 +316,9 @@ for i = #items, keep + 1, -1 do back[#back + 1] = items[i] end
 if #back > 0 then
   if keep == 0 then redis.call('DEL', KEYS[2]) else redis.call('LTRIM', KEYS[2], 0, keep - 1) end
   push_front(KEYS[1], back)
-  add_bytes(KEYS[5], ARGV[2], sizes(back))
+  local moved = sizes(back)
+  add_bytes(KEYS[5], ARGV[2], moved)
+  add_bytes(KEYS[6], ARGV[2], -moved)
   redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
 end
 redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
@@ -316,12 +333,18 @@ if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') ~= tonumber(ARGV[1]) th
 end
 local stored = {}
 for _, item in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do stored[seq_of(item)] = item end
-local back = {}
+local back, left = {}, 0
 for i = #ARGV - 1, 4, -2 do
   local item = stored[tonumber(ARGV[i])]
-  if item then redis.call('LREM', KEYS[2], 1, item) else item = ARGV[i + 1] end
+  if item then
+    redis.call('LREM', KEYS[2], 1, item)
+    left = left + size_of(item)
+  else
+    item = ARGV[i + 1]
+  end
   back[#back + 1] = item
 end
+add_bytes(KEYS[5], ARGV[2], -left)
 if #back > 0 then
   push_front(KEYS[1], back)
   add_bytes(KEYS[4], ARGV[2], sizes(back))

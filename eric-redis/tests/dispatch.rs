@@ -235,10 +235,21 @@ async fn the_byte_count_is_kept_in_redis_and_leaves_with_the_listener() {
         "exact again once drained"
     );
 
+    // What a stream takes moves to the replay window's count.
+    let window_key = key.replace(":bytes", ":dbytes");
+    let connection = ch.connection(&b).await.unwrap();
+    eric_core::Queue::take(connection.queue(), 10)
+        .await
+        .unwrap();
+    assert_eq!(hget(redis.url(), &key, b.as_str()).await, None);
+    assert_eq!(hget(redis.url(), &window_key, b.as_str()).await, Some(size));
+
     ch.remove_listener(&b).await.unwrap();
-    assert_eq!(
-        hget(redis.url(), &key, b.as_str()).await,
-        None,
-        "removed with its listener"
-    );
+    for key in [&key, &window_key] {
+        assert_eq!(
+            hget(redis.url(), key, b.as_str()).await,
+            None,
+            "removed with its listener"
+        );
+    }
 }

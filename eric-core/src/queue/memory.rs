@@ -45,8 +45,12 @@ struct State {
     /// The [`stored_size`] of everything in `queued`, kept exact by every
     /// operation that moves messages in or out.
     bytes: usize,
-    /// Handed to streams, oldest first, at most `replay_window` long.
+    /// Handed to streams, oldest first, at most `replay_window` long and
+    /// `max_bytes` large: a stream of big messages must not keep ten
+    /// thousand of them.
     delivered: VecDeque<Delivery>,
+    /// The [`stored_size`] of everything in `delivered`.
+    window_bytes: usize,
     next_seq: u64,
     /// Highest sequence number pushed out of the replay window.
     evicted_up_to: u64,
@@ -100,6 +104,7 @@ impl InMemoryQueue {
                 queued: VecDeque::new(),
                 bytes: 0,
                 delivered: VecDeque::new(),
+                window_bytes: 0,
                 next_seq: 1,
                 evicted_up_to: 0,
                 rewinds: 0,
@@ -210,13 +215,19 @@ impl InMemoryQueue {
     fn take_now(&self, max: usize) -> Result<Taken> {
         self.with_open(|state| {
             let batch = self.drain(state, max);
+            state.window_bytes += size_of(&batch);
             state.delivered.extend(batch.iter().cloned());
-            let excess = state
-                .delivered
-                .len()
-                .saturating_sub(self.limits.replay_window);
-            if let Some(last) = state.delivered.drain(..excess).next_back() {
-                state.evicted_up_to = last.seq;
+            // Oldest first out, until the window is within both bounds.
+            while state.delivered.len() > self.limits.replay_window
+                || state.window_bytes > self.limits.max_bytes
+            {
+                let Some(gone) = state.delivered.pop_front() else {
+                    break;
+                };
+                state.window_bytes = state
+                    .window_bytes
+                    .saturating_sub(stored_size(&gone.message));
+                state.evicted_up_to = gone.seq;
             }
             Ok(Taken {
                 deliveries: batch,
@@ -229,6 +240,7 @@ impl InMemoryQueue {
         let rewind = self.with_open(|state| {
             let keep = state.delivered.partition_point(|d| d.seq <= after);
             let back: Vec<Delivery> = state.delivered.drain(keep..).collect();
+            state.window_bytes = state.window_bytes.saturating_sub(size_of(&back));
             let restored = back.len();
             state.rewinds += 1;
             state.put_back(&self.budget, back.into_iter().rev());
@@ -253,9 +265,15 @@ impl InMemoryQueue {
                 return Ok(false);
             }
             let unread = &taken.deliveries;
-            state
-                .delivered
-                .retain(|d| !unread.iter().any(|u| u.seq == d.seq));
+            let mut freed = 0;
+            state.delivered.retain(|d| {
+                let keep = !unread.iter().any(|u| u.seq == d.seq);
+                if !keep {
+                    freed += stored_size(&d.message);
+                }
+                keep
+            });
+            state.window_bytes = state.window_bytes.saturating_sub(freed);
             state.put_back(&self.budget, taken.deliveries.into_iter().rev());
             Ok(true)
         })?;
@@ -342,6 +360,7 @@ impl Queue for InMemoryQueue {
         // when the last stream lets go of the queue.
         state.queued.clear();
         state.delivered.clear();
+        state.window_bytes = 0;
         self.budget.release(std::mem::take(&mut state.bytes));
         drop(state);
         self.wakeup.notify_all();

@@ -392,6 +392,46 @@ pub async fn byte_count_stays_exact_across_take_rewind_unread_restore_and_delive
     assert_eq!(fill(&ch, id, &mut next, max).await, 4);
 }
 
+/// The replay window keeps at most `queue_max_bytes` too (a stream of big
+/// messages must not keep `replay_window` of them): the oldest leave it
+/// first, and a resume from before them reports the gap.
+pub async fn replay_window_is_bounded_in_bytes_too<F: EngineFixture>(f: &F) {
+    let size = stored_size(&sized(10));
+    let ch = channel_with(
+        f,
+        ChannelSettings {
+            queue_max_bytes: 3 * size,
+            ..Default::default()
+        },
+    );
+    let l = ch.add_listener().await.unwrap();
+    let connection = ch.connection(l.id()).await.unwrap();
+    let q = connection.queue();
+    for round in 0..2 {
+        for n in 0..3 {
+            ch.dispatch(l.id(), sized(10 + 3 * round + n))
+                .await
+                .unwrap();
+        }
+        assert_eq!(q.take(3).await.unwrap().deliveries.len(), 3);
+    }
+    // Six taken; the window holds the last three (seq 4..6).
+    let rewind = q.rewind(0).await.unwrap();
+    assert_eq!((rewind.restored, rewind.gap), (3, true));
+    let back: Vec<u64> = q
+        .pop_batch(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect();
+    assert_eq!(back, [4, 5, 6]);
+    // The window's bytes never count against the queue's.
+    for n in 0..3 {
+        ch.dispatch(l.id(), sized(20 + n)).await.unwrap();
+    }
+}
+
 /// Deviation: the reference replaced the queue (losing its messages).
 pub async fn re_registering_a_listener_keeps_its_queue<F: EngineFixture>(f: &F) {
     let ch = channel(f);

@@ -144,6 +144,7 @@ macro_rules! behaviour_suite {
                 byte_bound_refuses_changes_nothing_and_pop_frees_room,
                 broadcast_names_queues_full_by_bytes,
                 byte_count_stays_exact_across_take_rewind_unread_restore_and_deliver_next,
+                replay_window_is_bounded_in_bytes_too,
                 re_registering_a_listener_keeps_its_queue,
                 re_registering_a_listener_ends_streams_on_the_replaced_object,
                 register_connection_refuses_a_taken_listener_id,
