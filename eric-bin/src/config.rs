@@ -30,6 +30,8 @@ pub struct Config {
     pub socket: SocketConfig,
     /// The Redis engine; without it, the in-memory engine.
     pub redis: Option<RedisConfig>,
+    /// The in-memory engine (used when `redis` is not set).
+    pub memory: MemoryConfig,
     /// Settings of channels created without their own.
     pub channels: ChannelSettings,
     /// Logging.
@@ -133,6 +135,26 @@ impl SocketConfig {
     /// The write timeout.
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+}
+
+/// In-memory engine settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Most bytes all queues of the node may hold together (each message
+    /// counted as its stored JSON, once per queue); beyond, dispatches and
+    /// broadcasts are refused with 507 `storage_full`. Each queue has its
+    /// own bound too (`channels.queue_max_bytes`): this one keeps many
+    /// queues from adding up to more than the machine has.
+    pub max_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: eric_core::queue::DEFAULT_MEMORY_BUDGET,
+        }
     }
 }
 
@@ -247,6 +269,9 @@ impl Config {
         }
         if let Err(reason) = crate::http::check_cors_origins(&self.http.cors_origins) {
             return bad(format!("http.cors_origins: {reason}"));
+        }
+        if self.memory.max_bytes == 0 {
+            return bad("memory.max_bytes must be at least 1".into());
         }
         if self.socket.max_request_bytes == 0 {
             return bad("socket.max_request_bytes must be at least 1".into());
@@ -376,6 +401,10 @@ mod tests {
         assert_eq!(c, Config::default());
         assert!(c.redis.is_none());
         assert_eq!(c.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.memory.max_bytes, 1 << 30);
+        assert_eq!(c.channels.queue_max_bytes, 64 << 20);
+        let c = Config::load(None, env(&[("ERIC__MEMORY__MAX_BYTES", "4096")])).unwrap();
+        assert_eq!(c.memory.max_bytes, 4096);
     }
 
     #[test]
@@ -411,6 +440,10 @@ mod tests {
         assert!(err.to_string().contains("max_body_bytes"), "{err}");
         let err = Config::load(None, env(&[("ERIC__HTTP__ADDR", "not an address")])).unwrap_err();
         assert!(matches!(err, Error::ConfigValue { .. }), "{err}");
+        let err = Config::load(None, env(&[("ERIC__MEMORY__MAX_BYTES", "0")])).unwrap_err();
+        assert!(err.to_string().contains("memory.max_bytes"), "{err}");
+        let err = Config::load(None, env(&[("ERIC__CHANNELS__QUEUE_MAX_BYTES", "0")])).unwrap_err();
+        assert!(err.to_string().contains("queue_max_bytes"), "{err}");
     }
 
     #[test]

@@ -105,7 +105,8 @@ impl Server {
         let metrics = self.metrics.clone();
         match self.config.redis.clone() {
             None => {
-                let engine = MemoryEngine::with_observer(metrics.clone());
+                let engine = MemoryEngine::with_observer(metrics.clone())
+                    .with_budget(self.config.memory.max_bytes);
                 self.serve(engine, metrics, shutdown).await
             }
             Some(redis) => {

@@ -335,6 +335,92 @@ async fn subscribing_an_existing_listener_is_idempotent() {
     assert_eq!(info, json!({"id": "l", "running": true, "queued": 1}));
 }
 
+/// Dispatches of 1 MiB (the default body limit) stop at the queue's byte
+/// bound (`queue_max_bytes`) with 429 `queue_full` naming it, and, across
+/// channels, at the node's memory budget (`memory.max_bytes`) with 507
+/// `storage_full`. A refused dispatch queues nothing; a pop makes room.
+#[tokio::test]
+async fn one_mib_dispatches_stop_at_the_byte_bounds() {
+    let metrics = Arc::new(Metrics::new());
+    let engine = MemoryEngine::with_observer(metrics.clone()).with_budget(12 << 20);
+    let app = router(AppState {
+        broker: Broker::new(engine, ChannelSettings::default()),
+        http: Arc::new(HttpConfig::default()),
+        metrics,
+        shutdown: CancellationToken::new(),
+    });
+    let payload = "x".repeat((1 << 20) - 64);
+    let body = format!(r#"{{"type":"big","payload":"{payload}"}}"#);
+    // Stored as sent: each message counts its body's length.
+    let fits = |bound: usize| bound / body.len();
+    for (uri, setup) in [
+        (
+            "/v1/channels",
+            r#"{"id": "a", "settings": {"queue_max_bytes": 8388608}}"#,
+        ),
+        ("/v1/channels/a/listeners", r#"{"id": "l"}"#),
+        ("/v1/channels", r#"{"id": "b"}"#),
+        ("/v1/channels/b/listeners", r#"{"id": "l"}"#),
+    ] {
+        assert_eq!(
+            call(&app, "POST", uri, Some(setup)).await.0,
+            StatusCode::CREATED
+        );
+    }
+    // Until the first refusal; how many were accepted, and the refusal.
+    let dispatch_until_refused = |channel: &'static str| {
+        let (app, body) = (app.clone(), body.clone());
+        async move {
+            let uri = format!("/v1/channels/{channel}/listeners/l/messages");
+            for accepted in 0..100 {
+                let (s, b) = call(&app, "POST", &uri, Some(&body)).await;
+                if s != StatusCode::ACCEPTED {
+                    return (accepted, s, b);
+                }
+            }
+            panic!("100 MiB accepted by {channel}");
+        }
+    };
+
+    let (accepted, s, b) = dispatch_until_refused("a").await;
+    assert_eq!(accepted, fits(8 << 20));
+    assert_eq!((s, code(&b)), (StatusCode::TOO_MANY_REQUESTS, "queue_full"));
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(message.contains("full (8388608 bytes)"), "{message}");
+    let (_, info) = call(&app, "GET", "/v1/channels/a/listeners/l", None).await;
+    assert_eq!(
+        info["queued"],
+        json!(accepted),
+        "the refused one is not queued"
+    );
+
+    // Channel b's own bound (64 MiB) is far, but the node's is near.
+    let (more, s, b) = dispatch_until_refused("b").await;
+    assert_eq!(accepted + more, fits(12 << 20));
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::INSUFFICIENT_STORAGE, "storage_full")
+    );
+    let (s, b) = call(&app, "POST", "/v1/channels/a/messages", Some(&body)).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+        "a broadcast too"
+    );
+    // A pop on channel a makes room on channel b.
+    call(&app, "POST", "/v1/channels/a/listeners/l/start", None).await;
+    let (s, _) = call(&app, "POST", "/v1/channels/a/listeners/l/next", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/v1/channels/b/listeners/l/messages",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+}
+
 #[tokio::test]
 async fn v1_channels_and_listeners_lifecycle() {
     let app = app();

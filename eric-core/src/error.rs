@@ -37,6 +37,26 @@ impl std::fmt::Display for NoMessagesReason {
     }
 }
 
+/// Which bound of a listener's queue refused a push (see
+/// [`crate::ChannelSettings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueBound {
+    /// `queue_capacity`: the queue holds this many messages.
+    Messages(usize),
+    /// `queue_max_bytes`: the queued messages, as stored (their JSON), would
+    /// pass this many bytes.
+    Bytes(usize),
+}
+
+impl std::fmt::Display for QueueBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Messages(n) => write!(f, "{n} messages"),
+            Self::Bytes(n) => write!(f, "{n} bytes"),
+        }
+    }
+}
+
 /// Every error `eric-core` and its engines report.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -91,15 +111,16 @@ pub enum Error {
         reason: NoMessagesReason,
     },
 
-    /// The listener's queue holds `capacity` messages and refuses more.
-    #[error("queue of listener {listener} on channel {channel} is full ({capacity} messages)")]
+    /// The listener's queue is at one of its bounds and refuses the push;
+    /// nothing was queued.
+    #[error("queue of listener {listener} on channel {channel} is full ({bound})")]
     QueueFull {
         /// The channel of the queue.
         channel: ChannelId,
         /// The listener whose queue is full.
         listener: ListenerId,
-        /// The configured bound.
-        capacity: usize,
+        /// Which configured bound refused it.
+        bound: QueueBound,
     },
 
     /// A message or a request was malformed (`InvalidMessageFormat`).
@@ -156,8 +177,9 @@ pub enum Error {
     },
 
     /// The storage backend refuses to grow (Redis at its `maxmemory` with
-    /// `noeviction`): nothing was written, and retrying once consumers have
-    /// drained queues may succeed.
+    /// `noeviction`, or the in-memory engine at its node-wide budget, see
+    /// [`crate::queue::MemoryBudget`]): nothing was written, and retrying
+    /// once consumers have drained queues may succeed.
     #[error("{backend} is out of memory while {operation}: {source}")]
     StorageFull {
         /// Which backend.
@@ -243,11 +265,20 @@ mod tests {
         let e = Error::QueueFull {
             channel: "c".parse().unwrap(),
             listener: "l".parse().unwrap(),
-            capacity: 3,
+            bound: QueueBound::Messages(3),
         };
         assert_eq!(
             e.to_string(),
             "queue of listener l on channel c is full (3 messages)"
+        );
+        let e = Error::QueueFull {
+            channel: "c".parse().unwrap(),
+            listener: "l".parse().unwrap(),
+            bound: QueueBound::Bytes(1024),
+        };
+        assert_eq!(
+            e.to_string(),
+            "queue of listener l on channel c is full (1024 bytes)"
         );
         assert_eq!(e.reference_name(), "RepositoryError");
         assert!(!e.is_transient());

@@ -39,7 +39,9 @@
 //! - [`message`]: [`Message`] and [`MessageType`].
 //! - [`idempotency`]: keys that make a retried write apply once ([`Applied`]).
 //! - [`error`]: the crate's one [`Error`] enum.
-//! - [`queue`]: the [`Queue`] trait, [`InMemoryQueue`], [`queue::Wakeup`].
+//! - [`queue`]: the [`Queue`] trait, [`InMemoryQueue`], [`queue::Wakeup`],
+//!   the byte measure [`queue::stored_size`] and the in-memory engine's
+//!   node-wide [`queue::MemoryBudget`].
 //! - [`listener`]: [`Listener`] and its [`OnMessage`] hook.
 //! - [`connection`]: [`Connection`] and [`ConnectionsFactory`].
 //! - [`registry`]: [`ConnectionRegistry`], where a channel keeps its connections.
@@ -78,7 +80,7 @@ pub use channel::{
 pub use connection::{Connection, ConnectionsFactory};
 pub use container::ChannelContainer;
 pub use engine::{Engine, MemoryEngine};
-pub use error::{BoxError, Error, NoMessagesReason, Result};
+pub use error::{BoxError, Error, NoMessagesReason, QueueBound, Result};
 pub use id::{ChannelId, ConnectionId, IdError, IdempotencyKey, ListenerId, MessageId};
 pub use idempotency::Applied;
 pub use listener::{BlockingHook, FnHook, Listener, OnMessage};

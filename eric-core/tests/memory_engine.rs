@@ -237,3 +237,59 @@ async fn sse_channel_streams_sse_events() {
         "id: 1\nevent: greet\nretry: 5\ndata: {\"a\":1}\n\n"
     );
 }
+
+/// The engine's budget bounds every queue of every channel together: past
+/// it, dispatches and broadcasts are refused whole with `StorageFull` (HTTP
+/// 507, as Redis at `maxmemory`) and change nothing; pops, removals and
+/// deleted channels give their bytes back; messages coming back to a queue
+/// (a rewind) are never refused.
+#[tokio::test]
+async fn node_budget_bounds_all_queues_together() {
+    let size = eric_core::queue::stored_size(&msg(1));
+    let engine = MemoryEngine::new().with_budget(3 * size);
+    let one: RawChannel = Channel::new(&engine, None, ChannelSettings::default()).unwrap();
+    let two: RawChannel = Channel::new(&engine, None, ChannelSettings::default()).unwrap();
+    let a = one.add_listener().await.unwrap();
+    let b = two.add_listener().await.unwrap();
+    one.dispatch(a.id(), msg(1)).await.unwrap();
+    one.dispatch(a.id(), msg(2)).await.unwrap();
+    two.dispatch(b.id(), msg(3)).await.unwrap();
+    assert_eq!(engine.budget().used(), 3 * size);
+    let full = |r: eric_core::Result<_>| {
+        matches!(
+            r,
+            Err(Error::StorageFull {
+                backend: "in-memory engine",
+                ..
+            })
+        )
+    };
+    assert!(full(two.dispatch(b.id(), msg(4)).await.map(|_| ())));
+    assert!(full(one.broadcast(&msg(5)).await.map(|_| ())));
+    assert_eq!(one.queue_len(a.id()).await.unwrap(), 2, "refused whole");
+    assert_eq!(two.queue_len(b.id()).await.unwrap(), 1);
+    assert_eq!(engine.budget().used(), 3 * size);
+    // A pop on one channel makes room on the other.
+    a.start();
+    one.deliver_next(a.id()).await.unwrap();
+    two.dispatch(b.id(), msg(6)).await.unwrap();
+    // A rewind brings back what a stream took, over the budget if need be.
+    let connection = two.connection(b.id()).await.unwrap();
+    let taken = eric_core::Queue::take(connection.queue(), 2).await.unwrap();
+    assert_eq!(taken.deliveries.len(), 2);
+    one.dispatch(a.id(), msg(7)).await.unwrap();
+    one.dispatch(a.id(), msg(8)).await.unwrap();
+    assert_eq!(engine.budget().used(), 3 * size);
+    let rewind = eric_core::Queue::rewind(connection.queue(), 0)
+        .await
+        .unwrap();
+    assert_eq!(rewind.restored, 2);
+    assert_eq!(engine.budget().used(), 5 * size);
+    assert!(full(one.dispatch(a.id(), msg(9)).await.map(|_| ())));
+    // Removing a listener and dropping a channel give their bytes back.
+    two.remove_listener(b.id()).await.unwrap();
+    drop(connection);
+    assert_eq!(engine.budget().used(), 3 * size);
+    drop(one);
+    assert_eq!(engine.budget().used(), 0);
+}

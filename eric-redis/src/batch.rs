@@ -13,13 +13,14 @@
 //! that saves the hops through a flush task, and whatever arrives meanwhile
 //! starts flushes as usual. Order per producer holds: a producer's next
 //! dispatch starts only once the previous one returned. The script checks
-//! membership, capacity and sequence numbers once per listener of the batch
-//! and pushes that listener's messages in one `RPUSH`.
+//! membership, bounds (count and bytes) and sequence numbers once per
+//! listener of the batch and pushes that listener's messages in one `RPUSH`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use eric_core::{ChannelId, Error, ListenerId, Result};
+use eric_core::channel::QueueLimits;
+use eric_core::{ChannelId, Error, ListenerId, QueueBound, Result};
 use tokio::sync::oneshot;
 
 use crate::client::Client;
@@ -39,7 +40,7 @@ const _: () = assert!(MAX_FLUSHES >= 2);
 struct Pending {
     listener: ListenerId,
     message: String,
-    capacity: usize,
+    limits: QueueLimits,
     reply: oneshot::Sender<Result<u64>>,
 }
 
@@ -73,13 +74,13 @@ impl Dispatcher {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `message` (stored JSON) for `listener`, whose queue holds at
-    /// most `capacity`; returns its sequence number.
+    /// Queues `message` (stored JSON) for `listener`, whose queue is bounded
+    /// by `limits`; returns its sequence number.
     pub(crate) async fn dispatch(
         self: &Arc<Self>,
         listener: &ListenerId,
         message: String,
-        capacity: usize,
+        limits: QueueLimits,
     ) -> Result<u64> {
         let alone = {
             let mut queue = self.queue();
@@ -91,10 +92,10 @@ impl Dispatcher {
             // Counted as a flush until it ends, even if the caller gives up.
             let _running = InlineFlush(self);
             let seqs = self
-                .invoke([(listener, capacity, message.as_str())].into_iter())
+                .invoke([(listener, limits, message.as_str())].into_iter())
                 .await;
             return match seqs {
-                Ok(seqs) if seqs.len() == 1 => self.outcome(listener, capacity, seqs[0]),
+                Ok(seqs) if seqs.len() == 1 => self.outcome(listener, limits, seqs[0]),
                 Ok(seqs) => Err(count_mismatch(seqs.len(), 1)),
                 Err(e) => Err(e.into()),
             };
@@ -105,7 +106,7 @@ impl Dispatcher {
             queue.pending.push(Pending {
                 listener: listener.clone(),
                 message,
-                capacity,
+                limits,
                 reply,
             });
             let start = queue.flushing < MAX_FLUSHES;
@@ -147,11 +148,11 @@ impl Dispatcher {
     async fn flush(&self, batch: Vec<Pending>) {
         let messages = batch
             .iter()
-            .map(|p| (&p.listener, p.capacity, p.message.as_str()));
+            .map(|p| (&p.listener, p.limits, p.message.as_str()));
         match self.invoke(messages).await {
             Ok(seqs) if seqs.len() == batch.len() => {
                 for (p, seq) in batch.into_iter().zip(seqs) {
-                    let outcome = self.outcome(&p.listener, p.capacity, seq);
+                    let outcome = self.outcome(&p.listener, p.limits, seq);
                     let _ = p.reply.send(outcome);
                 }
             }
@@ -171,24 +172,38 @@ impl Dispatcher {
     }
 
     /// One script call dispatching `messages`: their sequence numbers, or
-    /// -1 (not a member) and -2 (queue full) per message.
+    /// -1 (not a member), -2 (queue full) and -3 (queue full by bytes) per
+    /// message.
     async fn invoke<'a>(
         &self,
-        messages: impl Iterator<Item = (&'a ListenerId, usize, &'a str)>,
+        messages: impl Iterator<Item = (&'a ListenerId, QueueLimits, &'a str)>,
     ) -> crate::Result<Vec<i64>> {
-        let mut invocation = SCRIPTS.dispatch_many.prepare_invoke();
+        let invocation = self.prepare(&SCRIPTS.dispatch_many, messages);
+        self.client.script("dispatching", &invocation).await
+    }
+
+    /// `script` (`dispatch_many` or its idempotent wrapping) with its keys
+    /// and the arguments of `messages`.
+    fn prepare<'s, 'a>(
+        &self,
+        script: &'s redis::Script,
+        messages: impl Iterator<Item = (&'a ListenerId, QueueLimits, &'a str)>,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
         invocation
             .key(&self.keys.members)
             .key(&self.keys.seqs)
+            .key(&self.keys.bytes)
             .arg(&self.keys.base)
             .arg(&self.keys.notify);
-        for (listener, capacity, message) in messages {
+        for (listener, limits, message) in messages {
             invocation
                 .arg(listener.key_segment().as_ref())
-                .arg(capacity)
+                .arg(limits.capacity)
+                .arg(limits.max_bytes)
                 .arg(message);
         }
-        self.client.script("dispatching", &invocation).await
+        invocation
     }
 
     /// Queues `message` for `listener` unless the write recorded at
@@ -199,40 +214,36 @@ impl Dispatcher {
         &self,
         listener: &ListenerId,
         message: String,
-        capacity: usize,
+        limits: QueueLimits,
         record: &str,
         window: Duration,
     ) -> Result<(bool, u64)> {
-        let mut invocation = SCRIPTS.dispatch_once.prepare_invoke();
-        invocation
-            .key(&self.keys.members)
-            .key(&self.keys.seqs)
-            .arg(&self.keys.base)
-            .arg(&self.keys.notify)
-            .arg(listener.key_segment().as_ref())
-            .arg(capacity)
-            .arg(message)
-            .arg(record)
-            .arg(window_ms(window));
+        let mut invocation = self.prepare(
+            &SCRIPTS.dispatch_once,
+            [(listener, limits, message.as_str())].into_iter(),
+        );
+        invocation.arg(record).arg(window_ms(window));
         let (replayed, seqs): (u8, Vec<i64>) =
             self.client.script("dispatching", &invocation).await?;
         match seqs.as_slice() {
-            [seq] => Ok((replayed == 1, self.outcome(listener, capacity, *seq)?)),
+            [seq] => Ok((replayed == 1, self.outcome(listener, limits, *seq)?)),
             _ => Err(count_mismatch(seqs.len(), 1)),
         }
     }
 
-    fn outcome(&self, listener: &ListenerId, capacity: usize, seq: i64) -> Result<u64> {
+    fn outcome(&self, listener: &ListenerId, limits: QueueLimits, seq: i64) -> Result<u64> {
+        let full = |bound| Error::QueueFull {
+            channel: self.channel.clone(),
+            listener: listener.clone(),
+            bound,
+        };
         match seq {
             -1 => Err(Error::InvalidListener {
                 channel: self.channel.clone(),
                 listener: listener.clone(),
             }),
-            -2 => Err(Error::QueueFull {
-                channel: self.channel.clone(),
-                listener: listener.clone(),
-                capacity,
-            }),
+            -2 => Err(full(QueueBound::Messages(limits.capacity))),
+            -3 => Err(full(QueueBound::Bytes(limits.max_bytes))),
             seq => Ok(seq.unsigned_abs()),
         }
     }

@@ -221,11 +221,7 @@ impl Engine for RedisEngine {
     }
 
     fn registry(&self, channel: &ChannelId, settings: &ChannelSettings) -> RedisRegistry {
-        RedisRegistry::new(
-            self.shared(channel),
-            settings.queue_capacity,
-            settings.replay_window,
-        )
+        RedisRegistry::new(self.shared(channel), settings.queue_limits())
     }
 
     fn observer(&self) -> &Arc<dyn Observer> {

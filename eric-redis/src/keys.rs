@@ -75,6 +75,12 @@ pub(crate) struct ChannelKeys {
     pub(crate) evicted: String,
     /// HASH: listener id → rewinds so far (the epoch `unread` checks).
     pub(crate) rewinds: String,
+    /// HASH: listener id → bytes of the messages in its queue (what
+    /// `queue_max_bytes` bounds), kept by every script that moves them.
+    pub(crate) bytes: String,
+    /// HASH: listener id → bytes of its replay window (bounded by
+    /// `queue_max_bytes` as well as by `replay_window`).
+    pub(crate) window_bytes: String,
     /// STRING: the counter behind `members` scores.
     pub(crate) order: String,
     /// The pub/sub channel that wakes this channel's streams on every node.
@@ -92,15 +98,17 @@ impl ChannelKeys {
             seqs: key("seq"),
             evicted: key("evicted"),
             rewinds: key("rewinds"),
+            bytes: key("bytes"),
+            window_bytes: key("dbytes"),
             order: key("order"),
             notify: key("notify"),
             base,
         }
     }
 
-    /// The six per-listener structures a removal clears, in the order the
+    /// The eight per-listener structures a removal clears, in the order the
     /// `drop` Lua helper expects.
-    pub(crate) fn listener_structures(&self) -> [&str; 6] {
+    pub(crate) fn listener_structures(&self) -> [&str; 8] {
         [
             &self.members,
             &self.listeners,
@@ -108,6 +116,8 @@ impl ChannelKeys {
             &self.seqs,
             &self.evicted,
             &self.rewinds,
+            &self.bytes,
+            &self.window_bytes,
         ]
     }
 

@@ -12,7 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use eric_core::queue::{QueueSnapshot, Rewind, Taken, Wakeup};
+use eric_core::channel::QueueLimits;
+use eric_core::queue::{QueueSnapshot, Rewind, Taken, Wakeup, stored_size};
 use eric_core::{ChannelId, Delivery, Error, ListenerId, Message, NoMessagesReason, Queue, Result};
 
 use crate::batch::Dispatcher;
@@ -30,8 +31,8 @@ pub struct RedisQueue {
     listener: ListenerId,
     queue_key: String,
     delivered_key: String,
-    capacity: usize,
-    replay_window: usize,
+    /// Capacity, byte bound and replay window, from the channel's settings.
+    limits: QueueLimits,
     /// Signalled by this node's pub/sub subscriber.
     wakeup: Wakeup,
     /// Set when the listener is removed (here or, via pub/sub, elsewhere).
@@ -83,8 +84,7 @@ impl RedisQueue {
         keys: Arc<ChannelKeys>,
         channel: ChannelId,
         listener: ListenerId,
-        capacity: usize,
-        replay_window: usize,
+        limits: QueueLimits,
     ) -> Self {
         Self {
             queue_key: keys.queue(&listener),
@@ -94,8 +94,7 @@ impl RedisQueue {
             keys,
             channel,
             listener,
-            capacity,
-            replay_window,
+            limits,
             wakeup: Wakeup::new(),
             closed: AtomicBool::new(false),
         }
@@ -115,7 +114,7 @@ impl RedisQueue {
     pub(crate) async fn dispatch(&self, message: String) -> Result<u64> {
         let result = self
             .dispatcher
-            .dispatch(&self.listener, message, self.capacity)
+            .dispatch(&self.listener, message, self.limits)
             .await;
         if matches!(result, Err(Error::InvalidListener { .. })) {
             self.close();
@@ -125,10 +124,15 @@ impl RedisQueue {
 
     async fn pop_count(&self, max: usize) -> Result<Vec<Delivery>> {
         self.check_open()?;
-        let mut cmd = redis::cmd("LPOP");
-        cmd.arg(&self.queue_key).arg(max.max(1));
-        let popped: Option<Vec<String>> = self.client.query("popping", &cmd).await?;
-        decode(popped.unwrap_or_default())
+        // A script, not a bare `LPOP`: the byte count drops in the same step.
+        let mut invocation = SCRIPTS.pop.prepare_invoke();
+        invocation
+            .key(&self.queue_key)
+            .key(&self.keys.bytes)
+            .arg(max.max(1))
+            .arg(self.listener.key_segment().as_ref());
+        let popped: Vec<String> = self.client.script("popping", &invocation).await?;
+        decode(popped)
     }
 
     async fn unread_owned(
@@ -147,6 +151,8 @@ impl RedisQueue {
             .key(&queue_key)
             .key(&delivered_key)
             .key(&keys.rewinds)
+            .key(&keys.bytes)
+            .key(&keys.window_bytes)
             .arg(taken.epoch)
             .arg(listener.key_segment().as_ref())
             .arg(&keys.notify);
@@ -198,9 +204,12 @@ impl Queue for RedisQueue {
             .key(&self.delivered_key)
             .key(&self.keys.evicted)
             .key(&self.keys.rewinds)
+            .key(&self.keys.bytes)
+            .key(&self.keys.window_bytes)
             .arg(max.max(1))
-            .arg(self.replay_window)
-            .arg(self.listener.key_segment().as_ref());
+            .arg(self.limits.replay_window)
+            .arg(self.listener.key_segment().as_ref())
+            .arg(self.limits.max_bytes);
         let (epoch, envelopes): (u64, Vec<String>) = self
             .client
             .script("taking for a stream", &invocation)
@@ -219,6 +228,8 @@ impl Queue for RedisQueue {
             .key(&self.delivered_key)
             .key(&self.keys.evicted)
             .key(&self.keys.rewinds)
+            .key(&self.keys.bytes)
+            .key(&self.keys.window_bytes)
             .arg(after)
             .arg(self.listener.key_segment().as_ref())
             .arg(&self.keys.notify);
@@ -252,7 +263,10 @@ impl Queue for RedisQueue {
         if snapshot.messages.is_empty() {
             return Ok(());
         }
+        // One transaction, so the byte count never disagrees with the list.
         let mut pipe = redis::pipe();
+        pipe.atomic();
+        let segment = self.listener.key_segment();
         for delivery in &snapshot.messages {
             pipe.cmd("RPUSH")
                 .arg(&self.queue_key)
@@ -262,8 +276,19 @@ impl Queue for RedisQueue {
         let last = snapshot.next_seq.saturating_sub(1);
         pipe.cmd("HSET")
             .arg(&self.keys.seqs)
-            .arg(self.listener.key_segment().as_ref())
+            .arg(segment.as_ref())
             .arg(last)
+            .ignore();
+        // Restored messages are counted, never refused: they were queued.
+        let bytes: usize = snapshot
+            .messages
+            .iter()
+            .map(|d| stored_size(&d.message))
+            .sum();
+        pipe.cmd("HINCRBY")
+            .arg(&self.keys.bytes)
+            .arg(segment.as_ref())
+            .arg(bytes)
             .ignore();
         self.client.pipe::<()>("restoring a queue", &pipe).await?;
         Ok(())

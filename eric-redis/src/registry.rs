@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eric_core::channel::QueueLimits;
 use eric_core::{
     Applied, Broadcast, ConnectionRegistry, Delivery, Error, IdempotencyKey, Listener, ListenerId,
     Message, NoMessagesReason, Queue, RegisterMode, Result,
@@ -27,8 +28,7 @@ use crate::state::{ChannelState, Connection};
 #[derive(Clone)]
 pub struct RedisRegistry {
     shared: Arc<ChannelState>,
-    capacity: usize,
-    replay_window: usize,
+    limits: QueueLimits,
 }
 
 impl fmt::Debug for RedisRegistry {
@@ -40,12 +40,28 @@ impl fmt::Debug for RedisRegistry {
 }
 
 impl RedisRegistry {
-    pub(crate) fn new(shared: Arc<ChannelState>, capacity: usize, replay_window: usize) -> Self {
-        Self {
-            shared,
-            capacity,
-            replay_window,
-        }
+    /// `script` (`broadcast` or its idempotent wrapping) for `encoded`.
+    fn broadcast_invocation<'s>(
+        &self,
+        script: &'s redis::Script,
+        encoded: &str,
+    ) -> redis::ScriptInvocation<'s> {
+        let keys = &self.shared.keys;
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&keys.members)
+            .key(&keys.seqs)
+            .key(&keys.bytes)
+            .arg(&keys.base)
+            .arg(encoded)
+            .arg(self.limits.capacity)
+            .arg(&keys.notify)
+            .arg(self.limits.max_bytes);
+        invocation
+    }
+
+    pub(crate) fn new(shared: Arc<ChannelState>, limits: QueueLimits) -> Self {
+        Self { shared, limits }
     }
 
     fn invalid(&self, listener: &ListenerId) -> Error {
@@ -62,8 +78,7 @@ impl RedisRegistry {
             self.shared.keys.clone(),
             self.shared.channel.clone(),
             listener.clone(),
-            self.capacity,
-            self.replay_window,
+            self.limits,
         )
     }
 
@@ -266,7 +281,7 @@ impl ConnectionRegistry for RedisRegistry {
         let result = self
             .shared
             .dispatcher
-            .dispatch(listener, encoded, self.capacity)
+            .dispatch(listener, encoded, self.limits)
             .await;
         if matches!(result, Err(Error::InvalidListener { .. })) {
             self.shared.evict(listener);
@@ -276,15 +291,7 @@ impl ConnectionRegistry for RedisRegistry {
 
     async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
         let encoded = encode_message(message)?;
-        let keys = &self.shared.keys;
-        let mut invocation = SCRIPTS.broadcast.prepare_invoke();
-        invocation
-            .key(&keys.members)
-            .key(&keys.seqs)
-            .arg(&keys.base)
-            .arg(encoded)
-            .arg(self.capacity)
-            .arg(&keys.notify);
+        let invocation = self.broadcast_invocation(&SCRIPTS.broadcast, &encoded);
         let (delivered, full): (usize, Vec<String>) = self
             .shared
             .client
@@ -308,7 +315,7 @@ impl ConnectionRegistry for RedisRegistry {
         let result = self
             .shared
             .dispatcher
-            .dispatch_once(listener, encoded, self.capacity, &record, window)
+            .dispatch_once(listener, encoded, self.limits, &record, window)
             .await;
         match result {
             Ok((replayed, seq)) => Ok(Applied {
@@ -334,16 +341,9 @@ impl ConnectionRegistry for RedisRegistry {
             return self.broadcast(message).await.map(Applied::fresh);
         }
         let encoded = encode_message(message)?;
-        let keys = &self.shared.keys;
-        let mut invocation = SCRIPTS.broadcast_once.prepare_invoke();
+        let mut invocation = self.broadcast_invocation(&SCRIPTS.broadcast_once, &encoded);
         invocation
-            .key(&keys.members)
-            .key(&keys.seqs)
-            .arg(&keys.base)
-            .arg(encoded)
-            .arg(self.capacity)
-            .arg(&keys.notify)
-            .arg(keys.applied(None, key))
+            .arg(self.shared.keys.applied(None, key))
             .arg(window_ms(window));
         let (replayed, (delivered, full)): (u8, (usize, Vec<String>)) = self
             .shared

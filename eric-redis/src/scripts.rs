@@ -12,6 +12,15 @@
 //! Numbers reach strings through `string.format('%d')`: Lua's default
 //! formatting (`%.14g`) goes through glibc's float printing, which cost more
 //! than the rest of a dispatch.
+//!
+//! Byte bound: the `bytes` hash holds, per listener, the total size of the
+//! messages in its queue, each counted as the length of its stored message
+//! JSON (the envelope minus `{"seq":N,"message":` and `}`: exactly eric-core's
+//! `stored_size`, so both engines count alike). Every script that moves
+//! messages in or out of a queue updates it in the same script, from the
+//! lengths of the strings it moves (`#s`: O(1) per message, no `LRANGE` to
+//! count); `dispatch_many` and `broadcast` refuse a push that would pass
+//! `queue_max_bytes` before writing anything for it.
 
 use std::sync::LazyLock;
 
@@ -25,6 +34,31 @@ end
 local function envelope(seq, message)
   return string.format('{"seq":%d,"message":%s}', seq, message)
 end
+-- The bytes an envelope counts for: its message JSON. The comma after the
+-- digits is at 8 + digits; 11 more for ',"message":', and the final '}'.
+local function size_of(envelope)
+  return #envelope - string.find(envelope, ',', 8, true) - 11
+end
+local function sizes(items)
+  local total = 0
+  for _, item in ipairs(items) do total = total + size_of(item) end
+  return total
+end
+-- Adds `delta` to listener `id`'s byte count. A count at or below zero is
+-- removed: the queue is empty (a count from before byte counting existed
+-- would go negative; this floors it).
+local function add_bytes(bytes, id, delta)
+  if delta == 0 then return end
+  if redis.call('HINCRBY', bytes, id, string.format('%d', delta)) <= 0 then
+    redis.call('HDEL', bytes, id)
+  end
+end
+-- Takes `items`, just popped (at most `max`) from `id`'s queue, off its
+-- byte count; a pop that came up short emptied the queue: nothing is left
+-- to count.
+local function popped(bytes, id, items, max)
+  if #items < max then redis.call('HDEL', bytes, id) else add_bytes(bytes, id, -sizes(items)) end
+end
 -- LPUSHes `items` (newest first) in chunks, so the oldest ends at the head.
 local function push_front(queue, items)
   for i = 1, #items, 1000 do
@@ -37,11 +71,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 -- Removes one listener: membership, flags, counters, queue, replay window.
--- k = {members, listeners, running, seqs, evicted, rewinds}
+-- k = {members, listeners, running, seqs, evicted, rewinds, bytes, dbytes}
 local function drop(base, notify, k, id)
   if redis.call('ZREM', k[1], id) == 0 then return false end
   local connection = redis.call('HGET', k[2], id)
-  for i = 2, 6 do redis.call('HDEL', k[i], id) end
+  for i = 2, 8 do redis.call('HDEL', k[i], id) end
   redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
   redis.call('PUBLISH', notify, 'r ' .. id)
   return connection
@@ -84,33 +118,37 @@ pub(crate) struct Scripts {
     /// running, mode (`new`|`keep`), notify. → {status, connection}:
     /// 0 taken (mode new), 1 kept, 2 added.
     pub(crate) register: Script,
-    /// KEYS members, listeners, running, seqs, evicted, rewinds; ARGV base,
-    /// notify, listener, and optionally the connection id it must have (a
-    /// lapsed lease's). → connection id, or nil when absent (or another).
+    /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
+    /// dbytes; ARGV base, notify, listener, and optionally the connection id
+    /// it must have (a lapsed lease's). → connection id, or nil when absent
+    /// (or another).
     pub(crate) remove: Script,
     /// Same keys and ARGV, with a connection id in place of the listener.
     pub(crate) remove_connection: Script,
-    /// KEYS members, seqs; ARGV base, notify, then (listener, capacity,
-    /// message) triples. → per message: seq, -1 not a member, -2 full.
+    /// KEYS members, seqs, bytes; ARGV base, notify, then (listener,
+    /// capacity, max bytes, message) quadruples. → per message: seq, -1 not
+    /// a member, -2 full (capacity), -3 full (bytes).
     pub(crate) dispatch_many: Script,
     /// `dispatch_many` of one message, then ARGV record, window (see
     /// `once`): remembered only when the message was queued.
-    /// → {replayed 0|1, {seq or -1 or -2}}.
+    /// → {replayed 0|1, {seq, or -1, -2, -3}}.
     pub(crate) dispatch_once: Script,
-    /// KEYS members, seqs; ARGV base, message, capacity, notify.
-    /// → {delivered, {full listener ids}}.
+    /// KEYS members, seqs, bytes; ARGV base, message, capacity, notify, max
+    /// bytes. → {delivered, {full listener ids}}.
     pub(crate) broadcast: Script,
     /// `broadcast`, then ARGV record, window (see `once`).
     /// → {replayed 0|1, {delivered, {full listener ids}}}.
     pub(crate) broadcast_once: Script,
-    /// KEYS queue, delivered, evicted, rewinds; ARGV max, window, listener.
-    /// → {epoch, {envelopes}}.
+    /// KEYS queue, bytes; ARGV max, listener. → {envelopes}.
+    pub(crate) pop: Script,
+    /// KEYS queue, delivered, evicted, rewinds, bytes, dbytes; ARGV max,
+    /// window, listener, max bytes. → {epoch, {envelopes}}.
     pub(crate) take: Script,
-    /// KEYS queue, delivered, evicted, rewinds; ARGV after, listener, notify.
-    /// → {restored, gap 0|1}.
+    /// KEYS queue, delivered, evicted, rewinds, bytes, dbytes; ARGV after,
+    /// listener, notify. → {restored, gap 0|1}.
     pub(crate) rewind: Script,
-    /// KEYS queue, delivered, rewinds; ARGV epoch, listener, notify, then
-    /// (seq, envelope) pairs oldest first. → how many went back.
+    /// KEYS queue, delivered, rewinds, bytes, dbytes; ARGV epoch, listener,
+    /// notify, then (seq, envelope) pairs oldest first. → how many went back.
     pub(crate) unread: Script,
     /// KEYS members, running; ARGV listener, `1`|`0`, notify. → 1, or 0 when absent.
     pub(crate) set_running: Script,
@@ -119,11 +157,12 @@ pub(crate) struct Scripts {
     /// KEYS members, listeners, running, order; ARGV notify, then
     /// (listener, connection, running) triples. Upserts, never deletes.
     pub(crate) persist_connections: Script,
-    /// KEYS members, listeners, running, seqs, evicted, rewinds; ARGV base,
-    /// notify. Removes every listener. → how many.
+    /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
+    /// dbytes; ARGV base, notify. Removes every listener. → how many.
     pub(crate) drop_connections: Script,
-    /// KEYS meta, members, listeners, running, seqs, evicted, rewinds, order;
-    /// ARGV base, notify. Removes the channel and everything in it.
+    /// KEYS meta, members, listeners, running, seqs, evicted, rewinds, bytes,
+    /// dbytes, order; ARGV base, notify. Removes the channel and everything
+    /// in it.
     pub(crate) drop_channel: Script,
     /// KEYS index, order (the global `{%}` slot); ARGV channel. Adds it to
     /// the channel index unless it is there.
@@ -142,7 +181,7 @@ pub(crate) struct Scripts {
 /// See [`Scripts::dispatch_many`].
 const DISPATCH_MANY: &str = r#"
 local results, groups, order = {}, {}, {}
-for i = 3, #ARGV, 3 do
+for i = 3, #ARGV, 4 do
   local g = groups[ARGV[i]]
   if not g then
     g = {}
@@ -154,26 +193,43 @@ end
 for _, id in ipairs(order) do
   local g = groups[id]
   if not redis.call('ZSCORE', KEYS[1], id) then
-    for _, i in ipairs(g) do results[(i - 3) / 3 + 1] = -1 end
+    for _, i in ipairs(g) do results[(i - 3) / 4 + 1] = -1 end
   else
     local queue = ARGV[1] .. ':q:' .. id
     local len = redis.call('LLEN', queue)
-    local n = math.max(0, math.min(#g, tonumber(ARGV[g[1] + 1]) - len))
+    -- Bounds and the byte count are read once per listener of the batch;
+    -- each message is then judged in order against both.
+    local room = tonumber(ARGV[g[1] + 1]) - len
+    local max_bytes = tonumber(ARGV[g[1] + 2])
+    local held = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+    local accepted, added = {}, 0
+    for _, i in ipairs(g) do
+      local size = #ARGV[i + 3]
+      if #accepted >= room then
+        results[(i - 3) / 4 + 1] = -2
+      elseif held + added + size > max_bytes then
+        results[(i - 3) / 4 + 1] = -3
+      else
+        accepted[#accepted + 1] = i
+        added = added + size
+      end
+    end
+    local n = #accepted
     if n > 0 then
       local first = redis.call('HINCRBY', KEYS[2], id, n) - n + 1
       local envelopes = {}
-      for k = 1, n do
-        envelopes[k] = envelope(first + k - 1, ARGV[g[k] + 2])
-        results[(g[k] - 3) / 3 + 1] = first + k - 1
+      for k, i in ipairs(accepted) do
+        envelopes[k] = envelope(first + k - 1, ARGV[i + 3])
+        results[(i - 3) / 4 + 1] = first + k - 1
       end
       for c = 1, n, 1000 do
         redis.call('RPUSH', queue, unpack(envelopes, c, math.min(c + 999, n)))
       end
+      add_bytes(KEYS[3], id, added)
       -- Only a push onto an empty queue can find a consumer asleep: one
       -- that is awake drains until it sees the queue empty.
       if len == 0 then redis.call('PUBLISH', ARGV[2], 'm ' .. id) end
     end
-    for k = n + 1, #g do results[(g[k] - 3) / 3 + 1] = -2 end
   end
 end
 return results
@@ -184,32 +240,42 @@ const BROADCAST: &str = r#"
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local call, format = redis.call, string.format
 local capacity, prefix = tonumber(ARGV[3]), ARGV[1] .. ':q:'
+local size, max_bytes = #ARGV[2], tonumber(ARGV[5])
 local head, tail = '{"seq":', ',"message":' .. ARGV[2] .. '}'
-local delivered, full, woke, counters = 0, {}, false, {}
+local delivered, full, woke, counters, totals = 0, {}, false, {}, {}
 for c = 1, #ids, 1000 do
   local last = math.min(c + 999, #ids)
   -- One HMGET and one HSET per thousand listeners, not an HINCRBY each.
   local seqs = call('HMGET', KEYS[2], unpack(ids, c, last))
+  local held = call('HMGET', KEYS[3], unpack(ids, c, last))
   for j = c, last do
     local id = ids[j]
-    local seq = format('%d', (tonumber(seqs[j - c + 1]) or 0) + 1)
-    local queue = prefix .. id
-    -- Push first and undo when over capacity: a full queue is the rare
-    -- case, and this saves an LLEN per listener.
-    local len = call('RPUSH', queue, head .. seq .. tail)
-    if len > capacity then
-      call('RPOP', queue)
+    local bytes = (tonumber(held[j - c + 1]) or 0) + size
+    if bytes > max_bytes then
       full[#full + 1] = id
     else
-      counters[#counters + 1] = id
-      counters[#counters + 1] = seq
-      if len == 1 then woke = true end
-      delivered = delivered + 1
+      local seq = format('%d', (tonumber(seqs[j - c + 1]) or 0) + 1)
+      local queue = prefix .. id
+      -- Push first and undo when over capacity: a full queue is the rare
+      -- case, and this saves an LLEN per listener.
+      local len = call('RPUSH', queue, head .. seq .. tail)
+      if len > capacity then
+        call('RPOP', queue)
+        full[#full + 1] = id
+      else
+        counters[#counters + 1] = id
+        counters[#counters + 1] = seq
+        totals[#totals + 1] = id
+        totals[#totals + 1] = format('%d', bytes)
+        if len == 1 then woke = true end
+        delivered = delivered + 1
+      end
     end
   end
 end
 for c = 1, #counters, 1000 do
   call('HSET', KEYS[2], unpack(counters, c, math.min(c + 999, #counters)))
+  call('HSET', KEYS[3], unpack(totals, c, math.min(c + 999, #totals)))
 end
 if woke then call('PUBLISH', ARGV[4], 'b') end
 return {delivered, full}
@@ -249,23 +315,45 @@ return false
     dispatch_once: once(DISPATCH_MANY, "function(r) return r[1] > 0 end"),
     broadcast: script(BROADCAST),
     broadcast_once: once(BROADCAST, "function() return true end"),
+    pop: script(
+        r#"
+local items = redis.call('LPOP', KEYS[1], ARGV[1])
+if not items then return {} end
+popped(KEYS[2], ARGV[2], items, tonumber(ARGV[1]))
+return items
+"#,
+    ),
     take: script(
         r#"
 local epoch = tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')
 local items = redis.call('LPOP', KEYS[1], ARGV[1])
 if not items then return {epoch, {}} end
-local window = tonumber(ARGV[2])
+popped(KEYS[5], ARGV[3], items, tonumber(ARGV[1]))
+local window, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[4])
+local last
 if window > 0 then
   redis.call('RPUSH', KEYS[2], unpack(items))
   local len = redis.call('LLEN', KEYS[2])
+  local held = redis.call('HINCRBY', KEYS[6], ARGV[3], string.format('%d', sizes(items)))
+  -- Oldest out until within both bounds; the byte count needs the sizes
+  -- of what leaves, hence LPOP rather than LTRIM.
   if len > window then
-    local last = redis.call('LINDEX', KEYS[2], len - window - 1)
-    redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(last)))
-    redis.call('LTRIM', KEYS[2], len - window, -1)
+    local gone = redis.call('LPOP', KEYS[2], len - window)
+    held, len, last = held - sizes(gone), window, gone[#gone]
+  end
+  while len > 0 and held > max_bytes do
+    last = redis.call('LPOP', KEYS[2])
+    held, len = held - size_of(last), len - 1
+  end
+  if held > 0 then
+    redis.call('HSET', KEYS[6], ARGV[3], string.format('%d', held))
+  else
+    redis.call('HDEL', KEYS[6], ARGV[3])
   end
 else
-  redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(items[#items])))
+  last = items[#items]
 end
+if last then redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(last))) end
 return {epoch, items}
 "#,
     ),
@@ -280,6 +368,9 @@ for i = #items, keep + 1, -1 do back[#back + 1] = items[i] end
 if #back > 0 then
   if keep == 0 then redis.call('DEL', KEYS[2]) else redis.call('LTRIM', KEYS[2], 0, keep - 1) end
   push_front(KEYS[1], back)
+  local moved = sizes(back)
+  add_bytes(KEYS[5], ARGV[2], moved)
+  add_bytes(KEYS[6], ARGV[2], -moved)
   redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
 end
 redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
@@ -294,14 +385,21 @@ if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') ~= tonumber(ARGV[1]) th
 end
 local stored = {}
 for _, item in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do stored[seq_of(item)] = item end
-local back = {}
+local back, left = {}, 0
 for i = #ARGV - 1, 4, -2 do
   local item = stored[tonumber(ARGV[i])]
-  if item then redis.call('LREM', KEYS[2], 1, item) else item = ARGV[i + 1] end
+  if item then
+    redis.call('LREM', KEYS[2], 1, item)
+    left = left + size_of(item)
+  else
+    item = ARGV[i + 1]
+  end
   back[#back + 1] = item
 end
+add_bytes(KEYS[5], ARGV[2], -left)
 if #back > 0 then
   push_front(KEYS[1], back)
+  add_bytes(KEYS[4], ARGV[2], sizes(back))
   redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
 end
 return #back

@@ -325,8 +325,7 @@ mod tests {
             state.keys.clone(),
             state.channel.clone(),
             id.clone(),
-            10,
-            10,
+            eric_core::ChannelSettings::default().queue_limits(),
         );
         Connection::new(Listener::with_id(id.clone()), queue, None)
     }

@@ -162,3 +162,94 @@ async fn a_full_redis_refuses_writes_whole_and_recovers() {
     common::config_set(redis.url(), "maxmemory-policy", "allkeys-lru").await;
     assert_eq!(engine.eviction_policy().await.unwrap(), "allkeys-lru");
 }
+
+/// `HGET` of `field` in the hash `key` on the server at `url`.
+async fn hget(url: &str, key: &str, field: &str) -> Option<usize> {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("HGET")
+        .arg(key)
+        .arg(field)
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+/// The byte count behind `queue_max_bytes` lives in Redis, next to the
+/// queue: the sum of the stored sizes of what is queued, gone once the
+/// queue is empty or its listener removed. A queue written before byte
+/// counting existed (no count) floors at zero instead of going negative,
+/// and counts exactly again once drained.
+#[tokio::test]
+async fn the_byte_count_is_kept_in_redis_and_leaves_with_the_listener() {
+    let redis = TestRedis::start().await;
+    let config = redis.config();
+    let key = format!("{}:{{c}}:bytes", config.prefix);
+    let engine = RedisEngine::connect(config).unwrap();
+    let ch: RawChannel = Channel::new(
+        &engine,
+        Some("c".parse().unwrap()),
+        ChannelSettings::default(),
+    )
+    .unwrap();
+    let a = ch.add_listener().await.unwrap().id().clone();
+    let b = ch.add_listener().await.unwrap().id().clone();
+    let size = eric_core::queue::stored_size(&msg(1));
+
+    ch.dispatch(&a, msg(1)).await.unwrap();
+    ch.broadcast(&msg(2)).await.unwrap();
+    assert_eq!(hget(redis.url(), &key, a.as_str()).await, Some(2 * size));
+    assert_eq!(hget(redis.url(), &key, b.as_str()).await, Some(size));
+    ch.start_listener(&a).await.unwrap();
+    ch.deliver_next(&a).await.unwrap();
+    assert_eq!(hget(redis.url(), &key, a.as_str()).await, Some(size));
+    ch.deliver_next(&a).await.unwrap();
+    assert_eq!(
+        hget(redis.url(), &key, a.as_str()).await,
+        None,
+        "an empty queue has no count"
+    );
+
+    // As if written before byte counting: two messages, no count.
+    ch.dispatch(&b, msg(3)).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("HDEL")
+        .arg(&key)
+        .arg(b.as_str())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    ch.start_listener(&b).await.unwrap();
+    ch.deliver_next(&b).await.unwrap();
+    assert_eq!(
+        hget(redis.url(), &key, b.as_str()).await,
+        None,
+        "floored at zero, not negative"
+    );
+    ch.deliver_next(&b).await.unwrap();
+    ch.dispatch(&b, msg(4)).await.unwrap();
+    assert_eq!(
+        hget(redis.url(), &key, b.as_str()).await,
+        Some(size),
+        "exact again once drained"
+    );
+
+    // What a stream takes moves to the replay window's count.
+    let window_key = key.replace(":bytes", ":dbytes");
+    let connection = ch.connection(&b).await.unwrap();
+    eric_core::Queue::take(connection.queue(), 10)
+        .await
+        .unwrap();
+    assert_eq!(hget(redis.url(), &key, b.as_str()).await, None);
+    assert_eq!(hget(redis.url(), &window_key, b.as_str()).await, Some(size));
+
+    ch.remove_listener(&b).await.unwrap();
+    for key in [&key, &window_key] {
+        assert_eq!(
+            hget(redis.url(), key, b.as_str()).await,
+            None,
+            "removed with its listener"
+        );
+    }
+}

@@ -129,13 +129,18 @@ async fn post(http: &reqwest::Client, node: &Node, path: &str, body: Value, want
 }
 
 /// Opens a stream, then sends zeros until the node cuts the connection;
-/// how many bytes it took (panics if it never cuts within the bound).
+/// how many bytes it took (panics if it never cuts within the bound). The
+/// zeros start once the stream answered, so the head travels alone and the
+/// stream runs on the direct path (zeros in the head's packet would send
+/// it to hyper, which stops reading instead: `eric-bin/tests/hostile.rs`).
 async fn flood_stream(addr: SocketAddr) -> usize {
     let mut socket = TcpStream::connect(addr).await.unwrap();
     socket
         .write_all(b"GET /stream/c/l HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
+    let line = status_line(&mut socket).await;
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
     let zeros = vec![0u8; 64 * 1024];
     let mut sent = 0;
     while sent < FLOOD_BOUND {

@@ -30,8 +30,8 @@ use crate::sse::SseAdapter;
 
 pub use adapter::{Adapter, RawAdapter};
 pub use settings::{
-    ChannelSettings, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_QUEUE_CAPACITY, DEFAULT_REPLAY_WINDOW,
-    DEFAULT_RETRY_MS, MAX_IDEMPOTENCY_WINDOW, MAX_STREAM_DELAY,
+    ChannelSettings, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_QUEUE_CAPACITY, DEFAULT_QUEUE_MAX_BYTES,
+    DEFAULT_REPLAY_WINDOW, DEFAULT_RETRY_MS, MAX_IDEMPOTENCY_WINDOW, MAX_STREAM_DELAY, QueueLimits,
 };
 pub use stream::{MessageStream, StreamEnd, StreamItem, StreamOptions};
 

@@ -8,6 +8,11 @@ use crate::error::{Error, Result};
 
 /// Default bound of each listener's queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+/// Default byte bound of each listener's queue: 64 MiB of queued messages
+/// (as stored: their JSON, type and ids included). Without it a queue's
+/// only bound was its message count, so 100,000 one-MiB messages (~100 GiB)
+/// fitted in one listener's queue.
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Default number of handed-out messages kept per listener for resumes.
 pub const DEFAULT_REPLAY_WINDOW: usize = 10_000;
 /// The reference's SSE `retry` default, in milliseconds.
@@ -38,6 +43,11 @@ pub struct ChannelSettings {
     pub retry_ms: u64,
     /// Most messages a listener's queue holds; pushes beyond fail.
     pub queue_capacity: usize,
+    /// Most bytes a listener's queued messages may add up to (each counted
+    /// as its stored JSON: type, payload, ids); a push beyond fails like a
+    /// push beyond `queue_capacity`. Settings persisted before it existed
+    /// load with the default.
+    pub queue_max_bytes: usize,
     /// How many handed-out messages per listener stay recoverable for resumes.
     pub replay_window: usize,
     /// How long a write's idempotency key is remembered: a retry within it
@@ -56,6 +66,7 @@ impl Default for ChannelSettings {
             stream_delay: Duration::ZERO,
             retry_ms: DEFAULT_RETRY_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             replay_window: DEFAULT_REPLAY_WINDOW,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
         }
@@ -80,8 +91,31 @@ impl ChannelSettings {
         if self.queue_capacity == 0 {
             return Err(Error::invalid_format("queue_capacity must be at least 1"));
         }
+        if self.queue_max_bytes == 0 {
+            return Err(Error::invalid_format("queue_max_bytes must be at least 1"));
+        }
         Ok(())
     }
+
+    /// The bounds every queue of the channel gets.
+    pub fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            capacity: self.queue_capacity.max(1),
+            max_bytes: self.queue_max_bytes.max(1),
+            replay_window: self.replay_window,
+        }
+    }
+}
+
+/// The bounds of one listener's queue, taken from its channel's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most queued messages ([`ChannelSettings::queue_capacity`]).
+    pub capacity: usize,
+    /// Most queued bytes ([`ChannelSettings::queue_max_bytes`]).
+    pub max_bytes: usize,
+    /// Handed-out messages kept for resumes ([`ChannelSettings::replay_window`]).
+    pub replay_window: usize,
 }
 
 fn ser_secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -107,6 +141,10 @@ mod tests {
         assert_eq!(s.retry_ms, 7);
         assert_eq!(s.queue_capacity, DEFAULT_QUEUE_CAPACITY);
         assert_eq!(s.idempotency_window, DEFAULT_IDEMPOTENCY_WINDOW);
+        assert_eq!(
+            s.queue_max_bytes, DEFAULT_QUEUE_MAX_BYTES,
+            "settings persisted before the byte bound load with its default"
+        );
         let back: ChannelSettings =
             serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
         assert_eq!(back, s);
@@ -123,6 +161,11 @@ mod tests {
             ..Default::default()
         };
         assert!(zero.validate().is_err());
+        let no_bytes = ChannelSettings {
+            queue_max_bytes: 0,
+            ..Default::default()
+        };
+        assert!(no_bytes.validate().is_err());
         let slow = ChannelSettings {
             stream_delay: Duration::from_secs(7200),
             ..Default::default()

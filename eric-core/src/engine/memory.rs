@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 
 use super::Engine;
 use super::idempotency_log::{IdempotencyLog, Recorded};
-use crate::channel::ChannelSettings;
+use crate::channel::{ChannelSettings, QueueLimits};
 use crate::connection::{Connection, ConnectionsFactory};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
@@ -17,26 +17,55 @@ use crate::idempotency::Applied;
 use crate::listener::Listener;
 use crate::message::Message;
 use crate::observe::{NoopObserver, Observer};
-use crate::queue::{Delivery, InMemoryQueue, Queue, QueueOwner};
+use crate::queue::{
+    DEFAULT_MEMORY_BUDGET, Delivery, InMemoryQueue, MemoryBudget, Queue, QueueOwner, stored_size,
+};
 use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
 
 /// The in-process engine: bounded [`InMemoryQueue`]s and per-channel maps.
+///
+/// Clones share one [`MemoryBudget`]: every queue of every channel made
+/// through them counts against it.
 #[derive(Clone)]
 pub struct MemoryEngine {
     observer: Arc<dyn Observer>,
+    budget: Arc<MemoryBudget>,
 }
 
 impl MemoryEngine {
-    /// An engine reporting to nobody.
+    /// An engine reporting to nobody, with the default budget
+    /// ([`DEFAULT_MEMORY_BUDGET`]).
     pub fn new() -> Self {
-        Self {
-            observer: Arc::new(NoopObserver),
-        }
+        Self::with_observer(Arc::new(NoopObserver))
     }
 
     /// An engine reporting counts and timings to `observer`.
     pub fn with_observer(observer: Arc<dyn Observer>) -> Self {
-        Self { observer }
+        Self {
+            observer,
+            budget: Arc::new(MemoryBudget::new(DEFAULT_MEMORY_BUDGET)),
+        }
+    }
+
+    /// This engine with a node-wide budget of `max_bytes` queued bytes
+    /// instead (see [`MemoryBudget`]); a push beyond it is
+    /// [`Error::StorageFull`].
+    ///
+    /// ```
+    /// use eric_core::MemoryEngine;
+    /// let engine = MemoryEngine::new().with_budget(256 * 1024 * 1024);
+    /// assert_eq!(engine.budget().max_bytes(), 256 * 1024 * 1024);
+    /// ```
+    pub fn with_budget(self, max_bytes: usize) -> Self {
+        Self {
+            budget: Arc::new(MemoryBudget::new(max_bytes)),
+            ..self
+        }
+    }
+
+    /// The node-wide budget and what of it is used.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 }
 
@@ -68,13 +97,13 @@ impl Engine for MemoryEngine {
     ) -> InMemoryConnectionsFactory {
         InMemoryConnectionsFactory {
             channel: channel.clone(),
-            capacity: settings.queue_capacity,
-            replay_window: settings.replay_window,
+            limits: settings.queue_limits(),
+            budget: self.budget.clone(),
         }
     }
 
     fn registry(&self, channel: &ChannelId, _settings: &ChannelSettings) -> InMemoryRegistry {
-        InMemoryRegistry::new(channel.clone())
+        InMemoryRegistry::new(channel.clone(), self.budget.clone())
     }
 
     fn observer(&self) -> &Arc<dyn Observer> {
@@ -82,12 +111,13 @@ impl Engine for MemoryEngine {
     }
 }
 
-/// Creates [`InMemoryQueue`]s with the channel's capacity and replay window.
+/// Creates [`InMemoryQueue`]s with the channel's bounds and the engine's
+/// budget.
 #[derive(Debug, Clone)]
 pub struct InMemoryConnectionsFactory {
     channel: ChannelId,
-    capacity: usize,
-    replay_window: usize,
+    limits: QueueLimits,
+    budget: Arc<MemoryBudget>,
 }
 
 impl ConnectionsFactory for InMemoryConnectionsFactory {
@@ -98,7 +128,7 @@ impl ConnectionsFactory for InMemoryConnectionsFactory {
             channel: self.channel.clone(),
             listener: listener.clone(),
         };
-        InMemoryQueue::new(owner, self.capacity, self.replay_window)
+        InMemoryQueue::new(owner, self.limits, self.budget.clone())
     }
 }
 
@@ -120,17 +150,22 @@ pub struct InMemoryRegistry {
 
 struct RegistryInner {
     channel: ChannelId,
+    /// The engine's budget, which a broadcast charges for all its queues
+    /// at once.
+    budget: Arc<MemoryBudget>,
     connections: RwLock<Map>,
     /// Idempotency keys of applied writes (see [`crate::idempotency`]).
     applied: Mutex<IdempotencyLog>,
 }
 
 impl InMemoryRegistry {
-    /// An empty registry for `channel`.
-    pub fn new(channel: ChannelId) -> Self {
+    /// An empty registry for `channel`, whose broadcasts count against
+    /// `budget` (the one its queues count against).
+    pub fn new(channel: ChannelId, budget: Arc<MemoryBudget>) -> Self {
         Self {
             inner: Arc::new(RegistryInner {
                 channel,
+                budget,
                 connections: RwLock::new(Map::default()),
                 applied: Mutex::new(IdempotencyLog::new()),
             }),
@@ -212,17 +247,30 @@ impl InMemoryRegistry {
         Ok(connection)
     }
 
-    fn broadcast_now(&self, message: &Message) -> Broadcast {
+    fn broadcast_now(&self, message: &Message) -> Result<Broadcast> {
         let mut outcome = Broadcast::default();
-        for (id, connection) in self.read().iter() {
-            match connection.queue().push_now(message.clone()) {
+        let map = self.read();
+        let size = stored_size(message);
+        // The budget is charged for every queue before any push, so a
+        // broadcast the node cannot hold is refused whole (as a Redis
+        // script at `maxmemory` is); queues that refuse give their share
+        // back.
+        let budget = &self.inner.budget;
+        budget.reserve(size.saturating_mul(map.len()), "broadcasting")?;
+        for (id, connection) in map.iter() {
+            match connection.queue().push_prepaid(message.clone(), size) {
                 Ok(_) => outcome.delivered += 1,
-                Err(Error::QueueFull { .. }) => outcome.full.push(id.clone()),
-                // Closed between lookup and push: it is being removed.
-                Err(_) => {}
+                Err(e) => {
+                    budget.release(size);
+                    // Any other error: closed between lookup and push, it
+                    // is being removed.
+                    if matches!(e, Error::QueueFull { .. }) {
+                        outcome.full.push(id.clone());
+                    }
+                }
             }
         }
-        outcome
+        Ok(outcome)
     }
 }
 
@@ -308,7 +356,7 @@ impl ConnectionRegistry for InMemoryRegistry {
     }
 
     fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send {
-        ready(Ok(self.broadcast_now(message)))
+        ready(self.broadcast_now(message))
     }
 
     fn dispatch_once(
@@ -337,14 +385,14 @@ impl ConnectionRegistry for InMemoryRegistry {
     ) -> impl Future<Output = Result<Applied<Broadcast>>> + Send {
         let mut applied = self.applied();
         let result = match applied.get(None, key) {
-            Some(Recorded::Broadcast(outcome)) => Applied::replayed(outcome),
-            _ => {
-                let outcome = self.broadcast_now(message);
+            Some(Recorded::Broadcast(outcome)) => Ok(Applied::replayed(outcome)),
+            // A broadcast the budget refused applied nothing: not recorded.
+            _ => self.broadcast_now(message).map(|outcome| {
                 applied.insert(None, key, Recorded::Broadcast(outcome.clone()), window);
                 Applied::fresh(outcome)
-            }
+            }),
         };
-        ready(Ok(result))
+        ready(result)
     }
 
     fn set_running(

@@ -2,10 +2,11 @@
 
 use std::collections::VecDeque;
 use std::future::{Future, ready};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{Delivery, Queue, QueueSnapshot, Rewind, Taken, Wakeup};
-use crate::error::{Error, NoMessagesReason, Result};
+use super::{Delivery, MemoryBudget, Queue, QueueSnapshot, Rewind, Taken, Wakeup, stored_size};
+use crate::channel::QueueLimits;
+use crate::error::{Error, NoMessagesReason, QueueBound, Result};
 use crate::id::{ChannelId, ListenerId};
 use crate::message::Message;
 
@@ -23,16 +24,17 @@ pub struct QueueOwner {
 /// Lock discipline: one `std::sync::Mutex` around the whole state, held only
 /// for a few pointer moves and never across an `.await` (every method does its
 /// work synchronously and returns a ready future). Producers wake consumers
-/// after releasing it.
+/// after releasing it. The engine's [`MemoryBudget`] is an atomic, updated
+/// under this lock so that it always agrees with `State::bytes`.
 #[derive(Debug)]
 pub struct InMemoryQueue {
     owner: QueueOwner,
-    /// Pushes beyond this many queued messages fail with `QueueFull`:
-    /// producers learn about a consumer that fell behind instead of the broker
-    /// running out of memory.
-    capacity: usize,
-    /// How many handed-out messages stay recoverable for resumes.
-    replay_window: usize,
+    /// Pushes beyond `capacity` queued messages or `max_bytes` queued bytes
+    /// fail with `QueueFull`: producers learn about a consumer that fell
+    /// behind instead of the broker running out of memory.
+    limits: QueueLimits,
+    /// Shared by every queue of the engine: the node-wide bound.
+    budget: Arc<MemoryBudget>,
     state: Mutex<State>,
     wakeup: Wakeup,
 }
@@ -40,8 +42,15 @@ pub struct InMemoryQueue {
 #[derive(Debug)]
 struct State {
     queued: VecDeque<Delivery>,
-    /// Handed to streams, oldest first, at most `replay_window` long.
+    /// The [`stored_size`] of everything in `queued`, kept exact by every
+    /// operation that moves messages in or out.
+    bytes: usize,
+    /// Handed to streams, oldest first, at most `replay_window` long and
+    /// `max_bytes` large: a stream of big messages must not keep ten
+    /// thousand of them.
     delivered: VecDeque<Delivery>,
+    /// The [`stored_size`] of everything in `delivered`.
+    window_bytes: usize,
     next_seq: u64,
     /// Highest sequence number pushed out of the replay window.
     evicted_up_to: u64,
@@ -50,16 +59,52 @@ struct State {
     closed: bool,
 }
 
+/// The bytes of `deliveries`.
+fn size_of<'a>(deliveries: impl IntoIterator<Item = &'a Delivery>) -> usize {
+    deliveries
+        .into_iter()
+        .map(|d| stored_size(&d.message))
+        .sum()
+}
+
+impl State {
+    /// Takes `deliveries` (just removed from `queued`) off the byte counts.
+    fn removed(&mut self, budget: &MemoryBudget, deliveries: &[Delivery]) {
+        let bytes = size_of(deliveries);
+        self.bytes = self.bytes.saturating_sub(bytes);
+        budget.release(bytes);
+    }
+
+    /// Puts `deliveries` (newest first) back at the head of `queued`, counted
+    /// but never refused: they were queued before.
+    fn put_back(&mut self, budget: &MemoryBudget, deliveries: impl Iterator<Item = Delivery>) {
+        let mut bytes = 0;
+        for d in deliveries {
+            bytes += stored_size(&d.message);
+            self.queued.push_front(d);
+        }
+        self.bytes += bytes;
+        budget.force(bytes);
+    }
+}
+
 impl InMemoryQueue {
-    /// An empty queue owned by `owner`.
-    pub fn new(owner: QueueOwner, capacity: usize, replay_window: usize) -> Self {
+    /// An empty queue owned by `owner`, within `limits`, counting its bytes
+    /// against `budget`.
+    pub fn new(owner: QueueOwner, limits: QueueLimits, budget: Arc<MemoryBudget>) -> Self {
         Self {
             owner,
-            capacity: capacity.max(1),
-            replay_window,
+            limits: QueueLimits {
+                capacity: limits.capacity.max(1),
+                max_bytes: limits.max_bytes.max(1),
+                ..limits
+            },
+            budget,
             state: Mutex::new(State {
                 queued: VecDeque::new(),
+                bytes: 0,
                 delivered: VecDeque::new(),
+                window_bytes: 0,
                 next_seq: 1,
                 evicted_up_to: 0,
                 rewinds: 0,
@@ -74,9 +119,14 @@ impl InMemoryQueue {
         &self.owner
     }
 
-    /// The configured bound.
+    /// The configured bound on queued messages.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.limits.capacity
+    }
+
+    /// The bytes queued now (see [`stored_size`]).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     fn closed_error(&self) -> Error {
@@ -86,29 +136,56 @@ impl InMemoryQueue {
         }
     }
 
-    /// Runs `f` on the state unless the queue is closed.
-    fn with_open<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent state (every
         // mutation is a single collection call), so a poisoned lock is usable.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state unless the queue is closed.
+    fn with_open<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let mut state = self.lock();
         if state.closed {
             return Err(self.closed_error());
         }
         f(&mut state)
     }
 
+    fn full(&self, bound: QueueBound) -> Error {
+        Error::QueueFull {
+            channel: self.owner.channel.clone(),
+            listener: self.owner.listener.clone(),
+            bound,
+        }
+    }
+
     /// Synchronous push, for engines that fan out under their own lock.
     pub fn push_now(&self, message: Message) -> Result<u64> {
+        let size = stored_size(&message);
+        self.push_sized(message, size, false)
+    }
+
+    /// A push whose `size` bytes a broadcast took from the budget already
+    /// (for all its queues at once, so it is refused whole or not at all);
+    /// on an error, giving them back is the caller's.
+    pub(crate) fn push_prepaid(&self, message: Message, size: usize) -> Result<u64> {
+        self.push_sized(message, size, true)
+    }
+
+    fn push_sized(&self, message: Message, size: usize, prepaid: bool) -> Result<u64> {
         let seq = self.with_open(|state| {
-            if state.queued.len() >= self.capacity {
-                return Err(Error::QueueFull {
-                    channel: self.owner.channel.clone(),
-                    listener: self.owner.listener.clone(),
-                    capacity: self.capacity,
-                });
+            if state.queued.len() >= self.limits.capacity {
+                return Err(self.full(QueueBound::Messages(self.limits.capacity)));
+            }
+            if state.bytes.saturating_add(size) > self.limits.max_bytes {
+                return Err(self.full(QueueBound::Bytes(self.limits.max_bytes)));
+            }
+            if !prepaid {
+                self.budget.reserve(size, "dispatching")?;
             }
             let seq = state.next_seq;
             state.next_seq += 1;
+            state.bytes += size;
             state.queued.push_back(Delivery { seq, message });
             Ok(seq)
         })?;
@@ -119,25 +196,38 @@ impl InMemoryQueue {
     /// Synchronous pop.
     pub fn pop_now(&self) -> Result<Delivery> {
         self.with_open(|state| {
-            state.queued.pop_front().ok_or_else(|| Error::NoMessages {
+            let d = state.queued.pop_front().ok_or_else(|| Error::NoMessages {
                 listener: self.owner.listener.clone(),
                 reason: NoMessagesReason::Empty,
-            })
+            })?;
+            state.removed(&self.budget, std::slice::from_ref(&d));
+            Ok(d)
         })
     }
 
-    fn drain(state: &mut State, max: usize) -> Vec<Delivery> {
+    fn drain(&self, state: &mut State, max: usize) -> Vec<Delivery> {
         let n = max.min(state.queued.len());
-        state.queued.drain(..n).collect()
+        let batch: Vec<Delivery> = state.queued.drain(..n).collect();
+        state.removed(&self.budget, &batch);
+        batch
     }
 
     fn take_now(&self, max: usize) -> Result<Taken> {
         self.with_open(|state| {
-            let batch = Self::drain(state, max);
+            let batch = self.drain(state, max);
+            state.window_bytes += size_of(&batch);
             state.delivered.extend(batch.iter().cloned());
-            let excess = state.delivered.len().saturating_sub(self.replay_window);
-            if let Some(last) = state.delivered.drain(..excess).next_back() {
-                state.evicted_up_to = last.seq;
+            // Oldest first out, until the window is within both bounds.
+            while state.delivered.len() > self.limits.replay_window
+                || state.window_bytes > self.limits.max_bytes
+            {
+                let Some(gone) = state.delivered.pop_front() else {
+                    break;
+                };
+                state.window_bytes = state
+                    .window_bytes
+                    .saturating_sub(stored_size(&gone.message));
+                state.evicted_up_to = gone.seq;
             }
             Ok(Taken {
                 deliveries: batch,
@@ -150,11 +240,10 @@ impl InMemoryQueue {
         let rewind = self.with_open(|state| {
             let keep = state.delivered.partition_point(|d| d.seq <= after);
             let back: Vec<Delivery> = state.delivered.drain(keep..).collect();
+            state.window_bytes = state.window_bytes.saturating_sub(size_of(&back));
             let restored = back.len();
             state.rewinds += 1;
-            for d in back.into_iter().rev() {
-                state.queued.push_front(d);
-            }
+            state.put_back(&self.budget, back.into_iter().rev());
             Ok(Rewind {
                 restored,
                 gap: after < state.evicted_up_to,
@@ -176,12 +265,16 @@ impl InMemoryQueue {
                 return Ok(false);
             }
             let unread = &taken.deliveries;
-            state
-                .delivered
-                .retain(|d| !unread.iter().any(|u| u.seq == d.seq));
-            for d in taken.deliveries.into_iter().rev() {
-                state.queued.push_front(d);
-            }
+            let mut freed = 0;
+            state.delivered.retain(|d| {
+                let keep = !unread.iter().any(|u| u.seq == d.seq);
+                if !keep {
+                    freed += stored_size(&d.message);
+                }
+                keep
+            });
+            state.window_bytes = state.window_bytes.saturating_sub(freed);
+            state.put_back(&self.budget, taken.deliveries.into_iter().rev());
             Ok(true)
         })?;
         if returned {
@@ -194,11 +287,23 @@ impl InMemoryQueue {
         self.with_open(|state| {
             let last = snapshot.messages.last().map_or(0, |d| d.seq);
             state.next_seq = snapshot.next_seq.max(last + 1).max(state.next_seq);
+            let bytes = size_of(&snapshot.messages);
+            self.budget.release(state.bytes);
+            self.budget.force(bytes);
+            state.bytes = bytes;
             state.queued = snapshot.messages.into();
             Ok(())
         })?;
         self.wakeup.notify_one();
         Ok(())
+    }
+}
+
+impl Drop for InMemoryQueue {
+    fn drop(&mut self) {
+        // A queue dropped with messages (its channel deleted) gives their
+        // bytes back to the engine.
+        self.budget.release(self.lock().bytes);
     }
 }
 
@@ -212,7 +317,7 @@ impl Queue for InMemoryQueue {
     }
 
     fn pop_batch(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send {
-        ready(self.with_open(|state| Ok(Self::drain(state, max))))
+        ready(self.with_open(|state| Ok(self.drain(state, max))))
     }
 
     fn len(&self) -> impl Future<Output = Result<usize>> + Send {
@@ -249,7 +354,15 @@ impl Queue for InMemoryQueue {
     }
 
     fn close(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        let mut state = self.lock();
+        state.closed = true;
+        // Nothing can reach a closed queue's messages: free them now, not
+        // when the last stream lets go of the queue.
+        state.queued.clear();
+        state.delivered.clear();
+        state.window_bytes = 0;
+        self.budget.release(std::mem::take(&mut state.bytes));
+        drop(state);
         self.wakeup.notify_all();
     }
 }
@@ -261,11 +374,20 @@ mod tests {
     use super::*;
 
     fn queue(capacity: usize, window: usize) -> InMemoryQueue {
+        let limits = QueueLimits {
+            capacity,
+            max_bytes: usize::MAX,
+            replay_window: window,
+        };
+        queue_within(limits, Arc::new(MemoryBudget::unlimited()))
+    }
+
+    fn queue_within(limits: QueueLimits, budget: Arc<MemoryBudget>) -> InMemoryQueue {
         let owner = QueueOwner {
             channel: "c".parse().unwrap(),
             listener: "l".parse().unwrap(),
         };
-        InMemoryQueue::new(owner, capacity, window)
+        InMemoryQueue::new(owner, limits, budget)
     }
 
     fn msg(n: i64) -> Message {
@@ -301,7 +423,13 @@ mod tests {
         q.push(msg(1)).await.unwrap();
         q.push(msg(2)).await.unwrap();
         let err = q.push(msg(3)).await.unwrap_err();
-        assert!(matches!(err, Error::QueueFull { capacity: 2, .. }));
+        assert!(matches!(
+            err,
+            Error::QueueFull {
+                bound: QueueBound::Messages(2),
+                ..
+            }
+        ));
         assert_eq!(payloads(&q.pop_batch(10).await.unwrap()), [1, 2]);
     }
 

@@ -10,14 +10,19 @@
 //!   stream handed out after a given sequence number (resume by
 //!   `Last-Event-ID`);
 //! * a [`Wakeup`] that producers signal, so an idle consumer sleeps instead of
-//!   polling.
+//!   polling;
+//! * two bounds: messages (`queue_capacity`) and bytes (`queue_max_bytes`,
+//!   each message counted as its [`stored_size`]); the in-memory engine
+//!   adds a node-wide [`MemoryBudget`].
 //!
 //! The methods return `impl Future + Send` rather than boxed futures: queues
 //! sit on the hot path (every dispatch and delivery), and an engine's concrete
 //! queue type is known statically (see `docs/ARCHITECTURE.md`, "Static
 //! dispatch on the hot path").
 
+mod budget;
 mod memory;
+mod size;
 mod wakeup;
 
 use std::future::Future;
@@ -27,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::message::Message;
 
+pub use budget::{BudgetExceeded, DEFAULT_MEMORY_BUDGET, MemoryBudget};
 pub use memory::{InMemoryQueue, QueueOwner};
+pub use size::stored_size;
 pub use wakeup::Wakeup;
 
 /// A message as it leaves a queue: with the sequence number the queue gave it.
@@ -72,8 +79,13 @@ pub struct QueueSnapshot {
 /// A listener's FIFO queue.
 ///
 /// Errors: `pop` on an empty queue is [`crate::Error::NoMessages`]; `push` on
-/// a full one is [`crate::Error::QueueFull`]; any call on a closed queue (its
-/// listener was removed) is [`crate::Error::InvalidListener`].
+/// a full one (by count or by bytes) is [`crate::Error::QueueFull`] and
+/// changes nothing; any call on a closed queue (its listener was removed)
+/// is [`crate::Error::InvalidListener`].
+///
+/// The byte count follows every message in and out: pushes add, pops and
+/// takes subtract, rewinds, unreads and restores add back (without
+/// refusing: those messages were queued before).
 pub trait Queue: Send + Sync + 'static {
     /// Appends `message`; returns its sequence number and wakes one consumer.
     fn push(&self, message: Message) -> impl Future<Output = Result<u64>> + Send;
