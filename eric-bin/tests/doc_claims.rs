@@ -4,31 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use eric_bin::config::HttpConfig;
-use eric_bin::http::{AppState, router};
-use eric_bin::{Broker, Metrics};
-use eric_core::{ChannelSettings, MemoryEngine};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-
-fn app() -> Router {
-    let metrics = Arc::new(Metrics::new());
-    let engine = MemoryEngine::with_observer(metrics.clone());
-    router(AppState {
-        broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(HttpConfig::default()),
-        metrics,
-        shutdown: CancellationToken::new(),
-    })
-}
 
 async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
     let request = Request::builder()
@@ -48,7 +33,7 @@ async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode,
 
 #[tokio::test]
 async fn dot_ids_are_refused() {
-    let app = app();
+    let app = common::app();
     for id in [".", ".."] {
         let body = json!({"id": id}).to_string();
         let (status, answer) = call(&app, "POST", "/v1/channels", &body).await;
@@ -64,7 +49,7 @@ async fn dot_ids_are_refused() {
 
 #[tokio::test]
 async fn resubscribing_keeps_the_listener_running_and_its_stream_open() {
-    let app = app();
+    let app = common::app();
     call(&app, "POST", "/v1/channels", r#"{"id": "c"}"#).await;
     call(&app, "POST", "/v1/channels/c/listeners", r#"{"id": "l"}"#).await;
     let request = Request::get("/v1/channels/c/listeners/l/events")

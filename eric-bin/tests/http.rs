@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,25 +20,6 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-
-fn app_with(http: HttpConfig) -> Router {
-    app_with_defaults(http, ChannelSettings::default())
-}
-
-fn app_with_defaults(http: HttpConfig, defaults: ChannelSettings) -> Router {
-    let metrics = Arc::new(Metrics::new());
-    let engine = MemoryEngine::with_observer(metrics.clone());
-    router(AppState {
-        broker: Broker::new(engine, defaults),
-        http: Arc::new(http),
-        metrics,
-        shutdown: CancellationToken::new(),
-    })
-}
-
-fn app() -> Router {
-    app_with(HttpConfig::default())
-}
 
 /// One request with `headers`, and a JSON body when one is given.
 async fn send(
@@ -89,7 +72,7 @@ fn code(body: &Value) -> &str {
 /// eric-api's e2e script, step by step (eric-python.md section 6.5).
 #[tokio::test]
 async fn eric_api_routes_answer_as_eric_api_does() {
-    let app = app();
+    let app = common::app();
     let (s, b) = call(&app, "PUT", "/create?channel_id=ch1", None).await;
     assert_eq!((s, b), (StatusCode::OK, json!({"channel_id": "ch1"})));
     let (_, b) = call(&app, "POST", "/subscribe?channel_id=ch1", None).await;
@@ -135,7 +118,7 @@ async fn eric_api_routes_answer_as_eric_api_does() {
 /// answered 400, or 500 in memory mode), with one JSON error shape.
 #[tokio::test]
 async fn eric_api_routes_reject_bad_requests_with_one_error_shape() {
-    let app = app();
+    let app = common::app();
     call(&app, "PUT", "/create?channel_id=c", None).await;
     let msg = r#"{"type": "t", "payload": 1}"#;
     let deep = format!(
@@ -265,7 +248,7 @@ async fn eric_api_routes_reject_bad_requests_with_one_error_shape() {
 /// Deviation: a boolean payload stays a boolean (pydantic made it 1).
 #[tokio::test]
 async fn payloads_keep_their_json_types() {
-    let app = app();
+    let app = common::app();
     call(&app, "PUT", "/create?channel_id=c", None).await;
     let (_, b) = call(
         &app,
@@ -296,7 +279,7 @@ async fn partial_settings_merge_over_the_configured_defaults() {
         queue_capacity: 7,
         ..ChannelSettings::default()
     };
-    let app = app_with_defaults(HttpConfig::default(), defaults);
+    let app = common::app_with_defaults(HttpConfig::default(), defaults);
     let body = r#"{"id": "c", "settings": {"retry_timeout_milliseconds": 100}}"#;
     let (_, info) = call(&app, "POST", "/v1/channels", Some(body)).await;
     assert_eq!(info["settings"]["retry_timeout_milliseconds"], json!(100));
@@ -313,7 +296,7 @@ async fn partial_settings_merge_over_the_configured_defaults() {
 /// and streams stay under control.
 #[tokio::test]
 async fn subscribing_an_existing_listener_is_idempotent() {
-    let app = app();
+    let app = common::app();
     channel_c_with_listener_l(&app, &[]).await;
     call(&app, "POST", "/v1/channels/c/listeners/l/start", None).await;
     call(
@@ -423,7 +406,7 @@ async fn one_mib_dispatches_stop_at_the_byte_bounds() {
 
 #[tokio::test]
 async fn v1_channels_and_listeners_lifecycle() {
-    let app = app();
+    let app = common::app();
     let settings =
         r#"{"id": "room", "settings": {"retry_timeout_milliseconds": 2000, "queue_capacity": 2}}"#;
     let (s, b) = call(&app, "POST", "/v1/channels", Some(settings)).await;
@@ -546,7 +529,7 @@ async fn v1_channels_and_listeners_lifecycle() {
 /// server keeps serving.
 #[tokio::test]
 async fn hostile_input_gets_typed_errors_and_the_server_keeps_serving() {
-    let app = app_with(HttpConfig {
+    let app = common::app_with(HttpConfig {
         max_body_bytes: 4096,
         ..HttpConfig::default()
     });
@@ -668,7 +651,7 @@ async fn hostile_input_gets_typed_errors_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn operations_endpoints_answer() {
-    let app = app();
+    let app = common::app();
     assert_eq!(
         call(&app, "GET", "/healthz", None).await,
         (StatusCode::OK, json!({"status": "ok"}))
@@ -707,7 +690,7 @@ async fn operations_endpoints_answer() {
 /// SSE framing: headers, `retry` once, `id`/`event`/JSON `data`.
 #[tokio::test]
 async fn sse_response_is_framed_to_spec() {
-    let app = app();
+    let app = common::app();
     channel_c_with_listener_l(&app, &[]).await;
     let m = r#"{"type": "greet", "payload": {"a": [1, "x"]}}"#;
     call(&app, "POST", "/v1/channels/c/listeners/l/messages", Some(m)).await;
@@ -757,10 +740,10 @@ fn allowed_origin(headers: &axum::http::HeaderMap) -> Option<&str> {
 async fn cors_allows_the_configured_origins_only() {
     let page = [("origin", "https://app.example")];
     // Not configured: no CORS header, so browsers keep to same-origin pages.
-    let (status, headers) = headers_of(&app(), "GET", "/channels", &page).await;
+    let (status, headers) = headers_of(&common::app(), "GET", "/channels", &page).await;
     assert_eq!((status, allowed_origin(&headers)), (StatusCode::OK, None));
 
-    let app = app_with(HttpConfig {
+    let app = common::app_with(HttpConfig {
         cors_origins: vec!["https://app.example".into()],
         ..HttpConfig::default()
     });
@@ -793,7 +776,7 @@ async fn cors_allows_the_configured_origins_only() {
         .unwrap();
     assert!(allowed.contains("content-type"), "{allowed}");
 
-    let any = app_with(HttpConfig {
+    let any = common::app_with(HttpConfig {
         cors_origins: vec!["*".into()],
         ..HttpConfig::default()
     });
@@ -805,7 +788,7 @@ const ADMIN: &str = "admin-token-0123456789";
 const READER: &str = "reader-token-0123456789";
 
 fn app_with_tokens() -> Router {
-    app_with(HttpConfig {
+    common::app_with(HttpConfig {
         admin_tokens: vec![eric_bin::http::Token::new(ADMIN)],
         subscribe_tokens: vec![eric_bin::http::Token::new(READER)],
         cors_origins: vec!["https://app.example".into()],

@@ -5,34 +5,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use eric_bin::config::HttpConfig;
-use eric_bin::http::{AppState, router};
-use eric_bin::{Broker, Metrics};
-use eric_core::{ChannelSettings, MemoryEngine};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-
-fn app() -> Router {
-    app_with(HttpConfig::default())
-}
-
-fn app_with(http: HttpConfig) -> Router {
-    let metrics = Arc::new(Metrics::new());
-    let engine = MemoryEngine::with_observer(metrics.clone());
-    router(AppState {
-        broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(http),
-        metrics,
-        shutdown: CancellationToken::new(),
-    })
-}
 
 /// What one request got: status, whether it was a replay, JSON body.
 async fn call(
@@ -85,7 +66,7 @@ const MESSAGE: &str = r#"{"type": "t", "payload": 1}"#;
 
 #[tokio::test]
 async fn a_v1_dispatch_retried_with_its_key_is_applied_once() {
-    let app = app();
+    let app = common::app();
     channel_with(&app, &["l"]).await;
     let uri = "/v1/channels/c/listeners/l/messages";
     let key = [("idempotency-key", "order-17")];
@@ -103,7 +84,7 @@ async fn a_v1_dispatch_retried_with_its_key_is_applied_once() {
 
 #[tokio::test]
 async fn a_v1_broadcast_named_by_its_message_id_is_applied_once() {
-    let app = app();
+    let app = common::app();
     channel_with(&app, &["a", "b"]).await;
     let body = r#"{"type": "t", "payload": 1, "id": "m-1"}"#;
     let first = call(&app, "POST", "/v1/channels/c/messages", body, &[]).await;
@@ -124,7 +105,7 @@ async fn a_v1_broadcast_named_by_its_message_id_is_applied_once() {
 
 #[tokio::test]
 async fn eric_api_writes_take_the_key_too() {
-    let app = app();
+    let app = common::app();
     channel_with(&app, &["l"]).await;
     let key = [("idempotency-key", "k")];
     for uri in [
@@ -142,7 +123,7 @@ async fn eric_api_writes_take_the_key_too() {
 
 #[tokio::test]
 async fn malformed_keys_are_refused_and_apply_nothing() {
-    let app = app();
+    let app = common::app();
     channel_with(&app, &["l"]).await;
     let long = "k".repeat(200);
     let uri = "/v1/channels/c/listeners/l/messages";
@@ -180,7 +161,7 @@ async fn malformed_keys_are_refused_and_apply_nothing() {
 
 #[tokio::test]
 async fn pages_on_allowed_origins_may_send_keys_and_see_replays() {
-    let app = app_with(HttpConfig {
+    let app = common::app_with(HttpConfig {
         cors_origins: vec!["https://app.example".into()],
         ..HttpConfig::default()
     });

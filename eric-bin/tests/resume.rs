@@ -4,31 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use eric_bin::config::HttpConfig;
-use eric_bin::http::{AppState, router};
-use eric_bin::{Broker, Metrics};
-use eric_core::{ChannelSettings, MemoryEngine};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-
-fn app() -> Router {
-    let metrics = Arc::new(Metrics::new());
-    let engine = MemoryEngine::with_observer(metrics.clone());
-    router(AppState {
-        broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(HttpConfig::default()),
-        metrics,
-        shutdown: CancellationToken::new(),
-    })
-}
 
 async fn post(app: &Router, uri: &str, body: &str) -> StatusCode {
     let request = Request::post(uri)
@@ -40,7 +25,7 @@ async fn post(app: &Router, uri: &str, body: &str) -> StatusCode {
 
 /// Channel `c`, listener `l` with messages 1 and 2 queued.
 async fn two_queued() -> Router {
-    let app = app();
+    let app = common::app();
     post(&app, "/v1/channels", r#"{"id": "c"}"#).await;
     post(&app, "/v1/channels/c/listeners", r#"{"id": "l"}"#).await;
     for n in 1..=2 {

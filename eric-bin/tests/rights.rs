@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -127,21 +129,6 @@ enum Caller {
     ReaderQuery,
     AdminHeader,
     AdminQuery,
-}
-
-fn app() -> Router {
-    let metrics = Arc::new(Metrics::new());
-    let engine = MemoryEngine::with_observer(metrics.clone());
-    router(AppState {
-        broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(HttpConfig {
-            admin_tokens: vec![Token::new(ADMIN)],
-            subscribe_tokens: vec![Token::new(READER)],
-            ..HttpConfig::default()
-        }),
-        metrics,
-        shutdown: CancellationToken::new(),
-    })
 }
 
 async fn send(
@@ -406,4 +393,12 @@ async fn the_bearer_scheme_is_matched_in_any_case() {
         let (status, _, _) = send(&app, "GET", "/v1/channels", None, Some(&authorization)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization}");
     }
+}
+
+fn app() -> Router {
+    common::app_with(HttpConfig {
+        admin_tokens: vec![Token::new(ADMIN)],
+        subscribe_tokens: vec![Token::new(READER)],
+        ..HttpConfig::default()
+    })
 }

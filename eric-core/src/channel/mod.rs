@@ -28,10 +28,11 @@ use crate::queue::{Delivery, Queue};
 use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
 use crate::sse::SseAdapter;
 
+pub use crate::queue::QueueLimits;
 pub use adapter::{Adapter, RawAdapter};
 pub use settings::{
     ChannelSettings, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_QUEUE_CAPACITY, DEFAULT_QUEUE_MAX_BYTES,
-    DEFAULT_REPLAY_WINDOW, DEFAULT_RETRY_MS, MAX_IDEMPOTENCY_WINDOW, MAX_STREAM_DELAY, QueueLimits,
+    DEFAULT_REPLAY_WINDOW, DEFAULT_RETRY_MS, MAX_IDEMPOTENCY_WINDOW, MAX_STREAM_DELAY,
 };
 pub use stream::{MessageStream, StreamEnd, StreamItem, StreamOptions};
 
@@ -200,32 +201,16 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     /// Queues `message` for one listener, running or not; returns its
     /// sequence number (the SSE id it will carry).
     pub async fn dispatch(&self, listener: &ListenerId, message: Message) -> Result<u64> {
-        match self.inner.registry.dispatch(listener, message).await {
-            Ok(seq) => {
-                self.inner.observer.dispatched(&self.inner.id, 1);
-                Ok(seq)
-            }
-            Err(e) => {
-                if matches!(e, Error::QueueFull { .. }) {
-                    self.inner.observer.refused_full(&self.inner.id, 1);
-                }
-                Err(e)
-            }
-        }
+        let result = self.inner.registry.dispatch(listener, message).await;
+        self.count_dispatch(result.as_ref().map(|_| true));
+        result
     }
 
     /// Queues `message` for every listener; listeners whose queue is full are
     /// named in the result instead of aborting the rest.
     pub async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
         let outcome = self.inner.registry.broadcast(message).await?;
-        self.inner
-            .observer
-            .dispatched(&self.inner.id, outcome.delivered);
-        if !outcome.full.is_empty() {
-            self.inner
-                .observer
-                .refused_full(&self.inner.id, outcome.full.len());
-        }
+        self.count_broadcast(&outcome);
         Ok(outcome)
     }
 
@@ -238,25 +223,13 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
         key: &IdempotencyKey,
     ) -> Result<Applied<u64>> {
         let window = self.inner.settings.idempotency_window;
-        match self
+        let result = self
             .inner
             .registry
             .dispatch_once(listener, message, key, window)
-            .await
-        {
-            Ok(applied) => {
-                if !applied.replayed {
-                    self.inner.observer.dispatched(&self.inner.id, 1);
-                }
-                Ok(applied)
-            }
-            Err(e) => {
-                if matches!(e, Error::QueueFull { .. }) {
-                    self.inner.observer.refused_full(&self.inner.id, 1);
-                }
-                Err(e)
-            }
-        }
+            .await;
+        self.count_dispatch(result.as_ref().map(|a| !a.replayed));
+        result
     }
 
     /// [`Channel::broadcast`] at most once per idempotency `key` within the
@@ -272,18 +245,33 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
             .registry
             .broadcast_once(message, key, window)
             .await?;
+        // A repeat applied nothing: nothing to count.
         if !applied.replayed {
-            let outcome = &applied.value;
-            self.inner
-                .observer
-                .dispatched(&self.inner.id, outcome.delivered);
-            if !outcome.full.is_empty() {
-                self.inner
-                    .observer
-                    .refused_full(&self.inner.id, outcome.full.len());
-            }
+            self.count_broadcast(&applied.value);
         }
         Ok(applied)
+    }
+
+    /// Reports a dispatch to the observer: `Ok(true)` when a message was
+    /// queued now (a repeat queued nothing).
+    fn count_dispatch(&self, result: Result<bool, &Error>) {
+        match result {
+            Ok(true) => self.inner.observer.dispatched(&self.inner.id, 1),
+            Ok(false) => {}
+            Err(Error::QueueFull { .. }) => self.inner.observer.refused_full(&self.inner.id, 1),
+            Err(_) => {}
+        }
+    }
+
+    fn count_broadcast(&self, outcome: &Broadcast) {
+        self.inner
+            .observer
+            .dispatched(&self.inner.id, outcome.delivered);
+        if !outcome.full.is_empty() {
+            self.inner
+                .observer
+                .refused_full(&self.inner.id, outcome.full.len());
+        }
     }
 
     /// Pops a running listener's next message and runs its hook on it.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::queue::QueueLimits;
 
 /// Default bound of each listener's queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
@@ -105,17 +106,6 @@ impl ChannelSettings {
             replay_window: self.replay_window,
         }
     }
-}
-
-/// The bounds of one listener's queue, taken from its channel's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueLimits {
-    /// Most queued messages ([`ChannelSettings::queue_capacity`]).
-    pub capacity: usize,
-    /// Most queued bytes ([`ChannelSettings::queue_max_bytes`]).
-    pub max_bytes: usize,
-    /// Handed-out messages kept for resumes ([`ChannelSettings::replay_window`]).
-    pub replay_window: usize,
 }
 
 fn ser_secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {

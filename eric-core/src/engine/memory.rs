@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 
 use super::Engine;
 use super::idempotency_log::{IdempotencyLog, Recorded};
-use crate::channel::{ChannelSettings, QueueLimits};
+use crate::channel::ChannelSettings;
 use crate::connection::{Connection, ConnectionsFactory};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
@@ -18,7 +18,8 @@ use crate::listener::Listener;
 use crate::message::Message;
 use crate::observe::{NoopObserver, Observer};
 use crate::queue::{
-    DEFAULT_MEMORY_BUDGET, Delivery, InMemoryQueue, MemoryBudget, Queue, QueueOwner, stored_size,
+    DEFAULT_MEMORY_BUDGET, Delivery, InMemoryQueue, MemoryBudget, Queue, QueueLimits, QueueOwner,
+    stored_size,
 };
 use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
 

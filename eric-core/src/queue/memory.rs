@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::future::{Future, ready};
 use std::sync::{Arc, Mutex};
 
+use super::QueueLimits;
 use super::{Delivery, MemoryBudget, Queue, QueueSnapshot, Rewind, Taken, Wakeup, stored_size};
-use crate::channel::QueueLimits;
 use crate::error::{Error, NoMessagesReason, QueueBound, Result};
 use crate::id::{ChannelId, ListenerId};
 use crate::message::Message;

@@ -37,6 +37,18 @@ pub use memory::{InMemoryQueue, QueueOwner};
 pub use size::stored_size;
 pub use wakeup::Wakeup;
 
+/// The bounds of one listener's queue, taken from its channel's settings
+/// (`queue_capacity`, `queue_max_bytes`, `replay_window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most queued messages.
+    pub capacity: usize,
+    /// Most queued bytes (each message counted as [`stored_size`]).
+    pub max_bytes: usize,
+    /// Handed-out messages kept for resumes.
+    pub replay_window: usize,
+}
+
 /// A message as it leaves a queue: with the sequence number the queue gave it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
