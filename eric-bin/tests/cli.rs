@@ -292,6 +292,39 @@ async fn dispatch_then_next() {
     server.stop().await;
 }
 
+/// A write named by `--idempotency-key` is applied once, however often it
+/// is sent; `--retries` needs a key (retrying an unnamed write could apply
+/// it twice).
+#[tokio::test]
+async fn named_writes_apply_once() {
+    let (server, url) = channel_c_with_listener_l().await;
+    let dispatch = [
+        "dispatch",
+        "c",
+        "l",
+        "t",
+        "1",
+        "--idempotency-key",
+        "order-1",
+    ];
+    assert_eq!(ok(&url, &dispatch).await, "1");
+    assert_eq!(
+        ok(&url, &dispatch).await,
+        "1",
+        "the repeat answers the first seq"
+    );
+    let broadcast = ["broadcast", "c", "t", "2", "--idempotency-key", "b-1"];
+    let first = ok_json(&url, &broadcast).await;
+    assert_eq!(ok_json(&url, &broadcast).await, first);
+    ok(&url, &["start", "c", "l"]).await;
+    assert_eq!(ok_json(&url, &["next", "c", "l"]).await["seq"], 1);
+    assert_eq!(ok_json(&url, &["next", "c", "l"]).await["seq"], 2);
+    assert_eq!(ok(&url, &["next", "c", "l"]).await, "");
+    let run = eric(&url, &["dispatch", "c", "l", "t", "1", "--retries", "3"]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn broadcast_reaches_two_listeners() {
     let server = TestServer::memory().await;

@@ -101,6 +101,32 @@ impl Api {
         decode(&url, response).await
     }
 
+    /// `POST` a write named by an idempotency `key` (see `docs/HTTP.md`,
+    /// "Retrying writes") and decode the answer. Because the server applies
+    /// a named write at most once, a transient failure (no answer, 503,
+    /// 504 `outcome_unknown`...) is retried, up to `retries` times with a
+    /// doubling pause: the write is then applied exactly once.
+    pub(crate) async fn post_once<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &impl Serialize,
+        key: &str,
+        retries: u32,
+    ) -> Result<T> {
+        let url = self.url(segments);
+        let response = retrying(retries, || {
+            let request = self
+                .http
+                .post(url.clone())
+                .timeout(REQUEST_TIMEOUT)
+                .header("idempotency-key", key)
+                .json(body);
+            answer(&url, request)
+        })
+        .await?;
+        decode(&url, response).await
+    }
+
     /// `POST` with no body and an answer without one (`204`).
     pub(crate) async fn post_empty(&self, segments: &[&str]) -> Result<()> {
         let url = self.url(segments);
@@ -209,6 +235,33 @@ async fn decode<T: DeserializeOwned>(url: &Url, response: Response) -> Result<T>
     response.json().await.map_err(Error::request(url.as_str()))
 }
 
+/// First pause between two tries of a named write; it doubles each time.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest pause between two tries.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Runs `attempt` until it succeeds, fails for good, or `retries` retries
+/// of transient failures are spent (the last failure is returned).
+async fn retrying<T, F, Fut>(retries: u32, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut pause = RETRY_FIRST;
+    let mut left = retries;
+    loop {
+        match attempt().await {
+            Err(error) if left > 0 && is_transient(&error) => {
+                tracing::debug!(%error, retry_in = ?pause, "write failed; retrying with its key");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
+                left -= 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether trying the same request again later may succeed: the server was
 /// unreachable, or answered that it is busy, restarting or without storage.
 /// A 4xx other than 408/429 will say the same thing again.
@@ -226,7 +279,50 @@ pub(crate) fn is_transient(error: &Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
+
+    fn failure(status: u16) -> Error {
+        Error::Answer {
+            url: "http://x/".into(),
+            status,
+            body: "storage_unavailable: x".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn named_writes_retry_transient_failures_only() {
+        let calls = AtomicU32::new(0);
+        let outcome = retrying(5, || async {
+            match calls.fetch_add(1, Ordering::Relaxed) {
+                0 => Err(failure(504)),
+                1 => Err(failure(503)),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+
+        let calls = AtomicU32::new(0);
+        let outcome: Result<()> = retrying(5, || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err(failure(400))
+        })
+        .await;
+        assert!(outcome.is_err());
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "a 4xx is not retried");
+
+        let calls = AtomicU32::new(0);
+        let outcome: Result<()> = retrying(2, || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err(failure(504))
+        })
+        .await;
+        assert!(matches!(outcome, Err(Error::Answer { status: 504, .. })));
+        assert_eq!(calls.load(Ordering::Relaxed), 3, "one try and two retries");
+    }
 
     #[test]
     fn segments_are_encoded_and_appended_to_a_prefix() {

@@ -92,6 +92,8 @@ pub enum ClientCommand {
         /// The payload, as JSON text (a string is quoted: '"hello"').
         #[arg(default_value = "null", allow_negative_numbers = true)]
         payload: String,
+        #[command(flatten)]
+        once: Once,
     },
     /// Queue a message for every listener of a channel.
     ///
@@ -105,6 +107,8 @@ pub enum ClientCommand {
         /// The payload, as JSON text (a string is quoted: '"hello"').
         #[arg(default_value = "null", allow_negative_numbers = true)]
         payload: String,
+        #[command(flatten)]
+        once: Once,
     },
     /// Take a running listener's next message (nothing if its queue is empty).
     ///
@@ -185,6 +189,41 @@ pub struct StreamArgs {
     pub idle_timeout: u64,
 }
 
+/// How a write is sent: named by an idempotency key, it is retried through
+/// transient failures and still applied once.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Once {
+    /// Name the write with this key (1 to 128 printable ASCII bytes, e.g.
+    /// an order number): the server applies it at most once within the
+    /// channel's idempotency window, so it is retried when the server is
+    /// unreachable, busy or did not confirm it (503, 504).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// How many times a named write is retried before giving up.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        requires = "idempotency_key"
+    )]
+    pub retries: u32,
+}
+
+impl Once {
+    /// `POST`s `body` to `path`: once without a key, with retries with one.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        api: &Api,
+        path: &[&str],
+        body: &impl Serialize,
+    ) -> Result<T> {
+        match &self.idempotency_key {
+            Some(key) => api.post_once(path, body, key, self.retries).await,
+            None => api.post(path, Some(body)).await,
+        }
+    }
+}
+
 /// Runs `command` against the server at `url`, with `token` as the bearer
 /// token of every request when given.
 pub async fn run(url: &str, token: Option<&str>, command: ClientCommand) -> Result<()> {
@@ -230,20 +269,22 @@ pub async fn run(url: &str, token: Option<&str>, command: ClientCommand) -> Resu
             listener,
             msg_type,
             payload,
+            once,
         } => {
             let body = message(&msg_type, &payload)?;
             let path = listener_path(&channel, &listener, Some("messages"))?;
-            let queued: Queued = api.post(&path, Some(&body)).await?;
+            let queued: Queued = once.post(&api, &path, &body).await?;
             print_line(&queued.seq.to_string()).await
         }
         ClientCommand::Broadcast {
             channel,
             msg_type,
             payload,
+            once,
         } => {
             let body = message(&msg_type, &payload)?;
             let path = ["v1", "channels", channel_id(&channel)?, "messages"];
-            let outcome: Value = api.post(&path, Some(&body)).await?;
+            let outcome: Value = once.post(&api, &path, &body).await?;
             print_json(&outcome).await
         }
         ClientCommand::Next { channel, listener } => {
