@@ -55,6 +55,7 @@
 //! - `testing` (feature `testing`): the behaviour and persistence suites
 //!   every engine runs.
 
+pub mod adapter;
 pub mod channel;
 pub mod connection;
 pub mod container;
@@ -69,13 +70,14 @@ pub mod persistence;
 pub mod prefabs;
 pub mod queue;
 pub mod registry;
+pub mod settings;
 pub mod sse;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use adapter::{Adapter, RawAdapter};
 pub use channel::{
-    Adapter, Channel, ChannelSettings, MessageStream, RawAdapter, SseChannel, StreamEnd,
-    StreamItem, StreamOptions, WeakChannel,
+    Channel, MessageStream, SseChannel, StreamEnd, StreamItem, StreamOptions, WeakChannel,
 };
 pub use connection::{Connection, ConnectionsFactory};
 pub use container::ChannelContainer;
@@ -93,4 +95,5 @@ pub use prefabs::{
 };
 pub use queue::{Delivery, InMemoryQueue, Queue, Taken};
 pub use registry::{Broadcast, ConnectionRegistry, RegisterMode};
+pub use settings::ChannelSettings;
 pub use sse::{SseAdapter, SseEvent, SseMessage};
