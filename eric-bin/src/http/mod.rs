@@ -31,8 +31,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-pub use auth::{Token, check_tokens};
-pub use cors::check_cors_origins;
+// Where they were first: the public paths stay.
+pub use crate::config::{Token, check_cors_origins, check_tokens};
 pub use error::ApiError;
 pub use state::{AppState, ConnectionContext};
 

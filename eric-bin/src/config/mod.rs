@@ -18,7 +18,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::ConfigOrigin;
 use crate::error::{Error, Result};
-use crate::http::Token;
+
+mod access;
+
+pub(crate) use access::any_matches;
+pub use access::{Token, check_cors_origins, check_tokens};
 
 /// The broker's settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -263,11 +267,11 @@ impl Config {
             ("admin_tokens", &self.http.admin_tokens),
             ("subscribe_tokens", &self.http.subscribe_tokens),
         ] {
-            if let Err(reason) = crate::http::check_tokens(tokens) {
+            if let Err(reason) = check_tokens(tokens) {
                 return bad(format!("http.{key}: {reason}"));
             }
         }
-        if let Err(reason) = crate::http::check_cors_origins(&self.http.cors_origins) {
+        if let Err(reason) = check_cors_origins(&self.http.cors_origins) {
             return bad(format!("http.cors_origins: {reason}"));
         }
         if self.memory.max_bytes == 0 {
