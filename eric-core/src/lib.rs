@@ -46,14 +46,22 @@
 //! - [`connection`]: [`Connection`] and [`ConnectionsFactory`].
 //! - [`registry`]: [`ConnectionRegistry`], where a channel keeps its connections.
 //! - [`engine`]: the [`Engine`] trait and [`MemoryEngine`].
-//! - [`channel`]: [`Channel`], its settings, adapters and streams.
+//! - [`settings`]: [`ChannelSettings`], what a channel is created and
+//!   persisted with (also re-exported from [`channel`]).
+//! - [`adapter`]: the [`Adapter`] trait (what streams yield) and
+//!   [`RawAdapter`] (also re-exported from [`channel`]).
+//! - [`channel`]: [`Channel`], dispatch, broadcast, pull and streams.
 //! - [`sse`]: the SSE adapter and wire encoder.
 //! - [`container`]: [`ChannelContainer`], channels by id.
-//! - [`persistence`]: [`KvStorage`], the repositories and [`Persistence`].
+//! - [`persistence`]: [`KvStorage`], the repositories and [`Persistence`]
+//!   (which also rebuilds a channel's connections from their records).
 //! - [`prefabs`]: the data-processing channel and distributed applications.
 //! - [`observe`]: the [`Observer`] metrics hook.
 //! - `testing` (feature `testing`): the behaviour and persistence suites
 //!   every engine runs.
+//!
+//! Modules import each other without a cycle: those below `channel`
+//! (`settings`, `adapter`, `queue`, `engine`, `sse`) never import it.
 
 pub mod adapter;
 pub mod channel;

@@ -7,6 +7,11 @@
 //! or `ERIC__REDIS__URL=redis://redis:6379`. A value for a string setting
 //! is taken as written; for other settings it is read as TOML (numbers,
 //! booleans, arrays). Errors name the variable or file at fault.
+//!
+//! ## Layout
+//!
+//! - `access`: [`Token`] and the checks on tokens and CORS origins (the
+//!   HTTP API enforces them; it imports this module, not the reverse).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
