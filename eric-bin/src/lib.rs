@@ -12,7 +12,9 @@
 //!
 //! ## Layout
 //!
-//! - [`config`]: [`Config`], layered defaults → file → environment → flags.
+//! - [`config`]: [`Config`], layered defaults → file → environment → flags,
+//!   with the access settings it checks ([`config::Token`], CORS origins)
+//!   that [`http`] enforces.
 //! - [`backend`]: what the server needs from an engine.
 //! - [`broker`]: [`Broker`], the operations both faces offer.
 //! - [`http`]: the axum router (eric-api routes, `/v1`, SSE, operations).

@@ -46,15 +46,24 @@
 //! - [`connection`]: [`Connection`] and [`ConnectionsFactory`].
 //! - [`registry`]: [`ConnectionRegistry`], where a channel keeps its connections.
 //! - [`engine`]: the [`Engine`] trait and [`MemoryEngine`].
-//! - [`channel`]: [`Channel`], its settings, adapters and streams.
+//! - [`settings`]: [`ChannelSettings`], what a channel is created and
+//!   persisted with (also re-exported from [`channel`]).
+//! - [`adapter`]: the [`Adapter`] trait (what streams yield) and
+//!   [`RawAdapter`] (also re-exported from [`channel`]).
+//! - [`channel`]: [`Channel`], dispatch, broadcast, pull and streams.
 //! - [`sse`]: the SSE adapter and wire encoder.
 //! - [`container`]: [`ChannelContainer`], channels by id.
-//! - [`persistence`]: [`KvStorage`], the repositories and [`Persistence`].
+//! - [`persistence`]: [`KvStorage`], the repositories and [`Persistence`]
+//!   (which also rebuilds a channel's connections from their records).
 //! - [`prefabs`]: the data-processing channel and distributed applications.
 //! - [`observe`]: the [`Observer`] metrics hook.
 //! - `testing` (feature `testing`): the behaviour and persistence suites
 //!   every engine runs.
+//!
+//! Modules import each other without a cycle: those below `channel`
+//! (`settings`, `adapter`, `queue`, `engine`, `sse`) never import it.
 
+pub mod adapter;
 pub mod channel;
 pub mod connection;
 pub mod container;
@@ -69,13 +78,14 @@ pub mod persistence;
 pub mod prefabs;
 pub mod queue;
 pub mod registry;
+pub mod settings;
 pub mod sse;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use adapter::{Adapter, RawAdapter};
 pub use channel::{
-    Adapter, Channel, ChannelSettings, MessageStream, RawAdapter, SseChannel, StreamEnd,
-    StreamItem, StreamOptions, WeakChannel,
+    Channel, MessageStream, SseChannel, StreamEnd, StreamItem, StreamOptions, WeakChannel,
 };
 pub use connection::{Connection, ConnectionsFactory};
 pub use container::ChannelContainer;
@@ -93,4 +103,5 @@ pub use prefabs::{
 };
 pub use queue::{Delivery, InMemoryQueue, Queue, Taken};
 pub use registry::{Broadcast, ConnectionRegistry, RegisterMode};
+pub use settings::ChannelSettings;
 pub use sse::{SseAdapter, SseEvent, SseMessage};

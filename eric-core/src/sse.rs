@@ -14,9 +14,10 @@
 
 use std::io::Write as _;
 
-use crate::channel::{Adapter, ChannelSettings};
+use crate::adapter::Adapter;
 use crate::message::Message;
 use crate::queue::Delivery;
+use crate::settings::ChannelSettings;
 
 /// One SSE event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -30,7 +30,8 @@
 //! - [`registry`]: [`RedisRegistry`], a channel's membership.
 //! - `state`: what one node holds of one channel (listener objects, queue
 //!   handles), kept current by notifications.
-//! - `notify`: the pub/sub subscriber task that wakes streams.
+//! - `notify`: the pub/sub subscriber task that wakes streams; it reaches
+//!   `state` only through its `Watched` trait, which `state` implements.
 //! - `lease`: leases of temporary listeners, so they die with their node.
 //! - [`engine`]: the engine itself, [`RedisEngine`].
 //! - [`repository`]: channel and connection repositories on this layout.

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::client::Client;
-use crate::state::ChannelState;
 use crate::stats::PubSubActivity;
 
 /// Subscribe and unsubscribe in batches of at most this many channels.
@@ -34,7 +34,20 @@ const BATCH: usize = 512;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-type Wanted = HashMap<String, Weak<ChannelState>>;
+type Wanted = HashMap<String, Weak<dyn Watched>>;
+
+/// What a notification channel's messages reach: one channel's state on
+/// this node (`state::ChannelState`). A trait so that the subscriber knows
+/// only these two calls, and the channel state, which holds a [`Notifier`],
+/// is not known back (no module cycle).
+pub(crate) trait Watched: Send + Sync + 'static {
+    /// Acts on one pub/sub notification for the channel.
+    fn on_notification(&self, payload: &str);
+
+    /// Catches up on what happened before a subscription was confirmed
+    /// (boxed: the actor spawns it as a task of its own).
+    fn revalidate(self: Arc<Self>) -> BoxFuture<'static, ()>;
+}
 
 /// A handle on the subscriber actor. The engine and every channel state
 /// hold one; the actor stops when the last handle goes (or on `shutdown`).
@@ -93,10 +106,9 @@ impl Notifier {
     }
 
     /// Asks for `channel`'s notifications, delivered to `registry`.
-    pub(crate) fn watch(&self, notify_channel: String, registry: &Arc<ChannelState>) {
-        self.shared
-            .wanted()
-            .insert(notify_channel, Arc::downgrade(registry));
+    pub(crate) fn watch<W: Watched>(&self, notify_channel: String, registry: &Arc<W>) {
+        let registry: Weak<dyn Watched> = Arc::downgrade(registry) as Weak<W>;
+        self.shared.wanted().insert(notify_channel, registry);
         self.changed();
     }
 
@@ -122,7 +134,7 @@ impl Shared {
         self.wanted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn registry(&self, notify_channel: &str) -> Option<Arc<ChannelState>> {
+    fn registry(&self, notify_channel: &str) -> Option<Arc<dyn Watched>> {
         self.wanted().get(notify_channel).and_then(Weak::upgrade)
     }
 }
@@ -245,7 +257,7 @@ impl Actor {
             subscribed.extend(batch.iter().cloned());
             for channel in batch {
                 if let Some(registry) = self.shared.registry(channel) {
-                    tokio::spawn(async move { registry.revalidate().await });
+                    tokio::spawn(registry.revalidate());
                 }
             }
         }

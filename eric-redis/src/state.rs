@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::broadcast;
 
 use eric_core::{ChannelId, ListenerId, Queue, Result};
@@ -18,7 +19,7 @@ use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::keys::ChannelKeys;
 use crate::lease::Leases;
-use crate::notify::Notifier;
+use crate::notify::{Notifier, Watched};
 use crate::queue::RedisQueue;
 use crate::scripts::SCRIPTS;
 
@@ -278,6 +279,16 @@ impl ChannelState {
                 Some((ListenerId::from_key_segment(&segment).ok()?, c, r == "1"))
             })
             .collect())
+    }
+}
+
+impl Watched for ChannelState {
+    fn on_notification(&self, payload: &str) {
+        ChannelState::on_notification(self, payload);
+    }
+
+    fn revalidate(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move { ChannelState::revalidate(&self).await })
     }
 }
 

@@ -19,65 +19,16 @@
 //! (a URL can end up in proxy logs: prefer the header where the client can
 //! send one). Tokens are compared with `subtle`'s constant-time equality.
 
-use std::fmt;
-
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use subtle::{Choice, ConstantTimeEq};
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::state::AppState;
 use crate::backend::Backend;
-use crate::config::HttpConfig;
-
-/// Fewest bytes a token may have: shorter ones can be guessed.
-const MIN_TOKEN_BYTES: usize = 16;
-
-/// A configured secret; `Debug` never shows it, so logging the
-/// configuration cannot leak it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Token(String);
-
-impl Token {
-    /// A token (checked when the configuration is validated).
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    fn check(&self) -> Result<(), String> {
-        if self.0.len() < MIN_TOKEN_BYTES {
-            return Err(format!(
-                "a token needs at least {MIN_TOKEN_BYTES} characters"
-            ));
-        }
-        if !self.0.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("a token may hold visible ASCII characters only".into());
-        }
-        Ok(())
-    }
-
-    /// Whether `presented` is this token, in time that depends on the
-    /// lengths only (`subtle`'s vetted comparison, not a hand-written one
-    /// the optimiser may shortcut).
-    fn matches(&self, presented: &str) -> Choice {
-        self.0.as_bytes().ct_eq(presented.as_bytes())
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
-
-/// Why `tokens` cannot be used, if they cannot.
-pub fn check_tokens(tokens: &[Token]) -> Result<(), String> {
-    tokens.iter().try_for_each(Token::check)
-}
+use crate::config::{HttpConfig, any_matches};
 
 /// Whether any token is configured, which turns authentication on.
 pub(super) fn enabled(http: &HttpConfig) -> bool {
@@ -216,14 +167,6 @@ fn presented(request: &Request, query_token: bool) -> Option<String> {
         .and_then(|Query(q)| q.access_token)
 }
 
-fn any_matches(tokens: &[Token], presented: &str) -> bool {
-    // No early exit: which token matched does not show in the time taken.
-    tokens
-        .iter()
-        .fold(Choice::from(0), |found, t| found | t.matches(presented))
-        .into()
-}
-
 /// The middleware: lets a request through (noting the caller's right) or
 /// answers 401 / 403.
 pub(super) async fn require<E: Backend>(
@@ -324,23 +267,5 @@ mod tests {
         for value in ["Basic 0123456789abcdef", "Bearer", "Bearer ", "Bearer0123"] {
             assert_eq!(bearer(value), None, "{value:?}");
         }
-    }
-
-    #[test]
-    fn tokens_are_checked_and_never_shown() {
-        assert!(check_tokens(&[Token::new("0123456789abcdef")]).is_ok());
-        assert!(check_tokens(&[Token::new("short")]).is_err());
-        assert!(check_tokens(&[Token::new("0123456789 abcdef")]).is_err());
-        let token = Token::new("0123456789abcdef");
-        assert_eq!(format!("{token:?}"), "Token(***)");
-        assert!(bool::from(token.matches("0123456789abcdef")));
-        assert!(!bool::from(token.matches("0123456789abcdeF")));
-        assert!(!bool::from(token.matches("0123456789abcde")));
-        let tokens = [
-            Token::new("0123456789abcdef"),
-            Token::new("fedcba9876543210"),
-        ];
-        assert!(any_matches(&tokens, "fedcba9876543210"));
-        assert!(!any_matches(&tokens, "fedcba987654321"));
     }
 }

@@ -6,6 +6,9 @@
 //! - `compat`: eric-api's routes.
 //! - `cors`: which web origins may call the API (`http.cors_origins`).
 //! - `auth`: bearer tokens and their two roles, admin and subscribe.
+//!
+//! Tokens and origins are configuration, checked there
+//! ([`crate::config::Token`]); these modules enforce them.
 //! - `v1`: the resource API (`docs/HTTP.md`).
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
@@ -31,8 +34,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-pub use auth::{Token, check_tokens};
-pub use cors::check_cors_origins;
+// Where they were first: the public paths stay.
+pub use crate::config::{Token, check_cors_origins, check_tokens};
 pub use error::ApiError;
 pub use state::{AppState, ConnectionContext};
 

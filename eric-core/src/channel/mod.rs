@@ -6,8 +6,6 @@
 //! reference's `SSEChannel`. Cloning a channel is cheap and clones share
 //! everything.
 
-mod adapter;
-mod settings;
 mod stream;
 
 use std::fmt;
@@ -28,9 +26,9 @@ use crate::queue::{Delivery, Queue};
 use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
 use crate::sse::SseAdapter;
 
+pub use crate::adapter::{Adapter, RawAdapter};
 pub use crate::queue::QueueLimits;
-pub use adapter::{Adapter, RawAdapter};
-pub use settings::{
+pub use crate::settings::{
     ChannelSettings, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_QUEUE_CAPACITY, DEFAULT_QUEUE_MAX_BYTES,
     DEFAULT_REPLAY_WINDOW, DEFAULT_RETRY_MS, MAX_IDEMPOTENCY_WINDOW, MAX_STREAM_DELAY,
 };
@@ -349,21 +347,6 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
         ))
     }
 
-    /// Registers a persisted connection (restoring persisted data).
-    pub(crate) async fn restore_connection(
-        &self,
-        record: crate::persistence::ConnectionRecord,
-    ) -> Result<()> {
-        let listener = Listener::with_id(record.listener.id);
-        listener.set_running(record.listener.running);
-        let queue = self.inner.factory.queue(listener.id());
-        if let Some(snapshot) = record.queue {
-            queue.restore(snapshot).await?;
-        }
-        let connection = Connection::new(listener, queue, Some(record.id));
-        self.inner.registry.restore(connection).await
-    }
-
     /// Puts back removals that could not be persisted.
     pub(crate) fn return_removed(&self, removed: Vec<ConnectionId>) {
         self.lock_removed().extend(removed);
@@ -377,6 +360,12 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     fn lock_removed(&self) -> std::sync::MutexGuard<'_, Vec<ConnectionId>> {
         // A Vec push/take cannot leave it inconsistent: poison is harmless.
         self.inner.removed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes this channel's connections and queues (persistence rebuilds
+    /// restored connections with it).
+    pub(crate) fn factory(&self) -> &E::Factory {
+        &self.inner.factory
     }
 
     pub(crate) fn registry(&self) -> &E::Registry {

@@ -9,7 +9,6 @@ use indexmap::IndexMap;
 
 use super::Engine;
 use super::idempotency_log::{IdempotencyLog, Recorded};
-use crate::channel::ChannelSettings;
 use crate::connection::{Connection, ConnectionsFactory};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
@@ -22,6 +21,7 @@ use crate::queue::{
     stored_size,
 };
 use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
+use crate::settings::ChannelSettings;
 
 /// The in-process engine: bounded [`InMemoryQueue`]s and per-channel maps.
 ///

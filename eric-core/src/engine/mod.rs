@@ -10,12 +10,12 @@ mod memory;
 
 use std::sync::{Arc, LazyLock};
 
-use crate::channel::ChannelSettings;
 use crate::connection::ConnectionsFactory;
 use crate::id::ChannelId;
 use crate::observe::{NoopObserver, Observer};
 use crate::queue::Queue;
 use crate::registry::ConnectionRegistry;
+use crate::settings::ChannelSettings;
 
 pub use memory::{InMemoryConnectionsFactory, InMemoryRegistry, MemoryEngine};
 

@@ -14,10 +14,10 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::channel::ChannelSettings;
 use crate::error::Result;
 use crate::id::{ChannelId, ConnectionId, ListenerId};
 use crate::queue::QueueSnapshot;
+use crate::settings::ChannelSettings;
 
 /// A persisted channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,12 +9,15 @@ use super::repository::{
     ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
 };
 use super::storage::KvStorage;
-use crate::channel::{Adapter, Channel};
-use crate::connection::Connection;
+use crate::adapter::Adapter;
+use crate::channel::Channel;
+use crate::connection::{Connection, ConnectionsFactory};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::id::ChannelId;
+use crate::listener::Listener;
 use crate::queue::Queue;
+use crate::registry::ConnectionRegistry;
 use crate::sse::SseAdapter;
 
 /// Saves channels to repositories and rebuilds them on an engine.
@@ -119,10 +122,27 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
     ) -> Result<Channel<E, A>> {
         let channel = Channel::new(&self.engine, Some(record.id), record.settings)?;
         for connection in connections {
-            channel.restore_connection(connection).await?;
+            restore_connection(&channel, connection).await?;
         }
         Ok(channel)
     }
+}
+
+/// Registers a persisted connection on `channel`: its listener with the
+/// stored running flag, and its queue with the stored messages (engines
+/// whose queues are durable stored none).
+async fn restore_connection<E: Engine, A: Adapter>(
+    channel: &Channel<E, A>,
+    record: ConnectionRecord,
+) -> Result<()> {
+    let listener = Listener::with_id(record.listener.id);
+    listener.set_running(record.listener.running);
+    let queue = channel.factory().queue(listener.id());
+    if let Some(snapshot) = record.queue {
+        queue.restore(snapshot).await?;
+    }
+    let connection = Connection::new(listener, queue, Some(record.id));
+    channel.registry().restore(connection).await
 }
 
 async fn connection_record<Q: Queue>(connection: &Connection<Q>) -> Result<ConnectionRecord> {

@@ -1,7 +1,7 @@
 //! Output formats of streams, as adapters (the reference's `adapt`).
 
-use crate::channel::ChannelSettings;
 use crate::queue::Delivery;
+use crate::settings::ChannelSettings;
 
 /// Turns a delivery into what a channel's streams yield.
 pub trait Adapter: Send + Sync + 'static {

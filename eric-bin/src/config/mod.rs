@@ -7,6 +7,11 @@
 //! or `ERIC__REDIS__URL=redis://redis:6379`. A value for a string setting
 //! is taken as written; for other settings it is read as TOML (numbers,
 //! booleans, arrays). Errors name the variable or file at fault.
+//!
+//! ## Layout
+//!
+//! - `access`: [`Token`] and the checks on tokens and CORS origins (the
+//!   HTTP API enforces them; it imports this module, not the reverse).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +23,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::ConfigOrigin;
 use crate::error::{Error, Result};
-use crate::http::Token;
+
+mod access;
+
+pub(crate) use access::any_matches;
+pub use access::{Token, check_cors_origins, check_tokens};
 
 /// The broker's settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -263,11 +272,11 @@ impl Config {
             ("admin_tokens", &self.http.admin_tokens),
             ("subscribe_tokens", &self.http.subscribe_tokens),
         ] {
-            if let Err(reason) = crate::http::check_tokens(tokens) {
+            if let Err(reason) = check_tokens(tokens) {
                 return bad(format!("http.{key}: {reason}"));
             }
         }
-        if let Err(reason) = crate::http::check_cors_origins(&self.http.cors_origins) {
+        if let Err(reason) = check_cors_origins(&self.http.cors_origins) {
             return bad(format!("http.cors_origins: {reason}"));
         }
         if self.memory.max_bytes == 0 {
