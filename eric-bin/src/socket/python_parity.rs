@@ -181,7 +181,10 @@ json.dump(out, sys.stdout)
 /// The CPython minor version whose texts `pydecode`, `pyjson` and `pyrepr`
 /// follow (`eric-bin/src/socket/mod.rs`, README.md). Measured: 3.10 and 3.12
 /// give the same texts on these cases, 3.13 differs on 15 of them.
-const FOLLOWED: (u32, u32) = (3, 11);
+const FOLLOWED: Version = (3, 11);
+
+/// A CPython `(major, minor)`.
+type Version = (u32, u32);
 
 /// The interpreters tried, in order: an explicit choice, then the pinned
 /// minor version by name, then whatever `python3` is.
@@ -195,7 +198,7 @@ fn candidates() -> Vec<String> {
 }
 
 /// `python`'s `(major, minor)`, if it runs.
-fn version_of(python: &str) -> Option<(u32, u32)> {
+fn version_of(python: &str) -> Option<Version> {
     let output = Command::new(python)
         .args(["-c", "import sys; print(*sys.version_info[:2])"])
         .output()
@@ -211,7 +214,7 @@ fn version_of(python: &str) -> Option<(u32, u32)> {
 
 /// Which interpreter to compare against: `Ok` the first candidate of the
 /// followed version, `Err` the versions found instead (empty: none runs).
-fn followed_python() -> Result<String, Vec<(String, (u32, u32))>> {
+fn followed_python() -> Result<String, Vec<(String, Version)>> {
     let mut others = Vec::new();
     for python in candidates() {
         match version_of(&python) {
