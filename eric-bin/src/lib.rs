@@ -15,7 +15,9 @@
 //! - [`config`]: [`Config`], layered defaults → file → environment → flags.
 //! - [`backend`]: what the server needs from an engine.
 //! - [`broker`]: [`Broker`], the operations both faces offer.
-//! - [`http`]: the axum router (eric-api routes, `/v1`, SSE, operations).
+//! - [`http`]: the axum router (eric-api routes, `/v1`, SSE, operations);
+//!   `http::routes` declares the stream routes once, for the router, the
+//!   hyper bypass in `serve` and the rights table.
 //! - `accept`: the accept loop HTTP and the socket share (connection cap,
 //!   back-off cut short by shutdown, tasks on a tracker).
 //! - `serve`: HTTP connections (per-connection kill switch, shutdown).
