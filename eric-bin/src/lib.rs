@@ -17,8 +17,12 @@
 //!   that [`http`] enforces.
 //! - [`backend`]: what the server needs from an engine.
 //! - [`broker`]: [`Broker`], the operations both faces offer.
-//! - [`http`]: the axum router (eric-api routes, `/v1`, SSE, operations).
-//! - `serve`: the HTTP accept loop (per-connection kill switch, shutdown).
+//! - [`http`]: the axum router (eric-api routes, `/v1`, SSE, operations);
+//!   `http::routes` declares the stream routes once, for the router, the
+//!   hyper bypass in `serve` and the rights table.
+//! - `accept`: the accept loop HTTP and the socket share (connection cap,
+//!   back-off cut short by shutdown, tasks on a tracker).
+//! - `serve`: HTTP connections (per-connection kill switch, shutdown).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`socket`]: eric's Unix-socket protocol.
 //! - [`client`]: the client subcommands (HTTP).
@@ -26,6 +30,7 @@
 //! - [`shutdown`], [`telemetry`]: signals and logging (binary side).
 //! - [`error`]: the crate's [`Error`].
 
+mod accept;
 pub mod backend;
 pub mod broker;
 pub mod client;

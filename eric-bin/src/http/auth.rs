@@ -9,8 +9,9 @@
 //!   stops or sends. A stream route starts a stopped listener for an admin
 //!   only; a subscriber gets 409 `listener_stopped`.
 //!
-//! Every decision comes from one table, [`RULES`] (route, right needed,
-//! whether the query token counts), written out in `docs/HTTP.md`. The
+//! Every decision comes from one table, [`rules`] (route, right needed,
+//! whether the query token counts), written out in `docs/HTTP.md`; its
+//! stream rows come from the one list of stream routes (`routes`). The
 //! handlers learn the caller's right from the [`Caller`] extension.
 //! `/healthz` and `/readyz` stay open for probes; `/metrics`, whose labels
 //! name channels, needs an admin token. A token comes as `Authorization:
@@ -26,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::routes::{StreamRoute, fits};
 use super::state::AppState;
 use crate::backend::Backend;
 use crate::config::{HttpConfig, any_matches};
@@ -36,7 +38,7 @@ pub(super) fn enabled(http: &HttpConfig) -> bool {
 }
 
 /// A right a caller holds or a route needs, weakest first. A later issue
-/// scopes tokens on top of these; keep every decision in [`RULES`].
+/// scopes tokens on top of these; keep every decision in [`rules`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Right {
     /// No token needed: the probes.
@@ -61,16 +63,16 @@ impl Caller {
 }
 
 /// One row of the rights table (`docs/HTTP.md`, Authentication).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Rule {
-    method: &'static str,
-    /// Segments; `*` is any one non-empty segment.
-    path: &'static str,
+    pub(super) method: &'static str,
+    /// A route template: `{name}` is any one non-empty segment.
+    pub(super) path: &'static str,
     /// The right needed.
-    right: Right,
+    pub(super) right: Right,
     /// Whether `?access_token=` counts (streams: `EventSource` cannot send
     /// headers; elsewhere a token has no business in a URL).
-    query_token: bool,
+    pub(super) query_token: bool,
 }
 
 const fn rule(method: &'static str, path: &'static str, right: Right, query_token: bool) -> Rule {
@@ -82,57 +84,40 @@ const fn rule(method: &'static str, path: &'static str, right: Right, query_toke
     }
 }
 
-/// Who may call what. Any request no row matches (every other route, and
-/// paths no route knows: a 404 once allowed) needs [`Right::Admin`] and a
-/// header token. Which routes change a listener's running state is not a
-/// right of its own: that is [`Right::Admin`] everywhere; a stream route
-/// starts a stopped listener only for an admin (see `sse`).
-pub(super) const RULES: &[Rule] = &[
+/// Who may call what: a row per stream route and method (from
+/// [`StreamRoute::ALL`]: a subscribe token, also as `?access_token=`), then
+/// [`RULES`]. Any request no row matches (every other route, and paths no
+/// route knows: a 404 once allowed) needs [`Right::Admin`] and a header
+/// token. Which routes change a listener's running state is not a right of
+/// its own: that is [`Right::Admin`] everywhere; a stream route starts a
+/// stopped listener only for an admin (see `sse`).
+pub(super) fn rules() -> impl Iterator<Item = Rule> {
+    StreamRoute::ALL
+        .into_iter()
+        .flat_map(|route| {
+            StreamRoute::METHODS
+                .map(|method| rule(method, route.template(), Right::Subscribe, true))
+        })
+        .chain(RULES.iter().copied())
+}
+
+/// The rows beside the stream routes'.
+const RULES: &[Rule] = &[
     rule("GET", "/healthz", Right::Open, false),
     rule("GET", "/readyz", Right::Open, false),
-    rule("GET", "/stream/*/*", Right::Subscribe, true),
-    rule("HEAD", "/stream/*/*", Right::Subscribe, true),
-    rule("GET", "/v1/channels/*/events", Right::Subscribe, true),
-    rule("HEAD", "/v1/channels/*/events", Right::Subscribe, true),
-    rule(
-        "GET",
-        "/v1/channels/*/listeners/*/events",
-        Right::Subscribe,
-        true,
-    ),
-    rule(
-        "HEAD",
-        "/v1/channels/*/listeners/*/events",
-        Right::Subscribe,
-        true,
-    ),
     rule(
         "POST",
-        "/v1/channels/*/listeners/*/next",
+        "/v1/channels/{channel}/listeners/{listener}/next",
         Right::Subscribe,
         false,
     ),
 ];
 
-/// What `request` needs under [`RULES`].
-fn needs(method: &Method, path: &str) -> (Right, bool) {
-    RULES
-        .iter()
-        .find(|r| r.method == method.as_str() && matches_path(r.path, path))
+/// What `request` needs under [`rules`].
+pub(super) fn needs(method: &Method, path: &str) -> (Right, bool) {
+    rules()
+        .find(|r| r.method == method.as_str() && fits(r.path, path))
         .map_or((Right::Admin, false), |r| (r.right, r.query_token))
-}
-
-fn matches_path(pattern: &str, path: &str) -> bool {
-    let mut actual = path.split('/');
-    let mut wanted = pattern.split('/');
-    loop {
-        match (wanted.next(), actual.next()) {
-            (None, None) => return true,
-            (Some("*"), Some(segment)) if !segment.is_empty() => {}
-            (Some(w), Some(a)) if w == a => {}
-            _ => return false,
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use eric_core::{ChannelId, ListenerId, Message, MessageType};
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -28,7 +28,8 @@ use super::state::{AppState, ConnectionContext};
 use super::v1::last_event_id;
 use crate::backend::Backend;
 
-/// The compatible routes.
+/// The compatible routes but the stream route, which `super::routes`
+/// declares.
 pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
     axum::Router::new()
         .route("/", get(listing::<E>))
@@ -38,14 +39,15 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
         .route("/dispatch", post(dispatch::<E>))
         .route("/broadcast", post(broadcast::<E>))
         .route(
-            "/stream/{channel}/{listener}",
-            get(stream::<E>).head(head_stream::<E>),
-        )
-        .route(
             "/listener/{channel}/{listener}",
             delete(remove_listener::<E>),
         )
         .route("/channel/{channel}", delete(remove_channel::<E>))
+}
+
+/// The listener stream: [`super::routes::StreamRoute::Compat`].
+pub(super) fn stream_route<E: Backend>() -> MethodRouter<AppState<E>> {
+    get(stream::<E>).head(head_stream::<E>)
 }
 
 #[derive(Debug, Deserialize)]

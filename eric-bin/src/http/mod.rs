@@ -10,6 +10,8 @@
 //! Tokens and origins are configuration, checked there
 //! ([`crate::config::Token`]); these modules enforce them.
 //! - `v1`: the resource API (`docs/HTTP.md`).
+//! - `routes`: the stream routes, declared once for the router, the hyper
+//!   bypass (`serve`) and the rights table (`auth`).
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `error`, `extract`: the one error shape and the extractors that use it.
@@ -23,6 +25,7 @@ mod error;
 mod extract;
 mod idempotency;
 mod ops;
+pub(crate) mod routes;
 mod sse;
 mod state;
 mod v1;
@@ -39,6 +42,7 @@ pub use crate::config::{Token, check_cors_origins, check_tokens};
 pub use error::ApiError;
 pub use state::{AppState, ConnectionContext};
 
+use self::routes::StreamRoute;
 use crate::backend::Backend;
 
 /// The whole API on `state`. Tests drive it without a socket.
@@ -47,6 +51,7 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
     let mut router = Router::new()
         .merge(compat::routes())
         .merge(v1::routes())
+        .merge(stream_routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz::<E>))
         .route("/metrics", get(ops::metrics::<E>))
@@ -77,6 +82,20 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// The stream routes, one per [`StreamRoute`], each with its handlers.
+fn stream_routes<E: Backend>() -> Router<AppState<E>> {
+    StreamRoute::ALL
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            let handlers = match route {
+                StreamRoute::Compat => compat::stream_route(),
+                StreamRoute::Channel => v1::channel_stream(),
+                StreamRoute::Listener => v1::listener_stream(),
+            };
+            router.route(route.template(), handlers)
+        })
 }
 
 /// Refuses a body declared (`Content-Length`) larger than the limit before

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use eric_core::{ChannelId, ChannelSettings, ListenerId, Message};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ use super::state::{AppState, ConnectionContext};
 use crate::backend::Backend;
 use crate::broker::{ChannelInfo, ListenerInfo};
 
-/// The `/v1` routes.
+/// The `/v1` routes but the stream routes, which `super::routes` declares.
 pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
     axum::Router::new()
         .route(
@@ -31,10 +31,6 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
             get(channel_info::<E>).delete(delete_channel::<E>),
         )
         .route("/v1/channels/{channel}/messages", post(broadcast::<E>))
-        .route(
-            "/v1/channels/{channel}/events",
-            get(watch::<E>).head(head_watch::<E>),
-        )
         .route(
             "/v1/channels/{channel}/listeners",
             get(list_listeners::<E>).post(add_listener::<E>),
@@ -59,10 +55,16 @@ pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
             "/v1/channels/{channel}/listeners/{listener}/next",
             post(next::<E>),
         )
-        .route(
-            "/v1/channels/{channel}/listeners/{listener}/events",
-            get(events::<E>).head(head_events::<E>),
-        )
+}
+
+/// The channel's stream (watch): [`super::routes::StreamRoute::Channel`].
+pub(super) fn channel_stream<E: Backend>() -> MethodRouter<AppState<E>> {
+    get(watch::<E>).head(head_watch::<E>)
+}
+
+/// A listener's stream: [`super::routes::StreamRoute::Listener`].
+pub(super) fn listener_stream<E: Backend>() -> MethodRouter<AppState<E>> {
+    get(events::<E>).head(head_events::<E>)
 }
 
 /// The resume point: the `Last-Event-ID` header, else `last_event_id` in the

@@ -17,6 +17,8 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use crate::http::routes::StreamRoute;
+
 /// What one read takes at most; browsers' stream requests are well under
 /// 1 KiB. A longer head goes to hyper, which takes heads of any size.
 pub(super) const FIRST_READ: usize = 4096;
@@ -32,7 +34,7 @@ pub(super) async fn read(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 /// `bytes` as a request for a stream route, if it is exactly one complete
 /// `GET` head of HTTP/1.1 for one, with no body.
-pub(super) fn stream_request(bytes: &[u8]) -> Option<Request<Body>> {
+pub(crate) fn stream_request(bytes: &[u8]) -> Option<Request<Body>> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = parsed.parse(bytes).ok()? else {
@@ -71,23 +73,11 @@ fn needs_hyper(header: &httparse::Header<'_>) -> bool {
         || name.eq_ignore_ascii_case("expect")
 }
 
-/// `/stream/{c}/{l}`, `/v1/channels/{c}/listeners/{l}/events` and
-/// `/v1/channels/{c}/events`, with any query.
+/// Whether `target` (a path, with any query) is a stream route's: the one
+/// list, [`StreamRoute::ALL`], so the bypass cannot miss a route the
+/// router streams on.
 fn is_stream_path(target: &str) -> bool {
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    let segments: Vec<&str> = rest.split('/').collect();
-    if segments.iter().any(|s| s.is_empty()) {
-        return false;
-    }
-    matches!(
-        segments.as_slice(),
-        ["stream", _, _]
-            | ["v1", "channels", _, "listeners", _, "events"]
-            | ["v1", "channels", _, "events"]
-    )
+    StreamRoute::of_target(target).is_some()
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@
 //!   hyper, whose buffers would cost more than the stream itself (see
 //!   `first`); the router still produces every response.
 //!
-//! Connections are capped by a semaphore (beyond the cap, new ones wait in
-//! the kernel's backlog); accept errors back off instead of spinning. A
-//! connection that sends no request head within the head timeout is closed.
+//! Accepting (the connection cap, back-off on accept errors, shutdown) is
+//! [`crate::accept`]'s loop, shared with the Unix socket. A connection that
+//! sends no request head within the head timeout is closed.
 //!
 //! ## Layout
 //!
@@ -22,7 +22,7 @@
 //! - `prefixed`: hands the bytes already read to hyper with the connection.
 //! - `refusals`: hyper's own answers to heads it refuses, made JSON.
 
-mod first;
+pub(crate) mod first;
 mod prefixed;
 mod refusals;
 mod streamed;
@@ -36,11 +36,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::accept;
 use crate::http::ConnectionContext;
 use crate::metrics::Metrics;
 
@@ -66,52 +66,33 @@ pub(crate) struct ServeOptions {
 /// Serves `app` on `listener` until shutdown completes.
 pub(crate) async fn serve(listener: TcpListener, app: Router, options: ServeOptions) {
     let tracker = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(options.max_connections));
     // Parent of every connection's token: cancelled when the grace ends.
     let close_all = CancellationToken::new();
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let permit = tokio::select! {
-            () = options.shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            () = options.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => {
-                backoff = Duration::from_millis(5);
-                stream
+    let head_timeout = options.head_timeout;
+    accept::accept_loop(
+        "http",
+        &listener,
+        options.max_connections,
+        &options.shutdown,
+        &tracker,
+        |stream: TcpStream| {
+            let _ = stream.set_nodelay(true);
+            let context = ConnectionContext {
+                close: close_all.child_token(),
+            };
+            let (app, shutdown, metrics) = (
+                app.clone(),
+                options.shutdown.clone(),
+                options.metrics.clone(),
+            );
+            async move {
+                metrics.connections.inc();
+                connection(stream, app, context, shutdown, head_timeout).await;
+                metrics.connections.dec();
             }
-            Err(error) => {
-                // Out of file descriptors, usually: wait for some to close.
-                tracing::warn!(%error, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let context = ConnectionContext {
-            close: close_all.child_token(),
-        };
-        let (app, shutdown, metrics) = (
-            app.clone(),
-            options.shutdown.clone(),
-            options.metrics.clone(),
-        );
-        let head_timeout = options.head_timeout;
-        tracker.spawn(async move {
-            let _permit = permit;
-            metrics.connections.inc();
-            connection(stream, app, context, shutdown, head_timeout).await;
-            metrics.connections.dec();
-        });
-    }
+        },
+    )
+    .await;
     drop(listener);
     tracker.close();
     tokio::select! {
@@ -197,5 +178,39 @@ async fn with_hyper(
     };
     if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A loop whose accepts fail (a listening socket shut down answers
+    /// `EINVAL`, for real) backs off; shutdown must end it at once, not
+    /// when the back-off's pause runs out.
+    #[tokio::test(start_paused = true)]
+    async fn a_loop_in_back_off_stops_at_once_on_shutdown() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        socket2::SockRef::from(&listener)
+            .shutdown(std::net::Shutdown::Read)
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let options = ServeOptions {
+            shutdown: shutdown.clone(),
+            grace: Duration::from_secs(1),
+            max_connections: 4,
+            head_timeout: Duration::from_secs(1),
+            metrics: Arc::new(Metrics::new()),
+        };
+        let serving = tokio::spawn(serve(listener, Router::new(), options));
+        // Paused time moves on only when every task waits: by now the
+        // loop has failed many accepts and waits in its back-off.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_millis(1), serving)
+            .await
+            .expect("the loop went on sleeping in its back-off after shutdown")
+            .unwrap();
     }
 }

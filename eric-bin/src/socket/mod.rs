@@ -80,7 +80,8 @@
 //!
 //! ## Layout
 //!
-//! - this file: binding, the accept loop, shutdown, the socket file;
+//! - this file: binding, shutdown, the socket file (the accept loop is
+//!   [`crate::accept`]'s, shared with HTTP);
 //! - `connection`: one connection (bounded read, answer, timeouts);
 //! - `protocol`: parsing a request, the error texts;
 //! - `commands`: the verbs, run against the [`Broker`];
@@ -88,7 +89,8 @@
 //! - `strict`: the strict-JSON check Python's decoder does not make;
 //! - `pyjson`, `pyfloat`, `pyrepr`, `pydecode`: Python's `json.dumps`, a
 //!   float's `repr`, `repr` of texts and `json.loads`'s error messages;
-//! - tests only: `python_parity` (against `python3`), `proptests`.
+//! - tests only: `python_parity` (against CPython 3.11, whose texts the
+//!   imitations follow; skipped, with a message, without one), `proptests`.
 
 mod commands;
 mod connection;
@@ -111,20 +113,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::connection::Shared;
+use crate::accept;
 use crate::backend::Backend;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 10_000;
-/// First and longest pause after a failed accept (out of descriptors...).
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Binds the socket at `path` with mode 0600, replacing a stale socket file.
 ///
@@ -222,55 +221,21 @@ pub async fn serve<E: Backend>(
         shutdown: shutdown.clone(),
     });
     let tasks = TaskTracker::new();
-    accept_loop(&listener, &shared, &tasks).await;
+    accept::accept_loop(
+        "socket",
+        &listener,
+        MAX_CONNECTIONS,
+        &shutdown,
+        &tasks,
+        |socket| connection::handle(socket, shared.clone()),
+    )
+    .await;
     // Stop accepting, then let the tasks see the token (streams end).
     drop(listener);
     file.remove();
     tasks.close();
     tasks.wait().await;
     tracing::info!("socket protocol stopped");
-}
-
-async fn accept_loop<E: Backend>(
-    listener: &UnixListener,
-    shared: &Arc<Shared<E>>,
-    tasks: &TaskTracker,
-) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    loop {
-        let slot = tokio::select! {
-            biased;
-            () = shared.shutdown.cancelled() => return,
-            slot = slots.clone().acquire_owned() => slot,
-        };
-        let Ok(slot) = slot else {
-            return;
-        };
-        let accepted = tokio::select! {
-            biased;
-            () = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((socket, _)) => {
-                backoff = ACCEPT_BACKOFF_MIN;
-                let shared = shared.clone();
-                tasks.spawn(async move {
-                    connection::handle(socket, shared).await;
-                    drop(slot);
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "socket accept failed");
-                tokio::select! {
-                    () = shared.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            }
-        }
-    }
 }
 
 /// The socket file, and which file it was when serving began: at shutdown
