@@ -1,4 +1,4 @@
-//! Writes that can be retried safely: an [`IdempotencyKey`] names a dispatch
+//! Writes that can be retried safely: an [`IdempotencyKey`](crate::IdempotencyKey) names a dispatch
 //! or a broadcast, and the channel remembers the keys it applied for its
 //! `idempotency_window`, so a retry of an applied write is acknowledged with
 //! the first answer ([`Applied::replayed`]) instead of being applied twice.

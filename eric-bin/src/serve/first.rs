@@ -34,7 +34,7 @@ pub(super) async fn read(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 /// `bytes` as a request for a stream route, if it is exactly one complete
 /// `GET` head of HTTP/1.1 for one, with no body.
-pub(crate) fn stream_request(bytes: &[u8]) -> Option<Request<Body>> {
+pub(super) fn stream_request(bytes: &[u8]) -> Option<Request<Body>> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = parsed.parse(bytes).ok()? else {
@@ -107,6 +107,19 @@ mod tests {
             .unwrap_or_else(|| panic!("{path} not recognised"));
             assert_eq!(request.uri(), path);
             assert_eq!(request.headers()["last-event-id"], "7");
+        }
+    }
+
+    /// Every route of the one list is taken, whatever its ids.
+    #[test]
+    fn every_stream_route_of_the_list_is_taken() {
+        for route in StreamRoute::ALL {
+            let path = route
+                .template()
+                .replace("{channel}", "c%2F1")
+                .replace("{listener}", "l");
+            let taken = stream_request(&head(&[&format!("GET {path} HTTP/1.1"), "Host: x"]));
+            assert!(taken.is_some(), "{route:?}: {path}");
         }
     }
 

@@ -22,7 +22,7 @@
 //! - `prefixed`: hands the bytes already read to hyper with the connection.
 //! - `refusals`: hyper's own answers to heads it refuses, made JSON.
 
-pub(crate) mod first;
+mod first;
 mod prefixed;
 mod refusals;
 mod streamed;
