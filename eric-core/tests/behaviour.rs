@@ -1,7 +1,8 @@
-//! The behaviour suite on the in-memory engine.
+//! The behaviour and byte-bound suites on the in-memory engine.
 
 #![allow(clippy::unwrap_used)]
 
 use eric_core::MemoryEngine;
 
 eric_core::behaviour_suite!(MemoryEngine::new());
+eric_core::bounds_suite!(MemoryEngine::new());

@@ -1,7 +1,8 @@
-//! `eric-core`'s behaviour suite, unchanged, on the Redis engine.
+//! `eric-core`'s behaviour and byte-bound suites, unchanged, on the Redis engine.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 eric_core::behaviour_suite!(common::RedisFixture::new().await);
+eric_core::bounds_suite!(common::RedisFixture::new().await);

@@ -5,6 +5,7 @@
 //!
 //! ```ignore
 //! eric_core::behaviour_suite!(MemoryEngine::new());
+//! eric_core::bounds_suite!(MemoryEngine::new());
 //! eric_core::idempotency_suite!(MemoryEngine::new());
 //! eric_core::storage_suite!(Arc::new(InMemoryStorage::new()) as Arc<dyn KvStorage>);
 //! eric_core::persistence_suite!(MemoryFixture::new());
@@ -17,12 +18,14 @@
 //! ## Layout
 //!
 //! - [`behaviour`]: channels, listeners, queues and streams on any [`Engine`].
+//! - [`bounds`]: queues bounded in bytes.
 //! - [`idempotency`]: writes with an idempotency key apply at most once.
 //! - [`persistence`]: [`KvStorage`] contract and persist/restore round trips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod behaviour;
+pub mod bounds;
 pub mod idempotency;
 pub mod persistence;
 
@@ -144,10 +147,6 @@ macro_rules! behaviour_suite {
                 deliver_next_is_fifo_and_keeps_messages_of_stopped_listeners,
                 broadcast_reaches_every_listener_and_names_full_queues,
                 full_queue_refuses_and_loses_nothing,
-                byte_bound_refuses_changes_nothing_and_pop_frees_room,
-                broadcast_names_queues_full_by_bytes,
-                byte_count_stays_exact_across_take_rewind_unread_restore_and_deliver_next,
-                replay_window_is_bounded_in_bytes_too,
                 re_registering_a_listener_keeps_its_queue,
                 re_registering_a_listener_ends_streams_on_the_replaced_object,
                 register_connection_refuses_a_taken_listener_id,
@@ -164,6 +163,23 @@ macro_rules! behaviour_suite {
                 many_producers_and_consumers_lose_nothing_and_keep_fifo_per_listener,
                 competing_streams_on_one_listener_split_without_loss_or_duplicates,
                 failing_hook_rejects_one_message_and_the_stream_goes_on,
+            ]
+        );
+    };
+}
+
+/// Runs the byte-bound suite on the engine (or [`EngineFixture`]) that `$fixture` builds.
+#[macro_export]
+macro_rules! bounds_suite {
+    ($fixture:expr) => {
+        $crate::__suite_tests!(
+            bounds,
+            $fixture,
+            [
+                byte_bound_refuses_changes_nothing_and_pop_frees_room,
+                broadcast_names_queues_full_by_bytes,
+                byte_count_stays_exact_across_take_rewind_unread_restore_and_deliver_next,
+                replay_window_is_bounded_in_bytes_too,
             ]
         );
     };
