@@ -191,7 +191,7 @@ async fn framing_is_read_by_a_real_sse_parser(via: Via) {
     // `retry:` comes in its own block before the first event (it sets the
     // reconnection time without dispatching an event, as WHATWG specifies);
     // this parser reports it only on events, so the raw bytes are checked in
-    // tests/http.rs instead.
+    // tests/v1.rs instead.
     let second = within("an event", events.next()).await.unwrap();
     assert_eq!((second.id.as_str(), second.data.as_str()), ("2", "null"));
 }

@@ -1,15 +1,21 @@
-//! The router on the in-memory engine, as the router tests build it.
+//! The router on the in-memory engine, as the router tests build it, and
+//! the requests they send it (through the router, without a socket).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use eric_bin::config::HttpConfig;
 use eric_bin::http::{AppState, router};
 use eric_bin::{Broker, Metrics};
 use eric_core::{ChannelSettings, MemoryEngine};
+use http_body_util::BodyExt;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// The whole API with default settings.
 pub fn app() -> Router {
@@ -31,4 +37,76 @@ pub fn app_with_defaults(http: HttpConfig, defaults: ChannelSettings) -> Router 
         metrics,
         shutdown: CancellationToken::new(),
     })
+}
+
+/// One request with `headers`, and a JSON body when one is given.
+pub async fn send(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
+    let mut request = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    app.clone().oneshot(request).await.unwrap()
+}
+
+/// One request; the status and the body (JSON when it parses, else a string).
+pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let response = send(app, method, uri, body, &[]).await;
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// Channel `c` with listener `l`, made through the `/v1` API.
+pub async fn channel_c_with_listener_l(app: &Router, headers: &[(&str, &str)]) {
+    for (uri, body) in [
+        ("/v1/channels", r#"{"id": "c"}"#),
+        ("/v1/channels/c/listeners", r#"{"id": "l"}"#),
+    ] {
+        let response = send(app, "POST", uri, Some(body), headers).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{uri}");
+    }
+}
+
+/// The typed error code of an error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
+}
+
+/// A request with extra headers; the status and the response headers.
+pub async fn headers_of(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap) {
+    let response = send(app, method, uri, None, headers).await;
+    (response.status(), response.headers().clone())
+}
+
+/// The `Access-Control-Allow-Origin` an answer carries, if any.
+pub fn allowed_origin(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .and_then(|v| v.to_str().ok())
 }
