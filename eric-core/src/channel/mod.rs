@@ -332,7 +332,7 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     }
 
     /// A stream on a new, started listener that only broadcasts reach; the
-    /// listener is removed when the stream is dropped (the reference leaked it).
+    /// listener is removed when the stream is dropped.
     pub async fn watch(&self) -> Result<MessageStream<A::Output>> {
         let connection = self.inner.factory.create(None);
         // Started before it is registered, so every node sees it running.

@@ -54,10 +54,8 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
 
     /// Stores `channel`: its settings, every connection it has (listener,
     /// running flag and, for engines whose queues are not durable, queued
-    /// messages), and deletes the connections it removed since the last call.
-    ///
-    /// Deviation: the reference deleted every stored connection this object
-    /// did not know, i.e. listeners that another process had added.
+    /// messages), and deletes the connections it removed since the last call,
+    /// never stored connections it does not know (another process's).
     pub async fn persist(&self, channel: &Channel<E, A>) -> Result<()> {
         let record = ChannelRecord {
             id: channel.id().clone(),
