@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use common::{call, code};
 
-/// eric-api's e2e script, step by step (eric-python.md section 6.5).
+/// eric-api's e2e script, step by step.
 #[tokio::test]
 async fn eric_api_routes_answer_as_eric_api_does() {
     let app = common::app();

@@ -1,5 +1,5 @@
 //! eric's Unix-socket protocol, against a whole server started in-process:
-//! the reference's byte sequences (`eric-python.md` section 4.5), its error
+//! the reference's byte sequences, its error
 //! texts, the fixed weaknesses (bounded reads, hostile input, streams whose
 //! client left, removed listeners), the socket file's life, channels shared
 //! with HTTP, and the reference's Python `SocketClient` unchanged.
