@@ -18,7 +18,8 @@ async fn readiness_becomes(http: &Http, node: &Node, ready: bool) {
     assert_eq!(status.is_success(), ready, "{body}");
 }
 
-/// `redis-server` stopped: requests get 503 with a clear error, `/readyz`
+/// `redis-server` stopped: requests get 503 (or 504 for a write that went
+/// out on a connection that broke) with a clear error, `/readyz`
 /// says so, nodes stay up. Redis started again (AOF on): service resumes
 /// without restarting any node, and no queued message is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,8 +41,16 @@ async fn nodes_ride_out_a_redis_outage_without_losing_messages() {
     for node in [&a, &b] {
         let url = node.url("/v1/channels/c/listeners/l/messages");
         let (status, body) = http.post(&url, json!({"type": "m", "payload": 99})).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-        assert_eq!(body["error"]["code"], "storage_unavailable");
+        // 503 when the node knew Redis was gone before sending (no
+        // connection could be had); 504 when the write went out on a
+        // connection that then broke: Redis might have run it, so the
+        // node cannot say "not applied". Either way it is refused here.
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        assert!(
+            (status, code) == (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+                || (status, code) == (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"),
+            "{status}: {body}"
+        );
         assert!(
             body["error"]["message"].as_str().unwrap().contains("redis"),
             "{body}"
