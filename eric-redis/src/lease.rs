@@ -35,7 +35,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::client::Client;
 use crate::error::Result;
-use crate::keys::Keys;
+use crate::keys::{ChannelKeys, Keys};
 use crate::scripts::SCRIPTS;
 
 /// Lapsed leases read per sweep call; a full batch is followed by another,
@@ -187,9 +187,7 @@ impl Shared {
             if lapsed.is_empty() {
                 return Ok(());
             }
-            for member in &lapsed {
-                self.remove(member).await?;
-            }
+            self.remove(&lapsed).await?;
             let mut invocation = SCRIPTS.lease_forget.prepare_invoke();
             invocation.key(self.keys.leases());
             for member in &lapsed {
@@ -207,35 +205,49 @@ impl Shared {
         Ok(())
     }
 
-    /// Removes the listener of one lapsed lease, if it is still the leased
-    /// connection; a member that is not a lease is only forgotten.
-    async fn remove(&self, member: &str) -> Result<()> {
-        let mut parts = member.splitn(3, ' ');
-        let (Some(channel), Some(listener), Some(connection)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            tracing::warn!(member, "malformed lease ignored");
-            return Ok(());
-        };
-        let Ok(channel) = ChannelId::from_key_segment(channel) else {
-            tracing::warn!(member, "malformed lease ignored");
-            return Ok(());
-        };
-        let keys = self.keys.channel(&channel);
-        let mut invocation = SCRIPTS.remove.prepare_invoke();
-        for key in keys.listener_structures() {
-            invocation.key(key);
-        }
-        invocation
-            .arg(&keys.base)
-            .arg(&keys.notify)
-            .arg(listener)
-            .arg(connection);
-        let _: Option<String> = self
+    /// Removes the listeners of lapsed leases, each only if it is still the
+    /// leased connection, in one pipelined round trip (the `remove` script
+    /// is safe to run twice); a member that is not a lease is only forgotten.
+    async fn remove(&self, lapsed: &[String]) -> Result<()> {
+        let leased: Vec<_> = lapsed.iter().filter_map(|m| self.parse(m)).collect();
+        let calls: Vec<(Vec<&str>, Vec<&str>)> = leased
+            .iter()
+            .map(|(keys, listener, connection)| {
+                let args = vec![
+                    keys.base.as_str(),
+                    keys.notify.as_str(),
+                    listener,
+                    connection,
+                ];
+                (keys.listener_structures().to_vec(), args)
+            })
+            .collect();
+        let _: Vec<Option<String>> = self
             .client
-            .script("removing a listener whose lease lapsed", &invocation)
+            .script_pipe(
+                "removing listeners whose lease lapsed",
+                &SCRIPTS.remove,
+                &calls,
+            )
             .await?;
         Ok(())
+    }
+
+    /// A lease member's channel keys, listener segment and connection id.
+    fn parse<'m>(&self, member: &'m str) -> Option<(ChannelKeys, &'m str, &'m str)> {
+        let mut parts = member.splitn(3, ' ');
+        let parsed = match (parts.next(), parts.next(), parts.next()) {
+            (Some(channel), Some(listener), Some(connection)) => {
+                ChannelId::from_key_segment(channel)
+                    .ok()
+                    .map(|channel| (self.keys.channel(&channel), listener, connection))
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            tracing::warn!(member, "malformed lease ignored");
+        }
+        parsed
     }
 }
 
