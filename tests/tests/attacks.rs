@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use eric_redis::test_support::TestRedis;
-use eric_tests::{Node, within};
+use eric_tests::{Http, Node, within};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,16 +43,9 @@ async fn a_redis_node_survives_every_attack_and_keeps_answering() {
 
 async fn attack(engine: &str, node: &Node) {
     let http = reqwest::Client::new();
-    post(&http, node, "/v1/channels", json!({"id": "c"}), 201).await;
+    post(node, "/v1/channels", json!({"id": "c"}), 201).await;
     for l in ["l", "big"] {
-        post(
-            &http,
-            node,
-            "/v1/channels/c/listeners",
-            json!({"id": l}),
-            201,
-        )
-        .await;
+        post(node, "/v1/channels/c/listeners", json!({"id": l}), 201).await;
     }
     let (rss_before, cpu_before) = node.usage();
 
@@ -122,10 +115,10 @@ async fn probe(url: String, mut stop: watch::Receiver<bool>) -> (Vec<Duration>, 
     }
 }
 
-async fn post(http: &reqwest::Client, node: &Node, path: &str, body: Value, want: u16) -> Value {
-    let response = http.post(node.url(path)).json(&body).send().await.unwrap();
-    assert_eq!(response.status().as_u16(), want, "POST {path}");
-    response.json().await.unwrap_or(Value::Null)
+/// POSTs `body` as JSON through the suite's client; the answer must be `want`.
+async fn post(node: &Node, path: &str, body: Value, want: u16) {
+    let (status, answer) = Http::new().post(&node.url(path), body).await;
+    assert_eq!(status.as_u16(), want, "POST {path}: {answer}");
 }
 
 /// Opens a stream, then sends zeros until the node cuts the connection;
@@ -232,14 +225,8 @@ async fn deep_json_everywhere(http: &reqwest::Client, node: &Node) {
 /// Ids that spell the names of global structures stay in their own
 /// channel: created, used and deleted without touching the listing.
 async fn hostile_ids(http: &reqwest::Client, node: &Node) {
-    let before: Value = http
-        .get(node.url("/v1/channels"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing = || async { Http::new().get(&node.url("/v1/channels")).await.1 };
+    let before = listing().await;
     for id in [
         "channels",
         "kv",
@@ -250,14 +237,13 @@ async fn hostile_ids(http: &reqwest::Client, node: &Node) {
         "a:b",
         "*",
     ] {
-        post(http, node, "/v1/channels", json!({"id": id}), 201).await;
+        post(node, "/v1/channels", json!({"id": id}), 201).await;
         let path: String = id
             .bytes()
             .map(|b| format!("%{b:02X}"))
             .collect::<Vec<_>>()
             .concat();
         post(
-            http,
             node,
             &format!("/v1/channels/{path}/listeners"),
             json!({"id": id}),
@@ -265,7 +251,6 @@ async fn hostile_ids(http: &reqwest::Client, node: &Node) {
         )
         .await;
         post(
-            http,
             node,
             &format!("/v1/channels/{path}/messages"),
             json!({"type": "t", "payload": id}),
@@ -280,15 +265,7 @@ async fn hostile_ids(http: &reqwest::Client, node: &Node) {
             .status();
         assert_eq!(status, StatusCode::NO_CONTENT, "{id}");
     }
-    let after: Value = http
-        .get(node.url("/v1/channels"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(after, before);
+    assert_eq!(listing().await, before);
 }
 
 /// Event ids that are not plain decimal numbers are refused.
