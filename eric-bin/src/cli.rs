@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::error::{Error, Result};
+use crate::{shutdown, telemetry};
 use clap::{Parser, Subcommand};
-use eric_bin::config::{Config, LogFormat};
-use eric_bin::{Error, Result, shutdown, telemetry};
+use eric_server::config::{Config, LogFormat};
 
 /// eric: a Redis-backed message broker that streams over Server-Sent Events.
 #[derive(Debug, Parser)]
@@ -41,9 +42,9 @@ enum Command {
     },
     /// Drive a running server and measure it (dispatch and SSE rates,
     /// latency percentiles, idle streams).
-    Load(eric_bin::load::LoadArgs),
+    Load(crate::load::LoadArgs),
     #[command(flatten)]
-    Client(eric_bin::client::ClientCommand),
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,9 +78,9 @@ impl Cli {
                 Ok(())
             }
             Command::Health { wait } => health(&self.url, wait).await,
-            Command::Load(args) => eric_bin::load::run(&self.url, args).await,
+            Command::Load(args) => crate::load::run(&self.url, args).await,
             Command::Client(command) => {
-                eric_bin::client::run(&self.url, self.token.as_deref(), command).await
+                crate::client::run(&self.url, self.token.as_deref(), command).await
             }
         }
     }
@@ -122,5 +123,5 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     config.validate()?;
     telemetry::init(&config.log);
-    eric_bin::run(config, shutdown::on_signal()).await
+    Ok(eric_server::run(config, shutdown::on_signal()).await?)
 }

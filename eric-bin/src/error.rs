@@ -1,80 +1,25 @@
-//! The one error type of `eric-bin` (start-up, serving, the client
-//! subcommands). Request-level errors are [`eric_core::Error`]s, mapped to
-//! HTTP in `http::error` and to the socket protocol in `socket::protocol`.
+//! The error type of the `eric` binary: what stops `eric serve`, a client
+//! subcommand or a load run.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// `Result` with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What can stop the binary.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The config file cannot be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    ConfigRead {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+pub(crate) enum Error {
+    /// The server could not start or serve.
+    #[error(transparent)]
+    Server(#[from] eric_server::Error),
 
-    /// The config file is not valid TOML for the config.
-    #[error("invalid config file {}: {source}", path.display())]
-    ConfigParse {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: toml::de::Error,
-    },
+    /// The `--token` cannot be sent as an HTTP header.
+    #[error("invalid token: it holds characters an HTTP header cannot")]
+    InvalidToken,
 
-    /// A setting from one source (file, environment variable) is invalid.
-    #[error("invalid configuration from {origin}: {reason}")]
-    ConfigValue {
-        /// Where the bad value came from.
-        origin: ConfigOrigin,
-        /// What is wrong (names the setting).
-        reason: String,
-    },
-
-    /// The settings, once layered, are invalid.
-    #[error("invalid configuration: {reason}")]
-    Config {
-        /// What is wrong (names the setting).
-        reason: String,
-    },
-
-    /// The HTTP address cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// The Unix socket cannot be created or secured.
-    #[error("cannot serve on socket {}: {source}", path.display())]
-    Socket {
-        /// The socket path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// The engine or a broker operation failed.
+    /// A client subcommand sent something the broker's types refuse.
     #[error(transparent)]
     Core(#[from] eric_core::Error),
-
-    /// The Redis engine could not be set up.
-    #[error(transparent)]
-    Redis(#[from] eric_redis::Error),
 
     /// A client subcommand or a load run could not reach the server, or
     /// read its answer.
@@ -174,7 +119,7 @@ pub enum Error {
 
 impl Error {
     /// An [`Error::Request`] for `url`, for `map_err`.
-    pub fn request(url: impl Into<String>) -> impl FnOnce(reqwest::Error) -> Self {
+    pub(crate) fn request(url: impl Into<String>) -> impl FnOnce(reqwest::Error) -> Self {
         let url = url.into();
         move |source| Self::Request { url, source }
     }
@@ -189,25 +134,6 @@ impl Error {
             target,
             action,
             source,
-        }
-    }
-}
-
-/// Where a setting came from, for errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigOrigin {
-    /// The config file.
-    File(PathBuf),
-    /// An `ERIC__...` environment variable (its name).
-    Env(String),
-}
-
-impl std::fmt::Display for ConfigOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::File(path) => write!(f, "config file {}", path.display()),
-            Self::Env(name) => write!(f, "environment variable {name}"),
         }
     }
 }

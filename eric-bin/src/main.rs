@@ -1,10 +1,27 @@
-//! The `eric` binary: parses the command line and hands over to the library.
+//! # eric-bin
+//!
+//! The `eric` binary: parses the command line and hands over to the server
+//! library (`eric serve`) or to its own client subcommands and load tool.
+//!
+//! ## Layout
+//!
+//! - `cli`: the clap command line and `eric serve` / `eric config` /
+//!   `eric health`.
+//! - `client`: the client subcommands (HTTP).
+//! - `load`: the load tool (`eric load`).
+//! - `shutdown`, `telemetry`: signals and logging.
+//! - `error`: the binary's `Error`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 mod cli;
+mod client;
+mod error;
+mod load;
+mod shutdown;
+mod telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -2,11 +2,11 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogConfig, LogFormat};
+use eric_server::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `log.filter`;
 /// text or JSON lines on stderr.
-pub fn init(log: &LogConfig) {
+pub(crate) fn init(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));

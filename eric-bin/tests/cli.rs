@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use eric_bin::{Config, Server};
 use eric_redis::test_support::TestRedis;
+use eric_server::{Config, Server};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -25,7 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 struct TestServer {
     addr: SocketAddr,
     shutdown: CancellationToken,
-    task: JoinHandle<eric_bin::Result<()>>,
+    task: JoinHandle<eric_server::Result<()>>,
 }
 
 impl TestServer {
@@ -600,8 +600,8 @@ async fn the_token_flag_and_variable_authenticate_every_command() {
     let admin = "admin-token-0123456789";
     let reader = "reader-token-0123456789";
     let mut config = config_on("127.0.0.1:0".parse().unwrap());
-    config.http.admin_tokens = vec![eric_bin::http::Token::new(admin)];
-    config.http.subscribe_tokens = vec![eric_bin::http::Token::new(reader)];
+    config.http.admin_tokens = vec![eric_server::http::Token::new(admin)];
+    config.http.subscribe_tokens = vec![eric_server::http::Token::new(reader)];
     let server = TestServer::start(config).await;
     let url = server.url();
 

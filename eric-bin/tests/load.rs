@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use eric_bin::{Config, Server};
+use eric_server::{Config, Server};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -16,7 +16,7 @@ struct Running {
     url: String,
     socket: PathBuf,
     shutdown: CancellationToken,
-    task: JoinHandle<eric_bin::Result<()>>,
+    task: JoinHandle<eric_server::Result<()>>,
     _dir: TempDir,
 }
 

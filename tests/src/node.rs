@@ -15,44 +15,33 @@ use crate::within;
 /// Log lines kept per node, shown when a test fails.
 const LOG_LINES: usize = 200;
 
-/// The `eric` binary the nodes run: `ERIC_BIN` when set, else the one in
-/// this test's target directory, which the first caller has cargo bring up
-/// to date (the binary is not a dependency of this crate, so `cargo test -p
-/// eric-tests` alone would not rebuild it and could run a stale one). The
-/// build is the workspace's test build, a no-op under `cargo test
-/// --workspace`: building the binary alone would resolve other features and
-/// rebuild it, back and forth with every workspace run.
+/// The `eric` binary the nodes run: `ERIC_BIN` when set, else `eric` in
+/// this test's target directory. This crate cannot name the binary as a
+/// dependency (cargo gives `CARGO_BIN_EXE_eric` only to the binary's own
+/// package), so it relies on the workspace's test build: `cargo test
+/// --workspace` builds `eric` for eric-bin's own integration tests before
+/// any test runs. `cargo test -p eric-tests` alone would not rebuild it;
+/// the README's test command is the workspace one.
 pub async fn eric_binary() -> &'static Path {
     static BINARY: OnceCell<PathBuf> = OnceCell::const_new();
-    BINARY.get_or_init(locate_and_build).await
+    BINARY.get_or_init(|| async { locate() }).await
 }
 
-async fn locate_and_build() -> PathBuf {
+fn locate() -> PathBuf {
     if let Some(path) = std::env::var_os("ERIC_BIN") {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/<test> → target/<profile>
-    let profile_dir = exe
+    // target/<profile>/deps/<test> → target/<profile>/eric
+    let path = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("a target directory")
-        .to_owned();
-    let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    build.args(["test", "--quiet", "--workspace", "--no-run"]);
-    if profile_dir.file_name().is_some_and(|p| p == "release") {
-        build.arg("--release");
-    }
-    let status = build
-        .stdin(Stdio::null())
-        .status()
-        .await
-        .expect("cargo runs");
-    assert!(status.success(), "building the eric binary failed");
-    let path = profile_dir.join("eric");
+        .join("eric");
     assert!(
         path.exists(),
-        "{} is missing after the build",
+        "{} is missing: run the tests with `cargo test --workspace` (which builds it) \
+         or point ERIC_BIN at an eric binary",
         path.display()
     );
     path

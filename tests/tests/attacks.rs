@@ -125,7 +125,7 @@ async fn post(node: &Node, path: &str, body: Value, want: u16) {
 /// how many bytes it took (panics if it never cuts within the bound). The
 /// zeros start once the stream answered, so the head travels alone and the
 /// stream runs on the direct path (zeros in the head's packet would send
-/// it to hyper, which stops reading instead: `eric-bin/tests/hostile.rs`).
+/// it to hyper, which stops reading instead: `eric-server/tests/hostile.rs`).
 async fn flood_stream(addr: SocketAddr) -> usize {
     let mut socket = TcpStream::connect(addr).await.unwrap();
     socket

@@ -46,9 +46,7 @@ impl Api {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = token {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| Error::Config {
-                    reason: "the token holds characters an HTTP header cannot".into(),
-                })?;
+                .map_err(|_| Error::InvalidToken)?;
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }

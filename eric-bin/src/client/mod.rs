@@ -2,9 +2,9 @@
 //!
 //! Results go to stdout as plain ids or one JSON value per line, so scripts
 //! can read them; notes (stream warnings, reconnections) go to stderr.
-//! Failures are [`Error`](crate::Error)s, which `main` prints as one line
-//! before exiting with status 1: [`Error::Request`](crate::Error::Request)
-//! when the server cannot be reached, [`Error::Answer`](crate::Error::Answer)
+//! Failures are [`Error`](crate::error::Error)s, which `main` prints as one line
+//! before exiting with status 1: [`Error::Request`](crate::error::Error::Request)
+//! when the server cannot be reached, [`Error::Answer`](crate::error::Error::Answer)
 //! with the server's error code and message otherwise.
 //! Arguments the server would refuse (ids, message types, a PAYLOAD that is
 //! not JSON) are refused here first, before any request.
@@ -33,7 +33,7 @@ use api::Api;
 
 /// The client subcommands (`--url` names the server).
 #[derive(Debug, clap::Subcommand)]
-pub enum ClientCommand {
+pub(crate) enum ClientCommand {
     /// Create a channel; prints its id.
     Create(CreateArgs),
     /// List the channels' ids, one per line.
@@ -158,7 +158,7 @@ pub enum ClientCommand {
 /// The settings of a new channel; those not given take the built-in
 /// defaults (with no setting given, the server's configured defaults).
 #[derive(Debug, clap::Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The channel's id (default: a new UUID).
     #[arg(long)]
     pub id: Option<String>,
@@ -175,7 +175,7 @@ pub struct CreateArgs {
 
 /// How `listen` and `watch` follow their stream.
 #[derive(Debug, Clone, clap::Args)]
-pub struct StreamArgs {
+pub(crate) struct StreamArgs {
     /// Stop after printing this many events.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: Option<u64>,
@@ -192,7 +192,7 @@ pub struct StreamArgs {
 /// How a write is sent: named by an idempotency key, it is retried through
 /// transient failures and still applied once.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Once {
+pub(crate) struct Once {
     /// Name the write with this key (1 to 128 printable ASCII bytes, e.g.
     /// an order number): the server applies it at most once within the
     /// channel's idempotency window, so it is retried when the server is
@@ -226,7 +226,7 @@ impl Once {
 
 /// Runs `command` against the server at `url`, with `token` as the bearer
 /// token of every request when given.
-pub async fn run(url: &str, token: Option<&str>, command: ClientCommand) -> Result<()> {
+pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) -> Result<()> {
     let api = Api::new(url, token)?;
     match command {
         ClientCommand::Create(args) => create(&api, args).await,

@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Whether the command may go on writing (`Break` once stdout is closed).
 pub(super) type Flow = ControlFlow<()>;

@@ -14,7 +14,7 @@
 //! Shared parts: `api` (set-up calls and the HTTP client), `sse` (the
 //! stream parser), `pipeline` (HTTP/1.1 pipelining), `stats` (latency
 //! recorder, rate reporter), `report` (the only output). Failures are the
-//! crate's [`crate::Error`].
+//! binary's `Error`.
 //!
 //! Every mode creates its own channel and deletes it at the end, so runs can
 //! follow one another against one server. Figures are printed as a summary,
@@ -39,7 +39,7 @@ use crate::error::Result;
 
 /// Options of `eric load`.
 #[derive(Debug, clap::Args)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// Print the figures as one JSON object.
     #[arg(long, global = true)]
     json: bool,
@@ -64,7 +64,7 @@ enum Mode {
 }
 
 /// Runs the load tool against the server at `url`.
-pub async fn run(url: &str, args: LoadArgs) -> Result<()> {
+pub(crate) async fn run(url: &str, args: LoadArgs) -> Result<()> {
     let base = url.trim_end_matches('/');
     let report = match args.mode {
         Mode::Dispatch(mode) => dispatch::run(base, mode).await,

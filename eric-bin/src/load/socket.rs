@@ -1,7 +1,7 @@
 //! `eric load socket`: the dispatch rate over eric's Unix-socket protocol.
 //!
 //! The protocol takes one JSON request per connection, ended by a
-//! half-close, and answers then closes (see [`crate::socket`]). The run
+//! half-close, and answers then closes (see `eric_server::socket`). The run
 //! creates a channel (`{"v":"c"}`) and listeners (`{"v":"r"}`), then sends
 //! N dispatches (`{"v":"d",...}`) from C workers, each request on its own
 //! connection, and expects `ack` for each. The channel is removed at the end

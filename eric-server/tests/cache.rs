@@ -9,12 +9,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use eric_bin::config::HttpConfig;
-use eric_bin::http::{AppState, router};
-use eric_bin::{Broker, Metrics};
 use eric_core::ChannelSettings;
 use eric_redis::RedisEngine;
 use eric_redis::test_support::TestRedis;
+use eric_server::config::HttpConfig;
+use eric_server::http::{AppState, router};
+use eric_server::{Broker, Metrics};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 

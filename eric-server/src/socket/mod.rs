@@ -20,14 +20,14 @@
 //!
 //! Answers carry no newline; then the server half-closes. A stream line is
 //! `{"event": <t>, "retry": <the channel's retry_ms>, "data": <p>}` and `\n`,
-//! written as Python's `json.dumps` writes it (`pyjson`). An error is the
-//! `repr` of the exception the reference raises (`pyrepr`), with its texts:
+//! written as Python's `json.dumps` writes it (`python::json`). An error is the
+//! `repr` of the exception the reference raises (`python::repr`), with its texts:
 //! `InvalidChannelException('No channel with id X')`,
 //! `InvalidListenerException('Invalid listener X')` (`d`),
 //! `InvalidListenerException('X')` (`rl`), `InvalidListenerException()`
 //! (`l`), `InvalidMessageFormat('<request>')` without `v` or without the `t`
 //! that `d` and `b` need, `JSONDecodeError(...)` with Python's message
-//! (`pydecode`), `TypeError(...)` for a JSON document that is not an object,
+//! (`python::decode`), `TypeError(...)` for a JSON document that is not an object,
 //! `UnicodeDecodeError(...)` for bytes that are not UTF-8. Other broker
 //! errors use their reference class (`Error::reference_name`).
 //!
@@ -86,22 +86,16 @@
 //! - `commands`: the verbs, run against the [`Broker`];
 //! - `stream`: the streams of `l` and `w`;
 //! - `strict`: the strict-JSON check Python's decoder does not make;
-//! - `pyjson`, `pyfloat`, `pyrepr`, `pydecode`: Python's `json.dumps`, a
-//!   float's `repr`, `repr` of texts and `json.loads`'s error messages;
-//! - tests only: `python_parity` (against CPython 3.11, whose texts the
-//!   imitations follow; skipped, with a message, without one), `proptests`.
+//! - `python`: the CPython imitations (`json.dumps`, `repr`, `json.loads`'s
+//!   error messages) and their parity test against CPython 3.11;
+//! - tests only: `proptests`.
 
 mod commands;
 mod connection;
 #[cfg(test)]
 mod proptests;
 mod protocol;
-mod pydecode;
-mod pyfloat;
-mod pyjson;
-mod pyrepr;
-#[cfg(test)]
-mod python_parity;
+mod python;
 mod stream;
 mod strict;
 

@@ -7,7 +7,7 @@ mod common;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
-use eric_bin::config::HttpConfig;
+use eric_server::config::HttpConfig;
 
 use common::{allowed_origin, channel_c_with_listener_l, headers_of};
 
@@ -16,8 +16,8 @@ const READER: &str = "reader-token-0123456789";
 
 fn app_with_tokens() -> Router {
     common::app_with(HttpConfig {
-        admin_tokens: vec![eric_bin::http::Token::new(ADMIN)],
-        subscribe_tokens: vec![eric_bin::http::Token::new(READER)],
+        admin_tokens: vec![eric_server::http::Token::new(ADMIN)],
+        subscribe_tokens: vec![eric_server::http::Token::new(READER)],
         cors_origins: vec!["https://app.example".into()],
         ..HttpConfig::default()
     })

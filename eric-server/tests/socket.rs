@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use eric_bin::{Config, Server};
+use eric_server::{Config, Server};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
@@ -27,7 +27,7 @@ struct TestServer {
     path: PathBuf,
     http: SocketAddr,
     token: CancellationToken,
-    task: JoinHandle<eric_bin::Result<()>>,
+    task: JoinHandle<eric_server::Result<()>>,
 }
 
 impl TestServer {
@@ -489,7 +489,7 @@ async fn a_stale_socket_file_is_replaced_but_nothing_else_is() {
     // A live socket is not taken over.
     let taken = Server::bind(config(&path, |_| {})).await;
     assert!(
-        matches!(taken, Err(eric_bin::Error::Socket { .. })),
+        matches!(taken, Err(eric_server::Error::Socket { .. })),
         "{taken:?}"
     );
     assert_eq!(server.call(r#"{"v": "c"}"#).await.len(), 36);
@@ -500,7 +500,7 @@ async fn a_stale_socket_file_is_replaced_but_nothing_else_is() {
     std::fs::write(&file, "keep me").unwrap();
     let refused = Server::bind(config(&file, |_| {})).await;
     assert!(
-        matches!(refused, Err(eric_bin::Error::Socket { .. })),
+        matches!(refused, Err(eric_server::Error::Socket { .. })),
         "{refused:?}"
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eric_bin::{Config, Metrics, Server};
+use eric_server::{Config, Metrics, Server};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
 struct Running {
     addr: SocketAddr,
     token: CancellationToken,
-    task: tokio::task::JoinHandle<eric_bin::Result<()>>,
+    task: tokio::task::JoinHandle<eric_server::Result<()>>,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
 }
@@ -568,7 +568,7 @@ async fn a_stream_opened_from_an_allowed_origin_carries_cors_headers(via: Via) {
 async fn a_stream_needs_a_token_when_tokens_are_configured(via: Via) {
     let reader = "reader-token-0123456789";
     let s = Running::start(|c| {
-        c.http.subscribe_tokens = vec![eric_bin::http::Token::new(reader)];
+        c.http.subscribe_tokens = vec![eric_server::http::Token::new(reader)];
     })
     .await;
     let path = "/v1/channels/c/listeners/l/events";

@@ -30,7 +30,7 @@ struct Stop {
 
 /// The `JSONDecodeError` message Python gives for `text`, or `None` if
 /// Python's `json.loads` accepts it.
-pub(super) fn decode_error(text: &str) -> Option<String> {
+pub(in crate::socket) fn decode_error(text: &str) -> Option<String> {
     let stop = scan(text).err()?;
     let before = &text[..stop.at];
     let pos = before.chars().count();

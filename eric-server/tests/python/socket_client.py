@@ -2,7 +2,7 @@
 
 Usage: python3 socket_client.py <socket path>
 
-Run by `eric-bin/tests/socket.rs` against a server it started. Exits 0 when
+Run by `eric-server/tests/socket.rs` against a server it started. Exits 0 when
 every check holds; an assertion names the first one that does not.
 """
 

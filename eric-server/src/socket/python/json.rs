@@ -21,10 +21,10 @@
 
 use std::ops::Range;
 
-use super::pyfloat::push_float;
+use super::float::push_float;
 
 /// Appends `text` as a Python JSON string literal.
-pub(super) fn push_str(out: &mut String, text: &str) {
+pub(in crate::socket) fn push_str(out: &mut String, text: &str) {
     out.push('"');
     let mut units = [0u16; 2];
     for c in text.chars() {
@@ -37,7 +37,7 @@ pub(super) fn push_str(out: &mut String, text: &str) {
 
 /// Appends the JSON text `raw` as Python's `json.dumps(json.loads(raw))`
 /// writes it; `None` (and `out` unchanged) if `raw` is not valid JSON.
-pub(super) fn push_json(out: &mut String, raw: &str) -> Option<()> {
+pub(in crate::socket) fn push_json(out: &mut String, raw: &str) -> Option<()> {
     let start = out.len();
     let mut formatter = Formatter {
         text: raw,

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use eric_bin::config::HttpConfig;
-use eric_bin::http::{AppState, router};
-use eric_bin::{Broker, Metrics};
 use eric_core::{ChannelSettings, MemoryEngine};
+use eric_server::config::HttpConfig;
+use eric_server::http::{AppState, router};
+use eric_server::{Broker, Metrics};
 use http_body_util::BodyExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

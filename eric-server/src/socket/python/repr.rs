@@ -18,7 +18,7 @@
 //! points elsewhere count as printable (Python escapes them).
 
 /// Python's `repr` of a `str`.
-pub(super) fn str_repr(text: &str) -> String {
+pub(in crate::socket) fn str_repr(text: &str) -> String {
     let quote = pick_quote(text.contains('\''), text.contains('"'));
     let mut out = String::with_capacity(text.len() + 2);
     out.push(quote);
@@ -42,7 +42,7 @@ pub(super) fn str_repr(text: &str) -> String {
 }
 
 /// Python's `repr` of a `bytes`: `b'...'`, ASCII only.
-pub(super) fn bytes_repr(bytes: &[u8]) -> String {
+pub(in crate::socket) fn bytes_repr(bytes: &[u8]) -> String {
     let quote = pick_quote(bytes.contains(&b'\''), bytes.contains(&b'"'));
     let mut out = String::with_capacity(bytes.len() + 3);
     out.push('b');
@@ -68,7 +68,10 @@ pub(super) fn bytes_repr(bytes: &[u8]) -> String {
 /// The arguments Python's `UnicodeDecodeError` shows for bytes that are not
 /// UTF-8 (`'utf-8', b'...', start, end, 'reason'`), from Rust's verdict:
 /// both decoders report the same maximal invalid subpart.
-pub(super) fn unicode_decode_error_args(bytes: &[u8], error: &std::str::Utf8Error) -> String {
+pub(in crate::socket) fn unicode_decode_error_args(
+    bytes: &[u8],
+    error: &std::str::Utf8Error,
+) -> String {
     let start = error.valid_up_to();
     let (end, reason) = match error.error_len() {
         None => (bytes.len(), "unexpected end of data"),

@@ -22,9 +22,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::pydecode::decode_error;
-use super::pyjson::push_json;
-use super::pyrepr::str_repr;
+use super::decode::decode_error;
+use super::json::push_json;
+use super::repr::str_repr;
 
 /// Texts per run: enough to reach every branch of the scanners many times,
 /// few enough for one Python process to answer in well under a second.
@@ -178,8 +178,8 @@ for text in json.load(sys.stdin):
 json.dump(out, sys.stdout)
 "#;
 
-/// The CPython minor version whose texts `pydecode`, `pyjson` and `pyrepr`
-/// follow (`eric-bin/src/socket/mod.rs`, README.md). Measured: 3.10 and 3.12
+/// The CPython minor version whose texts `decode`, `json` and `repr`
+/// follow (`eric-server/src/socket/mod.rs`, README.md). Measured: 3.10 and 3.12
 /// give the same texts on these cases, 3.13 differs on 15 of them.
 const FOLLOWED: Version = (3, 11);
 

@@ -1,14 +1,13 @@
-//! # eric-bin
+//! # eric-server
 //!
-//! The eric broker as a program: the HTTP API with SSE streams (eric-api's
-//! routes and a `/v1` resource API), eric's Unix-socket protocol (the Python
-//! `SocketClient` works against it unchanged), on the in-memory engine or, with
-//! a Redis URL, on the Redis engine shared by several nodes; and the `eric`
-//! command line (server, client subcommands, load tool).
+//! The eric broker as a library: the HTTP API with SSE streams (eric-api's
+//! routes and a `/v1` resource API) and eric's Unix-socket protocol (the
+//! Python `SocketClient` works against it unchanged), on the in-memory engine
+//! or, with a Redis URL, on the Redis engine shared by several nodes. The
+//! `eric` binary (crate `eric-bin`) is a thin `main` over [`Server`].
 //!
-//! The binary is a thin `main` over [`Server`]: `Server::bind(config)` opens
-//! the sockets (so tests learn the port), `run(shutdown)` serves until the
-//! token fires.
+//! `Server::bind(config)` opens the sockets (so tests learn the port),
+//! `run(shutdown)` serves until the token fires.
 //!
 //! ## Layout
 //!
@@ -25,24 +24,17 @@
 //! - `serve`: HTTP connections (per-connection kill switch, shutdown).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`socket`]: eric's Unix-socket protocol.
-//! - [`client`]: the client subcommands (HTTP).
-//! - [`load`]: the load tool (`eric load`).
-//! - [`shutdown`], [`telemetry`]: signals and logging (binary side).
 //! - [`error`]: the crate's [`Error`].
 
 mod accept;
 pub mod backend;
 pub mod broker;
-pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod load;
 pub mod metrics;
 mod serve;
-pub mod shutdown;
 pub mod socket;
-pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

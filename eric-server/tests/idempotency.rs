@@ -10,7 +10,7 @@ mod common;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use eric_bin::config::HttpConfig;
+use eric_server::config::HttpConfig;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;

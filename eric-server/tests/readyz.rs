@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use eric_bin::config::HttpConfig;
-use eric_bin::http::{AppState, router};
-use eric_bin::{Broker, Metrics};
 use eric_core::ChannelSettings;
 use eric_redis::{RedisConfig, RedisEngine};
+use eric_server::config::HttpConfig;
+use eric_server::http::{AppState, router};
+use eric_server::{Broker, Metrics};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

@@ -6,9 +6,9 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 use super::protocol::parse;
-use super::pydecode::decode_error;
-use super::pyjson::{push_json, push_str};
-use super::pyrepr::{bytes_repr, str_repr, unicode_decode_error_args};
+use super::python::decode::decode_error;
+use super::python::json::{push_json, push_str};
+use super::python::repr::{bytes_repr, str_repr, unicode_decode_error_args};
 
 const VERBS: [&str; 8] = ["c", "r", "d", "b", "l", "w", "rl", "rc"];
 

@@ -6,7 +6,7 @@
 mod common;
 
 use axum::http::{StatusCode, header};
-use eric_bin::config::HttpConfig;
+use eric_server::config::HttpConfig;
 
 use common::{allowed_origin, headers_of};
 

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use eric_bin::{Config, Server};
 use eric_redis::test_support::TestRedis;
+use eric_server::{Config, Server};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::UnixStream;
@@ -38,7 +38,7 @@ struct TestServer {
     http: SocketAddr,
     client: reqwest::Client,
     token: CancellationToken,
-    task: JoinHandle<eric_bin::Result<()>>,
+    task: JoinHandle<eric_server::Result<()>>,
 }
 
 impl TestServer {

@@ -44,7 +44,7 @@ use tokio::net::UnixStream;
 
 use super::connection::{Shared, send};
 use super::protocol::Failure;
-use super::pyjson::{push_json, push_str};
+use super::python::json::{push_json, push_str};
 use crate::backend::Backend;
 use crate::broker::Broker;
 

@@ -16,8 +16,8 @@ use eric_core::{Error, Message, MessageType};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::pydecode::decode_error;
-use super::pyrepr::{str_repr, unicode_decode_error_args};
+use super::python::decode::decode_error;
+use super::python::repr::{str_repr, unicode_decode_error_args};
 use super::strict::lone_surrogate;
 
 /// Longest part of a wrong value quoted back in an error text.

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use eric_bin::config::Config;
+use eric_server::config::Config;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
