@@ -1,81 +1,12 @@
 //! eric's Unix-socket protocol: the reference's `SocketServer`, so its
-//! `SocketClient` (eric-sse 2.1.1.2) works unchanged.
+//! `SocketClient` (eric-sse 2.1.1.2) works unchanged. `docs/SOCKET.md` has
+//! the protocol (verbs, answers, error texts), which CPython's texts it
+//! imitates, and every deviation from the reference.
 //!
-//! ## The protocol
-//!
-//! One request per connection: a UTF-8 JSON object, ended by the client's
-//! half-close. Keys: `v` the verb, `c` the channel, `r` the listener, `t` the
-//! message type, `p` the payload (any JSON, default `null`).
-//!
-//! | verb | does | answers |
-//! | --- | --- | --- |
-//! | `c` | creates a channel (id `c` if given) | its id |
-//! | `r` | adds a listener to `c` (not started) | its id |
-//! | `d` | queues message `t`/`p` for listener `r` | `ack` |
-//! | `b` | queues message `t`/`p` for every listener of `c` | `ack` |
-//! | `l` | starts listener `r` and streams it | lines |
-//! | `w` | streams `c`'s broadcasts on a temporary listener | lines |
-//! | `rl` | removes listener `r` | `ack` |
-//! | `rc` | removes channel `c` | `ack` |
-//!
-//! Answers carry no newline; then the server half-closes. A stream line is
-//! `{"event": <t>, "retry": <the channel's retry_ms>, "data": <p>}` and `\n`,
-//! written as Python's `json.dumps` writes it (`python::json`). An error is the
-//! `repr` of the exception the reference raises (`python::repr`), with its texts:
-//! `InvalidChannelException('No channel with id X')`,
-//! `InvalidListenerException('Invalid listener X')` (`d`),
-//! `InvalidListenerException('X')` (`rl`), `InvalidListenerException()`
-//! (`l`), `InvalidMessageFormat('<request>')` without `v` or without the `t`
-//! that `d` and `b` need, `JSONDecodeError(...)` with Python's message
-//! (`python::decode`), `TypeError(...)` for a JSON document that is not an object,
-//! `UnicodeDecodeError(...)` for bytes that are not UTF-8. Other broker
-//! errors use their reference class (`Error::reference_name`).
-//!
-//! Channels are the broker's: one created here is listed over HTTP, and
-//! the other way round.
-//!
-//! ## Deviations from the reference (its weaknesses, fixed)
-//!
-//! * The request read is bounded: beyond `max_request_bytes` the answer is
-//!   `InvalidMessageFormat('request larger than N bytes')`; a client that
-//!   does not half-close within 30 s gets an `InvalidMessageFormat` text too.
-//!   Connections are capped (10,000), each runs in its own task, and a
-//!   malformed or hostile request never stops the server.
-//! * An unknown verb answers `InvalidMessageFormat('unknown verb ...')`
-//!   (the reference answered nothing) and needs no `t`.
-//! * `c` with a `c` key creates that id (the reference ignored it); a taken
-//!   id answers `InvalidChannelException('Channel with id X already exists')`
-//!   and an id eric cannot accept (ids are 1 to 128 printable ASCII
-//!   characters) answers `InvalidMessageFormat`. For lookups such an id is
-//!   simply not found, with the reference's text.
-//! * `t` must be a string that eric accepts as a message type, and `c` and
-//!   `r` strings (or `null`); the reference took any JSON value.
-//! * The request must be strict JSON: `NaN`, `Infinity` and lone surrogates,
-//!   which Python accepts, answer `InvalidMessageFormat`.
-//! * `rc` deletes the channel: its listeners go and their streams end (the
-//!   reference only forgot the channel, its streams went on).
-//! * `w` removes its listener when the stream ends (the reference leaked it).
-//! * A stream whose listener is removed ends with one
-//!   `InvalidListenerException('<id>')` text (the reference wrote a
-//!   `TypeError`). A stream whose client left (noticed at the next write,
-//!   or at once when idle) or stopped reading for `socket.write_timeout_ms`
-//!   (30 s by default) stops consuming and puts back exactly what it did not
-//!   write into the socket, whatever the replay window (the reference kept
-//!   consuming forever); see `stream`.
-//! * `b` answers `ack` even when some listeners' queues are full (eric's
-//!   queues are bounded; the reference's were not): the others got it.
-//! * The socket file is created with mode 0600 and removed at shutdown; a
-//!   stale socket file is replaced, but neither a file that is not a socket
-//!   nor a socket a live server answers on.
-//! * One `debug!` line per command (the reference logged at INFO).
-//!
-//! ## Why not JSON lines
-//!
-//! eric's house style frames socket protocols as typed JSON lines. This one
-//! keeps the reference's framing (one request per connection, ended by a
-//! half-close) because the reference's client must work unchanged; the
-//! request is still parsed into a typed `Request`, and every error carries
-//! its class name as a code.
+//! One request per connection, a JSON object ended by the client's
+//! half-close; the answer, or a stream of lines, then the server's
+//! half-close. Requests are parsed into a typed `Request`; every error
+//! carries its Python class name as its code.
 //!
 //! ## Layout
 //!

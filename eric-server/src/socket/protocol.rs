@@ -436,7 +436,7 @@ mod tests {
         assert_eq!(request.message.unwrap().payload().get(), "null");
     }
 
-    // Texts from the reference (section 4.3) and from CPython 3.11.
+    // The texts of the reference's server (docs/SOCKET.md) and of CPython 3.11.
     #[test]
     fn malformed_requests_get_the_reference_texts() {
         assert_eq!(
