@@ -55,14 +55,14 @@ fn dispatch(c: &mut Criterion) {
     g.bench_function("dispatch", |b| {
         b.to_async(&rt).iter_custom(|iters| async move {
             let (ch, l) = channel_with_listener::<RawAdapter>().await;
-            let conn = ch.connection(l.id()).await.unwrap();
+            let member = ch.member(l.id()).await.unwrap();
             let m = message();
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
                 fill(&ch, &l, &m).await;
                 total += start.elapsed();
-                eric_core::Queue::pop_batch(conn.queue(), BATCH)
+                eric_core::Queue::pop_batch(member.queue(), BATCH)
                     .await
                     .unwrap();
             }
@@ -166,7 +166,7 @@ fn broadcast(c: &mut Criterion) {
             for _ in 0..FAN_OUT {
                 ch.add_listener().await.unwrap();
             }
-            let conns = ch.connections().await.unwrap();
+            let members = ch.members().await.unwrap();
             let m = message();
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -175,8 +175,8 @@ fn broadcast(c: &mut Criterion) {
                     black_box(ch.broadcast(&m).await.unwrap());
                 }
                 total += start.elapsed();
-                for conn in &conns {
-                    eric_core::Queue::pop_batch(conn.queue(), BROADCASTS)
+                for member in &members {
+                    eric_core::Queue::pop_batch(member.queue(), BROADCASTS)
                         .await
                         .unwrap();
                 }

@@ -11,7 +11,7 @@
 
 use std::error::Error as StdError;
 
-use crate::id::{ChannelId, ConnectionId, IdError, ListenerId};
+use crate::id::{ChannelId, IdError, ListenerId, MemberId};
 
 /// A boxed cause, kept as the `source` of an [`Error`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -93,13 +93,14 @@ pub enum Error {
         listener: ListenerId,
     },
 
-    /// No stored connection has this id (`InvalidConnectionException`).
-    #[error("invalid connection {connection} on channel {channel}")]
-    InvalidConnection {
+    /// No stored member has this id (`InvalidConnectionException`; the
+    /// message keeps the reference's word, as that name does).
+    #[error("invalid connection {member} on channel {channel}")]
+    InvalidMember {
         /// The channel asked.
         channel: ChannelId,
-        /// The connection asked for.
-        connection: ConnectionId,
+        /// The member asked for.
+        member: MemberId,
     },
 
     /// Nothing to deliver (`NoMessagesException`).
@@ -164,7 +165,7 @@ pub enum Error {
     },
 
     /// The storage backend was sent the call but did not confirm it (no
-    /// answer in time, or the connection broke while waiting): it may or may
+    /// answer in time, or the link to it broke while waiting): it may or may
     /// not have taken effect. Never reported as "not applied", since a client
     /// that retries a write believing so would apply it twice; a write with
     /// an idempotency key can be retried safely.
@@ -242,7 +243,7 @@ impl Error {
             Self::InvalidListener { .. } | Self::ListenerExists { .. } => {
                 "InvalidListenerException"
             }
-            Self::InvalidConnection { .. } => "InvalidConnectionException",
+            Self::InvalidMember { .. } => "InvalidConnectionException",
             Self::NoMessages { .. } => "NoMessagesException",
             Self::InvalidMessageFormat { .. } | Self::InvalidId(_) => "InvalidMessageFormat",
             Self::ItemNotFound { .. } => "ItemNotFound",

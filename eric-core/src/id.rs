@@ -1,4 +1,4 @@
-//! Validated ids: [`ChannelId`], [`ListenerId`], [`ConnectionId`], [`MessageId`],
+//! Validated ids: [`ChannelId`], [`ListenerId`], [`MemberId`], [`MessageId`],
 //! [`IdempotencyKey`].
 //!
 //! An id is 1 to [`MAX_ID_LEN`] bytes of printable ASCII (`!` to `~`: no
@@ -256,15 +256,15 @@ define_id!(
 );
 
 define_id!(
-    /// Identifies a connection (a listener paired with its queue), as the
+    /// Identifies a member (a listener paired with its queue), as the
     /// reference keys its persisted records.
     ///
     /// ```
-    /// use eric_core::ConnectionId;
-    /// assert!(ConnectionId::new("x".repeat(129)).is_err());
+    /// use eric_core::MemberId;
+    /// assert!(MemberId::new("x".repeat(129)).is_err());
     /// ```
-    ConnectionId,
-    "connection id"
+    MemberId,
+    "member id"
 );
 
 define_id!(

@@ -4,7 +4,7 @@
 //! the first answer ([`Applied::replayed`]) instead of being applied twice.
 //!
 //! Why: a client that sent a write and got no clear answer (a timeout, a
-//! dropped connection, [`crate::Error::OutcomeUnknown`]) cannot know whether
+//! reply lost on the way, [`crate::Error::OutcomeUnknown`]) cannot know whether
 //! it was applied. Without a key, retrying risks a duplicate and giving up
 //! risks a loss; with one, retrying until an answer comes is exactly once.
 //!

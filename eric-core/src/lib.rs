@@ -43,8 +43,8 @@
 //!   the byte measure [`queue::stored_size`] and the in-memory engine's
 //!   node-wide [`queue::MemoryBudget`].
 //! - [`listener`]: [`Listener`] and its [`OnMessage`] hook.
-//! - [`connection`]: [`Connection`] and [`ConnectionsFactory`].
-//! - [`registry`]: [`ConnectionRegistry`], where a channel keeps its connections.
+//! - [`member`]: [`Member`] and [`MemberFactory`].
+//! - [`registry`]: [`MemberRegistry`], where a channel keeps its members.
 //! - [`engine`]: the [`Engine`] trait and [`MemoryEngine`].
 //! - [`settings`]: [`ChannelSettings`], what a channel is created and
 //!   persisted with (also re-exported from [`channel`]).
@@ -54,7 +54,7 @@
 //! - [`sse`]: the SSE adapter and wire encoder.
 //! - [`container`]: [`ChannelContainer`], channels by id.
 //! - [`persistence`]: [`KvStorage`], the repositories and [`Persistence`]
-//!   (which also rebuilds a channel's connections from their records).
+//!   (which also rebuilds a channel's members from their records).
 //! - [`prefabs`]: the data-processing channel and distributed applications.
 //! - [`observe`]: the [`Observer`] metrics hook.
 //! - `testing` (feature `testing`): the behaviour and persistence suites
@@ -65,13 +65,13 @@
 
 pub mod adapter;
 pub mod channel;
-pub mod connection;
 pub mod container;
 pub mod engine;
 pub mod error;
 pub mod id;
 pub mod idempotency;
 pub mod listener;
+pub mod member;
 pub mod message;
 pub mod observe;
 pub mod persistence;
@@ -87,13 +87,13 @@ pub use adapter::{Adapter, RawAdapter};
 pub use channel::{
     Channel, MessageStream, SseChannel, StreamEnd, StreamItem, StreamOptions, WeakChannel,
 };
-pub use connection::{Connection, ConnectionsFactory};
 pub use container::ChannelContainer;
 pub use engine::{Engine, MemoryEngine};
 pub use error::{BoxError, Error, NoMessagesReason, QueueBound, Result};
-pub use id::{ChannelId, ConnectionId, IdError, IdempotencyKey, ListenerId, MessageId};
+pub use id::{ChannelId, IdError, IdempotencyKey, ListenerId, MemberId, MessageId};
 pub use idempotency::Applied;
 pub use listener::{BlockingHook, FnHook, Listener, OnMessage};
+pub use member::{Member, MemberFactory};
 pub use message::{Message, MessageType};
 pub use observe::{NoopObserver, Observer};
 pub use persistence::{InMemoryStorage, KvStorage, Persistence};
@@ -102,6 +102,6 @@ pub use prefabs::{
     ProcessingAdapter, ProcessingEnd, ProcessingStream,
 };
 pub use queue::{Delivery, InMemoryQueue, Queue, Taken};
-pub use registry::{Broadcast, ConnectionRegistry, RegisterMode};
+pub use registry::{Broadcast, MemberRegistry, RegisterMode};
 pub use settings::ChannelSettings;
 pub use sse::{SseAdapter, SseEvent, SseMessage};

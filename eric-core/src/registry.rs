@@ -1,4 +1,4 @@
-//! [`ConnectionRegistry`]: where a channel keeps its connections.
+//! [`MemberRegistry`]: where a channel keeps its members.
 //!
 //! This is the reference's private `_ConnectionManager` made a contract, so an
 //! engine can keep membership where every node sees it (Redis) instead of in
@@ -8,11 +8,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::connection::Connection;
 use crate::error::Result;
 use crate::id::{IdempotencyKey, ListenerId};
 use crate::idempotency::Applied;
 use crate::listener::Listener;
+use crate::member::Member;
 use crate::message::Message;
 use crate::queue::{Delivery, Queue};
 
@@ -25,12 +25,12 @@ pub struct Broadcast {
     pub full: Vec<ListenerId>,
 }
 
-/// What [`ConnectionRegistry::register`] does when the listener id is taken.
+/// What [`MemberRegistry::register`] does when the listener id is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterMode {
     /// Refuse with [`crate::Error::ListenerExists`].
     New,
-    /// Keep the registered queue, its messages and the connection id, and
+    /// Keep the registered queue, its messages and the member id, and
     /// install the new listener object (so a restored listener can get its
     /// hook back). The replaced object is stopped, so streams opened on it
     /// end (`Stopped`) instead of running on out of reach of start and stop;
@@ -39,19 +39,19 @@ pub enum RegisterMode {
     KeepQueue,
 }
 
-/// A channel's connections, keyed by listener id, in registration order.
-pub trait ConnectionRegistry: Send + Sync + 'static {
+/// A channel's members, keyed by listener id, in registration order.
+pub trait MemberRegistry: Send + Sync + 'static {
     /// The engine's queue type.
     type Queue: Queue;
 
-    /// Registers `connection`; returns the connection now registered.
+    /// Registers `member`; returns the member now registered.
     fn register(
         &self,
-        connection: Connection<Self::Queue>,
+        member: Member<Self::Queue>,
         mode: RegisterMode,
-    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send;
+    ) -> impl Future<Output = Result<Member<Self::Queue>>> + Send;
 
-    /// Registers `connection` (a new listener id) as temporary: it lives as
+    /// Registers `member` (a new listener id) as temporary: it lives as
     /// long as the stream that uses it (`Channel::watch`), which removes it
     /// when it ends. An engine whose listeners outlive the process (Redis)
     /// must also remove it when the process dies without doing so, so it
@@ -59,18 +59,15 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
     /// [`RegisterMode::New`], right for engines that die with the process.
     fn register_temporary(
         &self,
-        connection: Connection<Self::Queue>,
-    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send {
-        self.register(connection, RegisterMode::New)
+        member: Member<Self::Queue>,
+    ) -> impl Future<Output = Result<Member<Self::Queue>>> + Send {
+        self.register(member, RegisterMode::New)
     }
 
-    /// Installs a connection loaded from this engine's own storage (restoring
+    /// Installs a member loaded from this engine's own storage (restoring
     /// persisted data). Engines whose registry *is* that storage only cache
     /// it; the in-memory one registers it.
-    fn restore(
-        &self,
-        connection: Connection<Self::Queue>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn restore(&self, member: Member<Self::Queue>) -> impl Future<Output = Result<()>> + Send;
 
     /// Unregisters the listener and closes its queue, which ends its streams.
     ///
@@ -79,16 +76,16 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
     fn remove(
         &self,
         listener: &ListenerId,
-    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send + 'static;
+    ) -> impl Future<Output = Result<Member<Self::Queue>>> + Send + 'static;
 
-    /// The connection of `listener`.
+    /// The member of `listener`.
     fn get(
         &self,
         listener: &ListenerId,
-    ) -> impl Future<Output = Result<Connection<Self::Queue>>> + Send;
+    ) -> impl Future<Output = Result<Member<Self::Queue>>> + Send;
 
-    /// Every connection, in registration order.
-    fn connections(&self) -> impl Future<Output = Result<Vec<Connection<Self::Queue>>>> + Send;
+    /// Every member, in registration order.
+    fn members(&self) -> impl Future<Output = Result<Vec<Member<Self::Queue>>>> + Send;
 
     /// Every listener id, in registration order.
     fn listener_ids(&self) -> impl Future<Output = Result<Vec<ListenerId>>> + Send;
@@ -111,7 +108,7 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
     /// Queues `message` for every listener registered when the call takes effect.
     fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send;
 
-    /// [`ConnectionRegistry::dispatch`] at most once per `key` (in the
+    /// [`MemberRegistry::dispatch`] at most once per `key` (in the
     /// listener's scope) within `window`: a repeat answers the first
     /// sequence number, marked replayed. Checking, applying and remembering
     /// are one atomic step on every node; a refused dispatch is not remembered.
@@ -123,7 +120,7 @@ pub trait ConnectionRegistry: Send + Sync + 'static {
         window: Duration,
     ) -> impl Future<Output = Result<Applied<u64>>> + Send;
 
-    /// [`ConnectionRegistry::broadcast`] at most once per `key` (in the
+    /// [`MemberRegistry::broadcast`] at most once per `key` (in the
     /// channel's scope) within `window`, like `dispatch_once`.
     fn broadcast_once(
         &self,

@@ -274,21 +274,19 @@ async fn node_budget_bounds_all_queues_together() {
     one.deliver_next(a.id()).await.unwrap();
     two.dispatch(b.id(), msg(6)).await.unwrap();
     // A rewind brings back what a stream took, over the budget if need be.
-    let connection = two.connection(b.id()).await.unwrap();
-    let taken = eric_core::Queue::take(connection.queue(), 2).await.unwrap();
+    let member = two.member(b.id()).await.unwrap();
+    let taken = eric_core::Queue::take(member.queue(), 2).await.unwrap();
     assert_eq!(taken.deliveries.len(), 2);
     one.dispatch(a.id(), msg(7)).await.unwrap();
     one.dispatch(a.id(), msg(8)).await.unwrap();
     assert_eq!(engine.budget().used(), 3 * size);
-    let rewind = eric_core::Queue::rewind(connection.queue(), 0)
-        .await
-        .unwrap();
+    let rewind = eric_core::Queue::rewind(member.queue(), 0).await.unwrap();
     assert_eq!(rewind.restored, 2);
     assert_eq!(engine.budget().used(), 5 * size);
     assert!(full(one.dispatch(a.id(), msg(9)).await.map(|_| ())));
     // Removing a listener and dropping a channel give their bytes back.
     two.remove_listener(b.id()).await.unwrap();
-    drop(connection);
+    drop(member);
     assert_eq!(engine.budget().used(), 3 * size);
     drop(one);
     assert_eq!(engine.budget().used(), 0);

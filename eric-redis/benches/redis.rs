@@ -88,8 +88,8 @@ async fn fill(ch: &RawChannel, l: &Listener, producers: usize) {
 }
 
 async fn drain(ch: &RawChannel, l: &Listener) {
-    let conn = ch.connection(l.id()).await.unwrap();
-    while !conn.queue().pop_batch(1_000).await.unwrap().is_empty() {}
+    let member = ch.member(l.id()).await.unwrap();
+    while !member.queue().pop_batch(1_000).await.unwrap().is_empty() {}
 }
 
 fn dispatch(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
@@ -172,7 +172,7 @@ fn broadcast(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
             for _ in 0..FAN_OUT {
                 ch.add_listener().await.unwrap();
             }
-            let conns = ch.connections().await.unwrap();
+            let members = ch.members().await.unwrap();
             let m = message();
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -181,8 +181,8 @@ fn broadcast(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
                     black_box(ch.broadcast(&m).await.unwrap());
                 }
                 total += start.elapsed();
-                for conn in &conns {
-                    conn.queue().pop_batch(BROADCASTS).await.unwrap();
+                for member in &members {
+                    member.queue().pop_batch(BROADCASTS).await.unwrap();
                 }
             }
             total

@@ -16,8 +16,8 @@ use crate::keys::Keys;
 use crate::lease::Leases;
 use crate::notify::Notifier;
 use crate::queue::RedisQueue;
-use crate::registry::{RedisConnectionsFactory, RedisRegistry};
-use crate::repository::{RedisChannelRepository, RedisConnectionRepository};
+use crate::registry::{RedisMemberFactory, RedisRegistry};
+use crate::repository::{RedisChannelRepository, RedisMemberRepository};
 use crate::state::ChannelState;
 use crate::stats::{PubSubActivity, RedisStats};
 
@@ -106,13 +106,13 @@ impl RedisEngine {
             .map_err(Into::into)
     }
 
-    /// Watches the pub/sub subscriber: `true` while it is connected and
+    /// Reports the pub/sub subscriber in a `watch` cell: `true` while it is connected and
     /// subscribed (part of readiness: without it, streams would not wake).
     pub fn pubsub_health(&self) -> watch::Receiver<bool> {
         self.inner.notifier.healthy()
     }
 
-    /// Watches the subscriber's sessions and probes: a session count above
+    /// Reports the subscriber's sessions and probes in a `watch` cell: a session count above
     /// one means the connection was lost and re-established.
     pub fn pubsub_activity(&self) -> watch::Receiver<PubSubActivity> {
         self.inner.notifier.activity()
@@ -152,9 +152,9 @@ impl RedisEngine {
         RedisChannelRepository::new(self.inner.client.clone(), self.inner.keys.clone())
     }
 
-    /// The connection records repository on this engine's layout.
-    pub fn connection_repository(&self) -> RedisConnectionRepository {
-        RedisConnectionRepository::new(self.inner.client.clone(), self.inner.keys.clone())
+    /// The member records repository on this engine's layout.
+    pub fn member_repository(&self) -> RedisMemberRepository {
+        RedisMemberRepository::new(self.inner.client.clone(), self.inner.keys.clone())
     }
 
     /// Persistence on this engine's own layout: persisting writes only what
@@ -164,7 +164,7 @@ impl RedisEngine {
         Persistence::new(
             self.clone(),
             Arc::new(self.channel_repository()),
-            Arc::new(self.connection_repository()),
+            Arc::new(self.member_repository()),
         )
     }
 
@@ -189,7 +189,7 @@ impl RedisEngine {
             self.inner.deletions.clone(),
         ));
         channels.insert(channel.clone(), Arc::downgrade(&shared));
-        self.inner.notifier.watch(notify, &shared);
+        self.inner.notifier.wake_on(notify, &shared);
         shared
     }
 }
@@ -205,19 +205,19 @@ impl fmt::Debug for RedisEngine {
 
 impl Engine for RedisEngine {
     type Queue = RedisQueue;
-    type Factory = RedisConnectionsFactory;
+    type Factory = RedisMemberFactory;
     type Registry = RedisRegistry;
 
     fn name(&self) -> &'static str {
         "redis"
     }
 
-    fn connections_factory(
+    fn member_factory(
         &self,
         channel: &ChannelId,
         settings: &ChannelSettings,
-    ) -> RedisConnectionsFactory {
-        RedisConnectionsFactory::new(self.registry(channel, settings))
+    ) -> RedisMemberFactory {
+        RedisMemberFactory::new(self.registry(channel, settings))
     }
 
     fn registry(&self, channel: &ChannelId, settings: &ChannelSettings) -> RedisRegistry {

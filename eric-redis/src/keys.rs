@@ -44,7 +44,7 @@ impl Keys {
         self.global("channels:order")
     }
 
-    /// ZSET of temporary listeners' leases: `<c> <l> <connection>` →
+    /// ZSET of temporary listeners' leases: `<c> <l> <member>` →
     /// expiry in ms (module `lease`).
     pub(crate) fn leases(&self) -> String {
         self.global("leases")
@@ -65,7 +65,7 @@ pub(crate) struct ChannelKeys {
     pub(crate) meta: String,
     /// ZSET: listener id → registration order.
     pub(crate) members: String,
-    /// HASH: listener id → connection id.
+    /// HASH: listener id → member id.
     pub(crate) listeners: String,
     /// HASH: listener id → `1` running / `0` stopped.
     pub(crate) running: String,

@@ -4,8 +4,8 @@
 //! stream ends. A node that is killed never runs that removal, and the
 //! listener would stay in Redis for good, visible from every node and filling
 //! with broadcasts up to its capacity. So each temporary listener holds a
-//! lease in the global ZSET `P:{%}:leases`: member `<c> <l> <connection>`
-//! (segments, then the connection id, space-separated: none contains a
+//! lease in the global ZSET `P:{%}:leases`: entry `<c> <l> <member>`
+//! (segments, then the member id, space-separated: none contains a
 //! space), score its expiry in milliseconds of Redis's own clock (`TIME`, so
 //! nodes' clocks never matter).
 //!
@@ -13,7 +13,7 @@
 //!   a lease, never a round trip per listener.
 //! - Every node sweeps on the same tick: one range read by score finds the
 //!   lapsed leases (no `SCAN`), each listener goes through the `remove`
-//!   script, only if its connection id is still the leased one (a listener
+//!   script, only if its member id is still the leased one (a listener
 //!   registered later under the same id is not touched), which publishes `r`
 //!   so every node ends its streams; then the leases still lapsed are
 //!   forgotten. Removing first and forgetting after means a sweeper that dies
@@ -58,7 +58,7 @@ struct Shared {
     client: Client,
     keys: Keys,
     lease: Duration,
-    /// The leases this node holds: (channel, listener) → ZSET member.
+    /// The leases this node holds: (channel, listener) → ZSET entry.
     held: Mutex<Held>,
     /// Renewal scripts run so far (tests and metrics count leases by it).
     renewals: watch::Sender<u64>,
@@ -99,26 +99,26 @@ impl Leases {
         &self,
         channel: &ChannelId,
         listener: &ListenerId,
-        connection: &str,
+        member_id: &str,
     ) -> Result<()> {
-        let member = format!(
-            "{} {} {connection}",
+        let entry = format!(
+            "{} {} {member_id}",
             channel.key_segment(),
             listener.key_segment()
         );
         self.shared
-            .hold("add", std::slice::from_ref(&member))
+            .hold("add", std::slice::from_ref(&entry))
             .await?;
         self.shared
             .held()
-            .insert((channel.clone(), listener.clone()), member);
+            .insert((channel.clone(), listener.clone()), entry);
         Ok(())
     }
 
     /// Gives up the lease of a listener that was removed, if this node holds
     /// one (a map lookup otherwise).
     pub(crate) async fn release(&self, channel: &ChannelId, listener: &ListenerId) -> Result<()> {
-        let Some(member) = self
+        let Some(entry) = self
             .shared
             .held()
             .remove(&(channel.clone(), listener.clone()))
@@ -126,7 +126,7 @@ impl Leases {
             return Ok(());
         };
         let mut cmd = redis::cmd("ZREM");
-        cmd.arg(self.shared.keys.leases()).arg(member);
+        cmd.arg(self.shared.keys.leases()).arg(entry);
         let _: u64 = self.shared.client.query("releasing a lease", &cmd).await?;
         Ok(())
     }
@@ -142,32 +142,32 @@ impl Shared {
         u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Sets the expiry of `members` to a lease from now; `renew` only of
-    /// those still there. Returns the members that were not.
-    async fn hold(&self, mode: &str, members: &[String]) -> Result<Vec<String>> {
+    /// Sets the expiry of `entries` to a lease from now; `renew` only of
+    /// those still there. Returns the entries that were not.
+    async fn hold(&self, mode: &str, entries: &[String]) -> Result<Vec<String>> {
         let mut invocation = SCRIPTS.lease_hold.prepare_invoke();
         invocation
             .key(self.keys.leases())
             .arg(mode)
             .arg(self.lease_ms());
-        for member in members {
-            invocation.arg(member);
+        for entry in entries {
+            invocation.arg(entry);
         }
         self.client.script("holding leases", &invocation).await
     }
 
     /// Renews every lease this node holds, in one script.
     async fn renew(&self) {
-        let members: Vec<String> = self.held().values().cloned().collect();
-        if members.is_empty() {
+        let entries: Vec<String> = self.held().values().cloned().collect();
+        if entries.is_empty() {
             return;
         }
-        match self.hold("renew", &members).await {
+        match self.hold("renew", &entries).await {
             Ok(lost) => {
                 if !lost.is_empty() {
                     // Swept while this node was away: its streams end on the `r`.
                     tracing::warn!(lost = lost.len(), "leases lapsed before renewal");
-                    self.held().retain(|_, member| !lost.contains(member));
+                    self.held().retain(|_, entry| !lost.contains(entry));
                 }
                 self.renewals.send_modify(|n| *n += 1);
             }
@@ -190,8 +190,8 @@ impl Shared {
             self.remove(&lapsed).await?;
             let mut invocation = SCRIPTS.lease_forget.prepare_invoke();
             invocation.key(self.keys.leases());
-            for member in &lapsed {
-                invocation.arg(member);
+            for entry in &lapsed {
+                invocation.arg(entry);
             }
             let _: u64 = self
                 .client
@@ -206,18 +206,18 @@ impl Shared {
     }
 
     /// Removes the listeners of lapsed leases, each only if it is still the
-    /// leased connection, in one pipelined round trip (the `remove` script
-    /// is safe to run twice); a member that is not a lease is only forgotten.
+    /// leased member, in one pipelined round trip (the `remove` script
+    /// is safe to run twice); an entry that is not a lease is only forgotten.
     async fn remove(&self, lapsed: &[String]) -> Result<()> {
         let leased: Vec<_> = lapsed.iter().filter_map(|m| self.parse(m)).collect();
         let calls: Vec<(Vec<&str>, Vec<&str>)> = leased
             .iter()
-            .map(|(keys, listener, connection)| {
+            .map(|(keys, listener, member_id)| {
                 let args = vec![
                     keys.base.as_str(),
                     keys.notify.as_str(),
                     listener,
-                    connection,
+                    member_id,
                 ];
                 (keys.listener_structures().to_vec(), args)
             })
@@ -233,19 +233,19 @@ impl Shared {
         Ok(())
     }
 
-    /// A lease member's channel keys, listener segment and connection id.
-    fn parse<'m>(&self, member: &'m str) -> Option<(ChannelKeys, &'m str, &'m str)> {
-        let mut parts = member.splitn(3, ' ');
+    /// A lease entry's channel keys, listener segment and member id.
+    fn parse<'m>(&self, entry: &'m str) -> Option<(ChannelKeys, &'m str, &'m str)> {
+        let mut parts = entry.splitn(3, ' ');
         let parsed = match (parts.next(), parts.next(), parts.next()) {
-            (Some(channel), Some(listener), Some(connection)) => {
+            (Some(channel), Some(listener), Some(member_id)) => {
                 ChannelId::from_key_segment(channel)
                     .ok()
-                    .map(|channel| (self.keys.channel(&channel), listener, connection))
+                    .map(|channel| (self.keys.channel(&channel), listener, member_id))
             }
             _ => None,
         };
         if parsed.is_none() {
-            tracing::warn!(member, "malformed lease ignored");
+            tracing::warn!(entry, "malformed lease ignored");
         }
         parsed
     }

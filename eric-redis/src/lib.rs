@@ -4,7 +4,7 @@
 //! message dispatched on any node reaches a listener streaming from any other,
 //! and a restarted node restores every channel. It implements `eric-core`'s
 //! [`Engine`](eric_core::Engine), [`Queue`](eric_core::Queue),
-//! [`ConnectionRegistry`](eric_core::ConnectionRegistry), storage and
+//! [`MemberRegistry`](eric_core::MemberRegistry), storage and
 //! repository traits, so `eric-core`'s behaviour and persistence suites run
 //! against it unchanged.
 //!
@@ -31,10 +31,10 @@
 //! - `state`: what one node holds of one channel (listener objects, queue
 //!   handles), kept current by notifications.
 //! - `notify`: the pub/sub subscriber task that wakes streams; it reaches
-//!   `state` only through its `Watched` trait, which `state` implements.
+//!   `state` only through its `WakeTarget` trait, which `state` implements.
 //! - `lease`: leases of temporary listeners, so they die with their node.
 //! - [`engine`]: the engine itself, [`RedisEngine`].
-//! - [`repository`]: channel and connection repositories on this layout.
+//! - [`repository`]: channel and member repositories on this layout.
 //! - [`storage`]: [`RedisStorage`], a generic `KvStorage`.
 //! - [`stats`]: [`RedisStats`], command counts and latencies for metrics.
 //! - `test_support` (feature `test-support`): a real Redis for tests.
@@ -61,7 +61,7 @@ pub use config::RedisConfig;
 pub use engine::RedisEngine;
 pub use error::{Error, Result};
 pub use queue::RedisQueue;
-pub use registry::{RedisConnectionsFactory, RedisRegistry};
-pub use repository::{RedisChannelRepository, RedisConnectionRepository};
+pub use registry::{RedisMemberFactory, RedisRegistry};
+pub use repository::{RedisChannelRepository, RedisMemberRepository};
 pub use stats::{PubSubActivity, RedisStats};
 pub use storage::RedisStorage;

@@ -34,13 +34,13 @@ const BATCH: usize = 512;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-type Wanted = HashMap<String, Weak<dyn Watched>>;
+type Wanted = HashMap<String, Weak<dyn WakeTarget>>;
 
 /// What a notification channel's messages reach: one channel's state on
 /// this node (`state::ChannelState`). A trait so that the subscriber knows
 /// only these two calls, and the channel state, which holds a [`Notifier`],
 /// is not known back (no module cycle).
-pub(crate) trait Watched: Send + Sync + 'static {
+pub(crate) trait WakeTarget: Send + Sync + 'static {
     /// Acts on one pub/sub notification for the channel.
     fn on_notification(&self, payload: &str);
 
@@ -105,10 +105,10 @@ impl Notifier {
         self.cancel.cancel();
     }
 
-    /// Asks for `channel`'s notifications, delivered to `registry`.
-    pub(crate) fn watch<W: Watched>(&self, notify_channel: String, registry: &Arc<W>) {
-        let registry: Weak<dyn Watched> = Arc::downgrade(registry) as Weak<W>;
-        self.shared.wanted().insert(notify_channel, registry);
+    /// Asks for `notify_channel`'s notifications, delivered to `target`.
+    pub(crate) fn wake_on<T: WakeTarget>(&self, notify_channel: String, target: &Arc<T>) {
+        let target: Weak<dyn WakeTarget> = Arc::downgrade(target) as Weak<T>;
+        self.shared.wanted().insert(notify_channel, target);
         self.changed();
     }
 
@@ -134,7 +134,7 @@ impl Shared {
         self.wanted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn registry(&self, notify_channel: &str) -> Option<Arc<dyn Watched>> {
+    fn target(&self, notify_channel: &str) -> Option<Arc<dyn WakeTarget>> {
         self.wanted().get(notify_channel).and_then(Weak::upgrade)
     }
 }
@@ -239,7 +239,7 @@ impl Actor {
     ) -> Result<(), String> {
         let (add, remove) = {
             let mut wanted = self.shared.wanted();
-            wanted.retain(|_, registry| registry.strong_count() > 0);
+            wanted.retain(|_, target| target.strong_count() > 0);
             let add: Vec<String> = wanted
                 .keys()
                 .filter(|c| !subscribed.contains(*c))
@@ -256,8 +256,8 @@ impl Actor {
             self.confirm(sink.subscribe(batch)).await?;
             subscribed.extend(batch.iter().cloned());
             for channel in batch {
-                if let Some(registry) = self.shared.registry(channel) {
-                    tokio::spawn(registry.revalidate());
+                if let Some(target) = self.shared.target(channel) {
+                    tokio::spawn(target.revalidate());
                 }
             }
         }
@@ -282,11 +282,11 @@ impl Actor {
     }
 
     fn deliver(&self, msg: &redis::Msg) {
-        let Some(registry) = self.shared.registry(msg.get_channel_name()) else {
+        let Some(target) = self.shared.target(msg.get_channel_name()) else {
             return;
         };
         match msg.get_payload::<String>() {
-            Ok(payload) => registry.on_notification(&payload),
+            Ok(payload) => target.on_notification(&payload),
             Err(error) => tracing::debug!(%error, "notification without text payload ignored"),
         }
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use eric_core::channel::QueueLimits;
 use eric_core::{
-    Applied, Broadcast, ConnectionRegistry, Delivery, Error, IdempotencyKey, Listener, ListenerId,
+    Applied, Broadcast, Delivery, Error, IdempotencyKey, Listener, ListenerId, MemberRegistry,
     Message, NoMessagesReason, Queue, RegisterMode, Result,
 };
 
@@ -22,9 +22,9 @@ use crate::batch::window_ms;
 use crate::queue::{RedisQueue, encode_message};
 use crate::scripts::SCRIPTS;
 
-use crate::state::{ChannelState, Connection};
+use crate::state::{ChannelState, Member};
 
-/// A channel's connections in Redis (see the module docs).
+/// A channel's members in Redis (see the module docs).
 #[derive(Clone)]
 pub struct RedisRegistry {
     shared: Arc<ChannelState>,
@@ -82,7 +82,7 @@ impl RedisRegistry {
         )
     }
 
-    async fn load(&self, listener: &ListenerId) -> Result<Connection> {
+    async fn load(&self, listener: &ListenerId) -> Result<Member> {
         let mut pipe = redis::pipe();
         pipe.cmd("HGET")
             .arg(&self.shared.keys.listeners)
@@ -90,27 +90,27 @@ impl RedisRegistry {
         pipe.cmd("HGET")
             .arg(&self.shared.keys.running)
             .arg(listener.key_segment().as_ref());
-        let (connection, running): (Option<String>, Option<String>) = self
+        let (member_id, running): (Option<String>, Option<String>) = self
             .shared
             .client
             .pipe("looking up a listener", &pipe)
             .await?;
-        let connection = connection.ok_or_else(|| self.invalid(listener))?;
+        let member_id = member_id.ok_or_else(|| self.invalid(listener))?;
         let running = running.as_deref() == Some("1");
-        let built = self.build(listener, &connection, running)?;
+        let built = self.build(listener, &member_id, running)?;
         Ok(self.shared.insert_if_absent(built, running))
     }
 
-    fn build(&self, listener: &ListenerId, connection: &str, running: bool) -> Result<Connection> {
+    fn build(&self, listener: &ListenerId, member_id: &str, running: bool) -> Result<Member> {
         let object = Listener::with_id(listener.clone());
         object.set_running(running);
-        let id = eric_core::ConnectionId::new(connection)?;
-        Ok(Connection::new(object, self.queue(listener), Some(id)))
+        let id = eric_core::MemberId::new(member_id)?;
+        Ok(Member::new(object, self.queue(listener), Some(id)))
     }
 
-    async fn register_now(&self, connection: Connection, mode: RegisterMode) -> Result<Connection> {
-        let listener = connection.listener_id().clone();
-        let running = connection.listener().is_running();
+    async fn register_now(&self, member: Member, mode: RegisterMode) -> Result<Member> {
+        let listener = member.listener_id().clone();
+        let running = member.listener().is_running();
         let mut invocation = SCRIPTS.register.prepare_invoke();
         invocation
             .key(&self.shared.keys.members)
@@ -118,7 +118,7 @@ impl RedisRegistry {
             .key(&self.shared.keys.running)
             .key(&self.shared.keys.order)
             .arg(listener.key_segment().as_ref())
-            .arg(connection.id().as_str())
+            .arg(member.id().as_str())
             .arg(if running { "1" } else { "0" })
             .arg(if mode == RegisterMode::New {
                 "new"
@@ -137,45 +137,45 @@ impl RedisRegistry {
                 listener,
             }),
             1 => {
-                // Kept: the same Redis list, under the stored connection id.
-                let id = eric_core::ConnectionId::new(&stored)?;
+                // Kept: the same Redis list, under the stored member id.
+                let id = eric_core::MemberId::new(&stored)?;
                 let kept = match self.shared.cached(&listener) {
                     Some(existing) => {
                         // Streams on the replaced object end (see RegisterMode).
-                        if !existing.listener().same_object(connection.listener()) {
+                        if !existing.listener().same_object(member.listener()) {
                             existing.listener().stop();
                         }
-                        existing.with_listener(connection.listener().clone())
+                        existing.with_listener(member.listener().clone())
                     }
-                    None => connection.with_id(id),
+                    None => member.with_id(id),
                 };
                 self.shared.insert(kept.clone(), running);
                 Ok(kept)
             }
             _ => {
-                self.shared.insert(connection.clone(), running);
-                Ok(connection)
+                self.shared.insert(member.clone(), running);
+                Ok(member)
             }
         }
     }
 }
 
-impl ConnectionRegistry for RedisRegistry {
+impl MemberRegistry for RedisRegistry {
     type Queue = RedisQueue;
 
-    async fn register(&self, connection: Connection, mode: RegisterMode) -> Result<Connection> {
-        self.register_now(connection, mode).await
+    async fn register(&self, member: Member, mode: RegisterMode) -> Result<Member> {
+        self.register_now(member, mode).await
     }
 
     /// Leased first, registered second: there is no moment at which a
     /// killed node could leave it registered without a lease.
-    async fn register_temporary(&self, connection: Connection) -> Result<Connection> {
-        let (channel, listener) = (&self.shared.channel, connection.listener_id().clone());
+    async fn register_temporary(&self, member: Member) -> Result<Member> {
+        let (channel, listener) = (&self.shared.channel, member.listener_id().clone());
         self.shared
             .leases
-            .take(channel, &listener, connection.id().as_str())
+            .take(channel, &listener, member.id().as_str())
             .await?;
-        let registered = self.register_now(connection, RegisterMode::New).await;
+        let registered = self.register_now(member, RegisterMode::New).await;
         if registered.is_err() {
             // The lease would only lapse and be swept: give it back now.
             let _ = self.shared.leases.release(channel, &listener).await;
@@ -183,17 +183,17 @@ impl ConnectionRegistry for RedisRegistry {
         registered
     }
 
-    fn restore(&self, connection: Connection) -> impl Future<Output = Result<()>> + Send {
+    fn restore(&self, member: Member) -> impl Future<Output = Result<()>> + Send {
         // Loaded from Redis itself: nothing to write, only to cache.
-        let running = connection.listener().is_running();
-        self.shared.insert(connection, running);
+        let running = member.listener().is_running();
+        self.shared.insert(member, running);
         std::future::ready(Ok(()))
     }
 
     fn remove(
         &self,
         listener: &ListenerId,
-    ) -> impl Future<Output = Result<Connection>> + Send + 'static {
+    ) -> impl Future<Output = Result<Member>> + Send + 'static {
         let (this, listener) = (self.clone(), listener.clone());
         async move {
             let keys = &this.shared.keys;
@@ -219,32 +219,32 @@ impl ConnectionRegistry for RedisRegistry {
             {
                 tracing::debug!(%error, "releasing a lease failed; it will lapse and be swept");
             }
-            let connection_id = removed.ok_or_else(|| this.invalid(&listener))?;
-            let connection = match this.shared.take(&listener) {
+            let member_id = removed.ok_or_else(|| this.invalid(&listener))?;
+            let member = match this.shared.take(&listener) {
                 Some(cached) => cached,
-                None => this.build(&listener, &connection_id, false)?,
+                None => this.build(&listener, &member_id, false)?,
             };
-            connection.queue().close();
-            Ok(connection)
+            member.queue().close();
+            Ok(member)
         }
     }
 
-    async fn get(&self, listener: &ListenerId) -> Result<Connection> {
+    async fn get(&self, listener: &ListenerId) -> Result<Member> {
         match self.shared.cached(listener) {
-            Some(connection) => Ok(connection),
+            Some(member) => Ok(member),
             None => self.load(listener).await,
         }
     }
 
-    async fn connections(&self) -> Result<Vec<Connection>> {
+    async fn members(&self) -> Result<Vec<Member>> {
         let members = self.shared.members().await?;
         members
             .into_iter()
-            .map(|(id, connection, running)| match self.shared.cached(&id) {
+            .map(|(id, member_id, running)| match self.shared.cached(&id) {
                 Some(cached) => Ok(cached),
                 None => Ok(self
                     .shared
-                    .insert_if_absent(self.build(&id, &connection, running)?, running)),
+                    .insert_if_absent(self.build(&id, &member_id, running)?, running)),
             })
             .collect()
     }
@@ -260,18 +260,18 @@ impl ConnectionRegistry for RedisRegistry {
     }
 
     async fn pop_next(&self, listener: &ListenerId) -> Result<(Delivery, Option<Listener>)> {
-        let connection = self.get(listener).await?;
-        if !connection.listener().is_running() {
+        let member = self.get(listener).await?;
+        if !member.listener().is_running() {
             return Err(Error::NoMessages {
                 listener: listener.clone(),
                 reason: NoMessagesReason::Stopped,
             });
         }
-        let delivery = connection.queue().pop().await?;
-        let hook = connection
+        let delivery = member.queue().pop().await?;
+        let hook = member
             .listener()
             .has_hook()
-            .then(|| connection.listener().clone());
+            .then(|| member.listener().clone());
         Ok((delivery, hook))
     }
 
@@ -382,25 +382,25 @@ impl ConnectionRegistry for RedisRegistry {
 
 /// Creates queue handles for new subscriptions of one channel.
 #[derive(Clone)]
-pub struct RedisConnectionsFactory {
+pub struct RedisMemberFactory {
     registry: RedisRegistry,
 }
 
-impl RedisConnectionsFactory {
+impl RedisMemberFactory {
     pub(crate) fn new(registry: RedisRegistry) -> Self {
         Self { registry }
     }
 }
 
-impl fmt::Debug for RedisConnectionsFactory {
+impl fmt::Debug for RedisMemberFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConnectionsFactory")
+        f.debug_struct("RedisMemberFactory")
             .field("channel", &self.registry.shared.channel)
             .finish()
     }
 }
 
-impl eric_core::ConnectionsFactory for RedisConnectionsFactory {
+impl eric_core::MemberFactory for RedisMemberFactory {
     type Queue = RedisQueue;
 
     fn queue(&self, listener: &ListenerId) -> RedisQueue {

@@ -1,4 +1,4 @@
-//! Channel and connection repositories on the engine's own layout.
+//! Channel and member repositories on the engine's own layout.
 //!
 //! The registry already keeps membership and running flags in Redis, and the
 //! queues are Redis lists, so persisting writes only channel settings (and
@@ -11,9 +11,9 @@ use std::fmt;
 
 use async_trait::async_trait;
 use eric_core::persistence::{
-    ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
+    ChannelRecord, ChannelRepository, ListenerRecord, MemberRecord, MemberRepository,
 };
-use eric_core::{ChannelId, ChannelSettings, ConnectionId, Error, ListenerId, Result};
+use eric_core::{ChannelId, ChannelSettings, Error, ListenerId, MemberId, Result};
 
 use crate::client::Client;
 use crate::keys::{ChannelKeys, Keys};
@@ -158,32 +158,32 @@ impl ChannelRepository for RedisChannelRepository {
     }
 }
 
-/// Connection records: the membership the registry keeps.
+/// Member records: the membership the registry keeps.
 #[derive(Clone)]
-pub struct RedisConnectionRepository {
+pub struct RedisMemberRepository {
     client: Client,
     keys: Keys,
 }
 
-impl fmt::Debug for RedisConnectionRepository {
+impl fmt::Debug for RedisMemberRepository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RedisConnectionRepository")
+        f.write_str("RedisMemberRepository")
     }
 }
 
-impl RedisConnectionRepository {
+impl RedisMemberRepository {
     pub(crate) fn new(client: Client, keys: Keys) -> Self {
         Self { client, keys }
     }
 
-    fn records(members: (Vec<String>, Vec<String>, Vec<String>)) -> Vec<ConnectionRecord> {
-        let (ids, connections, running) = members;
+    fn records(members: (Vec<String>, Vec<String>, Vec<String>)) -> Vec<MemberRecord> {
+        let (ids, member_ids, running) = members;
         ids.into_iter()
-            .zip(connections)
+            .zip(member_ids)
             .zip(running)
-            .filter_map(|((id, connection), running)| {
-                Some(ConnectionRecord {
-                    id: ConnectionId::new(connection).ok()?,
+            .filter_map(|((id, member_id), running)| {
+                Some(MemberRecord {
+                    id: MemberId::new(member_id).ok()?,
                     listener: ListenerRecord {
                         id: ListenerId::from_key_segment(&id).ok()?,
                         running: running == "1",
@@ -194,55 +194,48 @@ impl RedisConnectionRepository {
             .collect()
     }
 
-    async fn remove(&self, keys: &ChannelKeys, connection: &ConnectionId) -> Result<()> {
-        let mut invocation = SCRIPTS.remove_connection.prepare_invoke();
+    async fn remove(&self, keys: &ChannelKeys, member: &MemberId) -> Result<()> {
+        let mut invocation = SCRIPTS.remove_member.prepare_invoke();
         for key in keys.listener_structures() {
             invocation.key(key);
         }
         invocation
             .arg(&keys.base)
             .arg(&keys.notify)
-            .arg(connection.as_str());
-        let _: Option<String> = self
-            .client
-            .script("deleting a connection", &invocation)
-            .await?;
+            .arg(member.as_str());
+        let _: Option<String> = self.client.script("deleting a member", &invocation).await?;
         Ok(())
     }
 }
 
 #[async_trait]
-impl ConnectionRepository for RedisConnectionRepository {
-    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<ConnectionRecord>> {
+impl MemberRepository for RedisMemberRepository {
+    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<MemberRecord>> {
         let mut all = self.load_many(std::slice::from_ref(channel)).await?;
         Ok(all.pop().unwrap_or_default())
     }
 
-    async fn load_one(
-        &self,
-        channel: &ChannelId,
-        connection: &ConnectionId,
-    ) -> Result<ConnectionRecord> {
+    async fn load_one(&self, channel: &ChannelId, member: &MemberId) -> Result<MemberRecord> {
         self.load_all(channel)
             .await?
             .into_iter()
-            .find(|record| &record.id == connection)
-            .ok_or_else(|| Error::InvalidConnection {
+            .find(|record| &record.id == member)
+            .ok_or_else(|| Error::InvalidMember {
                 channel: channel.clone(),
-                connection: connection.clone(),
+                member: member.clone(),
             })
     }
 
-    async fn persist(&self, channel: &ChannelId, connection: &ConnectionRecord) -> Result<()> {
-        self.persist_many(channel, std::slice::from_ref(connection))
+    async fn persist(&self, channel: &ChannelId, member: &MemberRecord) -> Result<()> {
+        self.persist_many(channel, std::slice::from_ref(member))
             .await
     }
 
-    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()> {
-        self.remove(&self.keys.channel(channel), connection).await
+    async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()> {
+        self.remove(&self.keys.channel(channel), member).await
     }
 
-    async fn load_many(&self, channels: &[ChannelId]) -> Result<Vec<Vec<ConnectionRecord>>> {
+    async fn load_many(&self, channels: &[ChannelId]) -> Result<Vec<Vec<MemberRecord>>> {
         let keys: Vec<ChannelKeys> = channels.iter().map(|c| self.keys.channel(c)).collect();
         let calls: Vec<(Vec<&str>, Vec<&str>)> = keys
             .iter()
@@ -255,46 +248,36 @@ impl ConnectionRepository for RedisConnectionRepository {
         Ok(members.into_iter().map(Self::records).collect())
     }
 
-    async fn persist_many(
-        &self,
-        channel: &ChannelId,
-        connections: &[ConnectionRecord],
-    ) -> Result<()> {
-        if connections.is_empty() {
+    async fn persist_many(&self, channel: &ChannelId, members: &[MemberRecord]) -> Result<()> {
+        if members.is_empty() {
             return Ok(());
         }
         let keys = self.keys.channel(channel);
-        let mut invocation = SCRIPTS.persist_connections.prepare_invoke();
+        let mut invocation = SCRIPTS.persist_members.prepare_invoke();
         invocation
             .key(&keys.members)
             .key(&keys.listeners)
             .key(&keys.running)
             .key(&keys.order)
             .arg(&keys.notify);
-        for record in connections {
+        for record in members {
             invocation
                 .arg(record.listener.id.key_segment().as_ref())
                 .arg(record.id.as_str())
                 .arg(if record.listener.running { "1" } else { "0" });
         }
-        let _: u8 = self
-            .client
-            .script("storing connections", &invocation)
-            .await?;
+        let _: u8 = self.client.script("storing members", &invocation).await?;
         Ok(())
     }
 
     async fn delete_all(&self, channel: &ChannelId) -> Result<()> {
         let keys = self.keys.channel(channel);
-        let mut invocation = SCRIPTS.drop_connections.prepare_invoke();
+        let mut invocation = SCRIPTS.drop_members.prepare_invoke();
         for key in keys.listener_structures() {
             invocation.key(key);
         }
         invocation.arg(&keys.base).arg(&keys.notify);
-        let _: u64 = self
-            .client
-            .script("deleting connections", &invocation)
-            .await?;
+        let _: u64 = self.client.script("deleting members", &invocation).await?;
         Ok(())
     }
 }

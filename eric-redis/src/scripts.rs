@@ -112,19 +112,21 @@ return {{0, result}}
 }
 
 /// The engine's scripts, compiled once per process (Redis caches them by
-/// SHA). "listener" below is always the listener id's key segment.
+/// SHA). "listener" below is always the listener id's key segment. Inside
+/// the texts a member id is still called `connection`: renaming would
+/// change every SHA for no behaviour.
 pub(crate) struct Scripts {
-    /// KEYS members, listeners, running, order; ARGV listener, connection,
-    /// running, mode (`new`|`keep`), notify. → {status, connection}:
+    /// KEYS members, listeners, running, order; ARGV listener, member id,
+    /// running, mode (`new`|`keep`), notify. → {status, member id}:
     /// 0 taken (mode new), 1 kept, 2 added.
     pub(crate) register: Script,
     /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
-    /// dbytes; ARGV base, notify, listener, and optionally the connection id
-    /// it must have (a lapsed lease's). → connection id, or nil when absent
+    /// dbytes; ARGV base, notify, listener, and optionally the member id
+    /// it must have (a lapsed lease's). → member id, or nil when absent
     /// (or another).
     pub(crate) remove: Script,
-    /// Same keys and ARGV, with a connection id in place of the listener.
-    pub(crate) remove_connection: Script,
+    /// Same keys and ARGV, with a member id in place of the listener.
+    pub(crate) remove_member: Script,
     /// KEYS members, seqs, bytes; ARGV base, notify, then (listener,
     /// capacity, max bytes, message) quadruples. → per message: seq, -1 not
     /// a member, -2 full (capacity), -3 full (bytes).
@@ -152,14 +154,14 @@ pub(crate) struct Scripts {
     pub(crate) unread: Script,
     /// KEYS members, running; ARGV listener, `1`|`0`, notify. → 1, or 0 when absent.
     pub(crate) set_running: Script,
-    /// KEYS members, listeners, running. → {ids, connections, running flags}.
+    /// KEYS members, listeners, running. → {ids, member ids, running flags}.
     pub(crate) members: Script,
     /// KEYS members, listeners, running, order; ARGV notify, then
-    /// (listener, connection, running) triples. Upserts, never deletes.
-    pub(crate) persist_connections: Script,
+    /// (listener, member id, running) triples. Upserts, never deletes.
+    pub(crate) persist_members: Script,
     /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
     /// dbytes; ARGV base, notify. Removes every listener. → how many.
-    pub(crate) drop_connections: Script,
+    pub(crate) drop_members: Script,
     /// KEYS meta, members, listeners, running, seqs, evicted, rewinds, bytes,
     /// dbytes, order; ARGV base, notify. Removes the channel and everything
     /// in it.
@@ -302,7 +304,7 @@ if ARGV[4] and redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[4] then return false
 return drop(ARGV[1], ARGV[2], KEYS, ARGV[3])
 "#,
     ),
-    remove_connection: script(
+    remove_member: script(
         r#"
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
@@ -429,7 +431,7 @@ end
 return {ids, connections, running}
 "#,
     ),
-    persist_connections: script(
+    persist_members: script(
         r#"
 for i = 2, #ARGV, 3 do
   local id, connection, running = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -445,7 +447,7 @@ end
 return 1
 "#,
     ),
-    drop_connections: script(
+    drop_members: script(
         r#"
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do drop(ARGV[1], ARGV[2], KEYS, id) end

@@ -19,16 +19,16 @@ use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::keys::ChannelKeys;
 use crate::lease::Leases;
-use crate::notify::{Notifier, Watched};
+use crate::notify::{Notifier, WakeTarget};
 use crate::queue::RedisQueue;
 use crate::scripts::SCRIPTS;
 
-pub(crate) type Connection = eric_core::Connection<RedisQueue>;
+pub(crate) type Member = eric_core::Member<RedisQueue>;
 type Cache = HashMap<ListenerId, Cached, foldhash::quality::RandomState>;
 
 /// A listener this node holds.
 struct Cached {
-    connection: Connection,
+    member: Member,
     /// The running flag Redis had when this node last saw it. Revalidation
     /// applies Redis's flag only when it differs from this (a change made
     /// elsewhere that this node missed), so a local `Listener::start` or
@@ -87,50 +87,46 @@ impl ChannelState {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The connection this node holds for `listener`.
-    pub(crate) fn cached(&self, listener: &ListenerId) -> Option<Connection> {
-        self.cache().get(listener).map(|c| c.connection.clone())
+    /// The member this node holds for `listener`.
+    pub(crate) fn cached(&self, listener: &ListenerId) -> Option<Member> {
+        self.cache().get(listener).map(|c| c.member.clone())
     }
 
     fn stamp(&self) -> u64 {
         self.changes.fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// Caches `connection`, whose flag in Redis is `remote_running`.
-    pub(crate) fn insert(&self, connection: Connection, remote_running: bool) {
-        let id = connection.listener_id().clone();
+    /// Caches `member`, whose flag in Redis is `remote_running`.
+    pub(crate) fn insert(&self, member: Member, remote_running: bool) {
+        let id = member.listener_id().clone();
         let changed = self.stamp();
         self.cache().insert(
             id,
             Cached {
-                connection,
+                member,
                 remote_running,
                 changed,
             },
         );
     }
 
-    /// Caches `connection` unless another task cached this listener first;
+    /// Caches `member` unless another task cached this listener first;
     /// returns the one cached.
-    pub(crate) fn insert_if_absent(
-        &self,
-        connection: Connection,
-        remote_running: bool,
-    ) -> Connection {
-        let id = connection.listener_id().clone();
+    pub(crate) fn insert_if_absent(&self, member: Member, remote_running: bool) -> Member {
+        let id = member.listener_id().clone();
         let changed = self.stamp();
         let mut cache = self.cache();
         let entry = cache.entry(id).or_insert(Cached {
-            connection,
+            member,
             remote_running,
             changed,
         });
-        entry.connection.clone()
+        entry.member.clone()
     }
 
     /// Takes `listener` out of the cache.
-    pub(crate) fn take(&self, listener: &ListenerId) -> Option<Connection> {
-        self.cache().remove(listener).map(|c| c.connection)
+    pub(crate) fn take(&self, listener: &ListenerId) -> Option<Member> {
+        self.cache().remove(listener).map(|c| c.member)
     }
 
     /// Redis now holds `running` for `listener`: this node follows.
@@ -139,14 +135,14 @@ impl ChannelState {
         if let Some(cached) = self.cache().get_mut(listener) {
             cached.remote_running = running;
             cached.changed = changed;
-            cached.connection.listener().set_running(running);
+            cached.member.listener().set_running(running);
         }
     }
 
     /// Forgets a listener removed elsewhere and ends its streams here.
     pub(crate) fn evict(&self, listener: &ListenerId) {
-        if let Some(connection) = self.take(listener) {
-            connection.queue().close();
+        if let Some(member) = self.take(listener) {
+            member.queue().close();
         }
     }
 
@@ -176,7 +172,7 @@ impl ChannelState {
             }
             "x" => {
                 for (_, cached) in self.cache().drain() {
-                    cached.connection.queue().close();
+                    cached.member.queue().close();
                 }
                 // Nobody listening is fine: nothing holds the channel then.
                 let _ = self.deletions.send(self.channel.clone());
@@ -189,7 +185,7 @@ impl ChannelState {
     /// waiter (a re-check), otherwise one per listener (a new message).
     pub(crate) fn wake_all(&self, all: bool) {
         for cached in self.cache().values() {
-            let wakeup = cached.connection.queue().wakeup();
+            let wakeup = cached.member.queue().wakeup();
             if all {
                 wakeup.notify_all();
             } else {
@@ -251,29 +247,29 @@ impl ChannelState {
             Some(&running) => {
                 if running != cached.remote_running {
                     cached.remote_running = running;
-                    cached.connection.listener().set_running(running);
+                    cached.member.listener().set_running(running);
                 }
                 true
             }
             None => {
-                cached.connection.queue().close();
+                cached.member.queue().close();
                 false
             }
         });
     }
 
-    /// Every member: id, connection id, running flag, in registration order.
+    /// Every member: listener id, member id, running flag, in registration order.
     pub(crate) async fn members(&self) -> Result<Vec<(ListenerId, String, bool)>> {
         let mut invocation = SCRIPTS.members.prepare_invoke();
         invocation
             .key(&self.keys.members)
             .key(&self.keys.listeners)
             .key(&self.keys.running);
-        let (ids, connections, running): (Vec<String>, Vec<String>, Vec<String>) =
+        let (ids, member_ids, running): (Vec<String>, Vec<String>, Vec<String>) =
             self.client.script("listing listeners", &invocation).await?;
         Ok(ids
             .into_iter()
-            .zip(connections)
+            .zip(member_ids)
             .zip(running)
             .filter_map(|((segment, c), r)| {
                 Some((ListenerId::from_key_segment(&segment).ok()?, c, r == "1"))
@@ -282,7 +278,7 @@ impl ChannelState {
     }
 }
 
-impl Watched for ChannelState {
+impl WakeTarget for ChannelState {
     fn on_notification(&self, payload: &str) {
         ChannelState::on_notification(self, payload);
     }
@@ -329,7 +325,7 @@ mod tests {
         )
     }
 
-    fn cached(state: &ChannelState, id: &ListenerId) -> Connection {
+    fn cached(state: &ChannelState, id: &ListenerId) -> Member {
         let queue = RedisQueue::new(
             state.client.clone(),
             state.dispatcher.clone(),
@@ -338,7 +334,7 @@ mod tests {
             id.clone(),
             eric_core::ChannelSettings::default().queue_limits(),
         );
-        Connection::new(Listener::with_id(id.clone()), queue, None)
+        Member::new(Listener::with_id(id.clone()), queue, None)
     }
 
     /// A revalidation reads Redis, then applies; a start that lands in

@@ -237,10 +237,8 @@ async fn the_byte_count_is_kept_in_redis_and_leaves_with_the_listener() {
 
     // What a stream takes moves to the replay window's count.
     let window_key = key.replace(":bytes", ":dbytes");
-    let connection = ch.connection(&b).await.unwrap();
-    eric_core::Queue::take(connection.queue(), 10)
-        .await
-        .unwrap();
+    let member = ch.member(&b).await.unwrap();
+    eric_core::Queue::take(member.queue(), 10).await.unwrap();
     assert_eq!(hget(redis.url(), &key, b.as_str()).await, None);
     assert_eq!(hget(redis.url(), &window_key, b.as_str()).await, Some(size));
 

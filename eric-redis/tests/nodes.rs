@@ -373,14 +373,11 @@ async fn a_fresh_node_restores_everything_another_persisted() {
     assert_eq!(restored.len(), 5);
     for ch in restored {
         assert_eq!(ch.settings(), &settings);
-        let connections = ch.connections().await.unwrap();
-        assert_eq!(connections.len(), 3);
-        let running = connections
-            .iter()
-            .filter(|c| c.listener().is_running())
-            .count();
+        let members = ch.members().await.unwrap();
+        assert_eq!(members.len(), 3);
+        let running = members.iter().filter(|c| c.listener().is_running()).count();
         assert_eq!(running, 1);
-        for c in connections {
+        for c in members {
             assert_eq!(ch.queue_len(c.listener_id()).await.unwrap(), 1);
         }
     }

@@ -74,6 +74,6 @@ async fn a_channel_gone_from_a_restarted_redis_is_announced_deleted() {
     }
     assert!(!announced.contains("kept"), "{announced:?}");
     // The listener went with it: this node no longer serves it either.
-    assert!(gone.connection(listener.id()).await.is_err());
+    assert!(gone.member(listener.id()).await.is_err());
     engine.shutdown();
 }

@@ -218,7 +218,7 @@ impl<E: Backend> Broker<E> {
         let Some(id) = listener else {
             return Ok(channel.add_listener().await?.id().clone());
         };
-        match channel.connection(&id).await {
+        match channel.member(&id).await {
             Ok(_) => Ok(id),
             Err(Error::InvalidListener { .. }) => Ok(channel
                 .register_listener(Listener::with_id(id))
@@ -345,7 +345,7 @@ impl<E: Backend> Broker<E> {
         let channel = self.channel(channel).await?;
         if start {
             channel.start_listener(listener).await?;
-        } else if !channel.connection(listener).await?.listener().is_running() {
+        } else if !channel.member(listener).await?.listener().is_running() {
             return Err(Error::NoMessages {
                 listener: listener.clone(),
                 reason: NoMessagesReason::Stopped,
@@ -388,11 +388,11 @@ impl<E: Backend> Broker<E> {
         let channel = self.channel(id).await?;
         let settings = self.stored_settings(&channel).await?;
         let mut listeners = Vec::new();
-        for connection in channel.connections().await? {
+        for member in channel.members().await? {
             listeners.push(ListenerInfo {
-                id: connection.listener_id().clone(),
-                running: connection.listener().is_running(),
-                queued: connection.queue().len().await?,
+                id: member.listener_id().clone(),
+                running: member.listener().is_running(),
+                queued: member.queue().len().await?,
             });
         }
         Ok(ChannelInfo {

@@ -158,11 +158,11 @@ impl Metrics {
         self.queue_depth.clear();
         let mut listeners = 0;
         for channel in channels.iter().take(DEPTH_CHANNELS) {
-            let Ok(connections) = channel.connections().await else {
+            let Ok(members) = channel.members().await else {
                 continue;
             };
-            listeners += connections.len();
-            let lengths = join_all(connections.iter().map(|c| c.queue().len())).await;
+            listeners += members.len();
+            let lengths = join_all(members.iter().map(|c| c.queue().len())).await;
             let depth: usize = lengths.into_iter().filter_map(Result::ok).sum();
             let label = ChannelLabel {
                 channel: channel.id().to_string(),

@@ -1,7 +1,7 @@
 //! Channels: listeners, their queues, dispatch, broadcast, pull and streams.
 //!
 //! A [`Channel`] is the reference's `AbstractChannel`, parameterised by the
-//! [`Engine`] that keeps its connections and by the [`Adapter`] that shapes
+//! [`Engine`] that keeps its members and by the [`Adapter`] that shapes
 //! what its streams yield. `Channel<E>` defaults to the SSE adapter, i.e. the
 //! reference's `SSEChannel`. Cloning a channel is cheap and clones share
 //! everything.
@@ -14,16 +14,16 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::connection::{Connection, ConnectionsFactory};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::id::{ChannelId, ConnectionId, IdempotencyKey, ListenerId};
+use crate::id::{ChannelId, IdempotencyKey, ListenerId, MemberId};
 use crate::idempotency::Applied;
 use crate::listener::Listener;
+use crate::member::{Member, MemberFactory};
 use crate::message::Message;
 use crate::observe::Observer;
 use crate::queue::{Delivery, Queue};
-use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
+use crate::registry::{Broadcast, MemberRegistry, RegisterMode};
 use crate::sse::SseAdapter;
 
 pub use crate::adapter::{Adapter, RawAdapter};
@@ -44,10 +44,10 @@ pub(crate) struct Inner<E: Engine, A> {
     factory: E::Factory,
     registry: E::Registry,
     observer: Arc<dyn Observer>,
-    /// Connections this object removed since the last persist. Persisting
-    /// deletes exactly these, never connections it merely does not know (the
+    /// Members this object removed since the last persist. Persisting
+    /// deletes exactly these, never members it merely does not know (the
     /// reference's persist deleted listeners another process had added).
-    removed: Mutex<Vec<ConnectionId>>,
+    removed: Mutex<Vec<MemberId>>,
 }
 
 /// A channel of listeners.
@@ -79,7 +79,7 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
         let id = id.unwrap_or_else(ChannelId::generate);
         Ok(Self {
             inner: Arc::new(Inner {
-                factory: engine.connections_factory(&id, &settings),
+                factory: engine.member_factory(&id, &settings),
                 registry: engine.registry(&id, &settings),
                 observer: engine.observer().clone(),
                 id,
@@ -123,11 +123,11 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
 
     /// Creates a listener (not started) with a new queue and registers it.
     pub async fn add_listener(&self) -> Result<Listener> {
-        let connection = self.inner.factory.create(None);
+        let member = self.inner.factory.create(None);
         let registered = self
             .inner
             .registry
-            .register(connection, RegisterMode::New)
+            .register(member, RegisterMode::New)
             .await?;
         Ok(registered.listener().clone())
     }
@@ -135,22 +135,19 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     /// Registers `listener` with a new queue. If its id is registered already,
     /// the queue and its messages are kept and `listener` replaces the old
     /// listener object.
-    pub async fn register_listener(&self, listener: Listener) -> Result<Connection<E::Queue>> {
-        let connection = self.inner.factory.create(Some(listener));
+    pub async fn register_listener(&self, listener: Listener) -> Result<Member<E::Queue>> {
+        let member = self.inner.factory.create(Some(listener));
         self.inner
             .registry
-            .register(connection, RegisterMode::KeepQueue)
+            .register(member, RegisterMode::KeepQueue)
             .await
     }
 
-    /// Registers `connection` as it is; its listener id must be new.
-    pub async fn register_connection(
-        &self,
-        connection: Connection<E::Queue>,
-    ) -> Result<Connection<E::Queue>> {
+    /// Registers `member` as it is; its listener id must be new.
+    pub async fn register_member(&self, member: Member<E::Queue>) -> Result<Member<E::Queue>> {
         self.inner
             .registry
-            .register(connection, RegisterMode::New)
+            .register(member, RegisterMode::New)
             .await
     }
 
@@ -163,17 +160,17 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
 
     /// The registered listener object.
     pub async fn get_listener(&self, listener: &ListenerId) -> Result<Listener> {
-        Ok(self.connection(listener).await?.listener().clone())
+        Ok(self.member(listener).await?.listener().clone())
     }
 
-    /// The connection of a listener.
-    pub async fn connection(&self, listener: &ListenerId) -> Result<Connection<E::Queue>> {
+    /// The member of a listener.
+    pub async fn member(&self, listener: &ListenerId) -> Result<Member<E::Queue>> {
         self.inner.registry.get(listener).await
     }
 
-    /// Every connection, in registration order.
-    pub async fn connections(&self) -> Result<Vec<Connection<E::Queue>>> {
-        self.inner.registry.connections().await
+    /// Every member, in registration order.
+    pub async fn members(&self) -> Result<Vec<Member<E::Queue>>> {
+        self.inner.registry.members().await
     }
 
     /// Every listener id, in registration order.
@@ -193,7 +190,7 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
 
     /// How many messages wait in a listener's queue.
     pub async fn queue_len(&self, listener: &ListenerId) -> Result<usize> {
-        self.connection(listener).await?.queue().len().await
+        self.member(listener).await?.queue().len().await
     }
 
     /// Queues `message` for one listener, running or not; returns its
@@ -327,43 +324,43 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
         listener: &ListenerId,
         options: StreamOptions,
     ) -> Result<MessageStream<A::Output>> {
-        let connection = self.connection(listener).await?;
-        Ok(stream::open(self.clone(), connection, options, None))
+        let member = self.member(listener).await?;
+        Ok(stream::open(self.clone(), member, options, None))
     }
 
     /// A stream on a new, started listener that only broadcasts reach; the
     /// listener is removed when the stream is dropped.
     pub async fn watch(&self) -> Result<MessageStream<A::Output>> {
-        let connection = self.inner.factory.create(None);
+        let member = self.inner.factory.create(None);
         // Started before it is registered, so every node sees it running.
-        connection.listener().start();
-        let connection = self.inner.registry.register_temporary(connection).await?;
-        let listener = connection.listener().clone();
+        member.listener().start();
+        let member = self.inner.registry.register_temporary(member).await?;
+        let listener = member.listener().clone();
         Ok(stream::open(
             self.clone(),
-            connection,
+            member,
             StreamOptions::default(),
             Some(listener.id().clone()),
         ))
     }
 
     /// Puts back removals that could not be persisted.
-    pub(crate) fn return_removed(&self, removed: Vec<ConnectionId>) {
+    pub(crate) fn return_removed(&self, removed: Vec<MemberId>) {
         self.lock_removed().extend(removed);
     }
 
-    /// Connection ids removed since the last call (for persistence).
-    pub(crate) fn take_removed(&self) -> Vec<ConnectionId> {
+    /// Member ids removed since the last call (for persistence).
+    pub(crate) fn take_removed(&self) -> Vec<MemberId> {
         std::mem::take(&mut *self.lock_removed())
     }
 
-    fn lock_removed(&self) -> std::sync::MutexGuard<'_, Vec<ConnectionId>> {
+    fn lock_removed(&self) -> std::sync::MutexGuard<'_, Vec<MemberId>> {
         // A Vec push/take cannot leave it inconsistent: poison is harmless.
         self.inner.removed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes this channel's connections and queues (persistence rebuilds
-    /// restored connections with it).
+    /// Makes this channel's members and queues (persistence rebuilds
+    /// restored members with it).
     pub(crate) fn factory(&self) -> &E::Factory {
         &self.inner.factory
     }

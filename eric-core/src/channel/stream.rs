@@ -31,12 +31,12 @@ use futures_util::stream::{BoxStream, Stream, StreamExt, unfold};
 use tokio::time::Instant;
 
 use super::{Adapter, Channel};
-use crate::connection::Connection;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::id::ListenerId;
+use crate::member::Member;
 use crate::queue::{Delivery, Queue, Taken};
-use crate::registry::ConnectionRegistry;
+use crate::registry::MemberRegistry;
 
 /// How many messages a stream takes per round trip to its queue. Large,
 /// because on Redis each take is a round trip (1,024 drained about 60%
@@ -172,11 +172,11 @@ impl<T> Stream for MessageStream<T> {
     }
 }
 
-/// Opens a stream on `connection`. With `owned`, the listener is removed when
+/// Opens a stream on `member`. With `owned`, the listener is removed when
 /// the stream is dropped (`watch`).
 pub(super) fn open<E: Engine, A: Adapter>(
     channel: Channel<E, A>,
-    connection: Connection<E::Queue>,
+    member: Member<E::Queue>,
     options: StreamOptions,
     owned: Option<ListenerId>,
 ) -> MessageStream<A::Output> {
@@ -196,7 +196,7 @@ pub(super) fn open<E: Engine, A: Adapter>(
             1
         },
         channel,
-        connection,
+        member,
         buffer: VecDeque::new(),
         epoch: 0,
         resume_after: options.last_event_id,
@@ -217,7 +217,7 @@ pub(super) fn open<E: Engine, A: Adapter>(
 
 struct Cursor<E: Engine, A: Adapter> {
     channel: Channel<E, A>,
-    connection: Connection<E::Queue>,
+    member: Member<E::Queue>,
     /// Taken from the queue, not yet yielded.
     buffer: VecDeque<Delivery>,
     /// The rewind epoch of the take that filled `buffer`.
@@ -256,7 +256,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         if let Some(after) = self.resume_after.take() {
             // Engine futures are boxed: inline, the largest (a Redis round
             // trip's whole state) would size every idle stream.
-            match Box::pin(self.connection.queue().rewind(after)).await {
+            match Box::pin(self.member.queue().rewind(after)).await {
                 Ok(rewind) if rewind.gap => return Step::Yield(StreamItem::Gap { after }),
                 Ok(_) => {}
                 Err(e) => {
@@ -265,7 +265,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
                 }
             }
         }
-        if !self.connection.listener().is_running() {
+        if !self.member.listener().is_running() {
             self.give_back();
             return Step::Yield(StreamItem::End(StreamEnd::Stopped));
         }
@@ -273,7 +273,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
             return self.send_buffered().await;
         }
         let taken = {
-            let (queue, listener) = (self.connection.queue(), self.connection.listener());
+            let (queue, listener) = (self.member.queue(), self.member.listener());
             let armed = queue.wakeup().armed();
             tokio::pin!(armed);
             armed.as_mut().enable();
@@ -307,7 +307,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
             if due > Instant::now() {
                 tokio::select! {
                     () = tokio::time::sleep_until(due) => {}
-                    () = self.connection.listener().stopped() => {}
+                    () = self.member.listener().stopped() => {}
                 }
                 // Re-check the running flag before sending.
                 return Step::Continue;
@@ -319,7 +319,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         self.last_sent = Some(Instant::now());
         let item = match self
             .channel
-            .run_hook(self.connection.listener(), &delivery)
+            .run_hook(self.member.listener(), &delivery)
             .await
         {
             Ok(()) => {
@@ -345,12 +345,12 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         }
         tracing::warn!(
             channel = %self.channel.id(),
-            listener = %self.connection.listener_id(),
+            listener = %self.member.listener_id(),
             error = %error,
             retry_in = ?self.retry,
             "stream cannot reach its queue; retrying"
         );
-        let queue = self.connection.queue();
+        let queue = self.member.queue();
         let armed = queue.wakeup().armed();
         tokio::pin!(armed);
         armed.as_mut().enable();
@@ -358,7 +358,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         tokio::select! {
             () = tokio::time::sleep(self.retry) => {}
             () = armed => {}
-            () = self.connection.listener().stopped() => {}
+            () = self.member.listener().stopped() => {}
         }
         self.retry = (self.retry * 2).min(RETRY_MAX);
         Step::Continue
@@ -384,7 +384,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         if unsent.is_empty() {
             return;
         }
-        let queue = self.connection.queue();
+        let queue = self.member.queue();
         // Each unread goes to the head of the queue, so the newest goes
         // first; awaited one after another, they land in that order too on
         // engines whose futures start only when polled.

@@ -9,18 +9,18 @@ use indexmap::IndexMap;
 
 use super::Engine;
 use super::idempotency_log::{IdempotencyLog, Recorded};
-use crate::connection::{Connection, ConnectionsFactory};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
 use crate::idempotency::Applied;
 use crate::listener::Listener;
+use crate::member::{Member, MemberFactory};
 use crate::message::Message;
 use crate::observe::{NoopObserver, Observer};
 use crate::queue::{
     DEFAULT_MEMORY_BUDGET, Delivery, InMemoryQueue, MemoryBudget, Queue, QueueLimits, QueueOwner,
     stored_size,
 };
-use crate::registry::{Broadcast, ConnectionRegistry, RegisterMode};
+use crate::registry::{Broadcast, MemberRegistry, RegisterMode};
 use crate::settings::ChannelSettings;
 
 /// The in-process engine: bounded [`InMemoryQueue`]s and per-channel maps.
@@ -84,19 +84,19 @@ impl fmt::Debug for MemoryEngine {
 
 impl Engine for MemoryEngine {
     type Queue = InMemoryQueue;
-    type Factory = InMemoryConnectionsFactory;
+    type Factory = InMemoryMemberFactory;
     type Registry = InMemoryRegistry;
 
     fn name(&self) -> &'static str {
         "memory"
     }
 
-    fn connections_factory(
+    fn member_factory(
         &self,
         channel: &ChannelId,
         settings: &ChannelSettings,
-    ) -> InMemoryConnectionsFactory {
-        InMemoryConnectionsFactory {
+    ) -> InMemoryMemberFactory {
+        InMemoryMemberFactory {
             channel: channel.clone(),
             limits: settings.queue_limits(),
             budget: self.budget.clone(),
@@ -115,13 +115,13 @@ impl Engine for MemoryEngine {
 /// Creates [`InMemoryQueue`]s with the channel's bounds and the engine's
 /// budget.
 #[derive(Debug, Clone)]
-pub struct InMemoryConnectionsFactory {
+pub struct InMemoryMemberFactory {
     channel: ChannelId,
     limits: QueueLimits,
     budget: Arc<MemoryBudget>,
 }
 
-impl ConnectionsFactory for InMemoryConnectionsFactory {
+impl MemberFactory for InMemoryMemberFactory {
     type Queue = InMemoryQueue;
 
     fn queue(&self, listener: &ListenerId) -> InMemoryQueue {
@@ -135,9 +135,9 @@ impl ConnectionsFactory for InMemoryConnectionsFactory {
 
 /// Keyed with foldhash: lookups on the delivery path hash a 36-byte id each
 /// time, and SipHash made that the largest cost of `deliver_next`.
-type Map = IndexMap<ListenerId, Connection<InMemoryQueue>, foldhash::quality::RandomState>;
+type Map = IndexMap<ListenerId, Member<InMemoryQueue>, foldhash::quality::RandomState>;
 
-/// A channel's connections in an ordered map.
+/// A channel's members in an ordered map.
 ///
 /// Lock discipline: a `std::sync::RwLock` held for map operations and
 /// synchronous queue pushes only, never across an `.await`; dispatch and
@@ -154,7 +154,7 @@ struct RegistryInner {
     /// The engine's budget, which a broadcast charges for all its queues
     /// at once.
     budget: Arc<MemoryBudget>,
-    connections: RwLock<Map>,
+    members: RwLock<Map>,
     /// Idempotency keys of applied writes (see [`crate::idempotency`]).
     applied: Mutex<IdempotencyLog>,
 }
@@ -167,7 +167,7 @@ impl InMemoryRegistry {
             inner: Arc::new(RegistryInner {
                 channel,
                 budget,
-                connections: RwLock::new(Map::default()),
+                members: RwLock::new(Map::default()),
                 applied: Mutex::new(IdempotencyLog::new()),
             }),
         }
@@ -176,15 +176,12 @@ impl InMemoryRegistry {
     // Every critical section leaves the map consistent, so a poisoned lock
     // (a panic elsewhere while holding it) is still safe to use.
     fn read(&self) -> RwLockReadGuard<'_, Map> {
-        self.inner
-            .connections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.members.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Map> {
         self.inner
-            .connections
+            .members
             .write()
             .unwrap_or_else(|p| p.into_inner())
     }
@@ -196,7 +193,7 @@ impl InMemoryRegistry {
 
     fn dispatch_now(&self, listener: &ListenerId, message: Message) -> Result<u64> {
         match self.read().get(listener) {
-            Some(connection) => connection.queue().push_now(message),
+            Some(member) => member.queue().push_now(message),
             None => Err(self.invalid(listener)),
         }
     }
@@ -208,7 +205,7 @@ impl InMemoryRegistry {
         }
     }
 
-    fn get_now(&self, listener: &ListenerId) -> Result<Connection<InMemoryQueue>> {
+    fn get_now(&self, listener: &ListenerId) -> Result<Member<InMemoryQueue>> {
         self.read()
             .get(listener)
             .cloned()
@@ -217,13 +214,13 @@ impl InMemoryRegistry {
 
     fn register_now(
         &self,
-        connection: Connection<InMemoryQueue>,
+        member: Member<InMemoryQueue>,
         mode: RegisterMode,
-    ) -> Result<Connection<InMemoryQueue>> {
+    ) -> Result<Member<InMemoryQueue>> {
         let mut map = self.write();
-        let id = connection.listener_id().clone();
+        let id = member.listener_id().clone();
         let registered = match (map.get(&id), mode) {
-            (None, _) => connection,
+            (None, _) => member,
             (Some(_), RegisterMode::New) => {
                 return Err(Error::ListenerExists {
                     channel: self.inner.channel.clone(),
@@ -231,21 +228,21 @@ impl InMemoryRegistry {
                 });
             }
             (Some(existing), RegisterMode::KeepQueue) => {
-                if !existing.listener().same_object(connection.listener()) {
+                if !existing.listener().same_object(member.listener()) {
                     existing.listener().stop();
                 }
-                existing.with_listener(connection.listener().clone())
+                existing.with_listener(member.listener().clone())
             }
         };
         map.insert(id, registered.clone());
         Ok(registered)
     }
 
-    fn remove_now(&self, listener: &ListenerId) -> Result<Connection<InMemoryQueue>> {
+    fn remove_now(&self, listener: &ListenerId) -> Result<Member<InMemoryQueue>> {
         let removed = self.write().shift_remove(listener);
-        let connection = removed.ok_or_else(|| self.invalid(listener))?;
-        connection.queue().close();
-        Ok(connection)
+        let member = removed.ok_or_else(|| self.invalid(listener))?;
+        member.queue().close();
+        Ok(member)
     }
 
     fn broadcast_now(&self, message: &Message) -> Result<Broadcast> {
@@ -258,8 +255,8 @@ impl InMemoryRegistry {
         // back.
         let budget = &self.inner.budget;
         budget.reserve(size.saturating_mul(map.len()), "broadcasting")?;
-        for (id, connection) in map.iter() {
-            match connection.queue().push_prepaid(message.clone(), size) {
+        for (id, member) in map.iter() {
+            match member.queue().push_prepaid(message.clone(), size) {
                 Ok(_) => outcome.delivered += 1,
                 Err(e) => {
                     budget.release(size);
@@ -284,23 +281,20 @@ impl fmt::Debug for InMemoryRegistry {
     }
 }
 
-impl ConnectionRegistry for InMemoryRegistry {
+impl MemberRegistry for InMemoryRegistry {
     type Queue = InMemoryQueue;
 
     fn register(
         &self,
-        connection: Connection<InMemoryQueue>,
+        member: Member<InMemoryQueue>,
         mode: RegisterMode,
-    ) -> impl Future<Output = Result<Connection<InMemoryQueue>>> + Send {
-        ready(self.register_now(connection, mode))
+    ) -> impl Future<Output = Result<Member<InMemoryQueue>>> + Send {
+        ready(self.register_now(member, mode))
     }
 
-    fn restore(
-        &self,
-        connection: Connection<InMemoryQueue>,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn restore(&self, member: Member<InMemoryQueue>) -> impl Future<Output = Result<()>> + Send {
         ready(
-            self.register_now(connection, RegisterMode::KeepQueue)
+            self.register_now(member, RegisterMode::KeepQueue)
                 .map(|_| ()),
         )
     }
@@ -308,18 +302,18 @@ impl ConnectionRegistry for InMemoryRegistry {
     fn remove(
         &self,
         listener: &ListenerId,
-    ) -> impl Future<Output = Result<Connection<InMemoryQueue>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Member<InMemoryQueue>>> + Send + 'static {
         ready(self.remove_now(listener))
     }
 
     fn get(
         &self,
         listener: &ListenerId,
-    ) -> impl Future<Output = Result<Connection<InMemoryQueue>>> + Send {
+    ) -> impl Future<Output = Result<Member<InMemoryQueue>>> + Send {
         ready(self.get_now(listener))
     }
 
-    fn connections(&self) -> impl Future<Output = Result<Vec<Connection<InMemoryQueue>>>> + Send {
+    fn members(&self) -> impl Future<Output = Result<Vec<Member<InMemoryQueue>>>> + Send {
         ready(Ok(self.read().values().cloned().collect()))
     }
 
@@ -331,7 +325,7 @@ impl ConnectionRegistry for InMemoryRegistry {
         &self,
         listener: &ListenerId,
     ) -> impl Future<Output = Result<(Delivery, Option<Listener>)>> + Send {
-        // One read lock for lookup, flag and pop: no connection clone.
+        // One read lock for lookup, flag and pop: no member clone.
         let map = self.read();
         let result = match map.get(listener) {
             None => Err(self.invalid(listener)),

@@ -1,17 +1,17 @@
 //! Repositories over any [`KvStorage`].
 //!
 //! Key layout (every id goes through its injective `key_segment`, so no id
-//! can reach into another's keys; the reference matched connections of
+//! can reach into another's keys; the reference matched members of
 //! channel `ab` with the bare prefix `ab` and so loaded those of `abc`):
 //!
 //! | key | value |
 //! |---|---|
 //! | `channel:<ch>` | [`ChannelRecord`] |
-//! | `connection:<ch>:<conn>` | `{"id": conn, "listener_id": l}` (the index) |
-//! | `listener:<ch>:<conn>` | [`ListenerRecord`] |
-//! | `queue:<ch>:<conn>` | [`QueueSnapshot`] |
+//! | `connection:<ch>:<member>` | `{"id": member, "listener_id": l}` (the index; its family keeps the reference's word) |
+//! | `listener:<ch>:<member>` | [`ListenerRecord`] |
+//! | `queue:<ch>:<member>` | [`QueueSnapshot`] |
 //!
-//! A connection is written listener and queue first, index last, and deleted
+//! A member is written listener and queue first, index last, and deleted
 //! index first: a crash in between leaves unindexed records, never an index
 //! entry pointing at nothing.
 
@@ -24,29 +24,33 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::repository::{
-    ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
-    ListenerRepository, QueueRepository,
+    ChannelRecord, ChannelRepository, ListenerRecord, ListenerRepository, MemberRecord,
+    MemberRepository, QueueRepository,
 };
 use super::storage::KvStorage;
 use crate::error::{Error, Result};
-use crate::id::{ChannelId, ConnectionId, ListenerId};
+use crate::id::{ChannelId, ListenerId, MemberId};
 use crate::queue::QueueSnapshot;
 
 const CHANNELS: &str = "channel:";
+
+/// The index's key family: the reference's word, kept because stored keys
+/// outlive names.
+const INDEX: &str = "connection";
 
 fn channel_key(channel: &ChannelId) -> String {
     format!("{CHANNELS}{}", channel.key_segment())
 }
 
-fn connections_prefix(channel: &ChannelId) -> String {
-    format!("connection:{}:", channel.key_segment())
+fn members_prefix(channel: &ChannelId) -> String {
+    format!("{INDEX}:{}:", channel.key_segment())
 }
 
-fn scoped_key(family: &str, channel: &ChannelId, connection: &ConnectionId) -> String {
+fn scoped_key(family: &str, channel: &ChannelId, member: &MemberId) -> String {
     format!(
         "{family}:{}:{}",
         channel.key_segment(),
-        connection.key_segment()
+        member.key_segment()
     )
 }
 
@@ -58,10 +62,10 @@ fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| Error::repository(what, e))
 }
 
-/// The index entry of a connection.
+/// The index entry of a member.
 #[derive(Debug, Serialize, Deserialize)]
 struct IndexEntry {
-    id: ConnectionId,
+    id: MemberId,
     listener_id: ListenerId,
 }
 
@@ -77,7 +81,7 @@ macro_rules! debug_named {
 
 debug_named!(
     KvChannelRepository,
-    KvConnectionRepository,
+    KvMemberRepository,
     KvListenerRepository,
     KvQueueRepository
 );
@@ -97,10 +101,10 @@ impl KvListenerRepository {
 
 #[async_trait]
 impl ListenerRepository for KvListenerRepository {
-    async fn load(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<ListenerRecord> {
+    async fn load(&self, channel: &ChannelId, member: &MemberId) -> Result<ListenerRecord> {
         let value = self
             .storage
-            .fetch_one(&scoped_key("listener", channel, connection))
+            .fetch_one(&scoped_key("listener", channel, member))
             .await?;
         decode("decoding a listener record", value)
     }
@@ -108,18 +112,18 @@ impl ListenerRepository for KvListenerRepository {
     async fn persist(
         &self,
         channel: &ChannelId,
-        connection: &ConnectionId,
+        member: &MemberId,
         listener: &ListenerRecord,
     ) -> Result<()> {
         let value = encode("encoding a listener record", listener)?;
         self.storage
-            .upsert(&scoped_key("listener", channel, connection), value)
+            .upsert(&scoped_key("listener", channel, member), value)
             .await
     }
 
-    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()> {
+    async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()> {
         self.storage
-            .delete(&scoped_key("listener", channel, connection))
+            .delete(&scoped_key("listener", channel, member))
             .await
     }
 }
@@ -139,10 +143,10 @@ impl KvQueueRepository {
 
 #[async_trait]
 impl QueueRepository for KvQueueRepository {
-    async fn load(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<QueueSnapshot> {
+    async fn load(&self, channel: &ChannelId, member: &MemberId) -> Result<QueueSnapshot> {
         let value = self
             .storage
-            .fetch_one(&scoped_key("queue", channel, connection))
+            .fetch_one(&scoped_key("queue", channel, member))
             .await?;
         decode("decoding a queue record", value)
     }
@@ -150,32 +154,32 @@ impl QueueRepository for KvQueueRepository {
     async fn persist(
         &self,
         channel: &ChannelId,
-        connection: &ConnectionId,
+        member: &MemberId,
         queue: &QueueSnapshot,
     ) -> Result<()> {
         let value = encode("encoding a queue record", queue)?;
         self.storage
-            .upsert(&scoped_key("queue", channel, connection), value)
+            .upsert(&scoped_key("queue", channel, member), value)
             .await
     }
 
-    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()> {
+    async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()> {
         self.storage
-            .delete(&scoped_key("queue", channel, connection))
+            .delete(&scoped_key("queue", channel, member))
             .await
     }
 }
 
-/// Connections in a [`KvStorage`], composed of a listener and a queue
+/// Members in a [`KvStorage`], composed of a listener and a queue
 /// repository as in the reference.
 #[derive(Clone)]
-pub struct KvConnectionRepository {
+pub struct KvMemberRepository {
     storage: Arc<dyn KvStorage>,
     listeners: Arc<dyn ListenerRepository>,
     queues: Arc<dyn QueueRepository>,
 }
 
-impl KvConnectionRepository {
+impl KvMemberRepository {
     /// Over `storage`, with its own listener and queue repositories.
     pub fn new(storage: Arc<dyn KvStorage>) -> Self {
         Self::with_parts(
@@ -202,11 +206,11 @@ impl KvConnectionRepository {
         &self,
         channel: &ChannelId,
         entry: IndexEntry,
-    ) -> Result<Option<ConnectionRecord>> {
+    ) -> Result<Option<MemberRecord>> {
         let listener = match self.listeners.load(channel, &entry.id).await {
             Ok(listener) => listener,
             Err(Error::ItemNotFound { .. }) => {
-                tracing::warn!(%channel, connection = %entry.id, "connection without listener record skipped");
+                tracing::warn!(%channel, member = %entry.id, "member without listener record skipped");
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -216,7 +220,7 @@ impl KvConnectionRepository {
             Err(Error::ItemNotFound { .. }) => None,
             Err(e) => return Err(e),
         };
-        Ok(Some(ConnectionRecord {
+        Ok(Some(MemberRecord {
             id: entry.id,
             listener,
             queue,
@@ -225,75 +229,71 @@ impl KvConnectionRepository {
 }
 
 #[async_trait]
-impl ConnectionRepository for KvConnectionRepository {
-    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<ConnectionRecord>> {
+impl MemberRepository for KvMemberRepository {
+    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<MemberRecord>> {
         let entries = self
             .storage
-            .fetch_by_prefix(&connections_prefix(channel))
+            .fetch_by_prefix(&members_prefix(channel))
             .await?;
         let mut out = Vec::with_capacity(entries.len());
         for (_, value) in entries {
-            let entry = decode("decoding a connection index entry", value)?;
+            let entry = decode("decoding a member index entry", value)?;
             out.extend(self.load_indexed(channel, entry).await?);
         }
         Ok(out)
     }
 
-    async fn load_one(
-        &self,
-        channel: &ChannelId,
-        connection: &ConnectionId,
-    ) -> Result<ConnectionRecord> {
-        let invalid = || Error::InvalidConnection {
+    async fn load_one(&self, channel: &ChannelId, member: &MemberId) -> Result<MemberRecord> {
+        let invalid = || Error::InvalidMember {
             channel: channel.clone(),
-            connection: connection.clone(),
+            member: member.clone(),
         };
         let value = match self
             .storage
-            .fetch_one(&scoped_key("connection", channel, connection))
+            .fetch_one(&scoped_key(INDEX, channel, member))
             .await
         {
             Err(Error::ItemNotFound { .. }) => return Err(invalid()),
             other => other?,
         };
-        let entry = decode("decoding a connection index entry", value)?;
+        let entry = decode("decoding a member index entry", value)?;
         self.load_indexed(channel, entry).await?.ok_or_else(invalid)
     }
 
-    async fn persist(&self, channel: &ChannelId, connection: &ConnectionRecord) -> Result<()> {
+    async fn persist(&self, channel: &ChannelId, member: &MemberRecord) -> Result<()> {
         self.listeners
-            .persist(channel, &connection.id, &connection.listener)
+            .persist(channel, &member.id, &member.listener)
             .await?;
-        if let Some(queue) = &connection.queue {
-            self.queues.persist(channel, &connection.id, queue).await?;
+        if let Some(queue) = &member.queue {
+            self.queues.persist(channel, &member.id, queue).await?;
         }
         let entry = IndexEntry {
-            id: connection.id.clone(),
-            listener_id: connection.listener.id.clone(),
+            id: member.id.clone(),
+            listener_id: member.listener.id.clone(),
         };
-        let value = encode("encoding a connection index entry", &entry)?;
+        let value = encode("encoding a member index entry", &entry)?;
         self.storage
-            .upsert(&scoped_key("connection", channel, &connection.id), value)
+            .upsert(&scoped_key(INDEX, channel, &member.id), value)
             .await
     }
 
-    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()> {
+    async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()> {
         self.storage
-            .delete(&scoped_key("connection", channel, connection))
+            .delete(&scoped_key(INDEX, channel, member))
             .await?;
-        self.listeners.delete(channel, connection).await?;
-        self.queues.delete(channel, connection).await
+        self.listeners.delete(channel, member).await?;
+        self.queues.delete(channel, member).await
     }
 
     async fn delete_all(&self, channel: &ChannelId) -> Result<()> {
-        // From the index alone: a connection whose listener record is broken
+        // From the index alone: a member whose listener record is broken
         // must still be deletable (the reference could not delete those).
         let entries = self
             .storage
-            .fetch_by_prefix(&connections_prefix(channel))
+            .fetch_by_prefix(&members_prefix(channel))
             .await?;
         for (_, value) in entries {
-            let entry: IndexEntry = decode("decoding a connection index entry", value)?;
+            let entry: IndexEntry = decode("decoding a member index entry", value)?;
             self.delete(channel, &entry.id).await?;
         }
         Ok(())

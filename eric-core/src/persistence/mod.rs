@@ -15,12 +15,10 @@ pub mod repository;
 pub mod storage;
 pub mod store;
 
-pub use kv::{
-    KvChannelRepository, KvConnectionRepository, KvListenerRepository, KvQueueRepository,
-};
+pub use kv::{KvChannelRepository, KvListenerRepository, KvMemberRepository, KvQueueRepository};
 pub use repository::{
-    ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
-    ListenerRepository, QueueRepository,
+    ChannelRecord, ChannelRepository, ListenerRecord, ListenerRepository, MemberRecord,
+    MemberRepository, QueueRepository,
 };
 pub use storage::{Entry, InMemoryStorage, KvStorage};
 pub use store::Persistence;

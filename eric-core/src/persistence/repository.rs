@@ -6,7 +6,7 @@
 //! from its record by [`super::Persistence`] on the engine of the caller's
 //! choice. That replaces the reference's pickles and class-path loading with
 //! JSON any language can read. Deviation: listener and queue records are keyed
-//! by channel *and* connection id, so two channels can never share one.
+//! by channel *and* member id, so two channels can never share one.
 //!
 //! The contracts use `async-trait` (boxed futures): persistence is not on the
 //! delivery hot path, and `Arc<dyn ...Repository>` lets a caller mix backends.
@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::id::{ChannelId, ConnectionId, ListenerId};
+use crate::id::{ChannelId, ListenerId, MemberId};
 use crate::queue::QueueSnapshot;
 use crate::settings::ChannelSettings;
 
@@ -37,11 +37,11 @@ pub struct ListenerRecord {
     pub running: bool,
 }
 
-/// A persisted connection: listener plus queue.
+/// A persisted member: listener plus queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConnectionRecord {
-    /// The connection id.
-    pub id: ConnectionId,
+pub struct MemberRecord {
+    /// The member id.
+    pub id: MemberId,
     /// The listener.
     pub listener: ListenerRecord,
     /// The queued messages, for engines whose queues are not durable by
@@ -53,56 +53,52 @@ pub struct ConnectionRecord {
 #[async_trait]
 pub trait ListenerRepository: Send + Sync + 'static {
     /// The record; [`crate::Error::ItemNotFound`] if absent.
-    async fn load(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<ListenerRecord>;
+    async fn load(&self, channel: &ChannelId, member: &MemberId) -> Result<ListenerRecord>;
     /// Writes the record.
     async fn persist(
         &self,
         channel: &ChannelId,
-        connection: &ConnectionId,
+        member: &MemberId,
         listener: &ListenerRecord,
     ) -> Result<()>;
     /// Deletes the record; absent is fine.
-    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()>;
+    async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()>;
 }
 
 /// Stores queue contents.
 #[async_trait]
 pub trait QueueRepository: Send + Sync + 'static {
     /// The stored contents; [`crate::Error::ItemNotFound`] if absent.
-    async fn load(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<QueueSnapshot>;
+    async fn load(&self, channel: &ChannelId, member: &MemberId) -> Result<QueueSnapshot>;
     /// Writes the contents.
     async fn persist(
         &self,
         channel: &ChannelId,
-        connection: &ConnectionId,
+        member: &MemberId,
         queue: &QueueSnapshot,
     ) -> Result<()>;
     /// Deletes the contents; absent is fine.
-    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()>;
+    async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()>;
 }
 
-/// Stores a channel's connections.
+/// Stores a channel's members.
 #[async_trait]
-pub trait ConnectionRepository: Send + Sync + 'static {
-    /// Every connection of `channel` (and of no other channel).
-    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<ConnectionRecord>>;
+pub trait MemberRepository: Send + Sync + 'static {
+    /// Every member of `channel` (and of no other channel).
+    async fn load_all(&self, channel: &ChannelId) -> Result<Vec<MemberRecord>>;
 
-    /// One connection; [`crate::Error::InvalidConnection`] if absent.
-    async fn load_one(
-        &self,
-        channel: &ChannelId,
-        connection: &ConnectionId,
-    ) -> Result<ConnectionRecord>;
+    /// One member; [`crate::Error::InvalidMember`] if absent.
+    async fn load_one(&self, channel: &ChannelId, member: &MemberId) -> Result<MemberRecord>;
 
-    /// Writes one connection.
-    async fn persist(&self, channel: &ChannelId, connection: &ConnectionRecord) -> Result<()>;
+    /// Writes one member.
+    async fn persist(&self, channel: &ChannelId, member: &MemberRecord) -> Result<()>;
 
-    /// Deletes one connection; absent is fine.
-    async fn delete(&self, channel: &ChannelId, connection: &ConnectionId) -> Result<()>;
+    /// Deletes one member; absent is fine.
+    async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()>;
 
-    /// The connections of several channels, in the same order (one round
+    /// The members of several channels, in the same order (one round
     /// trip where the backend can; the default loops).
-    async fn load_many(&self, channels: &[ChannelId]) -> Result<Vec<Vec<ConnectionRecord>>> {
+    async fn load_many(&self, channels: &[ChannelId]) -> Result<Vec<Vec<MemberRecord>>> {
         let mut out = Vec::with_capacity(channels.len());
         for channel in channels {
             out.push(self.load_all(channel).await?);
@@ -110,22 +106,18 @@ pub trait ConnectionRepository: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// Writes several connections of one channel.
-    async fn persist_many(
-        &self,
-        channel: &ChannelId,
-        connections: &[ConnectionRecord],
-    ) -> Result<()> {
-        for connection in connections {
-            self.persist(channel, connection).await?;
+    /// Writes several members of one channel.
+    async fn persist_many(&self, channel: &ChannelId, members: &[MemberRecord]) -> Result<()> {
+        for member in members {
+            self.persist(channel, member).await?;
         }
         Ok(())
     }
 
-    /// Deletes every connection of `channel`.
+    /// Deletes every member of `channel`.
     async fn delete_all(&self, channel: &ChannelId) -> Result<()> {
-        for connection in self.load_all(channel).await? {
-            self.delete(channel, &connection.id).await?;
+        for member in self.load_all(channel).await? {
+            self.delete(channel, &member.id).await?;
         }
         Ok(())
     }

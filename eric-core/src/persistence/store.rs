@@ -4,27 +4,27 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::kv::{KvChannelRepository, KvConnectionRepository};
+use super::kv::{KvChannelRepository, KvMemberRepository};
 use super::repository::{
-    ChannelRecord, ChannelRepository, ConnectionRecord, ConnectionRepository, ListenerRecord,
+    ChannelRecord, ChannelRepository, ListenerRecord, MemberRecord, MemberRepository,
 };
 use super::storage::KvStorage;
 use crate::adapter::Adapter;
 use crate::channel::Channel;
-use crate::connection::{Connection, ConnectionsFactory};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::id::ChannelId;
 use crate::listener::Listener;
+use crate::member::{Member, MemberFactory};
 use crate::queue::Queue;
-use crate::registry::ConnectionRegistry;
+use crate::registry::MemberRegistry;
 use crate::sse::SseAdapter;
 
 /// Saves channels to repositories and rebuilds them on an engine.
 pub struct Persistence<E: Engine, A: Adapter = SseAdapter> {
     engine: E,
     channels: Arc<dyn ChannelRepository>,
-    connections: Arc<dyn ConnectionRepository>,
+    members: Arc<dyn MemberRepository>,
     adapter: PhantomData<fn() -> A>,
 }
 
@@ -33,12 +33,12 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
     pub fn new(
         engine: E,
         channels: Arc<dyn ChannelRepository>,
-        connections: Arc<dyn ConnectionRepository>,
+        members: Arc<dyn MemberRepository>,
     ) -> Self {
         Self {
             engine,
             channels,
-            connections,
+            members,
             adapter: PhantomData,
         }
     }
@@ -48,14 +48,14 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
         Self::new(
             engine,
             Arc::new(KvChannelRepository::new(storage.clone())),
-            Arc::new(KvConnectionRepository::new(storage)),
+            Arc::new(KvMemberRepository::new(storage)),
         )
     }
 
-    /// Stores `channel`: its settings, every connection it has (listener,
+    /// Stores `channel`: its settings, every member it has (listener,
     /// running flag and, for engines whose queues are not durable, queued
-    /// messages), and deletes the connections it removed since the last call,
-    /// never stored connections it does not know (another process's).
+    /// messages), and deletes the members it removed since the last call,
+    /// never stored members it does not know (another process's).
     pub async fn persist(&self, channel: &Channel<E, A>) -> Result<()> {
         let record = ChannelRecord {
             id: channel.id().clone(),
@@ -63,15 +63,13 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
         };
         self.channels.persist(&record).await?;
         let mut records = Vec::new();
-        for connection in channel.connections().await? {
-            records.push(connection_record(&connection).await?);
+        for member in channel.members().await? {
+            records.push(member_record(&member).await?);
         }
-        self.connections
-            .persist_many(channel.id(), &records)
-            .await?;
+        self.members.persist_many(channel.id(), &records).await?;
         let removed = channel.take_removed();
-        for (done, connection) in removed.iter().enumerate() {
-            if let Err(e) = self.connections.delete(channel.id(), connection).await {
+        for (done, member) in removed.iter().enumerate() {
+            if let Err(e) = self.members.delete(channel.id(), member).await {
                 channel.return_removed(removed[done..].to_vec());
                 return Err(e);
             }
@@ -91,10 +89,10 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
             None => self.channels.load_all().await?,
         };
         let ids: Vec<ChannelId> = records.iter().map(|r| r.id.clone()).collect();
-        let connections = self.connections.load_many(&ids).await?;
+        let members = self.members.load_many(&ids).await?;
         let mut out = Vec::with_capacity(records.len());
-        for (record, connections) in records.into_iter().zip(connections) {
-            out.push(self.rebuild(record, connections).await?);
+        for (record, members) in records.into_iter().zip(members) {
+            out.push(self.rebuild(record, members).await?);
         }
         Ok(out)
     }
@@ -107,31 +105,31 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
         })
     }
 
-    /// Deletes a channel and all its connections; absent is fine.
+    /// Deletes a channel and all its members; absent is fine.
     pub async fn delete(&self, channel: &ChannelId) -> Result<()> {
-        self.connections.delete_all(channel).await?;
+        self.members.delete_all(channel).await?;
         self.channels.delete(channel).await
     }
 
     async fn rebuild(
         &self,
         record: ChannelRecord,
-        connections: Vec<ConnectionRecord>,
+        members: Vec<MemberRecord>,
     ) -> Result<Channel<E, A>> {
         let channel = Channel::new(&self.engine, Some(record.id), record.settings)?;
-        for connection in connections {
-            restore_connection(&channel, connection).await?;
+        for member in members {
+            restore_member(&channel, member).await?;
         }
         Ok(channel)
     }
 }
 
-/// Registers a persisted connection on `channel`: its listener with the
+/// Registers a persisted member on `channel`: its listener with the
 /// stored running flag, and its queue with the stored messages (engines
 /// whose queues are durable stored none).
-async fn restore_connection<E: Engine, A: Adapter>(
+async fn restore_member<E: Engine, A: Adapter>(
     channel: &Channel<E, A>,
-    record: ConnectionRecord,
+    record: MemberRecord,
 ) -> Result<()> {
     let listener = Listener::with_id(record.listener.id);
     listener.set_running(record.listener.running);
@@ -139,18 +137,18 @@ async fn restore_connection<E: Engine, A: Adapter>(
     if let Some(snapshot) = record.queue {
         queue.restore(snapshot).await?;
     }
-    let connection = Connection::new(listener, queue, Some(record.id));
-    channel.registry().restore(connection).await
+    let member = Member::new(listener, queue, Some(record.id));
+    channel.registry().restore(member).await
 }
 
-async fn connection_record<Q: Queue>(connection: &Connection<Q>) -> Result<ConnectionRecord> {
-    Ok(ConnectionRecord {
-        id: connection.id().clone(),
+async fn member_record<Q: Queue>(member: &Member<Q>) -> Result<MemberRecord> {
+    Ok(MemberRecord {
+        id: member.id().clone(),
         listener: ListenerRecord {
-            id: connection.listener_id().clone(),
-            running: connection.listener().is_running(),
+            id: member.listener_id().clone(),
+            running: member.listener().is_running(),
         },
-        queue: connection.queue().snapshot().await?,
+        queue: member.queue().snapshot().await?,
     })
 }
 

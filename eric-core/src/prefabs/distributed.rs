@@ -110,11 +110,11 @@ impl<E: Engine, A: Adapter> DistributedListener<E, A> {
             channel: channel.downgrade(),
             channel_id: channel.id().clone(),
         };
-        let connection = channel
+        let member = channel
             .register_listener(Listener::with_hook(id, hook))
             .await?;
         Ok(Self {
-            listener: connection.listener().clone(),
+            listener: member.listener().clone(),
             channel: channel.downgrade(),
             channel_id: channel.id().clone(),
         })

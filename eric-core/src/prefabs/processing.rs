@@ -30,10 +30,10 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::channel::{Adapter, Channel, ChannelSettings};
-use crate::connection::Connection;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::id::{ChannelId, ListenerId};
+use crate::member::Member;
 use crate::observe::Observer;
 use crate::queue::{Delivery, Queue};
 
@@ -150,7 +150,7 @@ impl<E: Engine> DataProcessingChannel<E> {
     /// flight are yielded after the listener stops or is removed. Dropping
     /// the stream stops the popping; handlers already running finish.
     pub async fn process_queue(&self, listener: &ListenerId) -> Result<ProcessingStream> {
-        let connection = self.channel.connection(listener).await?;
+        let member = self.channel.member(listener).await?;
         let span = tracing::debug_span!(
             "process_queue",
             channel = %self.channel.id(),
@@ -159,7 +159,7 @@ impl<E: Engine> DataProcessingChannel<E> {
         let end = Arc::new(OnceLock::new());
         let run = Run {
             channel: self.channel.clone(),
-            connection,
+            member,
             end: end.clone(),
         };
         let workers = self.max_workers.get();
@@ -286,7 +286,7 @@ impl Profile {
 /// The popping side of a run.
 struct Run<E: Engine> {
     channel: Channel<E, ProcessingAdapter>,
-    connection: Connection<E::Queue>,
+    member: Member<E::Queue>,
     end: Arc<OnceLock<ProcessingEnd>>,
 }
 
@@ -305,10 +305,10 @@ fn source<E: Engine>(
 impl<E: Engine> Run<E> {
     /// The next message, or `None` (with the reason recorded) when the run stops.
     async fn pop(&self) -> Option<Delivery> {
-        if !self.connection.listener().is_running() {
+        if !self.member.listener().is_running() {
             return self.stop(ProcessingEnd::Stopped);
         }
-        match self.connection.queue().pop().await {
+        match self.member.queue().pop().await {
             Ok(delivery) => Some(delivery),
             Err(Error::NoMessages { .. }) => self.stop(ProcessingEnd::Drained),
             Err(Error::InvalidListener { .. }) => self.stop(ProcessingEnd::Removed),
@@ -330,9 +330,9 @@ impl<E: Engine> Run<E> {
     /// a panic fails this message only.
     fn spawn(&self, delivery: Delivery) -> impl Future<Output = Processed> + Send + use<E> {
         let seq = delivery.seq;
-        let listener_id = self.connection.listener_id().clone();
+        let listener_id = self.member.listener_id().clone();
         let channel = self.channel.clone();
-        let listener = self.connection.listener().clone();
+        let listener = self.member.listener().clone();
         let handle = tokio::spawn(
             async move {
                 channel.run_hook(&listener, &delivery).await.map(|()| {

@@ -65,13 +65,13 @@ pub async fn new_listeners_are_stopped_and_listed_in_registration_order<F: Engin
         ch.listener_ids().await.unwrap(),
         [a.id().clone(), b.id().clone(), c.id().clone()]
     );
-    let conns = ch.connections().await.unwrap();
-    assert_eq!(conns.len(), 3);
-    assert_eq!(conns[1].listener_id(), b.id());
+    let members = ch.members().await.unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members[1].listener_id(), b.id());
     assert_ne!(
-        conns[1].id().as_str(),
+        members[1].id().as_str(),
         b.id().as_str(),
-        "connection ids are not listener ids"
+        "member ids are not listener ids"
     );
     assert_eq!(ch.get_listener(b.id()).await.unwrap().id(), b.id());
 }
@@ -209,11 +209,11 @@ pub async fn re_registering_a_listener_keeps_its_queue<F: EngineFixture>(f: &F) 
     ch.dispatch(l.id(), msg("t", json!(1))).await.unwrap();
     let again = Listener::with_id(l.id().clone());
     again.start();
-    let conn = ch.register_listener(again.clone()).await.unwrap();
+    let member = ch.register_listener(again.clone()).await.unwrap();
     assert_eq!(ch.listener_ids().await.unwrap().len(), 1);
     assert!(ch.get_listener(l.id()).await.unwrap().is_running());
     assert_eq!(
-        payload_of(&ch.deliver_next(conn.listener_id()).await.unwrap()),
+        payload_of(&ch.deliver_next(member.listener_id()).await.unwrap()),
         1
     );
 }
@@ -242,12 +242,12 @@ pub async fn re_registering_a_listener_ends_streams_on_the_replaced_object<F: En
     assert_eq!(payload_of(&next_message(&mut again).await), 1);
 }
 
-/// `register_connection` registers as-is and refuses a taken id.
-pub async fn register_connection_refuses_a_taken_listener_id<F: EngineFixture>(f: &F) {
+/// `register_member` registers as-is and refuses a taken id.
+pub async fn register_member_refuses_a_taken_listener_id<F: EngineFixture>(f: &F) {
     let ch = channel(f);
     let l = ch.add_listener().await.unwrap();
-    let conn = ch.connection(l.id()).await.unwrap();
-    let err = ch.register_connection(conn).await.unwrap_err();
+    let member = ch.member(l.id()).await.unwrap();
+    let err = ch.register_member(member).await.unwrap_err();
     assert!(matches!(err, Error::ListenerExists { .. }));
 }
 
@@ -314,10 +314,10 @@ pub async fn stream_yields_what_is_queued_and_ends_when_the_hook_stops_the_liste
         StreamItem::End(StreamEnd::Stopped)
     ));
     drop(s);
-    let conn = ch.connection(l.id()).await.unwrap();
+    let member = ch.member(l.id()).await.unwrap();
     within("the unsent message to return", async {
         loop {
-            let armed = crate::queue::Queue::wakeup(conn.queue()).armed();
+            let armed = crate::queue::Queue::wakeup(member.queue()).armed();
             tokio::pin!(armed);
             armed.as_mut().enable();
             if ch.queue_len(l.id()).await.unwrap() == 1 {
@@ -398,7 +398,7 @@ pub async fn resume_after_last_event_id_redelivers_exactly_the_rest<F: EngineFix
     .map(|d| d.seq)
     .collect();
     assert_eq!(seen, [1, 2, 3]);
-    // The client got only 1 before its connection dropped.
+    // The client got only 1 before its stream dropped.
     drop(s);
     ch.dispatch(l.id(), msg("t", json!(6))).await.unwrap();
     let mut resumed = ch

@@ -158,8 +158,8 @@ pub async fn byte_count_stays_exact_across_take_rewind_unread_restore_and_delive
     let l = ch.add_listener().await.unwrap();
     let id = l.id();
     ch.start_listener(id).await.unwrap();
-    let connection = ch.connection(id).await.unwrap();
-    let q = connection.queue();
+    let member = ch.member(id).await.unwrap();
+    let q = member.queue();
     let mut next = 10;
     // Pushes: 10..13 (seq 1..4).
     assert_eq!(fill(&ch, id, &mut next, max).await, 4);
@@ -220,8 +220,8 @@ pub async fn replay_window_is_bounded_in_bytes_too<F: EngineFixture>(f: &F) {
         },
     );
     let l = ch.add_listener().await.unwrap();
-    let connection = ch.connection(l.id()).await.unwrap();
-    let q = connection.queue();
+    let member = ch.member(l.id()).await.unwrap();
+    let q = member.queue();
     for round in 0..2 {
         for n in 0..3 {
             ch.dispatch(l.id(), sized(10 + 3 * round + n))

@@ -135,7 +135,7 @@ pub async fn restore_brings_back_settings_listeners_flags_and_messages<F: Persis
     assert_eq!(restored.queue_len(idle.id()).await.unwrap(), 1);
 }
 
-/// Reference bug: channel `ab` loaded the connections of `abc` and `ab:x`,
+/// Reference bug: channel `ab` loaded the members of `abc` and `ab:x`,
 /// and glob characters matched other channels.
 pub async fn channel_ids_sharing_prefixes_or_pattern_characters_stay_apart<
     F: PersistenceFixture,
@@ -210,10 +210,8 @@ pub async fn persist_deletes_the_listeners_it_removed<F: PersistenceFixture>(f: 
     assert_eq!(restored.listener_ids().await.unwrap(), [keep.id().clone()]);
 }
 
-/// Reference bug: deleting a channel that had connections crashed.
-pub async fn delete_removes_a_channel_with_connections_and_is_idempotent<F: PersistenceFixture>(
-    f: &F,
-) {
+/// Reference bug: deleting a channel that had members crashed.
+pub async fn delete_removes_a_channel_with_members_and_is_idempotent<F: PersistenceFixture>(f: &F) {
     let (_, store) = f.node();
     let ch = new_channel(f, "doomed");
     let l = ch.add_listener().await.unwrap();

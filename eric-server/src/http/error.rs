@@ -45,7 +45,7 @@ impl From<Error> for ApiError {
         let (status, code) = match &e {
             Error::InvalidChannel { .. } => (S::NOT_FOUND, "channel_not_found"),
             Error::InvalidListener { .. } => (S::NOT_FOUND, "listener_not_found"),
-            Error::InvalidConnection { .. } => (S::NOT_FOUND, "connection_not_found"),
+            Error::InvalidMember { .. } => (S::NOT_FOUND, "connection_not_found"),
             Error::ChannelExists { .. } => (S::CONFLICT, "channel_exists"),
             Error::ListenerExists { .. } => (S::CONFLICT, "listener_exists"),
             Error::NoMessages {

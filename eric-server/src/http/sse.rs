@@ -83,7 +83,7 @@ pub(super) async fn head<E: Backend>(
 ) -> ApiResult<Response> {
     let channel = state.broker.channel(channel).await?;
     if let Some(listener) = listener {
-        channel.connection(listener).await?;
+        channel.member(listener).await?;
     }
     let mut response = StatusCode::OK.into_response();
     stream_headers(response.headers_mut());
