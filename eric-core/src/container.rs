@@ -14,7 +14,7 @@ use crate::sse::SseAdapter;
 
 type Map<E, A> = IndexMap<ChannelId, Channel<E, A>, foldhash::quality::RandomState>;
 
-/// A registry of channels.
+/// Channels by id, in the order they were added.
 ///
 /// Lock discipline: a `std::sync::RwLock` around the map, held for map
 /// operations only; channels are cloned out before anyone awaits on them.

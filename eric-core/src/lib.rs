@@ -43,7 +43,8 @@
 //!   the byte measure [`queue::stored_size`] and the in-memory engine's
 //!   node-wide [`queue::MemoryBudget`].
 //! - [`listener`]: [`Listener`] and its [`OnMessage`] hook.
-//! - [`member`]: [`Member`] and [`MemberFactory`].
+//! - [`member`]: [`Member`], a listener paired with its queue (the
+//!   reference's "connection"), and [`MemberFactory`].
 //! - [`registry`]: [`MemberRegistry`], where a channel keeps its members.
 //! - [`engine`]: the [`Engine`] trait and [`MemoryEngine`].
 //! - [`settings`]: [`ChannelSettings`], what a channel is created and

@@ -140,8 +140,8 @@ impl Listener {
 
     /// Sets the running flag.
     pub fn set_running(&self, running: bool) {
-        // Under the watch's lock, so concurrent setters leave the atomic and
-        // the watch agreeing.
+        // Under the `watch` cell's lock, so concurrent setters leave the
+        // atomic and the cell agreeing.
         self.0.changes.send_if_modified(|r| {
             self.0.running.store(running, Ordering::Release);
             std::mem::replace(r, running) != running

@@ -233,7 +233,7 @@ enum Event {
     Finished(String),
 }
 
-/// Watches handlers: reports each start and finish, counts how many run at
+/// Follows handlers: reports each start and finish, counts how many run at
 /// once, and, when gated, holds each until the test opens its message type.
 struct Probe {
     gated: bool,

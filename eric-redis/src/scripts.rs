@@ -169,13 +169,13 @@ pub(crate) struct Scripts {
     /// KEYS index, order (the global `{%}` slot); ARGV channel. Adds it to
     /// the channel index unless it is there.
     pub(crate) index_channel: Script,
-    /// KEYS leases; ARGV `add`|`renew`, lease in ms, then members. Sets
-    /// their expiry to now + lease (Redis's clock); `renew` skips members
-    /// no longer there. → the skipped members.
+    /// KEYS leases; ARGV `add`|`renew`, lease in ms, then entries. Sets
+    /// their expiry to now + lease (Redis's clock); `renew` skips entries
+    /// no longer there. → the skipped entries.
     pub(crate) lease_hold: Script,
-    /// KEYS leases; ARGV limit. → members whose expiry has passed.
+    /// KEYS leases; ARGV limit. → entries whose expiry has passed.
     pub(crate) lease_lapsed: Script,
-    /// KEYS leases; ARGV members. Deletes those still lapsed (one renewed
+    /// KEYS leases; ARGV entries. Deletes those still lapsed (one renewed
     /// meanwhile stays). → how many.
     pub(crate) lease_forget: Script,
 }

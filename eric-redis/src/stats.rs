@@ -58,7 +58,7 @@ pub struct RedisStats {
 }
 
 /// What the node's pub/sub subscriber connection has done, for metrics and
-/// for watching it work.
+/// for tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PubSubActivity {
     /// Sessions established (the first connection, then one per

@@ -30,7 +30,7 @@ pub(super) async fn start_container() -> Result<(String, ContainerAsync<Redis>),
     Ok((format!("redis://{host}:{port}"), container))
 }
 
-/// `registry:5000/redis:7.2` → (`registry:5000/redis`, `7.2`); no tag means
+/// `localhost:5000/redis:7.2` → (`localhost:5000/redis`, `7.2`); no tag means
 /// `latest`.
 fn split_image(image: &str) -> (&str, &str) {
     let name_start = image.rfind('/').map_or(0, |i| i + 1);

@@ -2,7 +2,7 @@
 //!
 //! The server is an actor: one task owns the child process (it alone
 //! signals and reaps it, so a pid is never signalled after reuse) and
-//! publishes its exit on a `watch`; two more tasks drain its stdout and
+//! publishes its exit in a `watch` cell; two more tasks drain its stdout and
 //! stderr into a bounded [`LogTail`], printed when a test panics. Nothing
 //! sleeps: readiness is the server's own `Ready to accept connections` log
 //! line, and a stop is the reaped exit.
