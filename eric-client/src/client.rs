@@ -275,7 +275,11 @@ impl Client {
             }
             answer(&url, request)
         };
-        let retries = if write.key.is_some() { write.retries } else { 0 };
+        let retries = if write.key.is_some() {
+            write.retries
+        } else {
+            0
+        };
         let response = retrying(retries, attempt).await?;
         let replayed = response
             .headers()

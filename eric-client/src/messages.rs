@@ -50,8 +50,8 @@ impl Message {
 
     /// A message whose payload is `payload` encoded as JSON.
     pub fn json(msg_type: impl Into<String>, payload: &impl Serialize) -> Result<Self> {
-        let payload = serde_json::value::to_raw_value(payload)
-            .map_err(|source| Error::Encode { source })?;
+        let payload =
+            serde_json::value::to_raw_value(payload).map_err(|source| Error::Encode { source })?;
         Ok(Self::raw(msg_type, payload))
     }
 }

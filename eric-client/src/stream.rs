@@ -125,11 +125,8 @@ impl Client {
         channel: impl AsRef<str>,
         listener: impl AsRef<str>,
     ) -> StreamRequest {
-        let path = crate::listeners::listener_path(
-            channel.as_ref(),
-            listener.as_ref(),
-            Some("events"),
-        );
+        let path =
+            crate::listeners::listener_path(channel.as_ref(), listener.as_ref(), Some("events"));
         self.stream_request(self.url(&path), true)
     }
 
@@ -321,33 +318,33 @@ impl Follow {
         self.body = Some(body);
         Ok(())
     }
-
 }
 
 /// The next chunk of `body`, from `url`, under the `idle` timeout. (Not a
 /// method: a borrowed `Follow` held across the await would have to be
 /// `Sync`, which the response body is not.)
 async fn read(url: &Url, idle: Duration, body: &mut Body) -> Result<Bytes> {
-        let stream_error = |problem| Error::Stream {
+    let stream_error = |problem| Error::Stream {
+        url: url.to_string(),
+        problem,
+    };
+    match tokio::time::timeout(idle, body.next()).await {
+        Ok(Some(Ok(chunk))) => Ok(chunk),
+        Ok(Some(Err(source))) => Err(Error::Request {
             url: url.to_string(),
-            problem,
-        };
-        match tokio::time::timeout(idle, body.next()).await {
-            Ok(Some(Ok(chunk))) => Ok(chunk),
-            Ok(Some(Err(source))) => Err(Error::Request {
-                url: url.to_string(),
-                source,
-            }),
-            Ok(None) => Err(stream_error(StreamProblem::Closed)),
-            Err(_) => Err(stream_error(StreamProblem::Idle(idle))),
-        }
+            source,
+        }),
+        Ok(None) => Err(stream_error(StreamProblem::Closed)),
+        Err(_) => Err(stream_error(StreamProblem::Idle(idle))),
+    }
 }
 
 impl Follow {
     fn feed(&mut self, chunk: &[u8]) {
         let url = &self.request.url;
         let queue = &mut self.queue;
-        self.parser.feed(chunk, |field| queue.push_back(item(url, field)));
+        self.parser
+            .feed(chunk, |field| queue.push_back(item(url, field)));
     }
 
     /// The next parsed item, if any, noting what it changes.

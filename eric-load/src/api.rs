@@ -134,8 +134,7 @@ pub(crate) fn message(payload: &impl serde::Serialize) -> Result<Message> {
 /// `message` as a request body, for connections that write their own
 /// requests.
 pub(crate) fn body(message: &Message) -> Result<Vec<u8>> {
-    serde_json::to_vec(message)
-        .map_err(|source| eric_client::Error::Encode { source }.into())
+    serde_json::to_vec(message).map_err(|source| eric_client::Error::Encode { source }.into())
 }
 
 /// Microseconds since the Unix epoch: a send time another process (or task)

@@ -47,7 +47,6 @@ use tokio::task::JoinHandle;
 
 use report::Report;
 
-
 /// Options of `eric load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {

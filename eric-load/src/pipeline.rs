@@ -270,7 +270,8 @@ mod tests {
     #[test]
     fn endpoints_come_from_http_urls() {
         let url = |text: &str| Url::parse(text).unwrap();
-        let (endpoint, path) = Endpoint::parse(&url("http://127.0.0.1:9/v1/channels/c?x=1")).unwrap();
+        let (endpoint, path) =
+            Endpoint::parse(&url("http://127.0.0.1:9/v1/channels/c?x=1")).unwrap();
         assert_eq!(
             (endpoint.addr.as_str(), path.as_str()),
             ("127.0.0.1:9", "/v1/channels/c?x=1")

@@ -119,7 +119,10 @@ async fn live(api: &Api, channel: &str, args: &StreamArgs, report: &mut Report) 
     let (readers, ready) = spawn_readers(api, channel, &listeners, args.messages, &give_up);
     let readers = all_ready(readers, ready, &give_up).await?;
     let (targets, requests): (Arc<[Target]>, u64) = match args.broadcast {
-        true => (Arc::from([Target::Channel(channel.to_owned())]), args.messages),
+        true => (
+            Arc::from([Target::Channel(channel.to_owned())]),
+            args.messages,
+        ),
         false => (
             listeners
                 .iter()

@@ -32,7 +32,11 @@ pub(super) enum Target {
 
 /// Follows `request` until its stream ends, `--max-events` are printed,
 /// stdout closes, Ctrl-C, or reconnecting fails for too long.
-pub(super) async fn follow(request: StreamRequest, target: Target, args: &StreamArgs) -> Result<()> {
+pub(super) async fn follow(
+    request: StreamRequest,
+    target: Target,
+    args: &StreamArgs,
+) -> Result<()> {
     let request = request
         .idle_timeout(Duration::from_secs(args.idle_timeout))
         .give_up_after(Duration::from_secs(args.give_up_after));

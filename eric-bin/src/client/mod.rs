@@ -379,9 +379,8 @@ async fn print_line(text: &str) -> Result<()> {
 /// `serde_json::Value`, whose key order is the one this command always
 /// printed.
 async fn print_json(value: &impl Serialize) -> Result<()> {
-    let value = serde_json::to_value(value).map_err(|e| crate::error::Error::Output {
-        source: e.into(),
-    })?;
+    let value = serde_json::to_value(value)
+        .map_err(|e| crate::error::Error::Output { source: e.into() })?;
     output::json_line(&value).await.map(drop)
 }
 
