@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use eric_client::{
-    Client, EndReason, Error, Event, EventStream, Message, NewChannel, StreamItem, Write,
+    Client, EndReason, Error, Event, EventStream, Message, NewChannel, Queued, StreamItem, Write,
+    Written,
 };
 use eric_redis::test_support::TestRedis;
 use eric_server::{Config, Server};
@@ -44,6 +45,15 @@ impl TestServer {
         Self::start(config_on("127.0.0.1:0".parse().unwrap())).await
     }
 
+    /// A memory server with a channel `c`, and a client of it.
+    async fn with_channel_c() -> (Self, Client) {
+        let server = Self::memory().await;
+        let client = server.client();
+        let channel = NewChannel::new().id("c");
+        client.create_channel(&channel).await.unwrap();
+        (server, client)
+    }
+
     fn client(&self) -> Client {
         Client::new(&format!("http://{}", self.addr)).unwrap()
     }
@@ -67,6 +77,21 @@ fn config_on(addr: SocketAddr) -> Config {
 
 fn message(msg_type: &str, payload: serde_json::Value) -> Message {
     Message::json(msg_type, &payload).unwrap()
+}
+
+/// Dispatches an unnamed message to listener `listener` of channel `c`.
+async fn dispatch(
+    client: &Client,
+    listener: &str,
+    msg_type: &str,
+    payload: serde_json::Value,
+) -> Written<Queued> {
+    let message = message(msg_type, payload);
+    let write = Write::new();
+    client
+        .dispatch("c", listener, &message, &write)
+        .await
+        .unwrap()
 }
 
 /// The next item of `stream`, under the deadline.
@@ -116,12 +141,7 @@ async fn channels_are_created_listed_shown_and_deleted() {
 
 #[tokio::test]
 async fn listeners_are_added_shown_started_stopped_and_removed() {
-    let server = TestServer::memory().await;
-    let client = server.client();
-    client
-        .create_channel(&NewChannel::new().id("c"))
-        .await
-        .unwrap();
+    let (server, client) = TestServer::with_channel_c().await;
     let first = client.add_listener("c", None).await.unwrap();
     assert_eq!(client.add_listener("c", Some("l2")).await.unwrap(), "l2");
     let listed = client.listeners("c").await.unwrap();
@@ -146,20 +166,12 @@ async fn listeners_are_added_shown_started_stopped_and_removed() {
 
 #[tokio::test]
 async fn dispatch_broadcast_and_next() {
-    let server = TestServer::memory().await;
-    let client = server.client();
-    client
-        .create_channel(&NewChannel::new().id("c"))
-        .await
-        .unwrap();
+    let (server, client) = TestServer::with_channel_c().await;
     for listener in ["l1", "l2"] {
         client.add_listener("c", Some(listener)).await.unwrap();
     }
     let once = Write::new();
-    let queued = client
-        .dispatch("c", "l1", &message("greet", json!({"a": [1, "x"]})), &once)
-        .await
-        .unwrap();
+    let queued = dispatch(&client, "l1", "greet", json!({"a": [1, "x"]})).await;
     assert_eq!((queued.value.seq, queued.replayed), (1, false));
     let broadcast = client
         .broadcast("c", &message("news", json!("hello")), &once)
@@ -191,12 +203,7 @@ async fn dispatch_broadcast_and_next() {
 /// repeats say they were replayed.
 #[tokio::test]
 async fn named_writes_apply_once_and_say_so() {
-    let server = TestServer::memory().await;
-    let client = server.client();
-    client
-        .create_channel(&NewChannel::new().id("c"))
-        .await
-        .unwrap();
+    let (server, client) = TestServer::with_channel_c().await;
     client.add_listener("c", Some("l")).await.unwrap();
     let dispatch = Write::once("order-1").retries(2);
     let message = message("t", json!(1));
@@ -266,25 +273,13 @@ async fn refusals_carry_the_servers_code_and_transport_failures_the_url() {
 
 #[tokio::test]
 async fn a_listeners_stream_yields_events_then_its_end() {
-    let server = TestServer::memory().await;
-    let client = server.client();
-    client
-        .create_channel(&NewChannel::new().id("c"))
-        .await
-        .unwrap();
+    let (server, client) = TestServer::with_channel_c().await;
     client.add_listener("c", Some("l")).await.unwrap();
     // Open returns once the stream is registered: what follows reaches it.
     let mut stream = client.listener_events("c", "l").open().await.unwrap();
     assert!(stream.retry().is_some());
-    let once = Write::new();
-    client
-        .dispatch("c", "l", &message("a", json!({"n": 1})), &once)
-        .await
-        .unwrap();
-    client
-        .dispatch("c", "l", &message("b", json!([2])), &once)
-        .await
-        .unwrap();
+    dispatch(&client, "l", "a", json!({"n": 1})).await;
+    dispatch(&client, "l", "b", json!([2])).await;
     let first = next_event(&mut stream).await;
     assert_eq!((first.id, first.event.as_str()), (Some(1), "a"));
     assert_eq!(first.json::<serde_json::Value>().unwrap(), json!({"n": 1}));
@@ -310,12 +305,8 @@ async fn a_resume_past_the_replay_window_yields_a_gap() {
     let channel = NewChannel::new().id("c").replay_window(1);
     client.create_channel(&channel).await.unwrap();
     client.add_listener("c", Some("l")).await.unwrap();
-    let once = Write::new();
     for n in 1..=3 {
-        client
-            .dispatch("c", "l", &message("m", json!(n)), &once)
-            .await
-            .unwrap();
+        dispatch(&client, "l", "m", json!(n)).await;
     }
     let mut stream = client.listener_events("c", "l").open().await.unwrap();
     for n in 1..=3 {
@@ -335,12 +326,7 @@ async fn a_resume_past_the_replay_window_yields_a_gap() {
 
 #[tokio::test]
 async fn a_channels_stream_yields_its_broadcasts() {
-    let server = TestServer::memory().await;
-    let client = server.client();
-    client
-        .create_channel(&NewChannel::new().id("c"))
-        .await
-        .unwrap();
+    let (server, client) = TestServer::with_channel_c().await;
     let mut stream = client.channel_events("c").open().await.unwrap();
     let once = Write::new();
     client
