@@ -59,4 +59,4 @@ pub use error::{Error, Result, StreamProblem};
 pub use listeners::ListenerInfo;
 pub use messages::{Broadcast, Delivery, Message, Queued};
 pub use reqwest::Url;
-pub use stream::{EndReason, Event, EventStream, StreamItem, StreamRequest};
+pub use stream::{EndReason, EventStream, StreamEvent, StreamItem, StreamRequest};

@@ -44,11 +44,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default for [`StreamRequest::give_up_after`].
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
-/// One event of a stream: a message (or, on a channel's stream, a
-/// broadcast).
+/// One event of a stream as it came over the wire: a message (or, on a
+/// channel's stream, a broadcast) with its payload still JSON text. (Not
+/// named `Event`: that name is kept for a trait of typed events, decoded
+/// from this.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Event {
+pub struct StreamEvent {
     /// Its SSE id: the message's `seq` (`None` if the server sent none).
     pub id: Option<u64>,
     /// Its SSE event name: the message's type.
@@ -58,7 +60,7 @@ pub struct Event {
     pub data: String,
 }
 
-impl Event {
+impl StreamEvent {
     /// The payload decoded as `T`.
     pub fn json<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
         serde_json::from_str(&self.data)
@@ -70,7 +72,7 @@ impl Event {
 #[non_exhaustive]
 pub enum StreamItem {
     /// A message.
-    Event(Event),
+    Event(StreamEvent),
     /// `eric-gap`: on a resume, messages after `after` had left the
     /// server's replay window and are lost (`None` if it did not say).
     Gap {
@@ -454,7 +456,7 @@ fn item(url: &Url, field: Field<'_>) -> Result<StreamItem> {
             _ => Ok(StreamItem::End(EndReason::Other(reason))),
         };
     }
-    Ok(StreamItem::Event(Event {
+    Ok(StreamItem::Event(StreamEvent {
         id: field.id.and_then(parse_u64),
         event: text(field.event),
         data: text(field.data),

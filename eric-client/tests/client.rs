@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use eric_client::{
-    Client, EndReason, Error, Event, EventStream, Message, NewChannel, Queued, StreamItem, Write,
-    Written,
+    Client, EndReason, Error, EventStream, Message, NewChannel, Queued, StreamEvent, StreamItem,
+    Write, Written,
 };
 use eric_redis::test_support::TestRedis;
 use eric_server::{Config, Server};
@@ -104,7 +104,7 @@ async fn next_item(stream: &mut EventStream) -> StreamItem {
 }
 
 /// The next item, which must be an event.
-async fn next_event(stream: &mut EventStream) -> Event {
+async fn next_event(stream: &mut EventStream) -> StreamEvent {
     match next_item(stream).await {
         StreamItem::Event(event) => event,
         other => panic!("expected an event, got {other:?}"),

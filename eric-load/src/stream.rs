@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eric_client::{Event, StreamItem, StreamRequest};
+use eric_client::{StreamEvent, StreamItem, StreamRequest};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -75,7 +75,7 @@ struct Received {
 impl Received {
     /// Counts `event` if it is one of the tool's, with its latency when
     /// `measure`; else describes it.
-    fn take(&mut self, event: &Event, measure: bool) -> Result<(), String> {
+    fn take(&mut self, event: &StreamEvent, measure: bool) -> Result<(), String> {
         match (event.event.as_str(), event.data.parse::<u64>()) {
             ("load", Ok(sent)) => {
                 self.events += 1;

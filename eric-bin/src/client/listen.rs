@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use eric_client::{EndReason, Event, EventStream, StreamItem, StreamRequest};
+use eric_client::{EndReason, EventStream, StreamEvent, StreamItem, StreamRequest};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -149,7 +149,7 @@ fn data(text: &str) -> Data {
     Data::Text(text.to_owned())
 }
 
-async fn print_event(event: &Event) -> Result<output::Flow> {
+async fn print_event(event: &StreamEvent) -> Result<output::Flow> {
     output::json_line(&EventLine {
         id: event.id,
         event: &event.event,
