@@ -26,7 +26,8 @@ pub enum Error {
 
     /// The server refused the request: an error status with the API's error
     /// body (`{"error": {"code": ..., "message": ...}}`), or with another
-    /// body (a proxy's page), kept in `message` and `code` left `None`.
+    /// body (a proxy's page), kept whole in `message` with `code` `None`
+    /// (the error line quotes it shortened).
     #[error("{url} answered {status}: {}", describe(code.as_deref(), message))]
     Api {
         /// The URL.
@@ -36,8 +37,7 @@ pub enum Error {
         /// The server's stable error code (`channel_not_found`, ...): what
         /// a program branches on. `None` when the body was not eric's.
         code: Option<String>,
-        /// The server's message for people, or the body as sent
-        /// (shortened; `(no body)` when empty).
+        /// The server's message for people, or the body as sent.
         message: String,
     },
 
@@ -149,7 +149,7 @@ impl Error {
         }
         let (code, message) = match serde_json::from_str::<Shape>(body) {
             Ok(Shape { error }) => (Some(error.code), error.message),
-            Err(_) => (None, quote(body)),
+            Err(_) => (None, body.to_owned()),
         };
         Self::Api {
             url: url.to_string(),
@@ -164,7 +164,7 @@ impl Error {
 fn describe(code: Option<&str>, message: &str) -> String {
     match code {
         Some(code) => format!("{code}: {message}"),
-        None => message.to_owned(),
+        None => quote(message),
     }
 }
 
@@ -201,10 +201,16 @@ mod tests {
         let blank = Error::api(&url(), 502, "  ");
         assert!(blank.to_string().ends_with("502: (no body)"), "{blank}");
         assert_eq!(blank.code(), None);
-        let Error::Api { message, .. } = Error::api(&url(), 502, &"x".repeat(1000)) else {
+        let long = Error::api(&url(), 502, &"x".repeat(1000));
+        let Error::Api { message, .. } = &long else {
             unreachable!()
         };
-        assert_eq!(message.len(), MAX_QUOTED_BODY + 3);
+        assert_eq!(message.len(), 1000, "the body is kept whole");
+        let line = long.to_string();
+        assert!(
+            line.ends_with(&format!("{}...", "x".repeat(MAX_QUOTED_BODY))),
+            "{line}"
+        );
     }
 
     #[test]
