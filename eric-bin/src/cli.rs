@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::{shutdown, telemetry};
 use clap::{Parser, Subcommand};
 use eric_server::config::{Config, LogFormat};
@@ -42,7 +42,7 @@ enum Command {
     },
     /// Drive a running server and measure it (dispatch and SSE rates,
     /// latency percentiles, idle streams).
-    Load(crate::load::LoadArgs),
+    Load(eric_load::LoadArgs),
     #[command(flatten)]
     Client(crate::client::ClientCommand),
 }
@@ -78,7 +78,7 @@ impl Cli {
                 Ok(())
             }
             Command::Health { wait } => health(&self.url, wait).await,
-            Command::Load(args) => crate::load::run(&self.url, args).await,
+            Command::Load(args) => Ok(eric_load::run(&self.url, args).await?),
             Command::Client(command) => {
                 crate::client::run(&self.url, self.token.as_deref(), command).await
             }
@@ -86,25 +86,11 @@ impl Cli {
     }
 }
 
+/// Asks the server whether it is ready. No token: `/readyz` is open, and a
+/// container's health check has none.
 async fn health(base: &str, wait: bool) -> Result<()> {
-    let url = format!(
-        "{}/readyz{}",
-        base.trim_end_matches('/'),
-        if wait { "?wait=ready" } else { "" }
-    );
-    let response = reqwest::get(&url)
-        .await
-        .map_err(Error::request(url.as_str()))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let body = response.text().await.unwrap_or_default();
-    Err(Error::Answer {
-        url,
-        status: status.as_u16(),
-        body,
-    })
+    let client = eric_client::Client::new(base)?;
+    Ok(client.ready(wait).await?)
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

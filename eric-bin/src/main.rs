@@ -1,14 +1,14 @@
 //! # eric-bin
 //!
 //! The `eric` binary: parses the command line and hands over to the server
-//! library (`eric serve`) or to its own client subcommands and load tool.
+//! library (`eric serve`), to its client subcommands (over `eric-client`),
+//! or to the load tool (`eric-load`).
 //!
 //! ## Layout
 //!
 //! - `cli`: the clap command line and `eric serve` / `eric config` /
 //!   `eric health`.
-//! - `client`: the client subcommands (HTTP).
-//! - `load`: the load tool (`eric load`).
+//! - `client`: the client subcommands and how they print.
 //! - `shutdown`, `telemetry`: signals and logging.
 //! - `error`: the binary's `Error`.
 
@@ -19,7 +19,6 @@ use clap::Parser;
 mod cli;
 mod client;
 mod error;
-mod load;
 mod shutdown;
 mod telemetry;
 

@@ -2,34 +2,31 @@
 //!
 //! Results go to stdout as plain ids or one JSON value per line, so scripts
 //! can read them; notes (stream warnings, reconnections) go to stderr.
-//! Failures are [`Error`](crate::error::Error)s, which `main` prints as one line
-//! before exiting with status 1: [`Error::Request`](crate::error::Error::Request)
-//! when the server cannot be reached, [`Error::Answer`](crate::error::Error::Answer)
-//! with the server's error code and message otherwise.
+//! Calls go through `eric-client`. Failures are
+//! [`Error`](crate::error::Error)s, which `main` prints as one line before
+//! exiting with status 1: the client's `Request` error when the server
+//! cannot be reached, its `Api` error with the server's status, error code
+//! and message otherwise.
 //! Arguments the server would refuse (ids, message types, a PAYLOAD that is
 //! not JSON) are refused here first, before any request.
 //!
 //! ## Layout
 //!
 //! - this file: [`ClientCommand`] and the dispatch of the one-shot commands.
-//! - `api`: the typed HTTP client and its error mapping.
-//! - `listen`: `listen` and `watch`, the streaming commands (reconnection).
-//! - `backoff`: the waits between reconnection attempts.
+//! - `listen`: `listen` and `watch`, the streaming commands: what they
+//!   print of the client's stream items.
 //! - `output`: writing results and notes.
 
-mod api;
-mod backoff;
 mod listen;
 mod output;
 
+use eric_client::{Client, Message, NewChannel, Write, Written};
 use eric_core::id::IdErrorReason;
 use eric_core::{ChannelId, IdError, ListenerId, MessageType};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::Result;
-use api::Api;
 
 /// The client subcommands (`--url` names the server).
 #[derive(Debug, clap::Subcommand)]
@@ -210,16 +207,11 @@ pub(crate) struct Once {
 }
 
 impl Once {
-    /// `POST`s `body` to `path`: once without a key, with retries with one.
-    async fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        api: &Api,
-        path: &[&str],
-        body: &impl Serialize,
-    ) -> Result<T> {
+    /// How the write is sent: once without a key, with retries with one.
+    fn write(&self) -> Write {
         match &self.idempotency_key {
-            Some(key) => api.post_once(path, body, key, self.retries).await,
-            None => api.post(path, Some(body)).await,
+            Some(key) => Write::once(key.as_str()).retries(self.retries),
+            None => Write::new(),
         }
     }
 }
@@ -227,12 +219,15 @@ impl Once {
 /// Runs `command` against the server at `url`, with `token` as the bearer
 /// token of every request when given.
 pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) -> Result<()> {
-    let api = Api::new(url, token)?;
+    let mut client = Client::builder(url);
+    if let Some(token) = token {
+        client = client.token(token);
+    }
+    let client = client.build()?;
     match command {
-        ClientCommand::Create(args) => create(&api, args).await,
+        ClientCommand::Create(args) => create(&client, args).await,
         ClientCommand::Channels => {
-            let list: ChannelList = api.get(&["v1", "channels"]).await?;
-            for id in &list.channels {
+            for id in &client.channels().await? {
                 if output::line(id).await?.is_break() {
                     break;
                 }
@@ -240,29 +235,28 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
             Ok(())
         }
         ClientCommand::Info { channel } => {
-            let info: Value = api.get(&["v1", "channels", channel_id(&channel)?]).await?;
+            let info = client.channel(channel_id(&channel)?).await?;
             print_json(&info).await
         }
         ClientCommand::RemoveChannel { channel } => {
-            api.delete(&["v1", "channels", channel_id(&channel)?]).await
+            Ok(client.delete_channel(channel_id(&channel)?).await?)
         }
         ClientCommand::Subscribe { channel, id } => {
             let id = id.as_deref().map(listener_id).transpose()?;
-            let body = id.map(|id| NewListener { id });
-            let path = ["v1", "channels", channel_id(&channel)?, "listeners"];
-            let created: Created = api.post(&path, body.as_ref()).await?;
-            print_line(&created.id).await
+            let created = client.add_listener(channel_id(&channel)?, id).await?;
+            print_line(&created).await
         }
         ClientCommand::RemoveListener { channel, listener } => {
-            api.delete(&listener_path(&channel, &listener, None)?).await
+            let (channel, listener) = ids(&channel, &listener)?;
+            Ok(client.remove_listener(channel, listener).await?)
         }
         ClientCommand::Start { channel, listener } => {
-            api.post_empty(&listener_path(&channel, &listener, Some("start"))?)
-                .await
+            let (channel, listener) = ids(&channel, &listener)?;
+            Ok(client.start(channel, listener).await?)
         }
         ClientCommand::Stop { channel, listener } => {
-            api.post_empty(&listener_path(&channel, &listener, Some("stop"))?)
-                .await
+            let (channel, listener) = ids(&channel, &listener)?;
+            Ok(client.stop(channel, listener).await?)
         }
         ClientCommand::Dispatch {
             channel,
@@ -271,10 +265,12 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
             payload,
             once,
         } => {
-            let body = message(&msg_type, &payload)?;
-            let path = listener_path(&channel, &listener, Some("messages"))?;
-            let queued: Queued = once.post(&api, &path, &body).await?;
-            print_line(&queued.seq.to_string()).await
+            let message = message(&msg_type, &payload)?;
+            let (channel, listener) = ids(&channel, &listener)?;
+            let Written { value, .. } = client
+                .dispatch(channel, listener, &message, &once.write())
+                .await?;
+            print_line(&value.seq.to_string()).await
         }
         ClientCommand::Broadcast {
             channel,
@@ -282,14 +278,14 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
             payload,
             once,
         } => {
-            let body = message(&msg_type, &payload)?;
-            let path = ["v1", "channels", channel_id(&channel)?, "messages"];
-            let outcome: Value = once.post(&api, &path, &body).await?;
-            print_json(&outcome).await
+            let message = message(&msg_type, &payload)?;
+            let channel = channel_id(&channel)?;
+            let Written { value, .. } = client.broadcast(channel, &message, &once.write()).await?;
+            print_json(&value).await
         }
         ClientCommand::Next { channel, listener } => {
-            let path = listener_path(&channel, &listener, Some("next"))?;
-            match api.post_maybe::<Value>(&path).await? {
+            let (channel, listener) = ids(&channel, &listener)?;
+            match client.next(channel, listener).await? {
                 Some(delivery) => print_json(&delivery).await,
                 None => Ok(()),
             }
@@ -300,99 +296,48 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
             last_event_id,
             stream,
         } => {
-            let target = listen::Target::Listener {
-                channel: channel_id(&channel)?,
-                listener: listener_id(&listener)?,
-                last_event_id,
-            };
-            listen::follow(&api, target, &stream).await
+            let (channel, listener) = ids(&channel, &listener)?;
+            let mut request = client.listener_events(channel, listener);
+            if let Some(id) = last_event_id {
+                request = request.last_event_id(id);
+            }
+            listen::follow(request, listen::Target::Listener, &stream).await
         }
         ClientCommand::Watch { channel, stream } => {
-            let target = listen::Target::Channel {
-                channel: channel_id(&channel)?,
-            };
-            listen::follow(&api, target, &stream).await
+            let request = client.channel_events(channel_id(&channel)?);
+            listen::follow(request, listen::Target::Channel, &stream).await
         }
     }
 }
 
-async fn create(api: &Api, args: CreateArgs) -> Result<()> {
-    let id = args.id.as_deref().map(channel_id).transpose()?;
-    let settings = Settings {
-        retry_timeout_milliseconds: args.retry_ms,
-        queue_capacity: args.queue_capacity,
-        replay_window: args.replay_window,
-    };
-    // Without any setting, no `settings` key: the server's configured
-    // defaults apply then, not the built-in ones.
-    let any = settings.retry_timeout_milliseconds.is_some()
-        || settings.queue_capacity.is_some()
-        || settings.replay_window.is_some();
-    let body = NewChannel {
-        id,
-        settings: any.then_some(settings),
-    };
-    let created: Created = api.post(&["v1", "channels"], Some(&body)).await?;
+async fn create(client: &Client, args: CreateArgs) -> Result<()> {
+    let mut channel = NewChannel::new();
+    if let Some(id) = args.id.as_deref() {
+        channel = channel.id(channel_id(id)?);
+    }
+    if let Some(millis) = args.retry_ms {
+        channel = channel.retry_ms(millis);
+    }
+    if let Some(capacity) = args.queue_capacity {
+        channel = channel.queue_capacity(capacity as u64);
+    }
+    if let Some(window) = args.replay_window {
+        channel = channel.replay_window(window as u64);
+    }
+    let created = client.create_channel(&channel).await?;
     print_line(&created.id).await
-}
-
-// What goes over the wire, field for field as `http/v1.rs` reads and writes it.
-
-#[derive(Serialize)]
-struct NewChannel<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    settings: Option<Settings>,
-}
-
-#[derive(Serialize)]
-struct Settings {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_timeout_milliseconds: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    queue_capacity: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replay_window: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct NewListener<'a> {
-    id: &'a str,
-}
-
-#[derive(Serialize)]
-struct MessageBody<'a> {
-    #[serde(rename = "type")]
-    msg_type: &'a str,
-    payload: Box<RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct ChannelList {
-    channels: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Queued {
-    seq: u64,
 }
 
 /// A message body, checked here: the type must be a message type and the
 /// payload JSON (kept as written, so nothing is rounded or reordered).
-fn message<'a>(msg_type: &'a str, payload: &str) -> Result<MessageBody<'a>> {
+fn message(msg_type: &str, payload: &str) -> Result<Message> {
     MessageType::new(msg_type).map_err(eric_core::Error::from)?;
     let payload = serde_json::from_str::<Box<RawValue>>(payload).map_err(|e| {
         eric_core::Error::invalid_format(format!(
             "PAYLOAD is not valid JSON ({e}); write JSON text, e.g. '{{\"a\": 1}}' or '\"text\"'"
         ))
     })?;
-    Ok(MessageBody { msg_type, payload })
+    Ok(Message::raw(msg_type, payload))
 }
 
 /// `raw`, if it is a channel id that can name a URL path segment.
@@ -420,16 +365,9 @@ fn path_segment<'a>(kind: &'static str, raw: &'a str) -> Result<&'a str> {
     Ok(raw)
 }
 
-/// `/v1/channels/{c}/listeners/{l}[/{action}]`.
-fn listener_path<'a>(
-    channel: &'a str,
-    listener: &'a str,
-    action: Option<&'a str>,
-) -> Result<Vec<&'a str>> {
-    let mut path = vec!["v1", "channels", channel_id(channel)?, "listeners"];
-    path.push(listener_id(listener)?);
-    path.extend(action);
-    Ok(path)
+/// A channel id and a listener id, checked.
+fn ids<'a>(channel: &'a str, listener: &'a str) -> Result<(&'a str, &'a str)> {
+    Ok((channel_id(channel)?, listener_id(listener)?))
 }
 
 /// Prints a line; a closed stdout is not an error (see `output`).
@@ -437,8 +375,13 @@ async fn print_line(text: &str) -> Result<()> {
     output::line(text).await.map(drop)
 }
 
-async fn print_json(value: &Value) -> Result<()> {
-    output::json_line(value).await.map(drop)
+/// Prints `value` as one JSON line, as the server sent it. Through a
+/// `serde_json::Value`, whose key order is the one this command always
+/// printed.
+async fn print_json(value: &impl Serialize) -> Result<()> {
+    let value = serde_json::to_value(value)
+        .map_err(|e| crate::error::Error::Output { source: e.into() })?;
+    output::json_line(&value).await.map(drop)
 }
 
 #[cfg(test)]
@@ -462,7 +405,7 @@ mod tests {
         assert!(channel_id("..").is_err());
         assert!(listener_id(".").is_err());
         assert!(channel_id("has space").is_err());
-        let path = listener_path("c", "l", Some("start")).unwrap();
-        assert_eq!(path, ["v1", "channels", "c", "listeners", "l", "start"]);
+        assert_eq!(ids("c", "l").unwrap(), ("c", "l"));
+        assert!(ids("c", "..").is_err());
     }
 }

@@ -11,18 +11,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use eric_client::StreamItem;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{self, Api};
+use super::api::{self, Api, Target};
 use super::pipeline::{Answers, Batching, Endpoint, Pipeline};
 use super::report::Report;
 use super::stats::{Latencies, RateReporter, per_second};
 use super::{join_all, with_channel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// The message every request carries.
-const MESSAGE: &str = r#"{"type":"load","payload":{"n":1}}"#;
+/// The payload every message carries.
+#[derive(serde::Serialize)]
+struct Payload {
+    n: u32,
+}
+const PAYLOAD: Payload = Payload { n: 1 };
 
 /// Options of `eric load dispatch`.
 #[derive(Debug, clap::Args)]
@@ -82,9 +87,12 @@ async fn measure(api: &Api, channel: String, args: DispatchArgs) -> Result<Repor
     for _ in 0..args.listeners {
         listeners.push(api.add_listener(&channel).await?);
     }
-    let urls: Arc<[String]> = listeners
+    let targets: Arc<[Target]> = listeners
         .iter()
-        .map(|l| api.listener_url(&channel, l, "messages"))
+        .map(|l| Target::Listener {
+            channel: channel.clone(),
+            listener: l.clone(),
+        })
         .collect();
     let drained = Arc::new(AtomicU64::new(0));
     let stop_draining = CancellationToken::new();
@@ -92,10 +100,9 @@ async fn measure(api: &Api, channel: String, args: DispatchArgs) -> Result<Repor
         .iter()
         .filter(|_| args.drain)
         .map(|l| {
-            let url = api.listener_url(&channel, l, "events");
-            let (client, count, stop) =
-                (api.client().clone(), drained.clone(), stop_draining.clone());
-            tokio::spawn(drain(client, url, count, stop))
+            let events = api.events(&channel, l);
+            let (count, stop) = (drained.clone(), stop_draining.clone());
+            tokio::spawn(drain(events, count, stop))
         })
         .collect();
 
@@ -105,12 +112,13 @@ async fn measure(api: &Api, channel: String, args: DispatchArgs) -> Result<Repor
     let deadline = began + Duration::from_secs(args.duration);
     let tasks = (0..args.connections as usize)
         .map(|first| {
-            let (urls, sent) = (urls.clone(), sent.clone());
+            let (targets, sent) = (targets.clone(), sent.clone());
+            let base = api.base().to_owned();
             if args.batching.batch {
                 let size = args.batching.batch_size as usize;
-                tokio::spawn(batch_worker(urls, first, size, deadline, sent))
+                tokio::spawn(batch_worker(base, targets, first, size, deadline, sent))
             } else {
-                tokio::spawn(worker(urls, first, deadline, sent))
+                tokio::spawn(worker(base, targets, first, deadline, sent))
             }
         })
         .collect();
@@ -169,41 +177,37 @@ fn report(
 
 /// One connection sending one request at a time until `deadline`.
 async fn worker(
-    urls: Arc<[String]>,
+    base: String,
+    targets: Arc<[Target]>,
     first: usize,
     deadline: Instant,
     sent: Arc<AtomicU64>,
 ) -> Result<Tally> {
     // A client per task: its own pool, so its own connection.
-    let client = api::client()?;
+    let client = api::client(&base)?;
+    let message = api::message(&PAYLOAD)?;
     let mut tally = Tally {
         latencies: Latencies::with_capacity(1 << 16),
         ..Tally::default()
     };
     let mut next = first;
     while Instant::now() < deadline {
-        let url = &urls[next % urls.len()];
+        let target = &targets[next % targets.len()];
         next += 1;
         let began = Instant::now();
-        let response = client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(MESSAGE)
-            .send()
-            .await
-            .map_err(Error::request(url))?;
-        let status = response.status();
-        // Read to the end, or the connection cannot be reused.
-        let body = response.bytes().await.map_err(Error::request(url))?;
+        let answered = target.send(&client, &message).await;
         tally.latencies.record(began.elapsed());
-        if status.is_success() {
-            tally.answers.ok += 1;
-            sent.fetch_add(1, Ordering::Relaxed);
-        } else {
-            tally.answers.failed += 1;
-            tally
-                .first_failure
-                .get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
+        match answered {
+            Ok(()) => {
+                tally.answers.ok += 1;
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            // A refusal is counted; an unreachable server ends the run.
+            Err(error) if error.status().is_some() => {
+                tally.answers.failed += 1;
+                tally.first_failure.get_or_insert_with(|| error.to_string());
+            }
+            Err(error) => return Err(error.into()),
         }
     }
     Ok(tally)
@@ -211,7 +215,8 @@ async fn worker(
 
 /// One connection pipelining batches of `size` requests until `deadline`.
 async fn batch_worker(
-    urls: Arc<[String]>,
+    base: String,
+    targets: Arc<[Target]>,
     first: usize,
     size: usize,
     deadline: Instant,
@@ -219,10 +224,13 @@ async fn batch_worker(
 ) -> Result<Tally> {
     // The batch is the same every round: written once.
     let mut requests = Vec::with_capacity(size * 256);
+    let client = api::client(&base)?;
+    let body = api::body(&api::message(&PAYLOAD)?)?;
     let mut target = None;
     for k in 0..size {
-        let (endpoint, path) = Endpoint::parse(&urls[(first + k) % urls.len()])?;
-        endpoint.push_post(&mut requests, &path, MESSAGE.as_bytes());
+        let url = targets[(first + k) % targets.len()].url(&client);
+        let (endpoint, path) = Endpoint::parse(&url)?;
+        endpoint.push_post(&mut requests, &path, &body);
         target.get_or_insert(endpoint);
     }
     let Some(endpoint) = target else {
@@ -249,25 +257,26 @@ async fn batch_worker(
 
 /// Streams a listener and counts its events until `stop`.
 async fn drain(
-    client: reqwest::Client,
-    url: String,
+    events: eric_client::StreamRequest,
     count: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> Result<()> {
-    let response = super::stream::open(&client, &url).await?;
-    let mut chunks = response.bytes_stream();
-    let mut parser = super::sse::SseParser::default();
+    let mut events = tokio::select! {
+        () = stop.cancelled() => return Ok(()),
+        events = events.open() => events?,
+    };
     loop {
-        let chunk = tokio::select! {
+        let item = tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            chunk = chunks.next() => chunk,
+            item = events.next() => item,
         };
-        let Some(chunk) = chunk else {
-            return Ok(());
-        };
-        let chunk = chunk.map_err(Error::request(&url))?;
-        let mut events = 0;
-        parser.feed(&chunk, |_| events += 1);
-        count.fetch_add(events, Ordering::Relaxed);
+        match item {
+            Some(Ok(StreamItem::Event(_))) => {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(error.into()),
+            None => return Ok(()),
+        }
     }
 }

@@ -18,15 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use eric_client::{StreamEvent, StreamItem, StreamRequest};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{self, Api, now_micros};
+use super::api::{self, Api, Target, now_micros};
 use super::pipeline::{Batching, Endpoint, Pipeline};
 use super::report::Report;
-use super::sse::{SseParser, parse_u64};
 use super::stats::{Latencies, per_second};
 use super::{join_all, with_channel};
 use crate::error::{Error, Result};
@@ -73,32 +73,21 @@ struct Received {
 }
 
 impl Received {
-    /// Counts the tool's events in `chunk`, with their latencies when
-    /// `measure`; describes the first other event, if any.
-    fn take(&mut self, parser: &mut SseParser, chunk: &[u8], measure: bool) -> Option<String> {
-        // One clock reading per chunk: its events arrived together.
-        let now_us = now_micros();
-        let mut wrong = None;
-        parser.feed(chunk, |event| match (event.event, parse_u64(event.data)) {
-            (b"load", Some(sent)) => {
+    /// Counts `event` if it is one of the tool's, with its latency when
+    /// `measure`; else describes it.
+    fn take(&mut self, event: &StreamEvent, measure: bool) -> Result<(), String> {
+        match (event.event.as_str(), event.data.parse::<u64>()) {
+            ("load", Ok(sent)) => {
                 self.events += 1;
                 if measure {
+                    let now_us = now_micros();
                     self.latencies
                         .record_nanos(now_us.saturating_sub(sent) * 1_000);
                 }
+                Ok(())
             }
-            _ => {
-                wrong.get_or_insert_with(|| {
-                    let (name, data) = (event.event, event.data);
-                    format!(
-                        "event {:?}: {}",
-                        String::from_utf8_lossy(name),
-                        String::from_utf8_lossy(data)
-                    )
-                });
-            }
-        });
-        wrong
+            _ => Err(format!("event {:?}: {}", event.event, event.data)),
+        }
     }
 }
 
@@ -129,12 +118,18 @@ async fn live(api: &Api, channel: &str, args: &StreamArgs, report: &mut Report) 
     let give_up = CancellationToken::new();
     let (readers, ready) = spawn_readers(api, channel, &listeners, args.messages, &give_up);
     let readers = all_ready(readers, ready, &give_up).await?;
-    let (targets, requests): (Arc<[String]>, u64) = match args.broadcast {
-        true => (Arc::from([api.broadcast_url(channel)]), args.messages),
+    let (targets, requests): (Arc<[Target]>, u64) = match args.broadcast {
+        true => (
+            Arc::from([Target::Channel(channel.to_owned())]),
+            args.messages,
+        ),
         false => (
             listeners
                 .iter()
-                .map(|l| api.listener_url(channel, l, "messages"))
+                .map(|l| Target::Listener {
+                    channel: channel.to_owned(),
+                    listener: l.clone(),
+                })
                 .collect(),
             args.messages * u64::from(args.streams),
         ),
@@ -142,7 +137,7 @@ async fn live(api: &Api, channel: &str, args: &StreamArgs, report: &mut Report) 
     let total = args.messages * u64::from(args.streams);
     let began = Instant::now();
     let producing = async {
-        let produced = produce(targets, requests, args.producers, args.batching).await;
+        let produced = produce(api, targets, requests, args.producers, args.batching).await;
         if produced.is_err() {
             give_up.cancel();
         }
@@ -191,18 +186,14 @@ async fn drain(
     report: &mut Report,
 ) -> Result<()> {
     let listener = api.add_listener(channel).await?;
-    let targets: Arc<[String]> = Arc::from([api.listener_url(channel, &listener, "messages")]);
-    let fill = produce(targets, count, args.producers, args.batching).await?;
-    let url = api.listener_url(channel, &listener, "events");
+    let targets: Arc<[Target]> = Arc::from([Target::Listener {
+        channel: channel.to_owned(),
+        listener: listener.clone(),
+    }]);
+    let fill = produce(api, targets, count, args.producers, args.batching).await?;
+    let events = api.events(channel, &listener);
     let began = Instant::now();
-    let read = read(
-        api.streams().clone(),
-        url,
-        count,
-        None,
-        CancellationToken::new(),
-    )
-    .await?;
+    let read = read(events, count, None, CancellationToken::new()).await?;
     let elapsed = read.last - began;
     report.count("backlog", count);
     report.add(
@@ -239,14 +230,8 @@ fn spawn_readers(
     let mut ready = Vec::new();
     for listener in listeners {
         let (tx, rx) = oneshot::channel();
-        let url = api.listener_url(channel, listener, "events");
-        let reader = read(
-            api.streams().clone(),
-            url,
-            messages,
-            Some(tx),
-            give_up.clone(),
-        );
+        let events = api.events(channel, listener);
+        let reader = read(events, messages, Some(tx), give_up.clone());
         readers.push(tokio::spawn(reader));
         ready.push(rx);
     }
@@ -280,93 +265,69 @@ async fn all_ready(
     })
 }
 
-/// Opens the SSE stream at `url`.
-pub(crate) async fn open(client: &reqwest::Client, url: &str) -> Result<reqwest::Response> {
-    let response = client
-        .get(url)
-        .header(reqwest::header::ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .map_err(Error::request(url))?;
-    let status = response.status();
-    if status != reqwest::StatusCode::OK {
-        let body = response.text().await.unwrap_or_default();
-        return Err(Error::Answer {
-            url: url.to_owned(),
-            status: status.as_u16(),
-            body,
-        });
-    }
-    Ok(response)
-}
-
-/// Reads `expected` of the tool's events from the stream at `url`, with
-/// their latencies when `ready` is given (the live run), signalling `ready`
-/// at the first chunk. Stops early, without error, when `give_up` fires.
+/// Reads `expected` of the tool's events from `events`, with their
+/// latencies when `ready` is given (the live run), signalling `ready` once
+/// the stream is open. Stops early, without error, when `give_up` fires.
 async fn read(
-    client: reqwest::Client,
-    url: String,
+    events: StreamRequest,
     expected: u64,
     mut ready: Option<oneshot::Sender<()>>,
     give_up: CancellationToken,
 ) -> Result<Received> {
     let measure = ready.is_some();
+    let url = events.url().to_string();
     let mut got = Received {
         events: 0,
         latencies: Latencies::with_capacity(if measure { expected as usize } else { 0 }),
         last: Instant::now(),
     };
-    let response = tokio::select! {
+    let mut events = tokio::select! {
         () = give_up.cancelled() => return Ok(got),
-        response = open(&client, &url) => response?,
+        events = events.open() => events?,
     };
-    let mut chunks = response.bytes_stream();
-    let mut parser = SseParser::default();
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(());
+    }
     let mut progress = tokio::time::Instant::now();
     while got.events < expected {
-        let chunk = tokio::select! {
+        let item = tokio::select! {
             () = give_up.cancelled() => return Ok(got),
-            chunk = tokio::time::timeout_at(progress + STALL, chunks.next()) => chunk,
+            item = tokio::time::timeout_at(progress + STALL, events.next()) => item,
         };
-        let chunk = match chunk {
+        let wrong = match item {
             Err(_) => {
                 return Err(Error::Timeout {
                     what: format!("event {} of {expected} on {url}", got.events + 1),
                     secs: STALL.as_secs(),
                 });
             }
-            Ok(None) => return Err(ended(&url, got.events, expected, "the stream ended")),
-            Ok(Some(chunk)) => chunk.map_err(Error::request(&url))?,
+            Ok(None) => "the stream ended".to_owned(),
+            Ok(Some(Err(error))) => return Err(error.into()),
+            Ok(Some(Ok(StreamItem::Event(event)))) => match got.take(&event, measure) {
+                Ok(()) => {
+                    progress = tokio::time::Instant::now();
+                    got.last = Instant::now();
+                    continue;
+                }
+                Err(wrong) => wrong,
+            },
+            Ok(Some(Ok(other))) => format!("{other:?}"),
         };
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(());
-        }
-        let before = got.events;
-        if let Some(wrong) = got.take(&mut parser, &chunk, measure) {
-            return Err(ended(&url, got.events, expected, &wrong));
-        }
-        if got.events > before {
-            progress = tokio::time::Instant::now();
-            got.last = Instant::now();
-        }
+        return Err(Error::Unexpected {
+            target: url,
+            answer: format!("{wrong} after {} of {expected} events", got.events),
+            expected: "the run's `load` events",
+        });
     }
     Ok(got)
-}
-
-/// A stream that stopped delivering the run's events.
-fn ended(url: &str, events: u64, expected: u64, why: &str) -> Error {
-    Error::Answer {
-        url: url.to_owned(),
-        status: 200,
-        body: format!("{why} after {events} of {expected} events"),
-    }
 }
 
 /// Dispatches `total` messages from `producers` connections, message `i` to
 /// `targets[i % targets.len()]`, each carrying its send time; returns how
 /// long it took.
 async fn produce(
-    targets: Arc<[String]>,
+    api: &Api,
+    targets: Arc<[Target]>,
     total: u64,
     producers: u32,
     batching: Batching,
@@ -376,14 +337,16 @@ async fn produce(
     let tasks = (0..producers)
         .map(|_| {
             let (targets, next) = (targets.clone(), next.clone());
+            let base = api.base().to_owned();
             match batching.batch {
                 true => tokio::spawn(batch_producer(
+                    base,
                     targets,
                     next,
                     total,
                     u64::from(batching.batch_size),
                 )),
-                false => tokio::spawn(producer(targets, next, total)),
+                false => tokio::spawn(producer(base, targets, next, total)),
             }
         })
         .collect();
@@ -391,42 +354,38 @@ async fn produce(
     Ok(began.elapsed())
 }
 
-/// The JSON message carrying `sent` (microseconds since the epoch).
-fn message(sent: u64) -> String {
-    format!(r#"{{"type":"load","payload":{sent}}}"#)
-}
-
-/// One connection dispatching claimed messages one at a time.
-async fn producer(targets: Arc<[String]>, next: Arc<AtomicU64>, total: u64) -> Result<()> {
-    let client = api::client()?;
+/// One connection dispatching claimed messages one at a time, each
+/// carrying its send time.
+async fn producer(
+    base: String,
+    targets: Arc<[Target]>,
+    next: Arc<AtomicU64>,
+    total: u64,
+) -> Result<()> {
+    let client = api::client(&base)?;
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         if i >= total {
             return Ok(());
         }
-        let url = &targets[(i % targets.len() as u64) as usize];
-        let response = client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(message(now_micros()))
-            .send()
-            .await
-            .map_err(Error::request(url))?;
-        api::success_body(response, url).await?;
+        let target = &targets[(i % targets.len() as u64) as usize];
+        target.send(&client, &api::message(&now_micros())?).await?;
     }
 }
 
 /// One connection dispatching claimed messages in pipelined batches.
 async fn batch_producer(
-    targets: Arc<[String]>,
+    base: String,
+    targets: Arc<[Target]>,
     next: Arc<AtomicU64>,
     total: u64,
     size: u64,
 ) -> Result<()> {
+    let client = api::client(&base)?;
     let mut paths = Vec::with_capacity(targets.len());
     let mut endpoint = None;
     for target in targets.iter() {
-        let (parsed, path) = Endpoint::parse(target)?;
+        let (parsed, path) = Endpoint::parse(&target.url(&client))?;
         paths.push(path);
         endpoint.get_or_insert(parsed);
     }
@@ -444,24 +403,24 @@ async fn batch_producer(
         }
         let to = (from + size).min(total);
         requests.clear();
-        let body = message(now_micros());
+        let body = api::body(&api::message(&now_micros())?)?;
         for i in from..to {
             let path = &paths[(i % paths.len() as u64) as usize];
-            endpoint.push_post(&mut requests, path, body.as_bytes());
+            endpoint.push_post(&mut requests, path, &body);
         }
         let answers = pipeline
             .round(&requests, (to - from) as usize, &mut latencies)
             .await?;
         latencies.clear();
         if let Some(status) = answers.first_failure {
-            return Err(Error::Answer {
-                url: targets[0].clone(),
-                status,
-                body: format!(
-                    "{} of {} pipelined dispatches failed",
+            return Err(Error::Unexpected {
+                target: base.clone(),
+                answer: format!(
+                    "status {status} to {} of {} pipelined dispatches",
                     answers.failed,
                     to - from
                 ),
+                expected: "a success",
             });
         }
     }

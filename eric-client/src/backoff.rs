@@ -1,4 +1,5 @@
-//! [`Backoff`]: the waits between reconnection attempts.
+//! [`Backoff`]: the waits between reconnection attempts, and between tries
+//! of a named write.
 //!
 //! Exponential from [`FIRST`] to [`MAX`], each wait drawn between half and
 //! all of the current step ("equal jitter"): when a server restarts, its
@@ -14,7 +15,7 @@ const MAX: Duration = Duration::from_secs(5);
 
 /// Reconnection delays (reset by replacing it with the default).
 #[derive(Debug)]
-pub(super) struct Backoff {
+pub(crate) struct Backoff {
     step: Duration,
 }
 
@@ -26,7 +27,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The wait before the next attempt; the step doubles up to [`MAX`].
-    pub(super) fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let step = self.step;
         self.step = (step * 2).min(MAX);
         let half = step / 2;

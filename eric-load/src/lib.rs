@@ -1,4 +1,6 @@
-//! The load tool, `eric load`: drives a running server and measures it.
+//! # eric-load
+//!
+//! The load tool behind `eric load`: drives a running server and measures it.
 //!
 //! Modes, one per file:
 //!
@@ -11,10 +13,18 @@
 //!   use while they idle (read from `/proc`).
 //! - `socket`: dispatch over eric's Unix-socket protocol.
 //!
-//! Shared parts: `api` (set-up calls and the HTTP client), `sse` (the
-//! stream parser), `pipeline` (HTTP/1.1 pipelining), `stats` (latency
-//! recorder, rate reporter), `report` (the only output). Failures are the
-//! binary's `Error`.
+//! ## Layout
+//!
+//! - the modes above, one file each, and `procfs` (the server's `/proc`
+//!   readings for `idle`);
+//! - `api`: the `eric-client` set-up shared by the modes (set-up calls,
+//!   streams, where messages go). Every `/v1` call and stream goes through
+//!   `eric-client`, except the pipelined dispatches of `--batch`
+//!   (`pipeline`) and the socket protocol (`socket`), which write their
+//!   own bytes;
+//! - `stats` (latency recorder, rate reporter), `report` (the only
+//!   output);
+//! - `error`: [`Error`].
 //!
 //! Every mode creates its own channel and deletes it at the end, so runs can
 //! follow one another against one server. Figures are printed as a summary,
@@ -22,24 +32,24 @@
 
 mod api;
 mod dispatch;
+mod error;
 mod idle;
 mod pipeline;
 mod procfs;
 mod report;
 mod socket;
-mod sse;
 mod stats;
 mod stream;
+
+pub use error::{Error, Result};
 
 use tokio::task::JoinHandle;
 
 use report::Report;
 
-use crate::error::Result;
-
 /// Options of `eric load`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct LoadArgs {
+pub struct LoadArgs {
     /// Print the figures as one JSON object.
     #[arg(long, global = true)]
     json: bool,
@@ -64,8 +74,8 @@ enum Mode {
 }
 
 /// Runs the load tool against the server at `url`.
-pub(crate) async fn run(url: &str, args: LoadArgs) -> Result<()> {
-    let base = url.trim_end_matches('/');
+pub async fn run(url: &str, args: LoadArgs) -> Result<()> {
+    let base = url;
     let report = match args.mode {
         Mode::Dispatch(mode) => dispatch::run(base, mode).await,
         Mode::Stream(mode) => stream::run(base, mode).await,

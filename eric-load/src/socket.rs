@@ -6,6 +6,9 @@
 //! N dispatches (`{"v":"d",...}`) from C workers, each request on its own
 //! connection, and expects `ack` for each. The channel is removed at the end
 //! (`{"v":"rc"}`).
+//!
+//! It writes the protocol's bytes itself: `eric-client` speaks HTTP only,
+//! and this mode measures the socket face alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use eric_client::{StreamItem, StreamRequest};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -23,12 +24,14 @@ use tokio_util::sync::CancellationToken;
 use super::api::Api;
 use super::procfs::{Process, Sample};
 use super::report::Report;
-use super::stream::open;
 use super::with_channel;
 use crate::error::{Error, Result};
 
 /// Descriptors the tool needs beyond one per stream.
 const SPARE_FILES: u64 = 256;
+/// How long a stream may go without a byte, not even a keep-alive, before
+/// it counts as lost: longer than any window.
+const SILENCE: Duration = Duration::from_secs(24 * 3600);
 /// How long opening every stream may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -136,10 +139,8 @@ async fn open_all(
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let url = api.listener_url(channel, listener, "events");
             let idle = Idle {
-                client: api.streams().clone(),
-                url,
+                events: api.events(channel, listener).idle_timeout(SILENCE),
                 hold: hold.clone(),
                 lost: lost.clone(),
             };
@@ -165,8 +166,7 @@ async fn open_all(
 
 /// One idle stream.
 struct Idle {
-    client: reqwest::Client,
-    url: String,
+    events: StreamRequest,
     /// Fires at the end of the run.
     hold: CancellationToken,
     /// Counts streams the server ended early.
@@ -177,23 +177,16 @@ impl Idle {
     /// Opens the stream, reports its first chunk on `ready` (releasing
     /// `slot` for the next one), then reads keep-alives until `hold`.
     async fn run(self, slot: OwnedSemaphorePermit, ready: mpsc::Sender<Result<()>>) {
+        let url = self.events.url().to_string();
         let opened = async {
-            let mut chunks = open(&self.client, &self.url).await?.bytes_stream();
-            match chunks.next().await {
-                Some(Ok(first)) if first.starts_with(b"retry:") => Ok(chunks),
-                Some(Ok(first)) => Err(Error::Unexpected {
-                    target: self.url.clone(),
-                    answer: String::from_utf8_lossy(&first).chars().take(80).collect(),
+            let events = self.events.open().await?;
+            // The `retry:` hint leads the server's first chunk.
+            match events.retry() {
+                Some(_) => Ok(events),
+                None => Err(Error::Unexpected {
+                    target: url,
+                    answer: "a first chunk without retry:".to_owned(),
                     expected: "a first chunk with retry:",
-                }),
-                Some(Err(source)) => Err(Error::Request {
-                    url: self.url.clone(),
-                    source,
-                }),
-                None => Err(Error::Answer {
-                    url: self.url.clone(),
-                    status: 200,
-                    body: "the stream ended before its first chunk".to_owned(),
                 }),
             }
         };
@@ -202,8 +195,8 @@ impl Idle {
             opened = opened => opened,
         };
         drop(slot);
-        let mut chunks = match opened {
-            Ok(chunks) => chunks,
+        let mut events = match opened {
+            Ok(events) => events,
             Err(error) => {
                 let _ = ready.send(Err(error)).await;
                 return;
@@ -213,8 +206,8 @@ impl Idle {
         loop {
             tokio::select! {
                 () = self.hold.cancelled() => return,
-                chunk = chunks.next() => {
-                    if !matches!(chunk, Some(Ok(_))) {
+                item = events.next() => {
+                    if !matches!(item, Some(Ok(StreamItem::Event(_)))) {
                         self.lost.fetch_add(1, Ordering::Relaxed);
                         return;
                     }

@@ -1,0 +1,226 @@
+//! [`Error`]: everything a call or a stream of this crate can fail with.
+
+use std::time::Duration;
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest error body kept when it is not the API's error shape.
+const MAX_QUOTED_BODY: usize = 300;
+
+/// What a call to the server, or a stream from it, can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server could not be reached, or its answer not read (a refused
+    /// connection, a reset, a timeout, a body that is not what the route
+    /// answers).
+    #[error("request to {url} failed: {source}")]
+    Request {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server refused the request: an error status with the API's error
+    /// body (`{"error": {"code": ..., "message": ...}}`), or with another
+    /// body (a proxy's page), kept whole in `message` with `code` `None`
+    /// (the error line quotes it shortened).
+    #[error("{url} answered {status}: {}", describe(code.as_deref(), message))]
+    Api {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The server's stable error code (`channel_not_found`, ...): what
+        /// a program branches on. `None` when the body was not eric's.
+        code: Option<String>,
+        /// The server's message for people, or the body as sent.
+        message: String,
+    },
+
+    /// An SSE stream broke off or carried something it should not.
+    #[error("stream {url}: {problem}")]
+    Stream {
+        /// The stream's URL.
+        url: String,
+        /// What went wrong.
+        problem: StreamProblem,
+    },
+
+    /// A resuming stream could not reconnect within its give-up time; the
+    /// last attempt's error is the source.
+    #[error("could not reconnect for {} s: {last}", after.as_secs())]
+    GaveUp {
+        /// How long reconnecting was tried.
+        after: Duration,
+        /// The last attempt's failure.
+        #[source]
+        last: Box<Error>,
+    },
+
+    /// A message's payload could not be encoded as JSON.
+    #[error("cannot encode the payload as JSON: {source}")]
+    Encode {
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The server URL cannot be used (no host, not `http(s)://`...).
+    #[error("invalid server URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// The bearer token holds characters an HTTP header cannot.
+    #[error("invalid token: it holds characters an HTTP header cannot")]
+    InvalidToken,
+}
+
+/// How an SSE stream went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamProblem {
+    /// The server closed the stream without `eric-end` (a shutdown, a
+    /// restart, a proxy's timeout).
+    #[error("the server closed the stream")]
+    Closed,
+    /// Nothing arrived, not even a keep-alive comment, for this long.
+    #[error("nothing received for {} s", .0.as_secs())]
+    Idle(Duration),
+    /// The server ended the stream with `eric-end` reason `failed`: a
+    /// storage error that retrying cannot fix.
+    #[error("eric-end: the server could not go on streaming (reason \"failed\")")]
+    Failed,
+}
+
+impl Error {
+    /// The server's error code, when the server refused the request.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => code.as_deref(),
+            Self::GaveUp { last, .. } => last.code(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a refusal.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            Self::GaveUp { last, .. } => last.status(),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same request again later may succeed: the server
+    /// was unreachable, or answered that it is busy, restarting or without
+    /// storage. A 4xx other than 408/429 will say the same thing again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Request { .. } => true,
+            Self::Api { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// An [`Error::Request`] for `url`, for `map_err`.
+    pub(crate) fn request(url: &reqwest::Url) -> impl FnOnce(reqwest::Error) -> Self {
+        let url = url.to_string();
+        move |source| Self::Request { url, source }
+    }
+
+    /// An [`Error::Api`] from an error answer's status and body.
+    pub(crate) fn api(url: &reqwest::Url, status: u16, body: &str) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Shape {
+            error: Inner,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner {
+            code: String,
+            message: String,
+        }
+        let (code, message) = match serde_json::from_str::<Shape>(body) {
+            Ok(Shape { error }) => (Some(error.code), error.message),
+            Err(_) => (None, body.to_owned()),
+        };
+        Self::Api {
+            url: url.to_string(),
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+/// `code: message`, or the message alone.
+fn describe(code: Option<&str>, message: &str) -> String {
+    match code {
+        Some(code) => format!("{code}: {message}"),
+        None => quote(message),
+    }
+}
+
+/// A body that is not the API's shape, shortened for an error line.
+fn quote(body: &str) -> String {
+    let text = body.trim();
+    if text.is_empty() {
+        return "(no body)".to_owned();
+    }
+    match text.char_indices().nth(MAX_QUOTED_BODY) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn url() -> reqwest::Url {
+        "http://127.0.0.1:1/v1/channels/x".parse().unwrap()
+    }
+
+    #[test]
+    fn error_bodies_name_the_code() {
+        let shaped = r#"{"error":{"code":"channel_not_found","message":"no channel with id x"}}"#;
+        let error = Error::api(&url(), 404, shaped);
+        assert_eq!(error.code(), Some("channel_not_found"));
+        assert_eq!(
+            error.to_string(),
+            "http://127.0.0.1:1/v1/channels/x answered 404: channel_not_found: no channel with id x"
+        );
+        let blank = Error::api(&url(), 502, "  ");
+        assert!(blank.to_string().ends_with("502: (no body)"), "{blank}");
+        assert_eq!(blank.code(), None);
+        let long = Error::api(&url(), 502, &"x".repeat(1000));
+        let Error::Api { message, .. } = &long else {
+            unreachable!()
+        };
+        assert_eq!(message.len(), 1000, "the body is kept whole");
+        let line = long.to_string();
+        assert!(
+            line.ends_with(&format!("{}...", "x".repeat(MAX_QUOTED_BODY))),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn transient_errors() {
+        let answer = |status| Error::api(&url(), status, "");
+        assert!(answer(503).is_transient());
+        assert!(answer(504).is_transient());
+        assert!(answer(429).is_transient());
+        assert!(!answer(404).is_transient());
+        assert!(!answer(400).is_transient());
+        assert!(!Error::InvalidToken.is_transient());
+    }
+}
