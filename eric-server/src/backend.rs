@@ -1,21 +1,104 @@
 //! [`Backend`]: what the server needs from an engine beyond `eric-core`'s
-//! [`Engine`], implemented for the in-memory and the Redis engine.
+//! [`Engine`], implemented for the in-memory and the Redis engine, and
+//! [`StorageReport`], the engine-neutral form of a storage's statistics.
+//!
+//! This is the one module that names an engine's own types: the broker is
+//! generic over [`Backend`] (static dispatch, see [`crate::broker`]), and
+//! everything above it (the faces, [`crate::metrics`]) sees neither engine.
+//! The Redis engine's statistics ([`RedisStats`], [`PubSubActivity`]) are
+//! turned into a [`StorageReport`] here, which carries each figure's name
+//! and help text, so `metrics` exposes them without knowing Redis.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use eric_core::persistence::ChannelRepository;
 use eric_core::{ChannelId, Engine, MemoryEngine, Persistence};
+use eric_redis::stats::LATENCY_BUCKETS_US;
 use eric_redis::{PubSubActivity, RedisEngine, RedisStats};
 use tokio::sync::{broadcast, watch};
 
-/// What the Redis engine's connections did, for metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct RedisReport {
-    /// The command connections.
-    pub commands: RedisStats,
-    /// The pub/sub subscriber connection.
-    pub pubsub: PubSubActivity,
+/// Statistics of an engine's storage connections, for `/metrics`, in the
+/// order they are exposed. Names are relative to the metrics' `eric_`
+/// prefix; counters get their `_total` suffix there.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorageReport {
+    /// Counters, in exposition order.
+    pub counters: Vec<StorageCounter>,
+    /// Latencies of the storage's calls, exposed after the counters.
+    pub latency: Option<LatencyHistogram>,
+}
+
+/// One counter of a [`StorageReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageCounter {
+    /// The metric's name, without prefix or `_total`.
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Its value.
+    pub value: u64,
+}
+
+/// A latency histogram of a [`StorageReport`], in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyHistogram {
+    /// The metric's name, without prefix or unit.
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Observations.
+    pub count: u64,
+    /// Their sum, in seconds.
+    pub sum_seconds: f64,
+    /// (upper bound in seconds, observations in that bucket alone), bounds
+    /// ascending; the last bound is infinity.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl StorageReport {
+    /// The Redis engine's command connections and pub/sub subscriber.
+    fn redis(commands: &RedisStats, pubsub: &PubSubActivity) -> Self {
+        let counter = |name, help, value| StorageCounter { name, help, value };
+        let buckets = commands
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| {
+                let bound = LATENCY_BUCKETS_US
+                    .get(i)
+                    .map_or(f64::INFINITY, |us| Duration::from_micros(*us).as_secs_f64());
+                (bound, count)
+            })
+            .collect();
+        Self {
+            counters: vec![
+                counter(
+                    "redis_pubsub_sessions",
+                    "Pub/sub subscriber sessions established (more than one: reconnects)",
+                    pubsub.sessions,
+                ),
+                counter(
+                    "redis_commands",
+                    "Redis commands, pipelines and scripts sent",
+                    commands.commands,
+                ),
+                counter(
+                    "redis_errors",
+                    "Redis calls that failed or timed out",
+                    commands.errors,
+                ),
+            ],
+            latency: Some(LatencyHistogram {
+                name: "redis_command_latency",
+                help: "Latency of Redis calls",
+                count: commands.commands,
+                sum_seconds: Duration::from_micros(commands.latency_us_sum).as_secs_f64(),
+                buckets,
+            }),
+        }
+    }
 }
 
 /// Why a node cannot serve. `/readyz` is open to anyone, so it answers
@@ -62,8 +145,8 @@ pub trait Backend: Engine {
     /// shares channels between nodes.
     fn channel_deletions(&self) -> Option<broadcast::Receiver<ChannelId>>;
 
-    /// Statistics of the Redis connections, for the Redis engine.
-    fn redis_stats(&self) -> Option<RedisReport>;
+    /// Statistics of the storage's connections, if the engine keeps any.
+    fn storage_report(&self) -> Option<StorageReport>;
 
     /// Stops background work (the Redis subscriber) at shutdown.
     fn shutdown(&self);
@@ -90,7 +173,7 @@ impl Backend for MemoryEngine {
         None
     }
 
-    fn redis_stats(&self) -> Option<RedisReport> {
+    fn storage_report(&self) -> Option<StorageReport> {
         None
     }
 
@@ -122,11 +205,9 @@ impl Backend for RedisEngine {
         Some(RedisEngine::channel_deletions(self))
     }
 
-    fn redis_stats(&self) -> Option<RedisReport> {
-        Some(RedisReport {
-            commands: self.stats(),
-            pubsub: *self.pubsub_activity().borrow(),
-        })
+    fn storage_report(&self) -> Option<StorageReport> {
+        let pubsub = *self.pubsub_activity().borrow();
+        Some(StorageReport::redis(&self.stats(), &pubsub))
     }
 
     fn shutdown(&self) {

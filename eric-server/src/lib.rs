@@ -44,7 +44,7 @@ use eric_redis::RedisEngine;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use backend::{Backend, NotReady};
+pub use backend::{Backend, NotReady, StorageReport};
 pub use broker::Broker;
 pub use config::Config;
 pub use error::{Error, Result};
@@ -102,27 +102,30 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         raise_file_limit();
         let metrics = self.metrics.clone();
-        match self.config.redis.clone() {
+        let defaults = self.config.channels.clone();
+        // The one place that names an engine: from here on, `Broker` is the
+        // same type for both.
+        let broker = match self.config.redis.clone() {
             None => {
                 let engine = MemoryEngine::with_observer(metrics.clone())
                     .with_budget(self.config.memory.max_bytes);
-                self.serve(engine, metrics, shutdown).await
+                Broker::new(engine, defaults)
             }
             Some(redis) => {
                 let engine = RedisEngine::with_observer(redis, metrics.clone())?;
                 warn_if_evicting(&engine).await;
-                self.serve(engine, metrics, shutdown).await
+                Broker::new(engine, defaults)
             }
-        }
+        };
+        self.serve(broker, metrics, shutdown).await
     }
 
-    async fn serve<E: Backend>(
+    async fn serve(
         self,
-        engine: E,
+        broker: Broker,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        let broker = Broker::new(engine, self.config.channels.clone());
         match broker.restore().await {
             Ok(0) => {}
             Ok(restored) => tracing::info!(restored, "channels restored"),
@@ -155,7 +158,7 @@ impl Server {
         };
         tracing::info!(
             addr = %http_addr,
-            engine = broker.engine().name(),
+            engine = broker.engine_name(),
             "eric is serving"
         );
         let options = serve::ServeOptions {
@@ -170,7 +173,7 @@ impl Server {
             let _ = socket.await;
         }
         let _ = deletions.await;
-        broker.engine().shutdown();
+        broker.shutdown();
         tracing::info!("eric stopped");
         Ok(())
     }

@@ -2,15 +2,14 @@
 //!
 //! Counters are fed on the delivery path by the engine (this type is its
 //! [`Observer`]) and by the HTTP layer; gauges that describe state (channels,
-//! listeners, queue depths) are read at scrape time; Redis command counts and
-//! latencies come from the Redis engine's statistics.
+//! listeners, queue depths) are read from the [`Broker`] at scrape time; the
+//! storage's own figures (Redis command counts and latencies) come from the
+//! engine as a [`StorageReport`], which names them: this module knows no
+//! engine.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use eric_core::{ChannelId, Observer, Queue};
-use eric_redis::stats::LATENCY_BUCKETS_US;
-use futures_util::future::join_all;
+use eric_core::{ChannelId, Observer};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -20,7 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::watch;
 
-use crate::backend::{Backend, RedisReport};
+use crate::backend::StorageReport;
 use crate::broker::Broker;
 
 /// Channels whose queue depths a scrape reads at most (each costs a round
@@ -49,7 +48,7 @@ pub struct Metrics {
     channels: Gauge,
     listeners: Gauge,
     queue_depth: Family<ChannelLabel, Gauge>,
-    redis: Arc<RedisCollector>,
+    storage: Arc<StorageCollector>,
 }
 
 impl Default for Metrics {
@@ -73,7 +72,7 @@ impl Metrics {
             channels: Gauge::default(),
             listeners: Gauge::default(),
             queue_depth: Family::default(),
-            redis: Arc::new(RedisCollector::default()),
+            storage: Arc::new(StorageCollector::default()),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -114,7 +113,7 @@ impl Metrics {
             "Messages waiting, per channel",
             m.queue_depth.clone(),
         );
-        r.register_collector(Box::new(m.redis.clone()));
+        r.register_collector(Box::new(m.storage.clone()));
         Self { registry, ..m }
     }
 
@@ -142,9 +141,9 @@ impl Metrics {
     }
 
     /// The text exposition, after reading the state gauges from `broker`.
-    pub async fn render<E: Backend>(&self, broker: &Broker<E>) -> String {
+    pub async fn render(&self, broker: &Broker) -> String {
         self.read_state(broker).await;
-        self.redis.set(broker.engine().redis_stats());
+        self.storage.set(broker.storage_report());
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");
@@ -152,24 +151,17 @@ impl Metrics {
         out
     }
 
-    async fn read_state<E: Backend>(&self, broker: &Broker<E>) {
-        let channels = broker.cached_channels();
-        self.channels.set(gauge(channels.len()));
+    async fn read_state(&self, broker: &Broker) {
+        let occupancy = broker.occupancy(DEPTH_CHANNELS).await;
+        self.channels.set(gauge(occupancy.channels));
         self.queue_depth.clear();
-        let mut listeners = 0;
-        for channel in channels.iter().take(DEPTH_CHANNELS) {
-            let Ok(members) = channel.members().await else {
-                continue;
-            };
-            listeners += members.len();
-            let lengths = join_all(members.iter().map(|c| c.queue().len())).await;
-            let depth: usize = lengths.into_iter().filter_map(Result::ok).sum();
+        for (channel, depth) in occupancy.depths {
             let label = ChannelLabel {
-                channel: channel.id().to_string(),
+                channel: channel.to_string(),
             };
             self.queue_depth.get_or_create(&label).set(gauge(depth));
         }
-        self.listeners.set(gauge(listeners));
+        self.listeners.set(gauge(occupancy.listeners));
     }
 }
 
@@ -191,71 +183,52 @@ impl Observer for Metrics {
     }
 }
 
-/// The Redis engine's command statistics, as of the last scrape.
+/// The engine's storage statistics, as of the last scrape.
 #[derive(Debug, Default)]
-struct RedisCollector {
-    stats: Mutex<Option<RedisReport>>,
+struct StorageCollector {
+    report: Mutex<Option<StorageReport>>,
 }
 
-impl RedisCollector {
-    fn set(&self, stats: Option<RedisReport>) {
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+impl StorageCollector {
+    fn set(&self, report: Option<StorageReport>) {
+        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = report;
     }
 }
 
-impl Collector for RedisCollector {
+impl Collector for StorageCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(RedisReport {
-            commands: stats,
-            pubsub,
-        }) = *self.stats.lock().unwrap_or_else(|p| p.into_inner())
-        else {
+        let report = self
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(report) = report else {
             return Ok(());
         };
-        let sessions = ConstCounter::new(pubsub.sessions);
-        let e = encoder.encode_descriptor(
-            "redis_pubsub_sessions",
-            "Pub/sub subscriber sessions established (more than one: reconnects)",
-            None,
-            sessions.metric_type(),
-        )?;
-        sessions.encode(e)?;
-        let commands = ConstCounter::new(stats.commands);
-        let e = encoder.encode_descriptor(
-            "redis_commands",
-            "Redis commands, pipelines and scripts sent",
-            None,
-            commands.metric_type(),
-        )?;
-        commands.encode(e)?;
-        let errors = ConstCounter::new(stats.errors);
-        let e = encoder.encode_descriptor(
-            "redis_errors",
-            "Redis calls that failed or timed out",
-            None,
-            errors.metric_type(),
-        )?;
-        errors.encode(e)?;
+        for counter in &report.counters {
+            let value = ConstCounter::new(counter.value);
+            let e =
+                encoder.encode_descriptor(counter.name, counter.help, None, value.metric_type())?;
+            value.encode(e)?;
+        }
+        let Some(latency) = &report.latency else {
+            return Ok(());
+        };
         let mut cumulative = 0;
-        let buckets: Vec<(f64, u64)> = stats
+        let buckets: Vec<(f64, u64)> = latency
             .buckets
             .iter()
-            .enumerate()
-            .map(|(i, count)| {
+            .map(|&(bound, count)| {
                 cumulative += count;
-                let bound = LATENCY_BUCKETS_US
-                    .get(i)
-                    .map_or(f64::INFINITY, |us| Duration::from_micros(*us).as_secs_f64());
                 (bound, cumulative)
             })
             .collect();
         let mut e = encoder.encode_descriptor(
-            "redis_command_latency",
-            "Latency of Redis calls",
+            latency.name,
+            latency.help,
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        let sum = Duration::from_micros(stats.latency_us_sum).as_secs_f64();
-        e.encode_histogram::<NoLabelSet>(sum, stats.commands, &buckets, None)
+        e.encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &buckets, None)
     }
 }

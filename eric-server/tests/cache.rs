@@ -18,7 +18,7 @@ use eric_server::{Broker, Metrics};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-fn app(broker: Broker<RedisEngine>) -> Router {
+fn app(broker: Broker) -> Router {
     router(AppState {
         broker,
         http: Arc::new(HttpConfig::default()),
@@ -58,5 +58,5 @@ async fn a_cached_channel_redis_lost_answers_not_found() {
     flushall(redis.url()).await;
     assert_eq!(get(&app, "/v1/channels/c").await, StatusCode::NOT_FOUND);
     assert_eq!(get(&app, "/v1/channels/c").await, StatusCode::NOT_FOUND);
-    broker.engine().shutdown();
+    broker.shutdown();
 }

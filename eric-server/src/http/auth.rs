@@ -29,7 +29,6 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::routes::{StreamRoute, fits};
 use super::state::AppState;
-use crate::backend::Backend;
 use crate::config::{HttpConfig, any_matches};
 
 /// Whether any token is configured, which turns authentication on.
@@ -154,8 +153,8 @@ fn presented(request: &Request, query_token: bool) -> Option<String> {
 
 /// The middleware: lets a request through (noting the caller's right) or
 /// answers 401 / 403.
-pub(super) async fn require<E: Backend>(
-    State(s): State<AppState<E>>,
+pub(super) async fn require(
+    State(s): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {

@@ -26,28 +26,24 @@ use super::idempotency::{self, WriteKey};
 use super::sse;
 use super::state::{AppState, ConnectionContext};
 use super::v1::last_event_id;
-use crate::backend::Backend;
 
 /// The compatible routes but the stream route, which `super::routes`
 /// declares.
-pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
+pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/", get(listing::<E>))
-        .route("/channels", get(channels::<E>))
-        .route("/create", put(create::<E>))
-        .route("/subscribe", post(subscribe::<E>))
-        .route("/dispatch", post(dispatch::<E>))
-        .route("/broadcast", post(broadcast::<E>))
-        .route(
-            "/listener/{channel}/{listener}",
-            delete(remove_listener::<E>),
-        )
-        .route("/channel/{channel}", delete(remove_channel::<E>))
+        .route("/", get(listing))
+        .route("/channels", get(channels))
+        .route("/create", put(create))
+        .route("/subscribe", post(subscribe))
+        .route("/dispatch", post(dispatch))
+        .route("/broadcast", post(broadcast))
+        .route("/listener/{channel}/{listener}", delete(remove_listener))
+        .route("/channel/{channel}", delete(remove_channel))
 }
 
 /// The listener stream: [`super::routes::StreamRoute::Compat`].
-pub(super) fn stream_route<E: Backend>() -> MethodRouter<AppState<E>> {
-    get(stream::<E>).head(head_stream::<E>)
+pub(super) fn stream_route() -> MethodRouter<AppState> {
+    get(stream).head(head_stream)
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,27 +76,27 @@ impl MessageBody {
     }
 }
 
-async fn listing<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn listing(
+    State(s): State<AppState>,
 ) -> ApiResult<Json<IndexMap<ChannelId, Vec<ListenerId>>>> {
     Ok(Json(s.broker.listing().await?))
 }
 
-async fn channels<E: Backend>(State(s): State<AppState<E>>) -> ApiResult<Json<Vec<ChannelId>>> {
+async fn channels(State(s): State<AppState>) -> ApiResult<Json<Vec<ChannelId>>> {
     Ok(Json(s.broker.channel_ids().await?))
 }
 
-async fn create<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn create(
+    State(s): State<AppState>,
     QueryParams(q): QueryParams<CreateQuery>,
 ) -> ApiResult<Json<Value>> {
     let id = q.channel_id.as_deref().map(channel_id).transpose()?;
     let channel = s.broker.create_channel(id, None).await?;
-    Ok(Json(json!({"channel_id": channel.id()})))
+    Ok(Json(json!({"channel_id": channel})))
 }
 
-async fn subscribe<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn subscribe(
+    State(s): State<AppState>,
     QueryParams(q): QueryParams<ChannelQuery>,
 ) -> ApiResult<Json<Value>> {
     let listener = s
@@ -110,8 +106,8 @@ async fn subscribe<E: Backend>(
     Ok(Json(json!({"listener_id": listener})))
 }
 
-async fn dispatch<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn dispatch(
+    State(s): State<AppState>,
     QueryParams(q): QueryParams<ListenerQuery>,
     write: WriteKey,
     JsonBody(body): JsonBody<MessageBody>,
@@ -126,8 +122,8 @@ async fn dispatch<E: Backend>(
     Ok(idempotency::answer(&applied, Json(Value::Null)))
 }
 
-async fn broadcast<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn broadcast(
+    State(s): State<AppState>,
     QueryParams(q): QueryParams<ChannelQuery>,
     write: WriteKey,
     JsonBody(body): JsonBody<MessageBody>,
@@ -141,8 +137,8 @@ async fn broadcast<E: Backend>(
     Ok(idempotency::answer(&applied, Json(Value::Null)))
 }
 
-async fn stream<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn stream(
+    State(s): State<AppState>,
     PathParams((channel, listener)): PathParams<(String, String)>,
     headers: HeaderMap,
     caller: Option<Extension<Caller>>,
@@ -153,16 +149,16 @@ async fn stream<E: Backend>(
     sse::listener_events(&s, (&channel, &listener), resume, caller, connection).await
 }
 
-async fn head_stream<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn head_stream(
+    State(s): State<AppState>,
     PathParams((channel, listener)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
     sse::head(&s, &channel, Some(&listener)).await
 }
 
-async fn remove_listener<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn remove_listener(
+    State(s): State<AppState>,
     PathParams((channel, listener)): PathParams<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
@@ -170,8 +166,8 @@ async fn remove_listener<E: Backend>(
     Ok(Json(Value::Null))
 }
 
-async fn remove_channel<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn remove_channel(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     s.broker.delete_channel(&channel_id(&channel)?).await?;

@@ -43,35 +43,28 @@ pub use error::ApiError;
 pub use state::{AppState, ConnectionContext};
 
 use self::routes::StreamRoute;
-use crate::backend::Backend;
 
 /// The whole API on `state`. Tests drive it without a socket.
-pub fn router<E: Backend>(state: AppState<E>) -> Router {
+pub fn router(state: AppState) -> Router {
     let cors = cors::layer(&state.http.cors_origins);
     let mut router = Router::new()
         .merge(compat::routes())
         .merge(v1::routes())
         .merge(stream_routes())
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz::<E>))
-        .route("/metrics", get(ops::metrics::<E>))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            time_limit::<E>,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            declared_length::<E>,
+            declared_length,
         ));
     // Only where tokens are configured: without, a request pays nothing.
     if auth::enabled(&state.http) {
-        router = router.layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require::<E>,
-        ));
+        router = router.layer(middleware::from_fn_with_state(state.clone(), auth::require));
     }
     // Outside the token check: a target this long is refused unread.
     let router = router
@@ -85,7 +78,7 @@ pub fn router<E: Backend>(state: AppState<E>) -> Router {
 }
 
 /// The stream routes, one per [`StreamRoute`], each with its handlers.
-fn stream_routes<E: Backend>() -> Router<AppState<E>> {
+fn stream_routes() -> Router<AppState> {
     StreamRoute::ALL
         .into_iter()
         .fold(Router::new(), |router, route| {
@@ -102,11 +95,7 @@ fn stream_routes<E: Backend>() -> Router<AppState<E>> {
 /// any of it is read. The limit on the body itself only trips once the
 /// bytes arrive, so a client declaring gigabytes and sending nothing would
 /// hold the connection for the whole time limit and get a 503.
-async fn declared_length<E: Backend>(
-    State(s): State<AppState<E>>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn declared_length(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -144,11 +133,7 @@ async fn uri_limit(req: Request, next: Next) -> Response {
 
 /// Bounds the time to produce a response head. SSE bodies stream on after
 /// the head, so they are not cut by this.
-async fn time_limit<E: Backend>(
-    State(s): State<AppState<E>>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn time_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(s.http.request_timeout(), next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::state::AppState;
-use crate::backend::Backend;
 
 /// The process is up.
 pub(super) async fn healthz() -> Json<serde_json::Value> {
@@ -29,13 +28,8 @@ pub(super) struct ReadyQuery {
 /// streams is connected. 503 with a fixed reason otherwise (`redis
 /// unavailable`, `redis subscriber disconnected`), and while shutting down
 /// (`shutting down`), so load balancers stop sending new clients first.
-pub(super) async fn readyz<E: Backend>(
-    State(s): State<AppState<E>>,
-    Query(q): Query<ReadyQuery>,
-) -> Response {
-    if let (Some(wanted), Some(mut changes)) =
-        (q.wait.as_deref(), s.broker.engine().readiness_changes())
-    {
+pub(super) async fn readyz(State(s): State<AppState>, Query(q): Query<ReadyQuery>) -> Response {
+    if let (Some(wanted), Some(mut changes)) = (q.wait.as_deref(), s.broker.readiness_changes()) {
         let wanted = wanted == "ready";
         // Leave room to answer within the request time limit.
         let bound = s
@@ -47,7 +41,7 @@ pub(super) async fn readyz<E: Backend>(
     if s.shutdown.is_cancelled() {
         return not_ready("shutting down");
     }
-    match s.broker.engine().readiness().await {
+    match s.broker.readiness().await {
         Ok(()) => Json(json!({"ready": true})).into_response(),
         Err(not) => {
             // The probe is unauthenticated: the cause (addresses, OS errors)
@@ -65,7 +59,7 @@ fn not_ready(reason: &str) -> Response {
 }
 
 /// Prometheus text exposition.
-pub(super) async fn metrics<E: Backend>(State(s): State<AppState<E>>) -> Response {
+pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     let text = s.metrics.render(&s.broker).await;
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type)], text).into_response()

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Caller;
 use super::error::ApiResult;
 use super::state::{AppState, ConnectionContext};
-use crate::backend::Backend;
+use crate::broker::OpenedStream;
 
 /// Chunks buffered between the producer and the connection.
 const BUFFER_CHUNKS: usize = 4;
@@ -58,53 +58,49 @@ struct StreamSetup {
 /// stopped listener is started first (as eric-api's route does) for a
 /// caller who may change listener state, else refused (409
 /// `listener_stopped`): see the rights table in `auth`.
-pub(super) async fn listener_events<E: Backend>(
-    state: &AppState<E>,
+pub(super) async fn listener_events(
+    state: &AppState,
     (channel, listener): (&ChannelId, &ListenerId),
     resume: Option<u64>,
     caller: Option<Extension<Caller>>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
     let start = Caller::may_change_listener_state(caller.map(|Extension(c)| c));
-    let (ch, stream) = state
+    let opened = state
         .broker
         .stream(channel, listener, resume, start)
         .await?;
-    Ok(respond(state, stream, ch.settings().retry_ms, connection))
+    Ok(respond(state, opened, connection))
 }
 
 /// `HEAD` of a stream route: the head a `GET` would get, with no side
 /// effect (no listener started, no watch opened); 404 for an unknown
 /// channel or listener, as the `GET` would answer.
-pub(super) async fn head<E: Backend>(
-    state: &AppState<E>,
+pub(super) async fn head(
+    state: &AppState,
     channel: &ChannelId,
     listener: Option<&ListenerId>,
 ) -> ApiResult<Response> {
-    let channel = state.broker.channel(channel).await?;
-    if let Some(listener) = listener {
-        channel.member(listener).await?;
-    }
+    state.broker.ensure_exists(channel, listener).await?;
     let mut response = StatusCode::OK.into_response();
     stream_headers(response.headers_mut());
     Ok(response)
 }
 
 /// The SSE response of a watch of `channel` (a temporary listener).
-pub(super) async fn channel_events<E: Backend>(
-    state: &AppState<E>,
+pub(super) async fn channel_events(
+    state: &AppState,
     channel: &ChannelId,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
-    let (ch, stream) = state.broker.watch(channel).await?;
-    Ok(respond(state, stream, ch.settings().retry_ms, connection))
+    let opened = state.broker.watch(channel).await?;
+    Ok(respond(state, opened, connection))
 }
 
-/// An SSE response streaming `stream`.
-fn respond<E: Backend>(
-    state: &AppState<E>,
-    stream: MessageStream<SseMessage>,
-    retry_ms: u64,
+/// An SSE response streaming what `opened` holds.
+fn respond(
+    state: &AppState,
+    OpenedStream { stream, retry_ms }: OpenedStream,
     connection: Option<Extension<ConnectionContext>>,
 ) -> Response {
     let connection = connection.map(|Extension(c)| c);

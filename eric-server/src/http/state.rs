@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::Backend;
 use crate::broker::Broker;
 use crate::config::HttpConfig;
 use crate::metrics::Metrics;
 
 /// Handler state (cheap to clone).
-pub struct AppState<E: Backend> {
+#[derive(Clone)]
+pub struct AppState {
     /// The broker.
-    pub broker: Broker<E>,
+    pub broker: Broker,
     /// HTTP settings.
     pub http: Arc<HttpConfig>,
     /// Metrics.
@@ -21,18 +21,7 @@ pub struct AppState<E: Backend> {
     pub shutdown: CancellationToken,
 }
 
-impl<E: Backend> Clone for AppState<E> {
-    fn clone(&self) -> Self {
-        Self {
-            broker: self.broker.clone(),
-            http: self.http.clone(),
-            metrics: self.metrics.clone(),
-            shutdown: self.shutdown.clone(),
-        }
-    }
-}
-
-impl<E: Backend> std::fmt::Debug for AppState<E> {
+impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("broker", &self.broker)

@@ -16,55 +16,51 @@ use super::extract::{JsonBody, OptionalJson, PathParams, QueryParams, channel_id
 use super::idempotency::{self, WriteKey};
 use super::sse;
 use super::state::{AppState, ConnectionContext};
-use crate::backend::Backend;
 use crate::broker::{ChannelInfo, ListenerInfo};
 
 /// The `/v1` routes but the stream routes, which `super::routes` declares.
-pub(super) fn routes<E: Backend>() -> axum::Router<AppState<E>> {
+pub(super) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route(
-            "/v1/channels",
-            get(list_channels::<E>).post(create_channel::<E>),
-        )
+        .route("/v1/channels", get(list_channels).post(create_channel))
         .route(
             "/v1/channels/{channel}",
-            get(channel_info::<E>).delete(delete_channel::<E>),
+            get(channel_info).delete(delete_channel),
         )
-        .route("/v1/channels/{channel}/messages", post(broadcast::<E>))
+        .route("/v1/channels/{channel}/messages", post(broadcast))
         .route(
             "/v1/channels/{channel}/listeners",
-            get(list_listeners::<E>).post(add_listener::<E>),
+            get(list_listeners).post(add_listener),
         )
         .route(
             "/v1/channels/{channel}/listeners/{listener}",
-            get(listener_info::<E>).delete(remove_listener::<E>),
+            get(listener_info).delete(remove_listener),
         )
         .route(
             "/v1/channels/{channel}/listeners/{listener}/start",
-            post(start::<E>),
+            post(start),
         )
         .route(
             "/v1/channels/{channel}/listeners/{listener}/stop",
-            post(stop::<E>),
+            post(stop),
         )
         .route(
             "/v1/channels/{channel}/listeners/{listener}/messages",
-            post(dispatch::<E>),
+            post(dispatch),
         )
         .route(
             "/v1/channels/{channel}/listeners/{listener}/next",
-            post(next::<E>),
+            post(next),
         )
 }
 
 /// The channel's stream (watch): [`super::routes::StreamRoute::Channel`].
-pub(super) fn channel_stream<E: Backend>() -> MethodRouter<AppState<E>> {
-    get(watch::<E>).head(head_watch::<E>)
+pub(super) fn channel_stream() -> MethodRouter<AppState> {
+    get(watch).head(head_watch)
 }
 
 /// A listener's stream: [`super::routes::StreamRoute::Listener`].
-pub(super) fn listener_stream<E: Backend>() -> MethodRouter<AppState<E>> {
-    get(events::<E>).head(head_events::<E>)
+pub(super) fn listener_stream() -> MethodRouter<AppState> {
+    get(events).head(head_events)
 }
 
 /// The resume point: the `Last-Event-ID` header, else `last_event_id` in the
@@ -146,12 +142,12 @@ fn ids((channel, listener): (String, String)) -> ApiResult<(ChannelId, ListenerI
     Ok((channel_id(&channel)?, listener_id(&listener)?))
 }
 
-async fn list_channels<E: Backend>(State(s): State<AppState<E>>) -> ApiResult<Json<Value>> {
+async fn list_channels(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"channels": s.broker.channel_ids().await?})))
 }
 
-async fn create_channel<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn create_channel(
+    State(s): State<AppState>,
     OptionalJson(body): OptionalJson<NewChannel>,
 ) -> ApiResult<(StatusCode, Json<ChannelInfo>)> {
     let id = body.id.as_deref().map(channel_id).transpose()?;
@@ -160,36 +156,33 @@ async fn create_channel<E: Backend>(
         .map(|partial| merged_settings(s.broker.defaults(), partial))
         .transpose()?;
     let channel = s.broker.create_channel(id, settings).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(s.broker.info(channel.id()).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(s.broker.info(&channel).await?)))
 }
 
-async fn channel_info<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn channel_info(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
 ) -> ApiResult<Json<ChannelInfo>> {
     Ok(Json(s.broker.info(&channel_id(&channel)?).await?))
 }
 
-async fn delete_channel<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn delete_channel(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
 ) -> ApiResult<StatusCode> {
     s.broker.delete_channel(&channel_id(&channel)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_listeners<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn list_listeners(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
 ) -> ApiResult<Json<Vec<ListenerInfo>>> {
     Ok(Json(s.broker.info(&channel_id(&channel)?).await?.listeners))
 }
 
-async fn add_listener<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn add_listener(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
     OptionalJson(body): OptionalJson<NewListener>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -198,8 +191,8 @@ async fn add_listener<E: Backend>(
     Ok((StatusCode::CREATED, Json(json!({"id": listener}))))
 }
 
-async fn listener_info<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn listener_info(
+    State(s): State<AppState>,
     PathParams(p): Ids,
 ) -> ApiResult<Json<ListenerInfo>> {
     let (channel, listener) = ids(p)?;
@@ -211,35 +204,26 @@ async fn listener_info<E: Backend>(
         .ok_or_else(|| eric_core::Error::InvalidListener { channel, listener }.into())
 }
 
-async fn remove_listener<E: Backend>(
-    State(s): State<AppState<E>>,
-    PathParams(p): Ids,
-) -> ApiResult<StatusCode> {
+async fn remove_listener(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<StatusCode> {
     let (channel, listener) = ids(p)?;
     s.broker.remove_listener(&channel, &listener).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn start<E: Backend>(
-    State(s): State<AppState<E>>,
-    PathParams(p): Ids,
-) -> ApiResult<StatusCode> {
+async fn start(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<StatusCode> {
     let (channel, listener) = ids(p)?;
     s.broker.set_running(&channel, &listener, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn stop<E: Backend>(
-    State(s): State<AppState<E>>,
-    PathParams(p): Ids,
-) -> ApiResult<StatusCode> {
+async fn stop(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<StatusCode> {
     let (channel, listener) = ids(p)?;
     s.broker.set_running(&channel, &listener, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn dispatch<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn dispatch(
+    State(s): State<AppState>,
     PathParams(p): Ids,
     write: WriteKey,
     JsonBody(message): JsonBody<Message>,
@@ -257,8 +241,8 @@ async fn dispatch<E: Backend>(
     ))
 }
 
-async fn broadcast<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn broadcast(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
     write: WriteKey,
     JsonBody(message): JsonBody<Message>,
@@ -276,7 +260,7 @@ async fn broadcast<E: Backend>(
     ))
 }
 
-async fn next<E: Backend>(State(s): State<AppState<E>>, PathParams(p): Ids) -> ApiResult<Response> {
+async fn next(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
     Ok(match s.broker.next(&channel, &listener).await? {
         Some(delivery) => Json(delivery).into_response(),
@@ -284,8 +268,8 @@ async fn next<E: Backend>(State(s): State<AppState<E>>, PathParams(p): Ids) -> A
     })
 }
 
-async fn events<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn events(
+    State(s): State<AppState>,
     PathParams(p): Ids,
     headers: HeaderMap,
     QueryParams(q): QueryParams<ResumeQuery>,
@@ -297,23 +281,20 @@ async fn events<E: Backend>(
     sse::listener_events(&s, (&channel, &listener), resume, caller, connection).await
 }
 
-async fn head_events<E: Backend>(
-    State(s): State<AppState<E>>,
-    PathParams(p): Ids,
-) -> ApiResult<Response> {
+async fn head_events(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
     sse::head(&s, &channel, Some(&listener)).await
 }
 
-async fn head_watch<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn head_watch(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
 ) -> ApiResult<Response> {
     sse::head(&s, &channel_id(&channel)?, None).await
 }
 
-async fn watch<E: Backend>(
-    State(s): State<AppState<E>>,
+async fn watch(
+    State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {

@@ -9,7 +9,6 @@ use eric_core::{ChannelId, Error, ListenerId, Message};
 
 use super::protocol::{Failure, Request, Verb};
 use super::stream::Opened;
-use crate::backend::Backend;
 use crate::broker::Broker;
 
 /// The reference's answer to a command that worked.
@@ -19,15 +18,15 @@ const INVALID_LISTENER: &str = "InvalidListenerException";
 
 /// What a command produced.
 #[derive(Debug)]
-pub(super) enum Outcome<E: Backend> {
+pub(super) enum Outcome {
     /// A text, then end of file.
     Reply(String),
     /// A stream to serve.
-    Stream(Opened<E>),
+    Stream(Opened),
 }
 
 /// Runs `request`; a failure becomes its error text.
-pub(super) async fn execute<E: Backend>(broker: &Broker<E>, request: Request) -> Outcome<E> {
+pub(super) async fn execute(broker: &Broker, request: Request) -> Outcome {
     let verb = request.verb;
     match run(broker, request).await {
         Ok(outcome) => outcome,
@@ -38,7 +37,7 @@ pub(super) async fn execute<E: Backend>(broker: &Broker<E>, request: Request) ->
     }
 }
 
-async fn run<E: Backend>(broker: &Broker<E>, request: Request) -> Result<Outcome<E>, Failure> {
+async fn run(broker: &Broker, request: Request) -> Result<Outcome, Failure> {
     let Request {
         verb,
         channel,
@@ -57,7 +56,7 @@ async fn run<E: Backend>(broker: &Broker<E>, request: Request) -> Result<Outcome
                 .transpose()
                 .map_err(|e| Failure::from_core(&Error::InvalidId(e)))?;
             let created = broker.create_channel(id, None).await.map_err(fail)?;
-            Ok(Outcome::Reply(created.id().to_string()))
+            Ok(Outcome::Reply(created.to_string()))
         }
         Verb::Register => {
             let listener = broker.subscribe(&channel()?, None).await.map_err(fail)?;
@@ -87,15 +86,20 @@ async fn run<E: Backend>(broker: &Broker<E>, request: Request) -> Result<Outcome
         Verb::Listen => {
             let channel = channel()?;
             let listener = listener_id(broker, &channel, verb, receiver).await?;
-            let (handle, stream) = broker
+            let opened = broker
                 .stream(&channel, &listener, None, true)
                 .await
                 .map_err(fail)?;
-            Ok(Outcome::Stream(Opened::new(handle, stream, Some(listener))))
+            Ok(Outcome::Stream(Opened::new(
+                channel,
+                opened,
+                Some(listener),
+            )))
         }
         Verb::Watch => {
-            let (handle, stream) = broker.watch(&channel()?).await.map_err(fail)?;
-            Ok(Outcome::Stream(Opened::new(handle, stream, None)))
+            let channel = channel()?;
+            let opened = broker.watch(&channel).await.map_err(fail)?;
+            Ok(Outcome::Stream(Opened::new(channel, opened, None)))
         }
         Verb::RemoveListener => {
             let channel = channel()?;
@@ -128,8 +132,8 @@ fn channel_id(text: Option<&str>) -> Result<ChannelId, Failure> {
 
 /// The listener id, or the verb's not-found text. The channel is checked
 /// first, as the reference looked it up before the listener.
-async fn listener_id<E: Backend>(
-    broker: &Broker<E>,
+async fn listener_id(
+    broker: &Broker,
     channel: &ChannelId,
     verb: Verb,
     text: Option<&str>,
@@ -138,7 +142,7 @@ async fn listener_id<E: Backend>(
         return Ok(id);
     }
     broker
-        .channel(channel)
+        .ensure_exists(channel, None)
         .await
         .map_err(|e| failure(verb, &e))?;
     Err(no_listener(verb, text))

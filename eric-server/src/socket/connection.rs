@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 use super::commands::{self, Outcome};
 use super::protocol::{self, Failure};
 use super::stream;
-use crate::backend::Backend;
 use crate::broker::Broker;
 
 /// How long a client may take to send its request and half-close.
@@ -28,15 +27,15 @@ pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// What every connection task shares.
-pub(super) struct Shared<E: Backend> {
-    pub(super) broker: Broker<E>,
+pub(super) struct Shared {
+    pub(super) broker: Broker,
     pub(super) max_request_bytes: usize,
     /// How long one write may wait for a client that does not read.
     pub(super) write_timeout: Duration,
     pub(super) shutdown: CancellationToken,
 }
 
-impl<E: Backend> fmt::Debug for Shared<E> {
+impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("broker", &self.broker)
@@ -74,7 +73,7 @@ enum Read {
 }
 
 /// Serves one connection.
-pub(super) async fn handle<E: Backend>(mut socket: UnixStream, shared: Arc<Shared<E>>) {
+pub(super) async fn handle(mut socket: UnixStream, shared: Arc<Shared>) {
     let Some(request) = receive(&mut socket, &shared).await else {
         return;
     };
@@ -105,7 +104,7 @@ pub(super) async fn handle<E: Backend>(mut socket: UnixStream, shared: Arc<Share
 
 /// Reads the request. When that fails, answers why (if the client can
 /// still hear it) and gives `None`.
-async fn receive<E: Backend>(socket: &mut UnixStream, shared: &Shared<E>) -> Option<Vec<u8>> {
+async fn receive(socket: &mut UnixStream, shared: &Shared) -> Option<Vec<u8>> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let read = tokio::select! {
         biased;
@@ -143,7 +142,7 @@ async fn read_request(socket: &mut UnixStream, max: usize) -> std::io::Result<Re
 }
 
 /// Writes `text` and half-closes.
-async fn answer<E: Backend>(socket: &mut UnixStream, text: &str, shared: &Shared<E>) {
+async fn answer(socket: &mut UnixStream, text: &str, shared: &Shared) {
     if let Err(error) = send(socket, text.as_bytes(), &mut 0, shared).await {
         tracing::debug!(%error, "socket answer not delivered");
         return;
@@ -154,11 +153,11 @@ async fn answer<E: Backend>(socket: &mut UnixStream, text: &str, shared: &Shared
 /// Writes all of `bytes` within the write timeout, unless shutdown comes.
 /// `written` counts what went into the socket, also when the write fails:
 /// a stream gives back only what its client cannot have received.
-pub(super) async fn send<E: Backend>(
+pub(super) async fn send(
     socket: &mut UnixStream,
     bytes: &[u8],
     written: &mut usize,
-    shared: &Shared<E>,
+    shared: &Shared,
 ) -> Result<(), SendError> {
     *written = 0;
     let write = async {

@@ -42,7 +42,6 @@ use tokio_util::task::TaskTracker;
 
 use self::connection::Shared;
 use crate::accept;
-use crate::backend::Backend;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 
@@ -128,10 +127,10 @@ fn remove_stale(path: &Path) -> io::Result<()> {
 /// Serves the protocol until `shutdown`; then stops accepting, removes the
 /// socket file (so a new server may bind at once) and waits for the
 /// connections' tasks, whose streams end on the same token.
-pub async fn serve<E: Backend>(
+pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
-    broker: Broker<E>,
+    broker: Broker,
     max_request_bytes: usize,
     write_timeout: Duration,
     shutdown: CancellationToken,

@@ -35,8 +35,7 @@ use std::fmt;
 use std::os::fd::AsFd;
 
 use eric_core::{
-    ChannelId, Delivery, ListenerId, MessageStream, SseChannel, SseMessage, StreamEnd, StreamItem,
-    Taken,
+    ChannelId, Delivery, ListenerId, MessageStream, SseMessage, StreamEnd, StreamItem, Taken,
 };
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::Interest;
@@ -45,58 +44,55 @@ use tokio::net::UnixStream;
 use super::connection::{Shared, send};
 use super::protocol::Failure;
 use super::python::json::{push_json, push_str};
-use crate::backend::Backend;
-use crate::broker::Broker;
+use crate::broker::{Broker, OpenedStream};
 
 /// Bytes gathered into one write at most (lines ready at once go together).
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// A stream a command opened.
-pub(super) struct Opened<E: Backend> {
-    channel: SseChannel<E>,
-    stream: MessageStream<SseMessage>,
+pub(super) struct Opened {
+    channel: ChannelId,
+    opened: OpenedStream,
     /// The listener of `l`, named when it is removed; `None` for `w`, whose
     /// temporary listener goes with the stream.
     listener: Option<ListenerId>,
 }
 
-impl<E: Backend> Opened<E> {
+impl Opened {
     /// A stream of `channel`, on `listener` for `l`.
     pub(super) fn new(
-        channel: SseChannel<E>,
-        stream: MessageStream<SseMessage>,
+        channel: ChannelId,
+        opened: OpenedStream,
         listener: Option<ListenerId>,
     ) -> Self {
         Self {
             channel,
-            stream,
+            opened,
             listener,
         }
     }
 }
 
-impl<E: Backend> fmt::Debug for Opened<E> {
+impl fmt::Debug for Opened {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Opened")
-            .field("channel", self.channel.id())
+            .field("channel", &self.channel)
             .field("listener", &self.listener)
             .finish_non_exhaustive()
     }
 }
 
 /// Serves a stream until it ends, its client leaves or shutdown.
-pub(super) async fn serve<E: Backend>(
-    socket: &mut UnixStream,
-    opened: Opened<E>,
-    shared: &Shared<E>,
-) {
+pub(super) async fn serve(socket: &mut UnixStream, opened: Opened, shared: &Shared) {
     let (broker, shutdown) = (&shared.broker, &shared.shutdown);
     let Opened {
         channel,
-        mut stream,
+        opened: OpenedStream {
+            mut stream,
+            retry_ms: retry,
+        },
         listener,
     } = opened;
-    let retry = channel.settings().retry_ms;
     let departure = Departure::watch(socket);
     loop {
         let item = tokio::select! {
@@ -104,7 +100,7 @@ pub(super) async fn serve<E: Backend>(
             () = shutdown.cancelled() => return,
             item = stream.next() => item,
             () = departure.wait() => {
-                tracing::debug!(channel = %channel.id(), "socket stream client left");
+                tracing::debug!(%channel, "socket stream client left");
                 return;
             }
         };
@@ -114,7 +110,7 @@ pub(super) async fn serve<E: Backend>(
         let mut batch = Batch::default();
         batch.gather(item, &mut stream, retry);
         if let Some(end) = batch.end.take() {
-            let text = end_text(end, broker, channel.id(), listener.as_ref()).await;
+            let text = end_text(end, broker, &channel, listener.as_ref()).await;
             batch.out.push_str(&text);
             batch.ended = true;
         }
@@ -126,7 +122,7 @@ pub(super) async fn serve<E: Backend>(
             let unsent = batch.unsent(written);
             tracing::debug!(
                 %error,
-                channel = %channel.id(),
+                %channel,
                 written,
                 given_back = unsent.iter().map(|t| t.deliveries.len()).sum::<usize>(),
                 "socket stream write failed"
@@ -239,9 +235,9 @@ fn push_line(out: &mut String, event: &SseMessage, retry: u64) {
 }
 
 /// The text that closes a stream: none when its listener was stopped.
-async fn end_text<E: Backend>(
+async fn end_text(
     end: StreamEnd,
-    broker: &Broker<E>,
+    broker: &Broker,
     channel: &ChannelId,
     listener: Option<&ListenerId>,
 ) -> String {
@@ -250,7 +246,7 @@ async fn end_text<E: Backend>(
         StreamEnd::Removed => match listener {
             Some(listener) => Failure::new("InvalidListenerException", listener.as_str()).text(),
             // `w`: its listener goes when its channel does.
-            None => match broker.channel(channel).await {
+            None => match broker.ensure_exists(channel, None).await {
                 Err(error) => Failure::from_core(&error).text(),
                 Ok(_) => Failure::bare("InvalidListenerException").text(),
             },
