@@ -214,3 +214,76 @@ impl Backend for RedisEngine {
         RedisEngine::shutdown(self);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Redis engine's figures keep the names and help texts `/metrics`
+    /// has always shown, and its latency buckets their bounds, in seconds.
+    #[test]
+    fn redis_statistics_become_a_storage_report() {
+        let mut buckets = [0; LATENCY_BUCKETS_US.len() + 1];
+        buckets[0] = 2;
+        buckets[3] = 1;
+        buckets[LATENCY_BUCKETS_US.len()] = 1;
+        let commands = RedisStats {
+            commands: 4,
+            errors: 1,
+            latency_us_sum: 2_500_000,
+            buckets,
+        };
+        let pubsub = PubSubActivity {
+            sessions: 2,
+            probes: 9,
+        };
+        let report = StorageReport::redis(&commands, &pubsub);
+        let counters: Vec<_> = report
+            .counters
+            .iter()
+            .map(|c| (c.name, c.help, c.value))
+            .collect();
+        assert_eq!(
+            counters,
+            [
+                (
+                    "redis_pubsub_sessions",
+                    "Pub/sub subscriber sessions established (more than one: reconnects)",
+                    2
+                ),
+                (
+                    "redis_commands",
+                    "Redis commands, pipelines and scripts sent",
+                    4
+                ),
+                ("redis_errors", "Redis calls that failed or timed out", 1),
+            ]
+        );
+        let latency = report.latency.expect("a latency histogram");
+        assert_eq!(
+            (
+                latency.name,
+                latency.help,
+                latency.count,
+                latency.sum_seconds
+            ),
+            ("redis_command_latency", "Latency of Redis calls", 4, 2.5)
+        );
+        assert_eq!(
+            latency.buckets,
+            [
+                (0.0001, 2),
+                (0.00025, 0),
+                (0.0005, 0),
+                (0.001, 1),
+                (0.0025, 0),
+                (0.005, 0),
+                (0.01, 0),
+                (0.025, 0),
+                (0.1, 0),
+                (1.0, 0),
+                (f64::INFINITY, 1),
+            ]
+        );
+    }
+}

@@ -14,15 +14,21 @@
 //! - [`config`]: [`Config`], layered defaults → file → environment → flags,
 //!   with the access settings it checks ([`config::Token`], CORS origins)
 //!   that [`http`] enforces.
-//! - [`backend`]: what the server needs from an engine.
-//! - [`broker`]: [`Broker`], the operations both faces offer.
+//! - [`backend`]: what the server needs from an engine ([`Backend`],
+//!   implemented for both), and [`StorageReport`], the engine-neutral form
+//!   of a storage's statistics. The only module that names an engine's own
+//!   types, besides [`Server::run`] picking one.
+//! - [`broker`]: [`Broker`], the operations both faces offer: generic over
+//!   the engine inside, one type outside (a trait object), so the faces and
+//!   [`metrics`] are compiled once and name no engine.
 //! - [`http`]: the axum router (eric-api routes, `/v1`, SSE, operations);
 //!   `http::routes` declares the stream routes once, for the router, the
 //!   hyper bypass in `serve` and the rights table.
 //! - `accept`: the accept loop HTTP and the socket share (connection cap,
 //!   back-off cut short by shutdown, tasks on a tracker).
 //! - `serve`: HTTP connections (per-connection kill switch, shutdown).
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics (the storage's figures come as a
+//!   [`StorageReport`]).
 //! - [`socket`]: eric's Unix-socket protocol.
 //! - [`error`]: the crate's [`Error`].
 

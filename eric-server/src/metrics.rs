@@ -232,3 +232,60 @@ impl Collector for StorageCollector {
         e.encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &buckets, None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{LatencyHistogram, StorageCounter};
+
+    fn exposition(metrics: &Metrics) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &metrics.registry).expect("encodes");
+        out
+    }
+
+    /// A storage report comes out under the names and help texts it
+    /// carries, after the broker's own metrics, counters first.
+    #[test]
+    fn a_storage_report_is_exposed_under_its_own_names() {
+        let metrics = Metrics::new();
+        let without = exposition(&metrics);
+        let counter = |name, help, value| StorageCounter { name, help, value };
+        metrics.storage.set(Some(StorageReport {
+            counters: vec![
+                counter("store_sessions", "Sessions", 1),
+                counter("store_calls", "Calls sent", 4),
+            ],
+            latency: Some(LatencyHistogram {
+                name: "store_latency",
+                help: "Latency of calls",
+                count: 4,
+                sum_seconds: 0.5,
+                buckets: vec![(0.001, 1), (0.1, 3), (f64::INFINITY, 0)],
+            }),
+        }));
+        let with = exposition(&metrics);
+        let before_eof = without.strip_suffix("# EOF\n").expect("ends with EOF");
+        let added = with
+            .strip_prefix(before_eof)
+            .expect("the broker's own metrics come first, unchanged");
+        assert_eq!(
+            added,
+            "# HELP eric_store_sessions Sessions\n\
+             # TYPE eric_store_sessions counter\n\
+             eric_store_sessions_total 1\n\
+             # HELP eric_store_calls Calls sent\n\
+             # TYPE eric_store_calls counter\n\
+             eric_store_calls_total 4\n\
+             # HELP eric_store_latency_seconds Latency of calls\n\
+             # TYPE eric_store_latency_seconds histogram\n\
+             # UNIT eric_store_latency_seconds seconds\n\
+             eric_store_latency_seconds_sum 0.5\n\
+             eric_store_latency_seconds_count 4\n\
+             eric_store_latency_seconds_bucket{le=\"0.001\"} 1\n\
+             eric_store_latency_seconds_bucket{le=\"0.1\"} 5\n\
+             eric_store_latency_seconds_bucket{le=\"+Inf\"} 9\n\
+             # EOF\n"
+        );
+    }
+}
