@@ -214,22 +214,15 @@ impl Collector for StorageCollector {
         let Some(latency) = &report.latency else {
             return Ok(());
         };
-        let mut cumulative = 0;
-        let buckets: Vec<(f64, u64)> = latency
-            .buckets
-            .iter()
-            .map(|&(bound, count)| {
-                cumulative += count;
-                (bound, cumulative)
-            })
-            .collect();
         let mut e = encoder.encode_descriptor(
             latency.name,
             latency.help,
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        e.encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &buckets, None)
+        // Per-bucket counts: the encoder writes the running sums
+        // Prometheus's `le` buckets are.
+        e.encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &latency.buckets, None)
     }
 }
 
@@ -245,7 +238,9 @@ mod tests {
     }
 
     /// A storage report comes out under the names and help texts it
-    /// carries, after the broker's own metrics, counters first.
+    /// carries, after the broker's own metrics, counters first; histogram
+    /// buckets count every observation up to their bound, so `+Inf` is the
+    /// count.
     #[test]
     fn a_storage_report_is_exposed_under_its_own_names() {
         let metrics = Metrics::new();
@@ -283,8 +278,8 @@ mod tests {
              eric_store_latency_seconds_sum 0.5\n\
              eric_store_latency_seconds_count 4\n\
              eric_store_latency_seconds_bucket{le=\"0.001\"} 1\n\
-             eric_store_latency_seconds_bucket{le=\"0.1\"} 5\n\
-             eric_store_latency_seconds_bucket{le=\"+Inf\"} 9\n\
+             eric_store_latency_seconds_bucket{le=\"0.1\"} 4\n\
+             eric_store_latency_seconds_bucket{le=\"+Inf\"} 4\n\
              # EOF\n"
         );
     }
