@@ -5,68 +5,18 @@
 //! process exiting, a line arriving on a child's stdout).
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use eric_redis::test_support::TestRedis;
-use eric_server::{Config, Server};
+use eric_server::test_support::{TestServer, config_on};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 /// Longest wait for anything; a healthy run takes a fraction of it.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A server running in this process.
-struct TestServer {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<eric_server::Result<()>>,
-}
-
-impl TestServer {
-    /// Binds `config` (its address may be port 0) and serves it.
-    async fn start(config: Config) -> Self {
-        let server = Server::bind(config).await.unwrap();
-        let addr = server.http_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server.run(shutdown.clone()));
-        Self {
-            addr,
-            shutdown,
-            task,
-        }
-    }
-
-    /// The in-memory engine on a free port.
-    async fn memory() -> Self {
-        Self::start(config_on("127.0.0.1:0".parse().unwrap())).await
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Shuts down and waits until the server has let go of its port.
-    async fn stop(self) {
-        self.shutdown.cancel();
-        timeout(DEADLINE, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn config_on(addr: SocketAddr) -> Config {
-    let mut config = Config::default();
-    config.http.addr = addr;
-    config
-}
 
 /// What a finished `eric` run left.
 #[derive(Debug)]
@@ -508,7 +458,7 @@ async fn listen_resumes_after_the_server_goes_away() {
     let mut config = config_on("127.0.0.1:0".parse().unwrap());
     config.redis = Some(redis.config());
     let a = TestServer::start(config.clone()).await;
-    let (addr, url) = (a.addr, a.url());
+    let (addr, url) = (a.addr(), a.url());
     ok(&url, &["create", "--id", "c"]).await;
     ok(&url, &["subscribe", "c", "--id", "l"]).await;
 

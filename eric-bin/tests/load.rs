@@ -5,18 +5,15 @@
 
 use std::path::PathBuf;
 
-use eric_server::{Config, Server};
+use eric_server::test_support::{TestServer, config_on};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// A server on a free port with a socket in a temporary directory.
 struct Running {
     url: String,
     socket: PathBuf,
-    shutdown: CancellationToken,
-    task: JoinHandle<eric_server::Result<()>>,
+    server: TestServer,
     _dir: TempDir,
 }
 
@@ -24,18 +21,13 @@ impl Running {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("eric.sock");
-        let mut config = Config::default();
-        config.http.addr = "127.0.0.1:0".parse().unwrap();
+        let mut config = config_on("127.0.0.1:0".parse().unwrap());
         config.socket.path = Some(socket.clone());
-        let server = Server::bind(config).await.unwrap();
-        let url = format!("http://{}", server.http_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server.run(shutdown.clone()));
+        let server = TestServer::start(config).await;
         Self {
-            url,
+            url: server.url(),
             socket,
-            shutdown,
-            task,
+            server,
             _dir: dir,
         }
     }
@@ -69,8 +61,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
+        self.server.stop().await;
     }
 }
 

@@ -3,7 +3,6 @@
 //! servers). Nothing sleeps to wait: each wait is a deadline on the event.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use eric_client::{
@@ -11,68 +10,25 @@ use eric_client::{
     Write, Written,
 };
 use eric_redis::test_support::TestRedis;
-use eric_server::{Config, Server};
+use eric_server::test_support::{TestServer, config_on};
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 /// Longest wait for anything; a healthy run takes a fraction of it.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A server running in this process.
-struct TestServer {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<eric_server::Result<()>>,
+/// A memory server with a channel `c`, and a client of it.
+async fn with_channel_c() -> (TestServer, Client) {
+    let server = TestServer::memory().await;
+    let client = client_of(&server);
+    let channel = NewChannel::new().id("c");
+    client.create_channel(&channel).await.unwrap();
+    (server, client)
 }
 
-impl TestServer {
-    async fn start(config: Config) -> Self {
-        let server = Server::bind(config).await.unwrap();
-        let addr = server.http_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server.run(shutdown.clone()));
-        Self {
-            addr,
-            shutdown,
-            task,
-        }
-    }
-
-    async fn memory() -> Self {
-        Self::start(config_on("127.0.0.1:0".parse().unwrap())).await
-    }
-
-    /// A memory server with a channel `c`, and a client of it.
-    async fn with_channel_c() -> (Self, Client) {
-        let server = Self::memory().await;
-        let client = server.client();
-        let channel = NewChannel::new().id("c");
-        client.create_channel(&channel).await.unwrap();
-        (server, client)
-    }
-
-    fn client(&self) -> Client {
-        Client::new(&format!("http://{}", self.addr)).unwrap()
-    }
-
-    /// Shuts down and waits until the server has let go of its port.
-    async fn stop(self) {
-        self.shutdown.cancel();
-        timeout(DEADLINE, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn config_on(addr: SocketAddr) -> Config {
-    let mut config = Config::default();
-    config.http.addr = addr;
-    config
+fn client_of(server: &TestServer) -> Client {
+    Client::new(&server.url()).unwrap()
 }
 
 fn message(msg_type: &str, payload: serde_json::Value) -> Message {
@@ -114,7 +70,7 @@ async fn next_event(stream: &mut EventStream) -> StreamEvent {
 #[tokio::test]
 async fn channels_are_created_listed_shown_and_deleted() {
     let server = TestServer::memory().await;
-    let client = server.client();
+    let client = client_of(&server);
     let created = client
         .create_channel(&NewChannel::new().id("c1").retry_ms(250).queue_capacity(7))
         .await
@@ -141,7 +97,7 @@ async fn channels_are_created_listed_shown_and_deleted() {
 
 #[tokio::test]
 async fn listeners_are_added_shown_started_stopped_and_removed() {
-    let (server, client) = TestServer::with_channel_c().await;
+    let (server, client) = with_channel_c().await;
     let first = client.add_listener("c", None).await.unwrap();
     assert_eq!(client.add_listener("c", Some("l2")).await.unwrap(), "l2");
     let listed = client.listeners("c").await.unwrap();
@@ -166,7 +122,7 @@ async fn listeners_are_added_shown_started_stopped_and_removed() {
 
 #[tokio::test]
 async fn dispatch_broadcast_and_next() {
-    let (server, client) = TestServer::with_channel_c().await;
+    let (server, client) = with_channel_c().await;
     for listener in ["l1", "l2"] {
         client.add_listener("c", Some(listener)).await.unwrap();
     }
@@ -203,7 +159,7 @@ async fn dispatch_broadcast_and_next() {
 /// repeats say they were replayed.
 #[tokio::test]
 async fn named_writes_apply_once_and_say_so() {
-    let (server, client) = TestServer::with_channel_c().await;
+    let (server, client) = with_channel_c().await;
     client.add_listener("c", Some("l")).await.unwrap();
     let dispatch = Write::once("order-1").retries(2);
     let message = message("t", json!(1));
@@ -229,7 +185,7 @@ async fn named_writes_apply_once_and_say_so() {
 #[tokio::test]
 async fn refusals_carry_the_servers_code_and_transport_failures_the_url() {
     let server = TestServer::memory().await;
-    let client = server.client();
+    let client = client_of(&server);
     let error = client.channel("nope").await.unwrap_err();
     assert_eq!(
         (error.status(), error.code()),
@@ -273,7 +229,7 @@ async fn refusals_carry_the_servers_code_and_transport_failures_the_url() {
 
 #[tokio::test]
 async fn a_listeners_stream_yields_events_then_its_end() {
-    let (server, client) = TestServer::with_channel_c().await;
+    let (server, client) = with_channel_c().await;
     client.add_listener("c", Some("l")).await.unwrap();
     // Open returns once the stream is registered: what follows reaches it.
     let mut stream = client.listener_events("c", "l").open().await.unwrap();
@@ -301,7 +257,7 @@ async fn a_listeners_stream_yields_events_then_its_end() {
 #[tokio::test]
 async fn a_resume_past_the_replay_window_yields_a_gap() {
     let server = TestServer::memory().await;
-    let client = server.client();
+    let client = client_of(&server);
     let channel = NewChannel::new().id("c").replay_window(1);
     client.create_channel(&channel).await.unwrap();
     client.add_listener("c", Some("l")).await.unwrap();
@@ -326,7 +282,7 @@ async fn a_resume_past_the_replay_window_yields_a_gap() {
 
 #[tokio::test]
 async fn a_channels_stream_yields_its_broadcasts() {
-    let (server, client) = TestServer::with_channel_c().await;
+    let (server, client) = with_channel_c().await;
     let mut stream = client.channel_events("c").open().await.unwrap();
     let once = Write::new();
     client
@@ -356,8 +312,8 @@ async fn a_stream_resumes_across_a_server_restart() {
     let mut config = config_on("127.0.0.1:0".parse().unwrap());
     config.redis = Some(redis.config());
     let a = TestServer::start(config.clone()).await;
-    let addr = a.addr;
-    let client = a.client();
+    let addr = a.addr();
+    let client = client_of(&a);
     client
         .create_channel(&NewChannel::new().id("c"))
         .await

@@ -31,6 +31,8 @@
 //!   [`StorageReport`]).
 //! - [`socket`]: eric's Unix-socket protocol.
 //! - [`error`]: the crate's [`Error`].
+//! - `test_support` (feature `test-support`): `TestServer`, a server inside
+//!   a test's process.
 
 mod accept;
 pub mod backend;
@@ -41,6 +43,8 @@ pub mod http;
 pub mod metrics;
 mod serve;
 pub mod socket;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

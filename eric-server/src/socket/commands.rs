@@ -2,8 +2,9 @@
 //!
 //! Channels are the broker's: one created with `c` is visible over HTTP and
 //! the other way round. Lookups answer the reference's texts; an id that no
-//! channel or listener can have (eric validates ids) is simply not found, as
-//! it would be in the reference.
+//! channel or listener can have (eric validates ids) is simply not found.
+//! Where a verb does more than the reference's did, `docs/SOCKET.md` lists
+//! it under the deviations.
 
 use eric_core::{ChannelId, Error, ListenerId, Message};
 
@@ -50,7 +51,6 @@ async fn run(broker: &Broker, request: Request) -> Result<Outcome, Failure> {
     let receiver = receiver.as_deref();
     match verb {
         Verb::Create => {
-            // The reference ignored `c` here; eric creates that id.
             let id = channel_text
                 .map(str::parse::<ChannelId>)
                 .transpose()
@@ -111,8 +111,7 @@ async fn run(broker: &Broker, request: Request) -> Result<Outcome, Failure> {
             Ok(Outcome::Reply(ACK.to_owned()))
         }
         Verb::RemoveChannel => {
-            // Unlike the reference, the channel really goes: its listeners
-            // are removed and their streams end.
+            // Its listeners go too, and their streams end.
             broker.delete_channel(&channel()?).await.map_err(fail)?;
             Ok(Outcome::Reply(ACK.to_owned()))
         }

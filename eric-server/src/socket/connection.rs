@@ -3,10 +3,9 @@
 //! The read is bounded in size (`max_request_bytes`) and in time
 //! ([`REQUEST_TIMEOUT`]); every write is bounded in time
 //! (`socket.write_timeout_ms`, 30 s by default) and gives way to shutdown,
-//! so no client can hold a task forever. After an answer the server half-closes, as the reference
-//! did: the client reads to end of file.
+//! so no client can hold a task forever. After an answer the server
+//! half-closes: the client reads to end of file.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,54 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands::{self, Outcome};
 use super::protocol::{self, Failure};
+use super::shared::{Shared, send};
 use super::stream;
-use crate::broker::Broker;
 
 /// How long a client may take to send its request and half-close.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes read and dropped after an oversized request, so that its
 /// client, still writing, reaches its read and gets the error text.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
-
-/// What every connection task shares.
-pub(super) struct Shared {
-    pub(super) broker: Broker,
-    pub(super) max_request_bytes: usize,
-    /// How long one write may wait for a client that does not read.
-    pub(super) write_timeout: Duration,
-    pub(super) shutdown: CancellationToken,
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("broker", &self.broker)
-            .field("max_request_bytes", &self.max_request_bytes)
-            .field("write_timeout", &self.write_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a write did not complete.
-#[derive(Debug)]
-pub(super) enum SendError {
-    /// The socket failed (the client left: `EPIPE`).
-    Io(std::io::Error),
-    /// The client did not read for the write timeout.
-    Stalled,
-    /// The server is shutting down.
-    Shutdown,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(error) => write!(f, "the socket failed: {error}"),
-            Self::Stalled => f.write_str("the client stopped reading"),
-            Self::Shutdown => f.write_str("the server is shutting down"),
-        }
-    }
-}
 
 /// What reading a request gave.
 enum Read {
@@ -148,38 +107,6 @@ async fn answer(socket: &mut UnixStream, text: &str, shared: &Shared) {
         return;
     }
     let _ = tokio::time::timeout(shared.write_timeout, socket.shutdown()).await;
-}
-
-/// Writes all of `bytes` within the write timeout, unless shutdown comes.
-/// `written` counts what went into the socket, also when the write fails:
-/// a stream gives back only what its client cannot have received.
-pub(super) async fn send(
-    socket: &mut UnixStream,
-    bytes: &[u8],
-    written: &mut usize,
-    shared: &Shared,
-) -> Result<(), SendError> {
-    *written = 0;
-    let write = async {
-        while *written < bytes.len() {
-            match socket.write(&bytes[*written..]).await {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => *written += n,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(())
-    };
-    tokio::select! {
-        biased;
-        () = shared.shutdown.cancelled() => Err(SendError::Shutdown),
-        done = tokio::time::timeout(shared.write_timeout, write) => match done {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(SendError::Io(error)),
-            Err(_elapsed) => Err(SendError::Stalled),
-        },
-    }
 }
 
 /// Reads and drops what an oversized request still sends, up to

@@ -15,6 +15,7 @@
 //! - `connection`: one connection (bounded read, answer, timeouts);
 //! - `protocol`: parsing a request, the error texts;
 //! - `commands`: the verbs, run against the [`Broker`];
+//! - `shared`: what every connection shares, and the bounded write;
 //! - `stream`: the streams of `l` and `w`;
 //! - `strict`: the strict-JSON check Python's decoder does not make;
 //! - `python`: the CPython imitations (`json.dumps`, `repr`, `json.loads`'s
@@ -27,6 +28,7 @@ mod connection;
 mod proptests;
 mod protocol;
 mod python;
+mod shared;
 mod stream;
 mod strict;
 
@@ -40,7 +42,7 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::connection::Shared;
+use self::shared::Shared;
 use crate::accept;
 use crate::broker::Broker;
 use crate::error::{Error, Result};

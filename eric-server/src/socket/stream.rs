@@ -2,8 +2,8 @@
 //! `{"event": ..., "retry": ..., "data": ...}` and `\n`, in Python's
 //! `json.dumps` format.
 //!
-//! Unlike the reference, a stream notices its client leaving and loses
-//! nothing it did not write:
+//! A stream notices its client leaving and loses nothing it did not write
+//! (a deviation from the reference, `docs/SOCKET.md`):
 //!
 //! * a write that fails (a Unix socket whose peer closed fails at once with
 //!   `EPIPE`), stalls for the write timeout (`socket.write_timeout_ms`) or
@@ -23,8 +23,7 @@
 //!   stream's own writes: it wakes on socket events, never on a timer.
 //!
 //! A stream whose listener is removed ends with one
-//! `InvalidListenerException('<id>')` text and end of file (the reference
-//! wrote a `TypeError` about JSON serialisation).
+//! `InvalidListenerException('<id>')` text and end of file.
 //!
 //! Limit: lines written into the socket but never read by a client that
 //! then closes are gone (the protocol has no acknowledgements, and the
@@ -41,9 +40,9 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
-use super::connection::{Shared, send};
 use super::protocol::Failure;
 use super::python::json::{push_json, push_str};
+use super::shared::{Shared, send};
 use crate::broker::{Broker, OpenedStream};
 
 /// Bytes gathered into one write at most (lines ready at once go together).
