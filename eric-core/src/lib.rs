@@ -37,6 +37,9 @@
 //!
 //! - [`id`]: validated ids ([`ChannelId`], [`ListenerId`], ...), safe in keys.
 //! - [`message`]: [`Message`] and [`MessageType`].
+//! - [`topic`]: [`Topic`], [`TopicFilter`] and the matching rule.
+//! - [`subscription`]: [`Subscription`], a message type narrowed by a
+//!   filter.
 //! - [`idempotency`]: keys that make a retried write apply once ([`Applied`]).
 //! - [`error`]: the crate's one [`Error`] enum.
 //! - [`queue`]: the [`Queue`] trait, [`InMemoryQueue`], [`queue::Wakeup`],
@@ -59,7 +62,7 @@
 //! - [`prefabs`]: the data-processing channel and distributed applications.
 //! - [`observe`]: the [`Observer`] metrics hook.
 //! - `testing` (feature `testing`): the behaviour and persistence suites
-//!   every engine runs.
+//!   every engine runs, and the topic-matching table.
 //!
 //! Modules import each other without a cycle: those below `channel`
 //! (`settings`, `adapter`, `queue`, `engine`, `sse`) never import it.
@@ -81,8 +84,10 @@ pub mod queue;
 pub mod registry;
 pub mod settings;
 pub mod sse;
+pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod topic;
 
 pub use adapter::{Adapter, RawAdapter};
 pub use channel::{
@@ -106,3 +111,5 @@ pub use queue::{Delivery, InMemoryQueue, Queue, Taken};
 pub use registry::{Broadcast, MemberRegistry, RegisterMode};
 pub use settings::ChannelSettings;
 pub use sse::{SseAdapter, SseEvent, SseMessage};
+pub use subscription::Subscription;
+pub use topic::{Topic, TopicFilter};

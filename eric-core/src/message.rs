@@ -1,6 +1,6 @@
 //! Messages: a validated [`MessageType`] plus a JSON payload, optionally
-//! signed with a sender id (the reference's `SignedMessage`) and optionally
-//! carrying a unique id (`UniqueMessage`).
+//! signed with a sender id (the reference's `SignedMessage`), optionally
+//! carrying a unique id (`UniqueMessage`) and optionally about a [`Topic`].
 //!
 //! A [`Message`] is immutable and shares its contents behind an `Arc`: a
 //! broadcast to a thousand listeners queues a thousand pointers, not a thousand
@@ -20,6 +20,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::id::{IdError, IdErrorReason, ListenerId, MessageId};
+use crate::topic::Topic;
 
 /// Longest accepted message type, in bytes.
 pub const MAX_MESSAGE_TYPE_LEN: usize = 256;
@@ -146,6 +147,10 @@ struct Contents {
     sender_id: Option<ListenerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<MessageId>,
+    /// Last, and left out when none, so every message stored before topics
+    /// existed keeps its exact bytes (and its byte count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    topic: Option<Topic>,
     /// The length of this serialised (see [`Message::stored_size`]), set
     /// once when the message is made: queues count it on every push and
     /// pop, and measuring there cost a third of a dispatch.
@@ -157,7 +162,7 @@ impl Contents {
     /// `self` with its `stored_size` measured.
     fn measured(mut self) -> Self {
         let string = |s: &str| 2 + s.bytes().map(escaped_len).sum::<usize>();
-        // {"type":T,"payload":P[,"sender_id":S][,"id":I]}
+        // {"type":T,"payload":P[,"sender_id":S][,"id":I][,"topic":O]}
         self.stored_size = r#"{"type":,"payload":}"#.len()
             + string(self.msg_type.as_str())
             + self.payload.get().len()
@@ -168,7 +173,11 @@ impl Contents {
             + self
                 .id
                 .as_ref()
-                .map_or(0, |i| r#","id":"#.len() + string(i.as_str()));
+                .map_or(0, |i| r#","id":"#.len() + string(i.as_str()))
+            + self
+                .topic
+                .as_ref()
+                .map_or(0, |t| r#","topic":"#.len() + string(t.as_str()));
         self
     }
 }
@@ -199,13 +208,13 @@ fn raw(value: &Value) -> Box<RawValue> {
         .unwrap_or_else(|_| Box::<RawValue>::default())
 }
 
-/// A message: type, JSON payload, optional sender and optional id.
+/// A message: type, JSON payload, optional sender, id and topic.
 ///
-/// Serialises as `{"type": ..., "payload": ..., "sender_id": ..., "id": ...}`
-/// (the last two only when set). Cloning is cheap.
+/// Serialises as `{"type": ..., "payload": ..., "sender_id": ..., "id": ...,
+/// "topic": ...}` (the last three only when set). Cloning is cheap.
 ///
 /// ```
-/// use eric_core::{Message, ListenerId};
+/// use eric_core::{Message, ListenerId, Topic};
 /// use serde_json::json;
 /// let m = Message::new("greet".parse().unwrap(), json!({"a": 1}));
 /// let signed = Message::signed(ListenerId::new("bob").unwrap(), "hello".parse().unwrap(), json!(null));
@@ -213,6 +222,10 @@ fn raw(value: &Value) -> Box<RawValue> {
 /// let unique = Message::unique(&m, None, None);
 /// assert_eq!(unique.msg_type(), m.msg_type());
 /// assert!(unique.id().is_some());
+/// let about = m.clone().with_topic("lab.fridge".parse::<Topic>().unwrap());
+/// assert_eq!(about.topic().unwrap().as_str(), "lab.fridge");
+/// assert_eq!(Message::unique(&about, None, None).topic(), about.topic());
+/// assert_eq!(m.topic(), None);
 /// ```
 #[derive(Clone)]
 pub struct Message(Arc<Contents>);
@@ -225,6 +238,7 @@ impl Message {
             payload: raw(&payload),
             sender_id: None,
             id: None,
+            topic: None,
             stored_size: 0,
         })
     }
@@ -239,6 +253,7 @@ impl Message {
             payload,
             sender_id: None,
             id: None,
+            topic: None,
             stored_size: 0,
         }))
     }
@@ -255,17 +270,20 @@ impl Message {
             payload: raw(&payload),
             sender_id: Some(sender),
             id: None,
+            topic: None,
             stored_size: 0,
         })
     }
 
-    /// This message's type and payload, signed by `sender` (as a reply is).
+    /// This message's type, payload and topic, signed by `sender` (as a
+    /// reply is).
     pub fn resigned(&self, sender: ListenerId) -> Self {
         Self::from_contents(Contents {
             msg_type: self.0.msg_type.clone(),
             payload: self.0.payload.clone(),
             sender_id: Some(sender),
             id: None,
+            topic: self.0.topic.clone(),
             stored_size: 0,
         })
     }
@@ -278,8 +296,25 @@ impl Message {
             payload: message.0.payload.clone(),
             sender_id: sender.or_else(|| message.0.sender_id.clone()),
             id: Some(id.unwrap_or_else(MessageId::generate)),
+            topic: message.0.topic.clone(),
             stored_size: 0,
         })
+    }
+
+    /// This message about `topic` (replacing any topic it had), measured
+    /// again. A message nobody else holds is reused as it is; a shared one
+    /// is copied, since messages never change once made.
+    pub fn with_topic(self, topic: Topic) -> Self {
+        let mut contents = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Contents {
+            msg_type: shared.msg_type.clone(),
+            payload: shared.payload.clone(),
+            sender_id: shared.sender_id.clone(),
+            id: shared.id.clone(),
+            topic: None,
+            stored_size: 0,
+        });
+        contents.topic = Some(topic);
+        Self::from_contents(contents)
     }
 
     fn from_contents(contents: Contents) -> Self {
@@ -287,7 +322,7 @@ impl Message {
     }
 
     /// The length of its stored JSON (`{"type":..,"payload":..}` with
-    /// `sender_id` and `id` when set, as it serialises): what a queue's
+    /// `sender_id`, `id` and `topic` when set, as it serialises): what a queue's
     /// byte bound counts for it. Measured once, when the message is made.
     #[inline]
     pub fn stored_size(&self) -> usize {
@@ -321,6 +356,12 @@ impl Message {
     pub fn id(&self) -> Option<&MessageId> {
         self.0.id.as_ref()
     }
+
+    /// What it is about, when its publisher said.
+    #[inline]
+    pub fn topic(&self) -> Option<&Topic> {
+        self.0.topic.as_ref()
+    }
 }
 
 impl fmt::Debug for Message {
@@ -334,17 +375,21 @@ impl fmt::Debug for Message {
         if let Some(id) = &self.0.id {
             d.field("id", &id.as_str());
         }
+        if let Some(topic) = &self.0.topic {
+            d.field("topic", &topic.as_str());
+        }
         d.finish()
     }
 }
 
 impl PartialEq for Message {
-    /// Same type, sender, id and payload text.
+    /// Same type, sender, id, topic and payload text.
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (&self.0, &other.0);
         a.msg_type == b.msg_type
             && a.sender_id == b.sender_id
             && a.id == b.id
+            && a.topic == b.topic
             && a.payload.get() == b.payload.get()
     }
 }
@@ -410,6 +455,52 @@ mod tests {
         );
         assert_eq!(spaced.payload_value(), serde_json::json!({"a": [1, 2]}));
         assert!(serde_json::from_str::<Message>(r#"{"type":"a\nb"}"#).is_err());
+    }
+
+    #[test]
+    fn a_topic_is_stored_last_and_only_when_set() {
+        let plain = Message::try_new("t", json!(1)).unwrap();
+        let before = serde_json::to_string(&plain).unwrap();
+        assert_eq!(
+            before, r#"{"type":"t","payload":1}"#,
+            "no topic, same bytes"
+        );
+        let about = plain.clone().with_topic("a.b".parse().unwrap());
+        let text = serde_json::to_string(&about).unwrap();
+        assert_eq!(text, r#"{"type":"t","payload":1,"topic":"a.b"}"#);
+        assert_eq!(about.stored_size(), text.len());
+        let back: Message = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, about);
+        assert_eq!(back.topic().unwrap().as_str(), "a.b");
+        assert_ne!(about, plain, "the topic is part of equality");
+        assert!(serde_json::from_str::<Message>(r#"{"type":"t","topic":""}"#).is_err());
+        assert!(serde_json::from_str::<Message>(r#"{"type":"t","topic":"a\nb"}"#).is_err());
+    }
+
+    #[test]
+    fn every_way_of_remaking_a_message_keeps_its_topic() {
+        let sender = ListenerId::new("s").unwrap();
+        let about = Message::signed(sender.clone(), "t".parse().unwrap(), json!(1))
+            .with_topic("a.b".parse().unwrap());
+        let unique = Message::unique(&about, None, None);
+        let resigned = about.resigned(ListenerId::new("r").unwrap());
+        let shared = about.clone();
+        let retopped = shared.clone().with_topic("c".parse().unwrap());
+        for m in [&unique, &resigned] {
+            assert_eq!(m.topic(), about.topic(), "{m:?}");
+        }
+        assert_eq!(retopped.topic().unwrap().as_str(), "c", "replaced");
+        assert_eq!(
+            shared.topic(),
+            about.topic(),
+            "a shared message is not changed"
+        );
+        assert_eq!(retopped.sender_id(), Some(&sender));
+        assert_eq!(
+            unique.clone().with_topic("a".parse().unwrap()).id(),
+            unique.id()
+        );
+        assert!(format!("{about:?}").contains(r#"topic: "a.b""#));
     }
 
     #[test]

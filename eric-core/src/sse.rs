@@ -18,6 +18,7 @@ use crate::adapter::Adapter;
 use crate::message::Message;
 use crate::queue::Delivery;
 use crate::settings::ChannelSettings;
+use crate::topic::Topic;
 
 /// One SSE event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -110,6 +111,13 @@ impl SseMessage {
             out.push(b'\n');
         }
         out.push(b'\n');
+    }
+
+    /// The message's topic, if it has one. The wire text does not carry it
+    /// yet: its encoding is the HTTP face's to decide.
+    #[inline]
+    pub fn topic(&self) -> Option<&Topic> {
+        self.message.topic()
     }
 
     /// The same event as a general [`SseEvent`].

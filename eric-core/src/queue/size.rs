@@ -4,7 +4,7 @@
 use crate::message::Message;
 
 /// The length of `message`'s stored JSON (`{"type":..,"payload":..}` with
-/// `sender_id` and `id` when set): the bytes a queue's `queue_max_bytes`
+/// `sender_id`, `id` and `topic` when set): the bytes a queue's `queue_max_bytes`
 /// counts for it.
 ///
 /// Every engine counts the same number: it is exactly the JSON the Redis
@@ -38,7 +38,10 @@ mod tests {
             json!(null),
         );
         let unique = Message::unique(&plain, None, Some(MessageId::new("m-1").unwrap()));
-        for m in [plain, signed, unique] {
+        let about = unique
+            .clone()
+            .with_topic("caf\u{e9}.\"q\"\t".parse().unwrap());
+        for m in [plain, signed, unique, about] {
             assert_eq!(stored_size(&m), serde_json::to_string(&m).unwrap().len());
         }
     }
@@ -74,14 +77,15 @@ mod tests {
 
         proptest! {
             /// Any type (control characters, quotes, backslashes, any
-            /// Unicode), payload, sender and id: the measured size is the
-            /// serialised length.
+            /// Unicode), payload, sender, id and topic: the measured size is
+            /// the serialised length.
             #[test]
             fn the_measure_is_the_serialised_length(
                 msg_type in "[^\r\n\x00]{1,40}",
                 payload in json(),
                 sender in proptest::option::of("[!-~]{3,20}"),
                 id in proptest::option::of("[!-~]{3,20}"),
+                topic in proptest::option::of("[^\r\n\x00]{1,40}"),
             ) {
                 let base = Message::try_new(&msg_type, payload).unwrap();
                 let m = match &sender {
@@ -94,6 +98,10 @@ mod tests {
                 };
                 let m = match &id {
                     Some(i) => Message::unique(&m, None, Some(MessageId::new(i).unwrap())),
+                    None => m,
+                };
+                let m = match &topic {
+                    Some(t) => m.with_topic(t.parse().unwrap()),
                     None => m,
                 };
                 prop_assert_eq!(stored_size(&m), serde_json::to_string(&m).unwrap().len());

@@ -21,6 +21,7 @@
 //! - [`bounds`]: queues bounded in bytes.
 //! - [`idempotency`]: writes with an idempotency key apply at most once.
 //! - [`persistence`]: [`KvStorage`] contract and persist/restore round trips.
+//! - [`topics`]: the topic-matching rule as a table of cases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,6 +29,7 @@ pub mod behaviour;
 pub mod bounds;
 pub mod idempotency;
 pub mod persistence;
+pub mod topics;
 
 use std::future::Future;
 use std::sync::Arc;
