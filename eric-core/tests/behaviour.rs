@@ -1,4 +1,4 @@
-//! The behaviour and byte-bound suites on the in-memory engine.
+//! The behaviour, byte-bound and topic suites on the in-memory engine.
 
 #![allow(clippy::unwrap_used)]
 
@@ -6,3 +6,4 @@ use eric_core::MemoryEngine;
 
 eric_core::behaviour_suite!(MemoryEngine::new());
 eric_core::bounds_suite!(MemoryEngine::new());
+eric_core::topics_suite!(MemoryEngine::new());

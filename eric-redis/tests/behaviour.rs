@@ -1,4 +1,4 @@
-//! `eric-core`'s behaviour and byte-bound suites, unchanged, on the Redis engine.
+//! `eric-core`'s behaviour, byte-bound and topic suites, unchanged, on the Redis engine.
 
 #![allow(clippy::unwrap_used)]
 
@@ -6,3 +6,4 @@ mod common;
 
 eric_core::behaviour_suite!(common::RedisFixture::new().await);
 eric_core::bounds_suite!(common::RedisFixture::new().await);
+eric_core::topics_suite!(common::RedisFixture::new().await);

@@ -7,6 +7,7 @@
 //! eric_core::behaviour_suite!(MemoryEngine::new());
 //! eric_core::bounds_suite!(MemoryEngine::new());
 //! eric_core::idempotency_suite!(MemoryEngine::new());
+//! eric_core::topics_suite!(MemoryEngine::new());
 //! eric_core::storage_suite!(Arc::new(InMemoryStorage::new()) as Arc<dyn KvStorage>);
 //! eric_core::persistence_suite!(MemoryFixture::new());
 //! ```
@@ -21,7 +22,8 @@
 //! - [`bounds`]: queues bounded in bytes.
 //! - [`idempotency`]: writes with an idempotency key apply at most once.
 //! - [`persistence`]: [`KvStorage`] contract and persist/restore round trips.
-//! - [`topics`]: the topic-matching rule as a table of cases.
+//! - [`topics`]: the topic-matching rule as a table of cases, and a
+//!   message's topic through every path of any [`Engine`].
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -205,6 +207,22 @@ macro_rules! idempotency_suite {
     };
 }
 
+/// Runs the topic suite on the engine (or [`EngineFixture`]) that `$fixture` builds.
+#[macro_export]
+macro_rules! topics_suite {
+    ($fixture:expr) => {
+        $crate::__suite_tests!(
+            topics,
+            $fixture,
+            [
+                a_topic_survives_dispatch_and_deliver_next,
+                a_topic_survives_broadcast,
+                a_topic_survives_an_sse_stream_and_its_resume,
+            ]
+        );
+    };
+}
+
 /// Runs the [`KvStorage`] contract suite on the storage `$fixture` builds.
 #[macro_export]
 macro_rules! storage_suite {
@@ -238,6 +256,7 @@ macro_rules! persistence_suite {
                 loading_a_missing_channel_is_invalid_channel,
                 load_all_restores_every_channel,
                 sequence_numbers_continue_after_restore,
+                restore_keeps_every_message_topic,
             ]
         );
     };

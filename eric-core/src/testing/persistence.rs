@@ -276,3 +276,36 @@ pub async fn sequence_numbers_continue_after_restore<F: PersistenceFixture>(f: &
     assert_eq!(restored.deliver_next(l.id()).await.unwrap().seq, 2);
     assert_eq!(restored.dispatch(l.id(), msg(4)).await.unwrap(), 4);
 }
+
+/// Topics are part of the stored message: `load_persisted_data` in a fresh
+/// process brings them back, and messages without one still have none.
+pub async fn restore_keeps_every_message_topic<F: PersistenceFixture>(f: &F) {
+    let (engine, store) = f.node();
+    let ch: NodeChannel<F> =
+        Channel::new(&engine, Some(id("topics")), ChannelSettings::default()).unwrap();
+    let l = ch.add_listener().await.unwrap();
+    ch.start_listener(l.id()).await.unwrap();
+    let sent = [
+        msg(1).with_topic("lab.fridge-1".parse().unwrap()),
+        msg(2),
+        Message::unique(&msg(3), None, None).with_topic("caf\u{e9}..x".parse().unwrap()),
+    ];
+    for m in &sent {
+        ch.dispatch(l.id(), m.clone()).await.unwrap();
+    }
+    store.persist(&ch).await.unwrap();
+    drop((ch, store, engine));
+
+    let (_, store) = f.node();
+    let restored = store
+        .load_persisted_data(Some(&id("topics")))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let mut got = Vec::new();
+    while let Ok(d) = restored.deliver_next(l.id()).await {
+        got.push(d.message);
+    }
+    assert_eq!(got, sent);
+}

@@ -1,6 +1,20 @@
-//! The topic-matching rule as data: one table that the unit test of
-//! [`TopicFilter::matches`](crate::TopicFilter::matches) checks directly and
-//! that end-to-end tests can publish through any engine or face.
+//! Topics through any engine: the matching rule as data (one table that
+//! the unit test of [`TopicFilter::matches`](crate::TopicFilter::matches)
+//! checks directly and that end-to-end tests can publish through any engine
+//! or face), and the cases proving a message's topic survives every path a
+//! message takes through an [`Engine`](crate::Engine).
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::EngineFixture;
+use super::behaviour::{channel, channel_with, msg, next_message};
+use crate::channel::{Channel, ChannelSettings, MessageStream, StreamItem, StreamOptions};
+use crate::error::{Error, QueueBound};
+use crate::message::Message;
+use crate::queue::stored_size;
+use crate::sse::{SseAdapter, SseMessage};
+use crate::topic::Topic;
 
 /// One row of the table: does `filter` match a message with `topic`?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,3 +159,136 @@ pub const MATCH_CASES: &[MatchCase] = &[
     case("a b", Some("a b.c"), true, "spaces are ordinary characters"),
     case("a", Some("a/b"), false, "only the dot separates"),
 ];
+
+fn about(t: &str, n: i64, topic: &str) -> Message {
+    msg(t, json!(n)).with_topic(Topic::new(topic).unwrap())
+}
+
+fn topic_of(message: &Message) -> Option<&str> {
+    message.topic().map(Topic::as_str)
+}
+
+/// `dispatch` then `deliver_next`: the topic comes back, a message without
+/// one still has none, and the engine counts the topic's bytes exactly as
+/// [`stored_size`] does (a bound of that size admits it, one byte less
+/// refuses it).
+pub async fn a_topic_survives_dispatch_and_deliver_next<F: EngineFixture>(f: &F) {
+    let ch = channel(f);
+    let l = ch.add_listener().await.unwrap();
+    ch.start_listener(l.id()).await.unwrap();
+    ch.dispatch(l.id(), about("t", 1, "lab.fridge-1"))
+        .await
+        .unwrap();
+    ch.dispatch(l.id(), msg("t", json!(2))).await.unwrap();
+    let first = ch.deliver_next(l.id()).await.unwrap();
+    assert_eq!(topic_of(&first.message), Some("lab.fridge-1"));
+    assert_eq!(first.message, about("t", 1, "lab.fridge-1"));
+    let second = ch.deliver_next(l.id()).await.unwrap();
+    assert_eq!(topic_of(&second.message), None);
+
+    let m = about("t", 3, "caf\u{e9}.\"quoted\"");
+    for (max_bytes, fits) in [(stored_size(&m), true), (stored_size(&m) - 1, false)] {
+        let tight = channel_with(
+            f,
+            ChannelSettings {
+                queue_max_bytes: max_bytes,
+                ..Default::default()
+            },
+        );
+        let l = tight.add_listener().await.unwrap();
+        let outcome = tight.dispatch(l.id(), m.clone()).await;
+        match (fits, outcome) {
+            (true, Ok(_)) => {
+                tight.start_listener(l.id()).await.unwrap();
+                assert_eq!(tight.deliver_next(l.id()).await.unwrap().message, m);
+            }
+            (
+                false,
+                Err(Error::QueueFull {
+                    bound: QueueBound::Bytes(_),
+                    ..
+                }),
+            ) => {}
+            (fits, other) => panic!("bound {max_bytes} (fits: {fits}): {other:?}"),
+        }
+    }
+}
+
+/// A broadcast gives every listener the topic.
+pub async fn a_topic_survives_broadcast<F: EngineFixture>(f: &F) {
+    let ch = channel(f);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let l = ch.add_listener().await.unwrap();
+        ch.start_listener(l.id()).await.unwrap();
+        ids.push(l.id().clone());
+    }
+    let b = ch.broadcast(&about("news", 1, "a.b.c")).await.unwrap();
+    assert_eq!((b.delivered, b.full.len()), (3, 0));
+    for id in &ids {
+        let d = ch.deliver_next(id).await.unwrap();
+        assert_eq!(topic_of(&d.message), Some("a.b.c"), "listener {id}");
+    }
+    let mut w = ch.watch().await.unwrap();
+    ch.broadcast(&about("news", 2, "a")).await.unwrap();
+    assert_eq!(topic_of(&next_message(&mut w).await.message), Some("a"));
+    w.close().await.unwrap();
+}
+
+async fn next_sse(stream: &mut MessageStream<SseMessage>) -> SseMessage {
+    match super::within("an SSE event", stream.next()).await {
+        Some(StreamItem::Message(event)) => event,
+        other => panic!("expected an SSE event, got {other:?}"),
+    }
+}
+
+/// An SSE stream exposes each event's topic, and a stream resumed after a
+/// `Last-Event-ID` replays the rest with their topics. The wire bytes do not
+/// carry the topic (yet): they are what they were before topics.
+pub async fn a_topic_survives_an_sse_stream_and_its_resume<F: EngineFixture>(f: &F) {
+    let ch: Channel<F::Engine, SseAdapter> =
+        Channel::new(&f.engine(), None, ChannelSettings::default()).unwrap();
+    let l = ch.add_listener().await.unwrap();
+    ch.start_listener(l.id()).await.unwrap();
+    ch.dispatch(l.id(), about("t", 1, "a")).await.unwrap();
+    ch.dispatch(l.id(), msg("t", json!(2))).await.unwrap();
+    ch.dispatch(l.id(), about("t", 3, "a.b")).await.unwrap();
+    let mut s = ch.message_stream(&l).await.unwrap();
+    let first = next_sse(&mut s).await;
+    assert_eq!(first.topic().map(Topic::as_str), Some("a"));
+    let plain = SseMessage {
+        message: msg("t", json!(1)),
+        ..first.clone()
+    };
+    assert_eq!(first.encode(), plain.encode(), "no topic on the wire yet");
+    assert_eq!(next_sse(&mut s).await.topic(), None);
+    assert_eq!(
+        next_sse(&mut s).await.topic().map(Topic::as_str),
+        Some("a.b")
+    );
+    // The client got only the first before its stream dropped.
+    drop(s);
+    ch.dispatch(l.id(), about("t", 4, "c")).await.unwrap();
+    let mut resumed = ch
+        .stream(
+            l.id(),
+            StreamOptions {
+                last_event_id: Some(first.seq),
+            },
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let event = next_sse(&mut resumed).await;
+        got.push((event.seq, event.topic().map(|t| t.as_str().to_owned())));
+    }
+    assert_eq!(
+        got,
+        [
+            (2, None),
+            (3, Some("a.b".to_owned())),
+            (4, Some("c".to_owned()))
+        ]
+    );
+}
