@@ -21,7 +21,7 @@ use crate::topic::Topic;
 pub struct MatchCase {
     /// The filter (always a valid [`TopicFilter`](crate::TopicFilter)).
     pub filter: &'static str,
-    /// The message's topic (a valid [`Topic`](crate::Topic)), or none.
+    /// The message's topic (a valid [`Topic`]), or none.
     pub topic: Option<&'static str>,
     /// The expected answer.
     pub matches: bool,
