@@ -431,3 +431,43 @@ async fn sse_response_is_framed_to_spec() {
         "retry: 5\n: connected\n\nid: 1\nevent: greet\ndata: {\"a\": [1, \"x\"]}\n\n"
     );
 }
+
+/// A message may carry a topic; a pulled delivery returns it. An invalid
+/// topic is 400 `invalid_topic` on dispatch and broadcast and queues
+/// nothing; a topic of the wrong JSON type is a shape error like any other.
+#[tokio::test]
+async fn a_topic_travels_with_its_message_and_an_invalid_one_is_refused() {
+    let app = common::app();
+    channel_c_with_listener_l(&app, &[]).await;
+    call(&app, "POST", "/v1/channels/c/listeners/l/start", None).await;
+    let dispatch = "/v1/channels/c/listeners/l/messages";
+    let body = r#"{"type": "t", "payload": 1, "topic": "kernel.q1"}"#;
+    let (s, _) = call(&app, "POST", dispatch, Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, delivery) = call(&app, "POST", "/v1/channels/c/listeners/l/next", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(delivery["message"]["topic"], json!("kernel.q1"));
+    assert_eq!(delivery["message"]["payload"], json!(1));
+
+    let long = "a".repeat(257);
+    let bad_topics = ["", long.as_str(), "a\nb", "a\rb", "a\u{0}b"];
+    for route in [dispatch, "/v1/channels/c/messages"] {
+        for topic in bad_topics {
+            let body = json!({"type": "t", "topic": topic}).to_string();
+            let (s, b) = call(&app, "POST", route, Some(&body)).await;
+            assert_eq!(
+                (s, code(&b)),
+                (StatusCode::BAD_REQUEST, "invalid_topic"),
+                "{route} {topic:?}"
+            );
+        }
+        let wrong_type = r#"{"type": "t", "topic": 7}"#;
+        let (s, b) = call(&app, "POST", route, Some(wrong_type)).await;
+        assert_eq!(
+            (s, code(&b)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+        );
+    }
+    let (s, _) = call(&app, "POST", "/v1/channels/c/listeners/l/next", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "nothing refused was queued");
+}

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use eric_core::{Error, NoMessagesReason};
+use eric_core::{Error, NoMessagesReason, topic};
 use serde_json::json;
 
 /// An HTTP error answer.
@@ -55,6 +55,9 @@ impl From<Error> for ApiError {
             Error::NoMessages { .. } => (S::NOT_FOUND, "no_messages"),
             Error::QueueFull { .. } => (S::TOO_MANY_REQUESTS, "queue_full"),
             Error::InvalidMessageFormat { .. } => (S::BAD_REQUEST, "invalid_message"),
+            Error::InvalidId(id) if id.kind == topic::TOPIC_KIND => {
+                (S::BAD_REQUEST, "invalid_topic")
+            }
             Error::InvalidId(_) => (S::BAD_REQUEST, "invalid_id"),
             Error::ReservedAction { .. } => (S::BAD_REQUEST, "reserved_action"),
             Error::StorageFull {

@@ -5,7 +5,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use eric_core::{ChannelId, ListenerId};
+use eric_core::{ChannelId, ListenerId, Message, Topic};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -42,20 +43,59 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !json_content_type(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ));
-        }
-        let bytes = body_bytes(req, state).await?;
-        check_depth(&bytes)?;
+        let bytes = json_bytes(req, state).await?;
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// A message body: a [`JsonBody<Message>`] whose invalid `topic` is 400
+/// `invalid_topic`, a refusal its publisher can act on, rather than a
+/// shape error (422 `invalid_body`).
+#[derive(Debug)]
+pub(super) struct MessageJson(pub(super) Message);
+
+impl<S: Send + Sync> FromRequest<S> for MessageJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req, state).await?;
+        match axum::Json::<Message>::from_bytes(&bytes) {
+            Ok(axum::Json(message)) => Ok(Self(message)),
+            Err(rejection) => {
+                Err(invalid_topic(&bytes).unwrap_or_else(|| json_rejection(rejection)))
+            }
+        }
+    }
+}
+
+/// The refusal of a body's topic, when that is what is wrong with it. Read
+/// only once the message failed, so a valid message is parsed once.
+fn invalid_topic(bytes: &[u8]) -> Option<ApiError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        topic: Option<String>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).ok()?;
+    let error = Topic::new(probe.topic?).err()?;
+    Some(ApiError::from(eric_core::Error::from(error)))
+}
+
+/// A request's body, refused unless it is declared JSON and nested at most
+/// [`MAX_BODY_DEPTH`] deep.
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !json_content_type(req.headers()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    let bytes = body_bytes(req, state).await?;
+    check_depth(&bytes)?;
+    Ok(bytes)
 }
 
 /// `application/json` or `application/<anything>+json`, with any

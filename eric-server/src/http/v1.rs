@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use eric_core::{ChannelId, ChannelSettings, ListenerId, Message};
+use eric_core::{ChannelId, ChannelSettings, ListenerId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::{JsonBody, OptionalJson, PathParams, QueryParams, channel_id, listener_id};
+use super::extract::{MessageJson, OptionalJson, PathParams, QueryParams, channel_id, listener_id};
 use super::idempotency::{self, WriteKey};
 use super::sse;
 use super::state::{AppState, ConnectionContext};
@@ -226,7 +226,7 @@ async fn dispatch(
     State(s): State<AppState>,
     PathParams(p): Ids,
     write: WriteKey,
-    JsonBody(message): JsonBody<Message>,
+    MessageJson(message): MessageJson,
 ) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
     let key = write.for_message(&message);
@@ -245,7 +245,7 @@ async fn broadcast(
     State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
     write: WriteKey,
-    JsonBody(message): JsonBody<Message>,
+    MessageJson(message): MessageJson,
 ) -> ApiResult<Response> {
     let key = write.for_message(&message);
     let applied = s
