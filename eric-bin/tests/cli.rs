@@ -584,3 +584,26 @@ async fn the_token_flag_and_variable_authenticate_every_command() {
     assert_eq!(ok_json(&url, &args).await, event(1, "hi", json!(1)));
     server.stop().await;
 }
+
+/// `listen` prints a message's topic when it has one, and lines without a
+/// topic stay as they were.
+#[tokio::test]
+async fn listen_prints_the_topic_of_a_message_that_has_one() {
+    let (server, url) = channel_c_with_listener_l().await;
+    let client = eric_client::Client::new(&url).unwrap();
+    let about = eric_client::Message::json("status", &"idle")
+        .unwrap()
+        .with_topic("kernel.q1");
+    let write = eric_client::Write::new();
+    client.dispatch("c", "l", &about, &write).await.unwrap();
+    ok(&url, &["dispatch", "c", "l", "status", r#""busy""#]).await;
+    let events = ok_lines(&url, &["listen", "c", "l", "--max-events", "2"]).await;
+    assert_eq!(
+        events,
+        [
+            json!({"id": 1, "event": "status", "topic": "kernel.q1", "data": "idle"}),
+            event(2, "status", json!("busy")),
+        ]
+    );
+    server.stop().await;
+}

@@ -31,6 +31,10 @@ pub struct Message {
     /// Its message id, if any (it also names a write: see [`Write`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// What it is about, if its publisher said: 1 to 256 bytes, no CR, LF
+    /// or NUL (the server refuses others: `invalid_topic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 fn null() -> Box<RawValue> {
@@ -45,7 +49,15 @@ impl Message {
             payload,
             sender_id: None,
             id: None,
+            topic: None,
         }
+    }
+
+    /// The same message about `topic`.
+    #[must_use]
+    pub fn with_topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
+        self
     }
 
     /// A message whose payload is `payload` encoded as JSON.

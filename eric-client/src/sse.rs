@@ -1,8 +1,8 @@
 //! [`Parser`]: an incremental parser of the server's SSE text, fed straight
 //! from the response's byte chunks.
 //!
-//! The events are the server's own (`retry:`, `id:`, `event:`, `data:`
-//! lines, comments, a blank line ending each event), so the parser keeps
+//! The events are the server's own (`retry:`, `id:`, `event:`, `topic:`,
+//! `data:` lines, comments, a blank line ending each event), so the parser keeps
 //! to the parts of the format they use, plus lines split across chunks and
 //! an optional `\r`. Its buffers are reused from event to event, so reading
 //! allocates nothing once warm: a client must not be what limits a delivery
@@ -21,6 +21,8 @@ pub(crate) struct Field<'a> {
     pub(crate) id: Option<&'a [u8]>,
     /// The `event` field (empty when absent).
     pub(crate) event: &'a [u8],
+    /// The `topic` field, eric's own: the message's topic, if it has one.
+    pub(crate) topic: Option<&'a [u8]>,
     /// The `data` lines, joined with `\n`.
     pub(crate) data: &'a [u8],
 }
@@ -33,6 +35,8 @@ pub(crate) struct Parser {
     id: Vec<u8>,
     has_id: bool,
     event: Vec<u8>,
+    topic: Vec<u8>,
+    has_topic: bool,
     data: Vec<u8>,
     /// Whether the event being read has a `data` field (an event without one
     /// is not dispatched).
@@ -73,12 +77,15 @@ impl Parser {
                 on_event(Field {
                     id: self.has_id.then_some(&self.id[..]),
                     event: &self.event,
+                    topic: self.has_topic.then_some(&self.topic[..]),
                     data: &self.data,
                 });
             }
             self.id.clear();
             self.has_id = false;
             self.event.clear();
+            self.topic.clear();
+            self.has_topic = false;
             self.data.clear();
             self.has_data = false;
             return;
@@ -104,6 +111,11 @@ impl Parser {
             b"event" => {
                 self.event.clear();
                 self.event.extend_from_slice(value);
+            }
+            b"topic" => {
+                self.topic.clear();
+                self.topic.extend_from_slice(value);
+                self.has_topic = true;
             }
             b"id" => {
                 self.id.clear();

@@ -55,6 +55,8 @@ pub struct StreamEvent {
     pub id: Option<u64>,
     /// Its SSE event name: the message's type.
     pub event: String,
+    /// The message's topic, if its publisher gave one (the `topic:` line).
+    pub topic: Option<String>,
     /// Its data: the payload's JSON text as the server sent it (a payload
     /// sent pretty-printed arrives as its lines joined by `\n`).
     pub data: String,
@@ -459,6 +461,7 @@ fn item(url: &Url, field: Field<'_>) -> Result<StreamItem> {
     Ok(StreamItem::Event(StreamEvent {
         id: field.id.and_then(parse_u64),
         event: text(field.event),
+        topic: field.topic.map(text),
         data: text(field.data),
     }))
 }

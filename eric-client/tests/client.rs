@@ -363,3 +363,38 @@ async fn a_stream_resumes_across_a_server_restart() {
     assert_eq!(next_event(&mut stream).await.id, Some(7));
     b.stop().await;
 }
+
+/// A message's topic reaches its consumer on both paths: the pulled
+/// delivery and the stream's event (its `topic:` line). A message without
+/// one has none; an invalid topic is refused with the server's code.
+#[tokio::test]
+async fn a_topic_reaches_the_stream_and_the_pulled_delivery() {
+    let (server, client) = with_channel_c().await;
+    client.add_listener("c", Some("l")).await.unwrap();
+    let mut stream = client.listener_events("c", "l").open().await.unwrap();
+    let write = Write::new();
+    let about = message("status", json!("idle")).with_topic("kernel.q1");
+    client.dispatch("c", "l", &about, &write).await.unwrap();
+    dispatch(&client, "l", "status", json!("busy")).await;
+    let first = next_event(&mut stream).await;
+    assert_eq!(
+        (first.event.as_str(), first.topic.as_deref()),
+        ("status", Some("kernel.q1"))
+    );
+    assert_eq!(next_event(&mut stream).await.topic, None);
+
+    let refused = message("status", json!(0)).with_topic("a\nb");
+    let error = client.broadcast("c", &refused, &write).await.unwrap_err();
+    assert_eq!(
+        (error.status(), error.code()),
+        (Some(400), Some("invalid_topic"))
+    );
+    drop(stream);
+    client.stop("c", "l").await.unwrap();
+    client.start("c", "l").await.unwrap();
+    client.dispatch("c", "l", &about, &write).await.unwrap();
+    // The stream took the first two; the third waits to be pulled.
+    let delivery = client.next("c", "l").await.unwrap().unwrap();
+    assert_eq!(delivery.message.topic.as_deref(), Some("kernel.q1"));
+    server.stop().await;
+}

@@ -27,6 +27,8 @@ pub struct SseEvent {
     pub id: Option<String>,
     /// The `event` field (the event type; `message` when absent).
     pub event: Option<String>,
+    /// The `topic` field: eric's own, after `event` (see [`SseMessage`]).
+    pub topic: Option<String>,
     /// The `retry` field, in milliseconds.
     pub retry: Option<u64>,
     /// The `data` field; may hold line breaks.
@@ -49,6 +51,9 @@ impl SseEvent {
         }
         if let Some(event) = &self.event {
             push_field(out, "event", event, |c| matches!(c, '\r' | '\n'));
+        }
+        if let Some(topic) = &self.topic {
+            push_field(out, "topic", topic, |c| matches!(c, '\r' | '\n' | '\0'));
         }
         if let Some(retry) = self.retry {
             let _ = writeln!(out, "retry: {retry}");
@@ -85,14 +90,24 @@ impl SseMessage {
     }
 
     /// Appends the wire text of this event to `out`.
+    ///
+    /// A message with a topic gets a `topic:` line after `event:`. The SSE
+    /// format has no field for it, and a field it does not know is ignored
+    /// by every conforming parser, a browser's `EventSource` included: such
+    /// clients read the event exactly as before, while eric's clients read
+    /// the topic. A message without one is written as it always was.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        // The type is a `MessageType`: it holds no CR, LF or NUL.
+        // The type is a `MessageType` and the topic a `Topic`: neither holds
+        // CR, LF or NUL.
         let _ = write!(
             out,
             "id: {}\nevent: {}\n",
             self.seq,
             self.message.msg_type()
         );
+        if let Some(topic) = self.message.topic() {
+            let _ = writeln!(out, "topic: {topic}");
+        }
         if let Some(retry) = self.retry_ms {
             let _ = writeln!(out, "retry: {retry}");
         }
@@ -113,8 +128,7 @@ impl SseMessage {
         out.push(b'\n');
     }
 
-    /// The message's topic, if it has one. The wire text does not carry it
-    /// yet: its encoding is the HTTP face's to decide.
+    /// The message's topic, if it has one (its `topic:` line).
     #[inline]
     pub fn topic(&self) -> Option<&Topic> {
         self.message.topic()
@@ -125,6 +139,7 @@ impl SseMessage {
         SseEvent {
             id: Some(self.seq.to_string()),
             event: Some(self.message.msg_type().as_str().to_owned()),
+            topic: self.message.topic().map(|t| t.as_str().to_owned()),
             retry: self.retry_ms,
             data: Some(self.message.payload().get().to_owned()),
         }
@@ -310,6 +325,31 @@ mod tests {
         );
     }
 
+    /// The topic is a line of its own after `event:`, which a conforming
+    /// parser (a browser's) skips: the event reads as it would without it.
+    #[test]
+    fn a_topic_is_a_line_conforming_parsers_skip() {
+        let plain = Message::new("t".parse().unwrap(), json!(1));
+        let topical = plain.clone().with_topic(Topic::new("kernel.q1").unwrap());
+        let with = SseMessage {
+            seq: 4,
+            message: topical,
+            retry_ms: None,
+        };
+        let without = SseMessage {
+            seq: 4,
+            message: plain,
+            retry_ms: None,
+        };
+        assert_eq!(
+            with.encode(),
+            "id: 4\nevent: t\ntopic: kernel.q1\ndata: 1\n\n"
+        );
+        assert_eq!(without.encode(), "id: 4\nevent: t\ndata: 1\n\n");
+        assert_eq!(parse(&with.encode()), parse(&without.encode()));
+        assert_eq!(with.to_event().encode(), with.encode());
+    }
+
     #[test]
     fn multi_line_data_round_trips_for_every_line_ending() {
         let e = SseEvent {
@@ -324,10 +364,11 @@ mod tests {
     }
 
     #[test]
-    fn no_injection_through_id_or_event() {
+    fn no_injection_through_id_event_or_topic() {
         let e = SseEvent {
             id: Some("1\n\ndata: evil\0".into()),
             event: Some("x\r\nevent: y".into()),
+            topic: Some("t\n\ndata: evil".into()),
             data: Some("ok".into()),
             retry: None,
         };
@@ -494,13 +535,21 @@ mod round_trip {
             message_type(),
             payload_text(),
             any::<Option<u64>>(),
+            prop::option::of(message_type()),
         )
-            .prop_map(|(seq, msg_type, payload, retry_ms)| {
+            .prop_map(|(seq, msg_type, payload, retry_ms, topic)| {
                 let raw = RawValue::from_string(payload).unwrap_or_default();
+                let message = Message::with_raw_payload(msg_type, raw)
+                    .unwrap_or_else(|_| Message::new("t".parse().unwrap(), Value::Null));
+                // A message type is also a valid topic (same rule, same
+                // bounds): it exercises the `topic:` line a parser ignores.
+                let message = match topic.and_then(|t| Topic::new(t.as_str()).ok()) {
+                    Some(topic) => message.with_topic(topic),
+                    None => message,
+                };
                 SseMessage {
                     seq,
-                    message: Message::with_raw_payload(msg_type, raw)
-                        .unwrap_or_else(|_| Message::new("t".parse().unwrap(), Value::Null)),
+                    message,
                     retry_ms,
                 }
             })
@@ -510,12 +559,14 @@ mod round_trip {
         (
             prop::option::of(tricky_text()),
             prop::option::of(tricky_text()),
+            prop::option::of(tricky_text()),
             any::<Option<u64>>(),
             prop::option::of(tricky_text()),
         )
-            .prop_map(|(id, event, retry, data)| SseEvent {
+            .prop_map(|(id, event, topic, retry, data)| SseEvent {
                 id,
                 event,
+                topic,
                 retry,
                 data,
             })

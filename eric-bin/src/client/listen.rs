@@ -123,6 +123,9 @@ fn reconnected(target: Target, resumed_after: Option<u64>) -> String {
 struct EventLine<'a> {
     id: Option<u64>,
     event: &'a str,
+    /// Left out when the message has none, so such lines read as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
     data: Data,
 }
 
@@ -153,6 +156,7 @@ async fn print_event(event: &StreamEvent) -> Result<output::Flow> {
     output::json_line(&EventLine {
         id: event.id,
         event: &event.event,
+        topic: event.topic.as_deref(),
         data: data(&event.data),
     })
     .await

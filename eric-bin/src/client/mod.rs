@@ -120,7 +120,8 @@ pub(crate) enum ClientCommand {
     /// Stream a listener's messages (starting it), one JSON line per event.
     ///
     /// Prints `{"id": N, "event": TYPE, "data": PAYLOAD}` per event (`data`
-    /// is a string if it is not JSON). When the connection drops, reconnects
+    /// is a string if it is not JSON), with `"topic": T` after the type when
+    /// the message has one. When the connection drops, reconnects
     /// and resumes after the last event printed, so nothing is lost or
     /// repeated; a warning on stderr says if the server could not make the
     /// resume whole. Ends when the listener is stopped or removed (saying so
