@@ -585,25 +585,38 @@ async fn the_token_flag_and_variable_authenticate_every_command() {
     server.stop().await;
 }
 
-/// `listen` prints a message's topic when it has one, and lines without a
-/// topic stay as they were.
+/// `publish` (the broadcast) and `dispatch` take `--topic`; `listen` prints
+/// a message's topic when it has one, and lines without one stay as they
+/// were. A topic the server would refuse is refused before any request.
 #[tokio::test]
-async fn listen_prints_the_topic_of_a_message_that_has_one() {
+async fn publish_with_a_topic_and_listen_prints_it() {
     let (server, url) = channel_c_with_listener_l().await;
-    let client = eric_client::Client::new(&url).unwrap();
-    let about = eric_client::Message::json("status", &"idle")
-        .unwrap()
-        .with_topic("kernel.q1");
-    let write = eric_client::Write::new();
-    client.dispatch("c", "l", &about, &write).await.unwrap();
+    let published = ok_lines(
+        &url,
+        &[
+            "publish",
+            "c",
+            "status",
+            r#""idle""#,
+            "--topic",
+            "kernel.q1",
+        ],
+    )
+    .await;
+    assert_eq!(published, [json!({"delivered": 1, "full": []})]);
     ok(&url, &["dispatch", "c", "l", "status", r#""busy""#]).await;
-    let events = ok_lines(&url, &["listen", "c", "l", "--max-events", "2"]).await;
+    let args = ["dispatch", "c", "l", "status", "1", "--topic", "q.2"];
+    assert_eq!(ok(&url, &args).await, "3");
+    let events = ok_lines(&url, &["listen", "c", "l", "--max-events", "3"]).await;
     assert_eq!(
         events,
         [
             json!({"id": 1, "event": "status", "topic": "kernel.q1", "data": "idle"}),
             event(2, "status", json!("busy")),
+            json!({"id": 3, "event": "status", "topic": "q.2", "data": 1}),
         ]
     );
+    let stderr = fails(&url, &["publish", "c", "status", "1", "--topic", ""]).await;
+    assert!(stderr.contains("topic"), "{stderr}");
     server.stop().await;
 }

@@ -22,7 +22,7 @@ mod output;
 
 use eric_client::{Client, Message, NewChannel, Write, Written};
 use eric_core::id::IdErrorReason;
-use eric_core::{ChannelId, IdError, ListenerId, MessageType};
+use eric_core::{ChannelId, IdError, ListenerId, MessageType, Topic};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -89,12 +89,17 @@ pub(crate) enum ClientCommand {
         /// The payload, as JSON text (a string is quoted: '"hello"').
         #[arg(default_value = "null", allow_negative_numbers = true)]
         payload: String,
+        /// What the message is about (1 to 256 bytes, no CR, LF or NUL):
+        /// consumers see it on the event's `topic:` line and in `next`.
+        #[arg(long, value_name = "TOPIC")]
+        topic: Option<String>,
         #[command(flatten)]
         once: Once,
     },
-    /// Queue a message for every listener of a channel.
+    /// Queue a message for every listener of a channel (also `publish`).
     ///
     /// Prints `{"delivered": N, "full": [listeners whose queue was full]}`.
+    #[command(visible_alias = "publish")]
     Broadcast {
         /// The channel.
         channel: String,
@@ -104,6 +109,10 @@ pub(crate) enum ClientCommand {
         /// The payload, as JSON text (a string is quoted: '"hello"').
         #[arg(default_value = "null", allow_negative_numbers = true)]
         payload: String,
+        /// What the message is about (1 to 256 bytes, no CR, LF or NUL):
+        /// consumers see it on the event's `topic:` line and in `next`.
+        #[arg(long, value_name = "TOPIC")]
+        topic: Option<String>,
         #[command(flatten)]
         once: Once,
     },
@@ -264,9 +273,10 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
             listener,
             msg_type,
             payload,
+            topic,
             once,
         } => {
-            let message = message(&msg_type, &payload)?;
+            let message = message(&msg_type, &payload, topic)?;
             let (channel, listener) = ids(&channel, &listener)?;
             let Written { value, .. } = client
                 .dispatch(channel, listener, &message, &once.write())
@@ -277,9 +287,10 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
             channel,
             msg_type,
             payload,
+            topic,
             once,
         } => {
-            let message = message(&msg_type, &payload)?;
+            let message = message(&msg_type, &payload, topic)?;
             let channel = channel_id(&channel)?;
             let Written { value, .. } = client.broadcast(channel, &message, &once.write()).await?;
             print_json(&value).await
@@ -329,16 +340,24 @@ async fn create(client: &Client, args: CreateArgs) -> Result<()> {
     print_line(&created.id).await
 }
 
-/// A message body, checked here: the type must be a message type and the
-/// payload JSON (kept as written, so nothing is rounded or reordered).
-fn message(msg_type: &str, payload: &str) -> Result<Message> {
+/// A message body, checked here: the type must be a message type, the
+/// payload JSON (kept as written, so nothing is rounded or reordered) and
+/// the topic, if any, a topic.
+fn message(msg_type: &str, payload: &str, topic: Option<String>) -> Result<Message> {
     MessageType::new(msg_type).map_err(eric_core::Error::from)?;
     let payload = serde_json::from_str::<Box<RawValue>>(payload).map_err(|e| {
         eric_core::Error::invalid_format(format!(
             "PAYLOAD is not valid JSON ({e}); write JSON text, e.g. '{{\"a\": 1}}' or '\"text\"'"
         ))
     })?;
-    Ok(Message::raw(msg_type, payload))
+    let message = Message::raw(msg_type, payload);
+    Ok(match topic {
+        Some(topic) => {
+            Topic::new(&topic).map_err(eric_core::Error::from)?;
+            message.with_topic(topic)
+        }
+        None => message,
+    })
 }
 
 /// `raw`, if it is a channel id that can name a URL path segment.
@@ -391,13 +410,13 @@ mod tests {
 
     #[test]
     fn payloads_must_be_json() {
-        let body = message("greet", r#"{"a": 12345678901234567890123}"#).unwrap();
+        let body = message("greet", r#"{"a": 12345678901234567890123}"#, None).unwrap();
         assert_eq!(body.payload.get(), r#"{"a": 12345678901234567890123}"#);
-        let err = message("greet", "{oops").err().unwrap().to_string();
+        let err = message("greet", "{oops", None).err().unwrap().to_string();
         assert!(err.contains("PAYLOAD is not valid JSON"), "{err}");
-        assert!(message("greet", "hello").is_err());
-        assert!(message("", "null").is_err());
-        assert!(message("a\nb", "null").is_err());
+        assert!(message("greet", "hello", None).is_err());
+        assert!(message("", "null", None).is_err());
+        assert!(message("a\nb", "null", None).is_err());
     }
 
     #[test]
