@@ -69,6 +69,22 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// An event's data is not the type it was decoded as.
+    #[error("cannot decode the event: {source}")]
+    Decode {
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A blocking client could not start its runtime.
+    #[error("cannot start the blocking client's runtime: {source}")]
+    Runtime {
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The server URL cannot be used (no host, not `http(s)://`...).
     #[error("invalid server URL {url:?}: {reason}")]
     InvalidUrl {

@@ -39,6 +39,9 @@
 //!   the API, with their shapes.
 //! - `stream`: [`EventStream`] (reconnection, resume, notices) and
 //!   [`StreamRequest`].
+//! - `event`: [`Event`], a typed message (type name, payload, topic).
+//! - `endpoint`: [`Endpoint`], a server and channel named by one URI.
+//! - `publisher`: [`Publisher`] and [`BlockingPublisher`].
 //! - `sse`: the incremental SSE parser the streams read with.
 //! - `backoff`: the waits between reconnections and retries.
 //! - `error`: [`Error`] and [`StreamProblem`].
@@ -46,17 +49,23 @@
 mod backoff;
 mod channels;
 mod client;
+mod endpoint;
 mod error;
+mod event;
 mod listeners;
 mod messages;
 mod ops;
+mod publisher;
 mod sse;
 mod stream;
 
 pub use channels::{ChannelInfo, ChannelSettings, NewChannel};
 pub use client::{Client, ClientBuilder, Write, Written};
+pub use endpoint::{DEFAULT_CHANNEL, Endpoint, TOKEN_VARIABLE};
 pub use error::{Error, Result, StreamProblem};
+pub use event::{Event, event_message};
 pub use listeners::ListenerInfo;
 pub use messages::{Broadcast, Delivery, Message, Queued};
+pub use publisher::{BlockingPublisher, Publisher};
 pub use reqwest::Url;
 pub use stream::{EndReason, EventStream, StreamEvent, StreamItem, StreamRequest};
