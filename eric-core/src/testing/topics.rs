@@ -299,3 +299,26 @@ pub async fn a_topic_survives_an_sse_stream_and_its_resume<F: EngineFixture>(f: 
         ]
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MATCH_CASES;
+    use crate::topic::{Topic, TopicFilter};
+
+    /// The table against the rule itself; the suites run it on the engines.
+    #[test]
+    fn the_matching_table_holds() {
+        for case in MATCH_CASES {
+            let filter = TopicFilter::new(case.filter).unwrap();
+            let topic = case.topic.map(|t| Topic::new(t).unwrap());
+            assert_eq!(
+                filter.matches(topic.as_ref()),
+                case.matches,
+                "filter {:?} against topic {:?}: {}",
+                case.filter,
+                case.topic,
+                case.why
+            );
+        }
+    }
+}
