@@ -12,12 +12,9 @@
 //! output contains none of those characters. So channel `ab` can never match
 //! the keys of `abc` or `ab:x`, and `a*` matches nothing but itself.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest accepted id, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -130,28 +127,117 @@ fn from_key_segment(segment: &str) -> Option<Cow<'_, str>> {
     String::from_utf8(out).ok().map(Cow::Owned)
 }
 
-macro_rules! define_id {
-    ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+/// A validated text newtype: `$name(Arc<str>)` whose only constructor runs
+/// `$validate(kind, value)`, with the impls every such type shares (text
+/// access, parsing, formatting, serde that validates). Ids, message types,
+/// topics and topic filters are all made by it.
+macro_rules! define_text {
+    ($(#[$meta:meta])* $name:ident, $kind:expr, $validate:path) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Arc<str>);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
-            /// Validates `value` as an id.
-            pub fn new(value: impl AsRef<str>) -> Result<Self, IdError> {
+            /// Validates `value`.
+            pub fn new(value: impl AsRef<str>) -> Result<Self, $crate::id::IdError> {
                 let value = value.as_ref();
-                validate($kind, value)?;
-                Ok(Self(Arc::from(value)))
+                $validate($kind, value)?;
+                Ok(Self(std::sync::Arc::from(value)))
             }
 
+            /// The text.
+            #[inline]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::id::IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::id::IdError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = $crate::id::IdError;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::new(&*s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use define_text;
+
+/// The rule of texts that travel as a line of a text protocol (an SSE field,
+/// a log line): 1 to `max` bytes, no CR, LF or NUL, which would end or
+/// corrupt the line; any other Unicode is fine. Message types and topics
+/// follow it.
+pub(crate) fn validate_line(kind: &'static str, value: &str, max: usize) -> Result<(), IdError> {
+    let reason = if value.is_empty() {
+        IdErrorReason::Empty
+    } else if value.len() > max {
+        IdErrorReason::TooLong(value.len())
+    } else if let Some(c) = value.chars().find(|c| matches!(c, '\r' | '\n' | '\0')) {
+        IdErrorReason::Forbidden(c)
+    } else {
+        return Ok(());
+    };
+    Err(IdError { kind, reason })
+}
+
+macro_rules! define_id {
+    ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+        define_text!($(#[$meta])* $name, $kind, validate);
+
+        impl $name {
             /// A fresh random id (a UUIDv4 string, as the reference makes).
             pub fn generate() -> Self {
                 Self(Arc::from(uuid::Uuid::new_v4().to_string()))
-            }
-
-            /// The id as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
             }
 
             /// The id escaped for a storage key: no `:`, `{`, `}` or glob
@@ -167,64 +253,6 @@ macro_rules! define_id {
                     reason: IdErrorReason::Forbidden('%'),
                 })?;
                 Self::new(decoded)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), &*self.0)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = IdError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::new(s)
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(s: String) -> Result<Self, Self::Error> {
-                Self::new(s)
-            }
-        }
-
-        impl TryFrom<&str> for $name {
-            type Error = IdError;
-            fn try_from(s: &str) -> Result<Self, Self::Error> {
-                Self::new(s)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <Cow<'de, str>>::deserialize(d)?;
-                Self::new(&*s).map_err(serde::de::Error::custom)
             }
         }
     };

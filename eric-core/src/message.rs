@@ -11,7 +11,6 @@
 //! written to clients as is, and parsed only when asked
 //! ([`Message::payload_value`]).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::id::{IdError, IdErrorReason, ListenerId, MessageId};
+use crate::id::{IdError, ListenerId, MessageId, define_text, validate_line};
 use crate::topic::Topic;
 
 /// Longest accepted message type, in bytes.
@@ -58,84 +57,28 @@ pub fn json_depth(text: &[u8]) -> usize {
     deepest
 }
 
-/// The type of a message; it becomes the SSE `event` name.
-///
-/// Non-empty, at most [`MAX_MESSAGE_TYPE_LEN`] bytes, and free of CR, LF and
-/// NUL, which would end or corrupt an SSE field. Any other Unicode is fine.
-///
-/// ```
-/// use eric_core::MessageType;
-/// assert!("greet".parse::<MessageType>().is_ok());
-/// assert!("ü".parse::<MessageType>().is_ok());
-/// assert!("a\nb".parse::<MessageType>().is_err());
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageType(Arc<str>);
-
-impl MessageType {
-    /// Validates `value` as a message type.
-    pub fn new(value: impl AsRef<str>) -> Result<Self, IdError> {
-        let value = value.as_ref();
-        let reason = if value.is_empty() {
-            IdErrorReason::Empty
-        } else if value.len() > MAX_MESSAGE_TYPE_LEN {
-            IdErrorReason::TooLong(value.len())
-        } else if let Some(c) = value.chars().find(|c| matches!(c, '\r' | '\n' | '\0')) {
-            IdErrorReason::Forbidden(c)
-        } else {
-            return Ok(Self(Arc::from(value)));
-        };
-        Err(IdError {
-            kind: "message type",
-            reason,
-        })
-    }
-
-    /// The type as text.
-    #[inline]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+/// Message types follow the rule of every text that travels as a line
+/// ([`validate_line`]), up to [`MAX_MESSAGE_TYPE_LEN`] bytes.
+fn validate_type(kind: &'static str, value: &str) -> Result<(), IdError> {
+    validate_line(kind, value, MAX_MESSAGE_TYPE_LEN)
 }
 
-impl fmt::Display for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MessageType({:?})", &*self.0)
-    }
-}
-
-impl std::str::FromStr for MessageType {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<&str> for MessageType {
-    type Error = IdError;
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
-
-impl Serialize for MessageType {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for MessageType {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <Cow<'de, str>>::deserialize(d)?;
-        Self::new(&*s).map_err(serde::de::Error::custom)
-    }
-}
+define_text!(
+    /// The type of a message; it becomes the SSE `event` name.
+    ///
+    /// Non-empty, at most [`MAX_MESSAGE_TYPE_LEN`] bytes, and free of CR, LF and
+    /// NUL, which would end or corrupt an SSE field. Any other Unicode is fine.
+    ///
+    /// ```
+    /// use eric_core::MessageType;
+    /// assert!("greet".parse::<MessageType>().is_ok());
+    /// assert!("ü".parse::<MessageType>().is_ok());
+    /// assert!("a\nb".parse::<MessageType>().is_err());
+    /// ```
+    MessageType,
+    "message type",
+    validate_type
+);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Contents {

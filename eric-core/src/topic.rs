@@ -30,14 +30,7 @@
 //! Matching allocates nothing: it is a length check, one byte comparison of
 //! the prefix and one look at the byte after it.
 
-use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
-use std::sync::Arc;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::id::{IdError, IdErrorReason};
+use crate::id::{IdError, define_text, validate_line};
 
 /// Longest accepted topic or topic filter, in bytes.
 pub const MAX_TOPIC_LEN: usize = 256;
@@ -51,124 +44,52 @@ pub const TOPIC_FILTER_KIND: &str = "topic filter";
 /// The segment separator.
 const SEPARATOR: u8 = b'.';
 
-/// Topics and filters share one rule: 1 to [`MAX_TOPIC_LEN`] bytes, no CR,
-/// LF or NUL. Those three would end or corrupt a line of the text protocols
-/// a topic travels in (an SSE field, a log line); anything else is the
-/// publisher's business.
+/// Topics and filters share one rule, the one of every text that travels
+/// as a line ([`validate_line`]), up to [`MAX_TOPIC_LEN`] bytes: anything
+/// but CR, LF and NUL is the publisher's business.
 fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
-    let reason = if value.is_empty() {
-        IdErrorReason::Empty
-    } else if value.len() > MAX_TOPIC_LEN {
-        IdErrorReason::TooLong(value.len())
-    } else if let Some(c) = value.chars().find(|c| matches!(c, '\r' | '\n' | '\0')) {
-        IdErrorReason::Forbidden(c)
-    } else {
-        return Ok(());
-    };
-    Err(IdError { kind, reason })
+    validate_line(kind, value, MAX_TOPIC_LEN)
 }
 
-macro_rules! define_topic_text {
-    ($name:ident, $kind:expr) => {
-        impl $name {
-            /// Validates `value`.
-            pub fn new(value: impl AsRef<str>) -> Result<Self, IdError> {
-                let value = value.as_ref();
-                validate($kind, value)?;
-                Ok(Self(Arc::from(value)))
-            }
+define_text!(
+    /// What a message is about: `.`-separated segments, general first.
+    ///
+    /// 1 to [`MAX_TOPIC_LEN`] bytes without CR, LF or NUL; a rejected one is an
+    /// [`IdError`] of kind [`TOPIC_KIND`]. Cloning is cheap (shared text).
+    ///
+    /// ```
+    /// use eric_core::Topic;
+    /// let topic: Topic = "lab.fridge-1.temperature".parse().unwrap();
+    /// assert_eq!(topic.as_str(), "lab.fridge-1.temperature");
+    /// assert!("a\nb".parse::<Topic>().is_err());
+    /// assert_eq!("".parse::<Topic>().unwrap_err().kind, "topic");
+    /// ```
+    Topic,
+    TOPIC_KIND,
+    validate
+);
 
-            /// The text.
-            #[inline]
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), &*self.0)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = IdError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::new(s)
-            }
-        }
-
-        impl TryFrom<&str> for $name {
-            type Error = IdError;
-            fn try_from(s: &str) -> Result<Self, Self::Error> {
-                Self::new(s)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <Cow<'de, str>>::deserialize(d)?;
-                Self::new(&*s).map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-/// What a message is about: `.`-separated segments, general first.
-///
-/// 1 to [`MAX_TOPIC_LEN`] bytes without CR, LF or NUL; a rejected one is an
-/// [`IdError`] of kind [`TOPIC_KIND`]. Cloning is cheap (shared text).
-///
-/// ```
-/// use eric_core::Topic;
-/// let topic: Topic = "lab.fridge-1.temperature".parse().unwrap();
-/// assert_eq!(topic.as_str(), "lab.fridge-1.temperature");
-/// assert!("a\nb".parse::<Topic>().is_err());
-/// assert_eq!("".parse::<Topic>().unwrap_err().kind, "topic");
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Topic(Arc<str>);
-
-define_topic_text!(Topic, TOPIC_KIND);
-
-/// Selects a topic and everything below it (see the [module docs](self) for
-/// the rule and its edge cases).
-///
-/// Validated like a [`Topic`]; a rejected one is an [`IdError`] of kind
-/// [`TOPIC_FILTER_KIND`].
-///
-/// ```
-/// use eric_core::{Topic, TopicFilter};
-/// let filter: TopicFilter = "a.b".parse().unwrap();
-/// let topic = |t: &str| t.parse::<Topic>().unwrap();
-/// assert!(filter.matches(Some(&topic("a.b"))));
-/// assert!(filter.matches(Some(&topic("a.b.c"))));
-/// assert!(!filter.matches(Some(&topic("a.bb"))));
-/// assert!(!filter.matches(Some(&topic("a"))));
-/// assert!(!filter.matches(None));
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicFilter(Arc<str>);
-
-define_topic_text!(TopicFilter, TOPIC_FILTER_KIND);
+define_text!(
+    /// Selects a topic and everything below it (see the [module docs](self) for
+    /// the rule and its edge cases).
+    ///
+    /// Validated like a [`Topic`]; a rejected one is an [`IdError`] of kind
+    /// [`TOPIC_FILTER_KIND`].
+    ///
+    /// ```
+    /// use eric_core::{Topic, TopicFilter};
+    /// let filter: TopicFilter = "a.b".parse().unwrap();
+    /// let topic = |t: &str| t.parse::<Topic>().unwrap();
+    /// assert!(filter.matches(Some(&topic("a.b"))));
+    /// assert!(filter.matches(Some(&topic("a.b.c"))));
+    /// assert!(!filter.matches(Some(&topic("a.bb"))));
+    /// assert!(!filter.matches(Some(&topic("a"))));
+    /// assert!(!filter.matches(None));
+    /// ```
+    TopicFilter,
+    TOPIC_FILTER_KIND,
+    validate
+);
 
 impl TopicFilter {
     /// Whether `topic` is this filter's topic or lies below it. A message
@@ -192,6 +113,7 @@ impl TopicFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::IdErrorReason;
 
     #[test]
     fn topics_and_filters_are_validated_alike() {
