@@ -4,11 +4,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{OnceCell, oneshot};
+use tokio::sync::oneshot;
 
 use crate::within;
 
@@ -22,9 +22,9 @@ const LOG_LINES: usize = 200;
 /// --workspace` builds `eric` for eric-bin's own integration tests before
 /// any test runs. `cargo test -p eric-tests` alone would not rebuild it;
 /// the README's test command is the workspace one.
-pub async fn eric_binary() -> &'static Path {
-    static BINARY: OnceCell<PathBuf> = OnceCell::const_new();
-    BINARY.get_or_init(|| async { locate() }).await
+pub fn eric_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(locate)
 }
 
 fn locate() -> PathBuf {
@@ -75,7 +75,7 @@ impl Node {
     }
 
     async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(eric_binary().await);
+        let mut command = Command::new(eric_binary());
         command
             .args(["serve", "--http", "127.0.0.1:0", "--log-json"])
             .args(args)
