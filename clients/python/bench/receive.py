@@ -96,7 +96,9 @@ class _Answers:
                 continue
             head = self.buf[:end].decode("latin-1")
             if not head.startswith("HTTP/1.1 202"):
-                raise SystemExit(f"publish refused: {head.splitlines()[0]} {self.buf[end + 4 : end + 200]!r}")
+                raise SystemExit(
+                    f"publish refused: {head.splitlines()[0]} {self.buf[end + 4 : end + 200]!r}"
+                )
             length = 0
             for line in head.split("\r\n")[1:]:
                 name, _, value = line.partition(":")
@@ -146,11 +148,17 @@ def serve(binary: str) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--uri", help="a running server and channel, http://HOST:PORT/CHANNEL")
-    where.add_argument("--serve", metavar="ERIC", help="start this eric binary in memory on a free port")
-    parser.add_argument("--events", type=int, default=100_000, help="matching events per figure (default 100000)")
+    where.add_argument(
+        "--serve", metavar="ERIC", help="start this eric binary in memory on a free port"
+    )
+    parser.add_argument(
+        "--events", type=int, default=100_000, help="matching events per figure (default 100000)"
+    )
     args = parser.parse_args()
 
     proc = None

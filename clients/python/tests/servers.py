@@ -110,7 +110,14 @@ def _served_addr(line: str) -> str | None:
 class Node(_Process):
     """One `eric serve`; `addr` is the address it serves."""
 
-    def __init__(self, *, redis_url: str | None = None, prefix: str | None = None, port: int = 0, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        redis_url: str | None = None,
+        prefix: str | None = None,
+        port: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         argv = [eric_binary(), "serve", "--http", f"127.0.0.1:{port}", "--log-json"]
         settings = {"RUST_LOG": "info", **(env or {})}
         if redis_url is not None:
@@ -129,7 +136,12 @@ class Node(_Process):
 
     def restarted(self) -> Node:
         """A new node on this one's port, Redis and prefix (after `kill`)."""
-        return Node(redis_url=self.redis_url, prefix=self.settings.get("ERIC__REDIS__PREFIX"), port=self.port, env=self.env)
+        return Node(
+            redis_url=self.redis_url,
+            prefix=self.settings.get("ERIC__REDIS__PREFIX"),
+            port=self.port,
+            env=self.env,
+        )
 
 
 class Redis(_Process):
@@ -138,11 +150,30 @@ class Redis(_Process):
     def __init__(self) -> None:
         binary = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("no redis-server: install it (scripts/install-test-deps) or set REDIS_SERVER_BIN")
+            raise RuntimeError(
+                "no redis-server: install it (scripts/install-test-deps) or set REDIS_SERVER_BIN"
+            )
         self.dir = tempfile.mkdtemp(prefix="eric-juice-redis-")
         port = free_port()
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]
-        super().__init__("redis-server", argv, {}, lambda line: True if "Ready to accept connections" in line else None)
+        argv = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir,
+        ]
+        super().__init__(
+            "redis-server",
+            argv,
+            {},
+            lambda line: True if "Ready to accept connections" in line else None,
+        )
         self.url = f"redis://127.0.0.1:{port}"
 
     def terminate(self) -> None:

@@ -13,7 +13,6 @@ from servers import Node, free_port, unique
 
 from eric_juice import EricConnectionError, EricError, PublisherAsync, PublisherBlocking
 
-
 CLIENT = httpx.Client()
 
 

@@ -67,7 +67,9 @@ async def test_the_async_subscriber_example(setup, monkeypatch):
         await publisher.publish(DummyEvent(data="a"))
         await publisher.publish(DummyEvent(data="b", about="something.deeper"))
     printed_two = asyncio.ensure_future(two.wait())
-    done, _ = await asyncio.wait({example, printed_two}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(
+        {example, printed_two}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED
+    )
     example.cancel()
     printed_two.cancel()
     await seen.instances[0].aclose()
@@ -109,7 +111,12 @@ def test_kernel_status_changed_filtered_by_service(setup):
         every.subscribe(Done)
         every.subscribe(KernelStatusChanged)
         with PublisherBlocking(setup.pub) as publisher:
-            for service, status in [("q1", "busy"), ("q2", "busy"), ("q1", "idle"), ("q10", "idle")]:
+            for service, status in [
+                ("q1", "busy"),
+                ("q2", "busy"),
+                ("q1", "idle"),
+                ("q10", "idle"),
+            ]:
                 publisher.publish(KernelStatusChanged(service=service, status=status))
             publisher.publish(Done())
         assert [(e.service, e.status) for e in _until_done(one)] == [("q1", "busy"), ("q1", "idle")]

@@ -19,12 +19,22 @@ import httpx
 import pytest
 from events import Base, Derived, Done, Probe, Tick
 
-from eric_juice import EricError, Event, PublisherAsync, PublisherBlocking, Subscriber, SubscriberAsync, SubscriberBlocking
+from eric_juice import (
+    EricError,
+    Event,
+    PublisherAsync,
+    PublisherBlocking,
+    Subscriber,
+    SubscriberAsync,
+    SubscriberBlocking,
+)
 
 #: Longest wait for an event that must come.
 DEADLINE = 10.0
 
-CASES = json.loads((Path(__file__).parent / "match_cases.json").read_text(encoding="utf-8"))["cases"]
+CASES = json.loads((Path(__file__).parent / "match_cases.json").read_text(encoding="utf-8"))[
+    "cases"
+]
 
 
 def until_done(subscriber: SubscriberBlocking) -> list[Event]:
@@ -170,7 +180,9 @@ def test_changing_subscriptions_while_publishing(setup):
         since[k] = started[0]
         while len(received) < 30 * (k + 1):
             event = subscriber.get(timeout=DEADLINE)
-            assert isinstance(event, Tick), "the publisher ended before the test changed its subscriptions"
+            assert isinstance(event, Tick), (
+                "the publisher ended before the test changed its subscriptions"
+            )
             received.append(event)
     received += until_done(subscriber)
     publisher.join()
@@ -180,7 +192,9 @@ def test_changing_subscriptions_while_publishing(setup):
     assert {n % 5 for n in ns} == {0, 1, 2}
     for k, first in since.items():
         expected = [n for n in range(first, total) if n % 5 == k]
-        assert [n for n in ns if n % 5 == k and n >= first] == expected, f"t.{k} after its subscribe"
+        assert [n for n in ns if n % 5 == k and n >= first] == expected, (
+            f"t.{k} after its subscribe"
+        )
 
 
 def test_blocking_subscribers_in_plain_threads(setup):
@@ -223,7 +237,9 @@ def test_a_listener_removed_under_the_subscriber_ends_get_with_eric_s_error(setu
     subscriber = SubscriberBlocking(setup.sub)
     subscriber.subscribe(Tick)
     [listener] = httpx.get(f"{setup.base_sub}/v1/channels/{setup.channel}/listeners").json()
-    httpx.delete(f"{setup.base_pub}/v1/channels/{setup.channel}/listeners/{listener['id']}").raise_for_status()
+    httpx.delete(
+        f"{setup.base_pub}/v1/channels/{setup.channel}/listeners/{listener['id']}"
+    ).raise_for_status()
     for _ in range(2):  # and every later get
         with pytest.raises(EricError) as ended:
             subscriber.get(timeout=DEADLINE)

@@ -15,7 +15,14 @@ from eric_juice.sse import SseEvent, SseParser
 def test_the_protocol_classes_are_importable_with_their_aliases():
     assert issubclass(eric_juice.Subscriber, eric_juice.SubscriberAsync)
     assert issubclass(eric_juice.Publisher, eric_juice.PublisherAsync)
-    for name in ["Event", "SubscriberAsync", "SubscriberBlocking", "PublisherAsync", "PublisherBlocking", "EricError"]:
+    for name in [
+        "Event",
+        "SubscriberAsync",
+        "SubscriberBlocking",
+        "PublisherAsync",
+        "PublisherBlocking",
+        "EricError",
+    ]:
         assert hasattr(eric_juice, name)
 
 
@@ -35,7 +42,10 @@ def test_the_last_path_segment_is_the_channel_and_none_is_juice(uri, base, chann
 
 
 def test_a_channel_is_escaped_in_paths():
-    assert Endpoint("http://h:1/a%2Fb").url("listeners", "x y") == "http://h:1/v1/channels/a%2Fb/listeners/x%20y"
+    assert (
+        Endpoint("http://h:1/a%2Fb").url("listeners", "x y")
+        == "http://h:1/v1/channels/a%2Fb/listeners/x%20y"
+    )
 
 
 @pytest.mark.parametrize("uri", ["h:1/juice", "ftp://h/juice", "http:///juice"])
@@ -52,7 +62,11 @@ def test_a_token_comes_from_eric_token(monkeypatch):
 
 
 def test_an_event_travels_as_its_class_name_its_json_dump_and_its_topic():
-    assert message_body(Tick(n=1, about="a.b")) == {"type": "Tick", "payload": {"n": 1, "about": "a.b"}, "topic": "a.b"}
+    assert message_body(Tick(n=1, about="a.b")) == {
+        "type": "Tick",
+        "payload": {"n": 1, "about": "a.b"},
+        "topic": "a.b",
+    }
     assert message_body(Tick(n=2)) == {"type": "Tick", "payload": {"n": 2, "about": None}}
     assert message_body(Derived(value=3))["type"] == "Derived"
 
@@ -71,12 +85,12 @@ def test_only_events_are_published_or_subscribed():
 def test_the_parser_reads_eric_events_split_anywhere():
     stream = (
         b"retry: 5\n: connected\n\n"
-        b"id: 1\nevent: greet\ndata: {\"a\":1}\n\n"
-        b"id: 2\nevent: status\ntopic: kernel.q1\ndata: \"idle\"\n\n"
+        b'id: 1\nevent: greet\ndata: {"a":1}\n\n'
+        b'id: 2\nevent: status\ntopic: kernel.q1\ndata: "idle"\n\n'
         b": keep-alive\n\n"
         b"id: 3\nevent: multi\ndata: [1,\ndata: 2]\n\n"
-        b"event: eric-gap\ndata: {\"after\":1}\n\n"
-        b"event: eric-end\ndata: {\"reason\":\"stopped\"}\n\n"
+        b'event: eric-gap\ndata: {"after":1}\n\n'
+        b'event: eric-end\ndata: {"reason":"stopped"}\n\n'
     )
     expected = [
         SseEvent("greet", b'{"a":1}', "1"),

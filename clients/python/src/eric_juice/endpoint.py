@@ -58,16 +58,23 @@ class Endpoint:
     # creates it (a concurrent creator's `channel_exists` is success) and is
     # sent once more, so a working setup pays no extra request.
 
-    def call(self, client: httpx.Client, method: str, url: str, body: object = None) -> httpx.Response:
+    def call(
+        self, client: httpx.Client, method: str, url: str, body: object = None
+    ) -> httpx.Response:
         """A request whose channel is created if missing; raises EricError."""
         response = self._send(client, method, url, body)
         if _channel_missing(response):
-            self._raise_for(self._send(client, "POST", self.channels_url(), {"id": self.channel}), tolerate="channel_exists")
+            self._raise_for(
+                self._send(client, "POST", self.channels_url(), {"id": self.channel}),
+                tolerate="channel_exists",
+            )
             response = self._send(client, method, url, body)
         self._raise_for(response)
         return response
 
-    async def acall(self, client: httpx.AsyncClient, method: str, url: str, body: object = None) -> httpx.Response:
+    async def acall(
+        self, client: httpx.AsyncClient, method: str, url: str, body: object = None
+    ) -> httpx.Response:
         """`call` for async code."""
         response = await self._asend(client, method, url, body)
         if _channel_missing(response):
@@ -80,12 +87,18 @@ class Endpoint:
     @staticmethod
     def _send(client: httpx.Client, method: str, url: str, body: object) -> httpx.Response:
         try:
-            return client.request(method, url, json=body) if body is not None else client.request(method, url)
+            return (
+                client.request(method, url, json=body)
+                if body is not None
+                else client.request(method, url)
+            )
         except httpx.TransportError as e:
             raise connection_error(e) from e
 
     @staticmethod
-    async def _asend(client: httpx.AsyncClient, method: str, url: str, body: object) -> httpx.Response:
+    async def _asend(
+        client: httpx.AsyncClient, method: str, url: str, body: object
+    ) -> httpx.Response:
         try:
             if body is not None:
                 return await client.request(method, url, json=body)

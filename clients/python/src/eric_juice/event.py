@@ -48,7 +48,10 @@ def message_body(event: Event) -> dict[str, object]:
     """The `/v1` message an event is published as."""
     if not isinstance(event, Event):
         raise TypeError(f"{event!r} is not an eric_juice.Event")
-    body: dict[str, object] = {"type": type_name(type(event)), "payload": event.model_dump(mode="json")}
+    body: dict[str, object] = {
+        "type": type_name(type(event)),
+        "payload": event.model_dump(mode="json"),
+    }
     topic = event.topic()
     if topic is not None:
         body["topic"] = topic
@@ -63,4 +66,3 @@ def subscription(event_type: type[Event], topic: str | None) -> dict[str, str]:
     if topic is not None:
         entry["topic"] = topic
     return entry
-

@@ -139,7 +139,9 @@ class Listener:
             try:
                 response = await aclient.delete(self.endpoint.url("listeners", self.id))
                 if not response.is_success and response.status_code != 404:
-                    log.warning("eric_juice: removing listener %s: %s", self.id, error_from(response))
+                    log.warning(
+                        "eric_juice: removing listener %s: %s", self.id, error_from(response)
+                    )
             except httpx.TransportError as e:
                 log.warning("eric_juice: removing listener %s: %s", self.id, connection_error(e))
 
@@ -173,7 +175,9 @@ class Listener:
         try:
             return cls.model_validate_json(sse.data)
         except ValidationError as e:
-            log.warning("eric_juice: event %s (%s) does not fit %s, skipped: %s", sse.id, sse.event, cls, e)
+            log.warning(
+                "eric_juice: event %s (%s) does not fit %s, skipped: %s", sse.id, sse.event, cls, e
+            )
             return None
 
 
@@ -209,13 +213,17 @@ def read_blocking(listener: Listener, events: queue.Queue, wake: threading.Event
             backoff = FIRST_BACKOFF
             while not listener.closing:
                 try:
-                    with client.stream("GET", listener.stream_url(), headers=listener.stream_headers()) as response:
+                    with client.stream(
+                        "GET", listener.stream_url(), headers=listener.stream_headers()
+                    ) as response:
                         if response.status_code != 200:
                             response.read()
                             fatal = _fatal(response)
                             if fatal is not None and not listener.closing:
                                 raise fatal
-                            log.info("eric_juice: stream of %s: %s", listener.id, error_from(response))
+                            log.info(
+                                "eric_juice: stream of %s: %s", listener.id, error_from(response)
+                            )
                         else:
                             backoff = FIRST_BACKOFF
                             parser = SseParser()
@@ -262,7 +270,9 @@ async def read_async(listener: Listener, events: asyncio.Queue, subscribed: asyn
         backoff = FIRST_BACKOFF
         while not listener.closing:
             try:
-                async with client.stream("GET", listener.stream_url(), headers=listener.stream_headers()) as response:
+                async with client.stream(
+                    "GET", listener.stream_url(), headers=listener.stream_headers()
+                ) as response:
                     if response.status_code != 200:
                         await response.aread()
                         fatal = _fatal(response)

@@ -38,7 +38,9 @@ class SubscriberAsync(Generic[EventType]):
 
     def __init__(self, uri: str, *, queue: asyncio.Queue[EventType] | None = None) -> None:
         self._listener = Listener(Endpoint(uri))
-        self._queue: asyncio.Queue[EventType] = queue if queue is not None else asyncio.Queue(maxsize=QUEUE_SIZE)
+        self._queue: asyncio.Queue[EventType] = (
+            queue if queue is not None else asyncio.Queue(maxsize=QUEUE_SIZE)
+        )
         self._task: asyncio.Task[None] | None = None
         #: Set by the first subscribe, which the reader waits for; made in
         #: the reader's loop.
@@ -93,7 +95,9 @@ class SubscriberAsync(Generic[EventType]):
             waiting: set[asyncio.Future] = {getter, task}
             while True:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                done, _ = await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter in done:
                     return getter.result()
                 if task in done:
@@ -159,7 +163,12 @@ class SubscriberAsync(Generic[EventType]):
         `get` to raise)."""
         loop = asyncio.get_running_loop()
         task = self._task
-        failed = task is not None and task.done() and not task.cancelled() and task.exception() is not None
+        failed = (
+            task is not None
+            and task.done()
+            and not task.cancelled()
+            and task.exception() is not None
+        )
         if task is None or task.get_loop() is not loop or (task.done() and not failed):
             self._stop_requested = False
             self._subscribed = asyncio.Event()
@@ -197,7 +206,9 @@ class SubscriberBlocking(Generic[EventType]):
         self._start = threading.Lock()
         # The reader thread holds the listener, not the subscriber, so a
         # dropped subscriber is collected and its finalizer stops the thread.
-        self._finalizer = weakref.finalize(self, _close_blocking, self._listener, self._wake, self._thread)
+        self._finalizer = weakref.finalize(
+            self, _close_blocking, self._listener, self._wake, self._thread
+        )
 
     def subscribe(self, event_type: type[EventType], /, *, topic: str | None = None) -> None:
         """Subscribe to events of ``event_type`` (exactly that class, not its
@@ -249,7 +260,9 @@ class SubscriberBlocking(Generic[EventType]):
         self.close()
 
 
-def _close_blocking(listener: Listener, wake: threading.Event, thread: list[threading.Thread]) -> None:
+def _close_blocking(
+    listener: Listener, wake: threading.Event, thread: list[threading.Thread]
+) -> None:
     listener.remove()
     wake.set()
     # Removing the listener ended its stream: the reader sees it and stops.
