@@ -78,6 +78,7 @@ class _Process:
                 if value is not None:
                     waiting = False
                     self._ready.put(value)
+        self.proc.stdout.close()
         if waiting:
             self._ready.put(None)
 

@@ -4,6 +4,8 @@ subscriptions match)."""
 
 from __future__ import annotations
 
+import weakref
+
 import httpx
 
 from .endpoint import Endpoint
@@ -64,6 +66,9 @@ class PublisherBlocking:
     def __init__(self, uri: str) -> None:
         self._endpoint = Endpoint(uri)
         self._client = self._endpoint.sync_client()
+        # juice's examples never close a publisher: its connections close
+        # when it is collected.
+        self._close = weakref.finalize(self, self._client.close)
 
     def publish(self, event: Event) -> None:
         """Publish an event; returns once eric has queued it for every
@@ -74,7 +79,7 @@ class PublisherBlocking:
 
     def close(self) -> None:
         """Close its connections."""
-        self._client.close()
+        self._close()
 
     def __enter__(self) -> PublisherBlocking:
         return self

@@ -138,11 +138,11 @@ class SubscriberAsync(Generic[EventType]):
         self._finalizer.detach()
         await self._listener.aremove()
         task = self._task
-        if task is not None and not task.done():
-            # Removing the listener ended its stream: the reader sees it.
-            done, _ = await asyncio.wait({task}, timeout=CLOSE_WAIT)
-            if not done:
-                task.cancel()
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            # The listener is gone, so nothing the reader holds is worth
+            # waiting for: cancelling it closes its connection now.
+            task.cancel()
+            await asyncio.wait({task})
 
     def close(self) -> None:
         """`aclose` for code outside the event loop (it blocks)."""
