@@ -3,6 +3,8 @@ parser, and what subscribe refuses before asking eric."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from events import Base, Derived, Tick
 
@@ -106,3 +108,46 @@ def test_the_parser_reads_eric_events_split_anywhere():
             events += parser.feed(stream[i : i + size])
         assert events == expected, size
         assert parser.retry_ms == 5
+
+
+@pytest.mark.parametrize(
+    ("member", "signature"),
+    [
+        (
+            eric_juice.SubscriberAsync.__init__,
+            "(self, uri: 'str', *, queue: 'asyncio.Queue[EventType] | None' = None) -> 'None'",
+        ),
+        (
+            eric_juice.SubscriberAsync.subscribe,
+            "(self, event_type: 'type[EventType]', *, topic: 'str | None' = None) -> 'None'",
+        ),
+        (eric_juice.SubscriberAsync.get, "(self, timeout: 'float | None' = None) -> 'EventType'"),
+        (eric_juice.SubscriberAsync.listen, "(self) -> 'None'"),
+        (eric_juice.SubscriberAsync.stop, "(self) -> 'None'"),
+        (eric_juice.SubscriberBlocking.__init__, "(self, uri: 'str', /) -> 'None'"),
+        (
+            eric_juice.SubscriberBlocking.subscribe,
+            "(self, event_type: 'type[EventType]', /, *, topic: 'str | None' = None) -> 'None'",
+        ),
+        (
+            eric_juice.SubscriberBlocking.get,
+            "(self, timeout: 'float | None' = None) -> 'EventType'",
+        ),
+        (eric_juice.PublisherAsync.__init__, "(self, uri: 'str') -> 'None'"),
+        (eric_juice.PublisherAsync.publish, "(self, event: 'Event') -> 'None'"),
+        (eric_juice.PublisherBlocking.__init__, "(self, uri: 'str') -> 'None'"),
+        (eric_juice.PublisherBlocking.publish, "(self, event: 'Event') -> 'None'"),
+        (eric_juice.Event.topic, "(self) -> 'str | None'"),
+    ],
+)
+def test_the_signatures_are_juice_s(member, signature):
+    assert str(inspect.signature(member)) == signature
+
+
+def test_the_async_classes_are_what_they_say():
+    assert inspect.iscoroutinefunction(eric_juice.SubscriberAsync.get)
+    assert inspect.iscoroutinefunction(eric_juice.SubscriberAsync.listen)
+    assert inspect.iscoroutinefunction(eric_juice.PublisherAsync.publish)
+    assert not inspect.iscoroutinefunction(eric_juice.SubscriberAsync.subscribe)
+    assert not inspect.iscoroutinefunction(eric_juice.SubscriberAsync.stop)
+    assert isinstance(eric_juice.SubscriberAsync.queue, property)
