@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from servers import Node, Redis, unique
+from servers import TOKEN, Node, Redis, unique
 
 
 @pytest.fixture
@@ -19,6 +19,14 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def memory_node():
     node = Node()
+    yield node
+    node.terminate()
+
+
+@pytest.fixture(scope="session")
+def guarded_node():
+    """A node in memory that wants a token on every request."""
+    node = Node(env={"ERIC__HTTP__ADMIN_TOKENS": f'["{TOKEN}"]'})
     yield node
     node.terminate()
 

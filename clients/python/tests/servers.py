@@ -20,6 +20,9 @@ from pathlib import Path
 #: How long a process may take to come up or go away.
 START_DEADLINE = 20.0
 
+#: The admin token of the tests' node that wants one.
+TOKEN = "a-token-of-at-least-16-bytes"
+
 REPO = Path(__file__).resolve().parents[3]
 
 

@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 from events import Tick
-from servers import Node, free_port, unique
+from servers import TOKEN, free_port, unique
 
 from eric_juice import EricConnectionError, EricError, PublisherAsync, PublisherBlocking
 
@@ -97,16 +97,6 @@ def test_an_unreachable_server_is_a_connection_error():
         with pytest.raises(EricConnectionError) as failed:
             publisher.publish(Tick(n=1))
     assert failed.value.code == "connection_failed" and isinstance(failed.value, ConnectionError)
-
-
-TOKEN = "a-token-of-at-least-16-bytes"
-
-
-@pytest.fixture(scope="module")
-def guarded_node():
-    node = Node(env={"ERIC__HTTP__ADMIN_TOKENS": f'["{TOKEN}"]'})
-    yield node
-    node.terminate()
 
 
 def test_the_token_comes_from_eric_token(guarded_node, monkeypatch):

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from events import Base, Derived, Done, Probe, Tick
+from servers import TOKEN, unique
 
 from eric_juice import (
     EricError,
@@ -245,6 +246,19 @@ def test_a_listener_removed_under_the_subscriber_ends_get_with_eric_s_error(setu
             subscriber.get(timeout=DEADLINE)
         assert ended.value.code == "listener_not_found"
     subscriber.close()
+
+
+def test_a_subscriber_sends_the_token_from_eric_token(guarded_node, monkeypatch):
+    uri = guarded_node.uri(unique("t"))
+    monkeypatch.delenv("ERIC_TOKEN", raising=False)
+    with SubscriberBlocking(uri) as subscriber, pytest.raises(EricError) as refused:
+        subscriber.subscribe(Tick)
+    assert (refused.value.code, refused.value.status) == ("unauthorized", 401)
+    monkeypatch.setenv("ERIC_TOKEN", TOKEN)
+    with SubscriberBlocking(uri) as subscriber, PublisherBlocking(uri) as publisher:
+        subscriber.subscribe(Tick)
+        publisher.publish(Tick(n=1))
+        assert subscriber.get(timeout=DEADLINE) == Tick(n=1)
 
 
 # -- async -------------------------------------------------------------

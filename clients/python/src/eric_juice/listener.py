@@ -250,7 +250,9 @@ def read_blocking(listener: Listener, events: queue.Queue, wake: threading.Event
 
 
 def _put(events: queue.Queue, item: object, listener: Listener) -> bool:
-    """Queues `item`, waiting while the queue is full; False once closed."""
+    """Queues `item`, waiting while the queue is full; False once closed.
+    The wait is cut in slices so a reader held by a consumer that stopped
+    taking events still sees `close`."""
     while True:
         try:
             events.put(item, timeout=0.1)
