@@ -125,6 +125,18 @@ pub enum Error {
     },
 
     /// A message or a request was malformed (`InvalidMessageFormat`).
+    /// A change would leave a listener with more subscriptions than its
+    /// channel's `max_subscriptions`; nothing was changed.
+    #[error("listener {listener} would hold {count} subscriptions; the most is {limit}")]
+    TooManySubscriptions {
+        /// The listener.
+        listener: ListenerId,
+        /// How many it would have held.
+        count: usize,
+        /// The channel's bound.
+        limit: usize,
+    },
+
     #[error("invalid message format: {reason}")]
     InvalidMessageFormat {
         /// What is wrong with it.
@@ -245,7 +257,9 @@ impl Error {
             }
             Self::InvalidMember { .. } => "InvalidConnectionException",
             Self::NoMessages { .. } => "NoMessagesException",
-            Self::InvalidMessageFormat { .. } | Self::InvalidId(_) => "InvalidMessageFormat",
+            Self::InvalidMessageFormat { .. }
+            | Self::InvalidId(_)
+            | Self::TooManySubscriptions { .. } => "InvalidMessageFormat",
             Self::ItemNotFound { .. } => "ItemNotFound",
             Self::QueueFull { .. }
             | Self::Repository { .. }

@@ -39,7 +39,7 @@
 //! - [`message`]: [`Message`] and [`MessageType`].
 //! - [`topic`]: [`Topic`], [`TopicFilter`] and the matching rule.
 //! - [`subscription`]: [`Subscription`], a message type narrowed by a
-//!   filter.
+//!   filter; [`Subscriptions`], a listener's set, and how it changes.
 //! - [`idempotency`]: keys that make a retried write apply once ([`Applied`]).
 //! - [`error`]: the crate's one [`Error`] enum.
 //! - [`queue`]: the [`Queue`] trait, [`InMemoryQueue`], [`queue::Wakeup`],
@@ -111,5 +111,5 @@ pub use queue::{Delivery, InMemoryQueue, Queue, Taken};
 pub use registry::{Broadcast, MemberRegistry, RegisterMode};
 pub use settings::ChannelSettings;
 pub use sse::{SseAdapter, SseEvent, SseMessage};
-pub use subscription::Subscription;
+pub use subscription::{Subscription, SubscriptionChange, Subscriptions};
 pub use topic::{Topic, TopicFilter};

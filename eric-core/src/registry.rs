@@ -15,6 +15,7 @@ use crate::listener::Listener;
 use crate::member::Member;
 use crate::message::Message;
 use crate::queue::{Delivery, Queue};
+use crate::subscription::{SubscriptionChange, Subscriptions};
 
 /// What a broadcast did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,10 +46,17 @@ pub trait MemberRegistry: Send + Sync + 'static {
     type Queue: Queue;
 
     /// Registers `member`; returns the member now registered.
+    ///
+    /// `subscriptions` (already checked against the channel's bound) take
+    /// effect in the same atomic step as the registration, so no broadcast
+    /// reaches a new listener unfiltered. `None` registers a new listener
+    /// with none and leaves a kept one's ([`RegisterMode::KeepQueue`]) as
+    /// they are; `Some` replaces a kept one's.
     fn register(
         &self,
         member: Member<Self::Queue>,
         mode: RegisterMode,
+        subscriptions: Option<Subscriptions>,
     ) -> impl Future<Output = Result<Member<Self::Queue>>> + Send;
 
     /// Registers `member` (a new listener id) as temporary: it lives as
@@ -60,14 +68,36 @@ pub trait MemberRegistry: Send + Sync + 'static {
     fn register_temporary(
         &self,
         member: Member<Self::Queue>,
+        subscriptions: Subscriptions,
     ) -> impl Future<Output = Result<Member<Self::Queue>>> + Send {
-        self.register(member, RegisterMode::New)
+        self.register(member, RegisterMode::New, Some(subscriptions))
     }
 
     /// Installs a member loaded from this engine's own storage (restoring
-    /// persisted data). Engines whose registry *is* that storage only cache
-    /// it; the in-memory one registers it.
-    fn restore(&self, member: Member<Self::Queue>) -> impl Future<Output = Result<()>> + Send;
+    /// persisted data), with the subscriptions it was stored with. Engines
+    /// whose registry *is* that storage only cache it; the in-memory one
+    /// registers it.
+    fn restore(
+        &self,
+        member: Member<Self::Queue>,
+        subscriptions: Subscriptions,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The subscriptions `listener` holds.
+    fn subscriptions(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<Subscriptions>> + Send;
+
+    /// Applies `change` to `listener`'s subscriptions, atomically with
+    /// respect to broadcasts on every node, refusing a result over the
+    /// channel's `max_subscriptions` (nothing changes then); returns the set
+    /// now held.
+    fn change_subscriptions(
+        &self,
+        listener: &ListenerId,
+        change: SubscriptionChange,
+    ) -> impl Future<Output = Result<Subscriptions>> + Send;
 
     /// Unregisters the listener and closes its queue, which ends its streams.
     ///
@@ -105,7 +135,9 @@ pub trait MemberRegistry: Send + Sync + 'static {
         message: Message,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Queues `message` for every listener registered when the call takes effect.
+    /// Queues `message` for every listener registered when the call takes
+    /// effect whose subscriptions admit it
+    /// ([`Subscriptions::admits`]).
     fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send;
 
     /// [`MemberRegistry::dispatch`] at most once per `key` (in the

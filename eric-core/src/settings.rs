@@ -22,6 +22,11 @@ pub const DEFAULT_RETRY_MS: u64 = 5;
 pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
 /// Longest accepted `idempotency_window`.
 pub const MAX_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Default bound of each listener's subscriptions.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1_000;
+/// Highest accepted `max_subscriptions`: each subscription is an index entry
+/// that every change to the listener's set rewrites.
+pub const MAX_SUBSCRIPTIONS_LIMIT: usize = 100_000;
 /// Longest accepted `stream_delay`.
 pub const MAX_STREAM_DELAY: Duration = Duration::from_secs(3600);
 
@@ -59,6 +64,9 @@ pub struct ChannelSettings {
         deserialize_with = "de_secs"
     )]
     pub idempotency_window: Duration,
+    /// Most subscriptions one listener may hold; a change beyond fails
+    /// whole. Settings persisted before it existed load with the default.
+    pub max_subscriptions: usize,
 }
 
 impl Default for ChannelSettings {
@@ -70,6 +78,7 @@ impl Default for ChannelSettings {
             queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             replay_window: DEFAULT_REPLAY_WINDOW,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
         }
     }
 }
@@ -94,6 +103,11 @@ impl ChannelSettings {
         }
         if self.queue_max_bytes == 0 {
             return Err(Error::invalid_format("queue_max_bytes must be at least 1"));
+        }
+        if !(1..=MAX_SUBSCRIPTIONS_LIMIT).contains(&self.max_subscriptions) {
+            return Err(Error::invalid_format(format!(
+                "max_subscriptions must be between 1 and {MAX_SUBSCRIPTIONS_LIMIT}"
+            )));
         }
         Ok(())
     }
@@ -166,5 +180,12 @@ mod tests {
             ..Default::default()
         };
         assert!(forever.validate().is_err());
+        for max_subscriptions in [0, MAX_SUBSCRIPTIONS_LIMIT + 1] {
+            let subscriptions = ChannelSettings {
+                max_subscriptions,
+                ..Default::default()
+            };
+            assert!(subscriptions.validate().is_err());
+        }
     }
 }

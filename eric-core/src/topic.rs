@@ -29,6 +29,13 @@
 //!
 //! Matching allocates nothing: it is a length check, one byte comparison of
 //! the prefix and one look at the byte after it.
+//!
+//! The rule read backwards gives an index: the filters that match a topic
+//! are few and computable from the topic alone ([`Topic::matching_filters`]:
+//! the topic itself and its prefixes ending just before or just after each
+//! `.`). An engine that keeps its listeners by `(type, filter)` finds a
+//! message's audience with one lookup per such filter, never looking at a
+//! listener whose filters do not match.
 
 use crate::id::{IdError, define_text, validate_line};
 
@@ -110,10 +117,91 @@ impl TopicFilter {
     }
 }
 
+impl Topic {
+    /// Every filter that matches this topic, as the filter's text: the topic
+    /// itself, and for each `.` the prefix before it and (when it is not
+    /// the last byte) the prefix through it. At most `2 × dots + 1` of
+    /// them, each once, shortest first; each a valid [`TopicFilter`] text.
+    ///
+    /// ```
+    /// use eric_core::Topic;
+    /// let topic: Topic = "a.b.c".parse().unwrap();
+    /// let filters: Vec<&str> = topic.matching_filters().collect();
+    /// assert_eq!(filters, ["a", "a.", "a.b", "a.b.", "a.b.c"]);
+    /// ```
+    pub fn matching_filters(&self) -> impl Iterator<Item = &str> {
+        let text = self.as_str();
+        let bytes = text.as_bytes();
+        let last = bytes.len() - 1;
+        // A `.` at i ends filter `text[..i]` (the topic continues with a
+        // `.`) and filter `text[..=i]` (a filter ending in `.`, when the
+        // topic goes on past it). `text[..i]` was already yielded as the
+        // previous dot's `text[..=i-1]` when the byte before is a `.` too
+        // (`a..b`), and is no filter at all when empty.
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == SEPARATOR)
+            .flat_map(move |(i, _)| {
+                let before = (i > 0 && bytes[i - 1] != SEPARATOR).then(|| &text[..i]);
+                let through = (i < last).then(|| &text[..=i]);
+                before.into_iter().chain(through)
+            })
+            .chain(std::iter::once(text))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::id::IdErrorReason;
+
+    /// Every string of up to `len` bytes over `alphabet`.
+    fn strings(alphabet: &[char], len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut layer = vec![String::new()];
+        for _ in 0..len {
+            layer = layer
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            all.extend(layer.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn matching_filters_are_exactly_the_matching_ones() {
+        // Exhaustive over short strings of `a`, `b` and `.`: the index's
+        // candidates and the rule agree on every (filter, topic) pair.
+        let all = strings(&['a', 'b', '.'], 5);
+        let topics: Vec<Topic> = all.iter().filter_map(|s| Topic::new(s).ok()).collect();
+        let filters: Vec<TopicFilter> = all
+            .iter()
+            .filter_map(|s| TopicFilter::new(s).ok())
+            .collect();
+        for topic in &topics {
+            let candidates: Vec<&str> = topic.matching_filters().collect();
+            let mut unique = candidates.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), candidates.len(), "{topic}: {candidates:?}");
+            for filter in &filters {
+                assert_eq!(
+                    filter.matches(Some(topic)),
+                    candidates.contains(&filter.as_str()),
+                    "filter {filter:?}, topic {topic:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matching_filters_of_unicode_cut_on_dots_only() {
+        let topic = Topic::new("ü.€").unwrap();
+        let filters: Vec<&str> = topic.matching_filters().collect();
+        assert_eq!(filters, ["ü", "ü.", "ü.€"]);
+    }
 
     #[test]
     fn topics_and_filters_are_validated_alike() {

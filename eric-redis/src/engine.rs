@@ -221,7 +221,11 @@ impl Engine for RedisEngine {
     }
 
     fn registry(&self, channel: &ChannelId, settings: &ChannelSettings) -> RedisRegistry {
-        RedisRegistry::new(self.shared(channel), settings.queue_limits())
+        RedisRegistry::new(
+            self.shared(channel),
+            settings.queue_limits(),
+            settings.max_subscriptions,
+        )
     }
 
     fn observer(&self) -> &Arc<dyn Observer> {

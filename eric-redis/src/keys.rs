@@ -83,6 +83,12 @@ pub(crate) struct ChannelKeys {
     pub(crate) window_bytes: String,
     /// STRING: the counter behind `members` scores.
     pub(crate) order: String,
+    /// HASH: listener id → its subscriptions (JSON), for listeners that
+    /// have some. The scripts also keep `<base>:open` (ZSET: listeners
+    /// without subscriptions, while some listener has them) and
+    /// `<base>:x:<type>\n<filter>` (SET: listeners holding that
+    /// subscription; filter empty for none), derived from `base`.
+    pub(crate) subs: String,
     /// The pub/sub channel that wakes this channel's streams on every node.
     pub(crate) notify: String,
 }
@@ -101,6 +107,7 @@ impl ChannelKeys {
             bytes: key("bytes"),
             window_bytes: key("dbytes"),
             order: key("order"),
+            subs: key("subs"),
             notify: key("notify"),
             base,
         }

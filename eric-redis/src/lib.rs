@@ -28,6 +28,7 @@
 //! - `batch`: concurrent dispatches combined into one script call.
 //! - [`queue`]: [`RedisQueue`], a listener's list.
 //! - [`registry`]: [`RedisRegistry`], a channel's membership.
+//! - `subscriptions`: a listener's subscriptions as stored.
 //! - `state`: what one node holds of one channel (listener objects, queue
 //!   handles), kept current by notifications.
 //! - `notify`: the pub/sub subscriber task that wakes streams; it reaches
@@ -54,6 +55,7 @@ mod scripts;
 mod state;
 pub mod stats;
 pub mod storage;
+mod subscriptions;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 

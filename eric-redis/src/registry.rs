@@ -15,12 +15,13 @@ use std::time::Duration;
 use eric_core::channel::QueueLimits;
 use eric_core::{
     Applied, Broadcast, Delivery, Error, IdempotencyKey, Listener, ListenerId, MemberRegistry,
-    Message, NoMessagesReason, Queue, RegisterMode, Result,
+    Message, NoMessagesReason, Queue, RegisterMode, Result, SubscriptionChange, Subscriptions,
 };
 
 use crate::batch::window_ms;
 use crate::queue::{RedisQueue, encode_message};
 use crate::scripts::SCRIPTS;
+use crate::subscriptions;
 
 use crate::state::{ChannelState, Member};
 
@@ -29,7 +30,15 @@ use crate::state::{ChannelState, Member};
 pub struct RedisRegistry {
     shared: Arc<ChannelState>,
     limits: QueueLimits,
+    /// The channel's `max_subscriptions`.
+    max_subscriptions: usize,
 }
+
+/// How often a subscription change re-reads the set after another change
+/// to the same listener slipped in between its read and its write. Each
+/// retry means another node's change landed, so running out takes that
+/// many concurrent changes to one listener.
+const CHANGE_ATTEMPTS: usize = 32;
 
 impl fmt::Debug for RedisRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -45,6 +54,7 @@ impl RedisRegistry {
         &self,
         script: &'s redis::Script,
         encoded: &str,
+        message: &Message,
     ) -> redis::ScriptInvocation<'s> {
         let keys = &self.shared.keys;
         let mut invocation = script.prepare_invoke();
@@ -56,12 +66,22 @@ impl RedisRegistry {
             .arg(encoded)
             .arg(self.limits.capacity)
             .arg(&keys.notify)
-            .arg(self.limits.max_bytes);
+            .arg(self.limits.max_bytes)
+            .arg(message.msg_type().as_str())
+            .arg(message.topic().map_or("", |t| t.as_str()));
         invocation
     }
 
-    pub(crate) fn new(shared: Arc<ChannelState>, limits: QueueLimits) -> Self {
-        Self { shared, limits }
+    pub(crate) fn new(
+        shared: Arc<ChannelState>,
+        limits: QueueLimits,
+        max_subscriptions: usize,
+    ) -> Self {
+        Self {
+            shared,
+            limits,
+            max_subscriptions,
+        }
     }
 
     fn invalid(&self, listener: &ListenerId) -> Error {
@@ -101,6 +121,25 @@ impl RedisRegistry {
         Ok(self.shared.insert_if_absent(built, running))
     }
 
+    /// Whether `listener` is registered, and its stored subscriptions (''
+    /// for none), read together.
+    async fn read_subscriptions(&self, listener: &ListenerId) -> Result<(bool, String)> {
+        let segment = listener.key_segment();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZSCORE")
+            .arg(&self.shared.keys.members)
+            .arg(segment.as_ref());
+        pipe.cmd("HGET")
+            .arg(&self.shared.keys.subs)
+            .arg(segment.as_ref());
+        let (score, stored): (Option<String>, Option<String>) = self
+            .shared
+            .client
+            .pipe("reading subscriptions", &pipe)
+            .await?;
+        Ok((score.is_some(), stored.unwrap_or_default()))
+    }
+
     fn build(&self, listener: &ListenerId, member_id: &str, running: bool) -> Result<Member> {
         let object = Listener::with_id(listener.clone());
         object.set_running(running);
@@ -108,9 +147,15 @@ impl RedisRegistry {
         Ok(Member::new(object, self.queue(listener), Some(id)))
     }
 
-    async fn register_now(&self, member: Member, mode: RegisterMode) -> Result<Member> {
+    async fn register_now(
+        &self,
+        member: Member,
+        mode: RegisterMode,
+        subs: Option<Subscriptions>,
+    ) -> Result<Member> {
         let listener = member.listener_id().clone();
         let running = member.listener().is_running();
+        let encoded = subs.as_ref().map(subscriptions::encode).transpose()?;
         let mut invocation = SCRIPTS.register.prepare_invoke();
         invocation
             .key(&self.shared.keys.members)
@@ -125,7 +170,10 @@ impl RedisRegistry {
             } else {
                 "keep"
             })
-            .arg(&self.shared.keys.notify);
+            .arg(&self.shared.keys.notify)
+            .arg(&self.shared.keys.base)
+            .arg(encoded.as_deref().unwrap_or(""))
+            .arg(if encoded.is_some() { "1" } else { "0" });
         let (status, stored): (u8, String) = self
             .shared
             .client
@@ -163,19 +211,30 @@ impl RedisRegistry {
 impl MemberRegistry for RedisRegistry {
     type Queue = RedisQueue;
 
-    async fn register(&self, member: Member, mode: RegisterMode) -> Result<Member> {
-        self.register_now(member, mode).await
+    async fn register(
+        &self,
+        member: Member,
+        mode: RegisterMode,
+        subscriptions: Option<Subscriptions>,
+    ) -> Result<Member> {
+        self.register_now(member, mode, subscriptions).await
     }
 
     /// Leased first, registered second: there is no moment at which a
     /// killed node could leave it registered without a lease.
-    async fn register_temporary(&self, member: Member) -> Result<Member> {
+    async fn register_temporary(
+        &self,
+        member: Member,
+        subscriptions: Subscriptions,
+    ) -> Result<Member> {
         let (channel, listener) = (&self.shared.channel, member.listener_id().clone());
         self.shared
             .leases
             .take(channel, &listener, member.id().as_str())
             .await?;
-        let registered = self.register_now(member, RegisterMode::New).await;
+        let registered = self
+            .register_now(member, RegisterMode::New, Some(subscriptions))
+            .await;
         if registered.is_err() {
             // The lease would only lapse and be swept: give it back now.
             let _ = self.shared.leases.release(channel, &listener).await;
@@ -183,8 +242,13 @@ impl MemberRegistry for RedisRegistry {
         registered
     }
 
-    fn restore(&self, member: Member) -> impl Future<Output = Result<()>> + Send {
-        // Loaded from Redis itself: nothing to write, only to cache.
+    fn restore(
+        &self,
+        member: Member,
+        _subscriptions: Subscriptions,
+    ) -> impl Future<Output = Result<()>> + Send {
+        // Loaded from Redis itself (subscriptions included): nothing to
+        // write, only to cache.
         let running = member.listener().is_running();
         self.shared.insert(member, running);
         std::future::ready(Ok(()))
@@ -227,6 +291,61 @@ impl MemberRegistry for RedisRegistry {
             member.queue().close();
             Ok(member)
         }
+    }
+
+    async fn subscriptions(&self, listener: &ListenerId) -> Result<Subscriptions> {
+        let (present, stored) = self.read_subscriptions(listener).await?;
+        if !present {
+            return Err(self.invalid(listener));
+        }
+        subscriptions::decode(&stored)
+    }
+
+    /// Read, apply in Rust, then write only if the set is still the one
+    /// read (a compare-and-set script): the change logic and its bound live
+    /// in eric-core once, and the write is one atomic script, so every
+    /// broadcast sees the set before or after.
+    async fn change_subscriptions(
+        &self,
+        listener: &ListenerId,
+        change: SubscriptionChange,
+    ) -> Result<Subscriptions> {
+        let keys = &self.shared.keys;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let (present, stored) = self.read_subscriptions(listener).await?;
+            if !present {
+                return Err(self.invalid(listener));
+            }
+            let current = subscriptions::decode(&stored)?;
+            let next = change.apply(listener, &current, self.max_subscriptions)?;
+            let encoded = subscriptions::encode(&next)?;
+            let mut invocation = SCRIPTS.set_subscriptions.prepare_invoke();
+            invocation
+                .key(&keys.members)
+                .key(&keys.subs)
+                .arg(&keys.base)
+                .arg(listener.key_segment().as_ref())
+                .arg(&stored)
+                .arg(&encoded);
+            let status: i8 = self
+                .shared
+                .client
+                .script("changing subscriptions", &invocation)
+                .await?;
+            match status {
+                1 => return Ok(next),
+                0 => return Err(self.invalid(listener)),
+                _ => continue,
+            }
+        }
+        Err(Error::Unavailable {
+            backend: "redis",
+            operation: "changing subscriptions",
+            source: format!(
+                "listener {listener}'s subscriptions changed concurrently {CHANGE_ATTEMPTS} times in a row"
+            )
+            .into(),
+        })
     }
 
     async fn get(&self, listener: &ListenerId) -> Result<Member> {
@@ -291,7 +410,7 @@ impl MemberRegistry for RedisRegistry {
 
     async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
         let encoded = encode_message(message)?;
-        let invocation = self.broadcast_invocation(&SCRIPTS.broadcast, &encoded);
+        let invocation = self.broadcast_invocation(&SCRIPTS.broadcast, &encoded, message);
         let (delivered, full): (usize, Vec<String>) = self
             .shared
             .client
@@ -341,7 +460,7 @@ impl MemberRegistry for RedisRegistry {
             return self.broadcast(message).await.map(Applied::fresh);
         }
         let encoded = encode_message(message)?;
-        let mut invocation = self.broadcast_invocation(&SCRIPTS.broadcast_once, &encoded);
+        let mut invocation = self.broadcast_invocation(&SCRIPTS.broadcast_once, &encoded, message);
         invocation
             .arg(self.shared.keys.applied(None, key))
             .arg(window_ms(window));

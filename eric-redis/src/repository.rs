@@ -18,6 +18,11 @@ use eric_core::{ChannelId, ChannelSettings, Error, ListenerId, MemberId, Result}
 use crate::client::Client;
 use crate::keys::{ChannelKeys, Keys};
 use crate::scripts::SCRIPTS;
+use crate::subscriptions;
+
+/// What the `members` script answers: listener ids, member ids, running
+/// flags and stored subscriptions, in registration order.
+type Members = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
 
 fn decode_settings(json: &str) -> Result<ChannelSettings> {
     serde_json::from_str(json).map_err(|source| {
@@ -176,22 +181,31 @@ impl RedisMemberRepository {
         Self { client, keys }
     }
 
-    fn records(members: (Vec<String>, Vec<String>, Vec<String>)) -> Vec<MemberRecord> {
-        let (ids, member_ids, running) = members;
-        ids.into_iter()
-            .zip(member_ids)
-            .zip(running)
-            .filter_map(|((id, member_id), running)| {
-                Some(MemberRecord {
-                    id: MemberId::new(member_id).ok()?,
-                    listener: ListenerRecord {
-                        id: ListenerId::from_key_segment(&id).ok()?,
-                        running: running == "1",
-                    },
-                    queue: None,
-                })
-            })
-            .collect()
+    fn records(members: Members) -> Result<Vec<MemberRecord>> {
+        let (ids, member_ids, running, subs) = members;
+        let mut records = Vec::with_capacity(ids.len());
+        for (((id, member_id), running), subs) in
+            ids.into_iter().zip(member_ids).zip(running).zip(subs)
+        {
+            // A field no id of ours could have written is skipped, as
+            // listing listeners skips it; a set that does not read is an
+            // error, not a listener silently receiving everything.
+            let (Ok(id), Ok(listener)) =
+                (MemberId::new(member_id), ListenerId::from_key_segment(&id))
+            else {
+                continue;
+            };
+            records.push(MemberRecord {
+                id,
+                listener: ListenerRecord {
+                    id: listener,
+                    running: running == "1",
+                    subscriptions: subscriptions::decode(&subs)?,
+                },
+                queue: None,
+            });
+        }
+        Ok(records)
     }
 
     async fn remove(&self, keys: &ChannelKeys, member: &MemberId) -> Result<()> {
@@ -239,13 +253,16 @@ impl MemberRepository for RedisMemberRepository {
         let keys: Vec<ChannelKeys> = channels.iter().map(|c| self.keys.channel(c)).collect();
         let calls: Vec<(Vec<&str>, Vec<&str>)> = keys
             .iter()
-            .map(|k| (vec![k.members.as_str(), &k.listeners, &k.running], vec![]))
+            .map(|k| {
+                let keys = vec![k.members.as_str(), &k.listeners, &k.running, &k.subs];
+                (keys, vec![])
+            })
             .collect();
-        let members: Vec<(Vec<String>, Vec<String>, Vec<String>)> = self
+        let members: Vec<Members> = self
             .client
             .script_pipe("loading listeners", &SCRIPTS.members, &calls)
             .await?;
-        Ok(members.into_iter().map(Self::records).collect())
+        members.into_iter().map(Self::records).collect()
     }
 
     async fn persist_many(&self, channel: &ChannelId, members: &[MemberRecord]) -> Result<()> {
@@ -259,12 +276,14 @@ impl MemberRepository for RedisMemberRepository {
             .key(&keys.listeners)
             .key(&keys.running)
             .key(&keys.order)
-            .arg(&keys.notify);
+            .arg(&keys.notify)
+            .arg(&keys.base);
         for record in members {
             invocation
                 .arg(record.listener.id.key_segment().as_ref())
                 .arg(record.id.as_str())
-                .arg(if record.listener.running { "1" } else { "0" });
+                .arg(if record.listener.running { "1" } else { "0" })
+                .arg(subscriptions::encode(&record.listener.subscriptions)?);
         }
         let _: u8 = self.client.script("storing members", &invocation).await?;
         Ok(())

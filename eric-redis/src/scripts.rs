@@ -70,12 +70,68 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- Removes one listener: membership, flags, counters, queue, replay window.
+-- Subscriptions. `<base>:subs` holds each filtering listener's set as
+-- JSON; `<base>:x:<type>\n<filter>` (filter empty for none) is the SET of
+-- listeners holding that subscription; `<base>:open` is the ZSET of
+-- listeners without subscriptions, kept only while some listener filters
+-- (without filtering listeners a broadcast reads `members`, as channels
+-- stored before subscriptions existed do).
+local function index_keys(base, json)
+  local keys = {}
+  for _, s in ipairs(cjson.decode(json)) do
+    local filter = s['topic']
+    if type(filter) ~= 'string' then filter = '' end
+    keys[#keys + 1] = base .. ':x:' .. s['type'] .. '\n' .. filter
+  end
+  return keys
+end
+-- Moves listener `id` from set `old` to set `new` (JSON, '' for none).
+local function set_subs(base, id, old, new)
+  if old == new then return end
+  local subs, open = base .. ':subs', base .. ':open'
+  if old ~= '' then
+    for _, key in ipairs(index_keys(base, old)) do redis.call('SREM', key, id) end
+  end
+  if new ~= '' then
+    for _, key in ipairs(index_keys(base, new)) do redis.call('SADD', key, id) end
+    -- The first listener to filter: broadcasts read `open` from now on.
+    if redis.call('HLEN', subs) == 0 then
+      redis.call('ZUNIONSTORE', open, 1, base .. ':members')
+    end
+    redis.call('HSET', subs, id, new)
+    redis.call('ZREM', open, id)
+  else
+    redis.call('HDEL', subs, id)
+    if redis.call('HLEN', subs) == 0 then
+      redis.call('DEL', open)
+    else
+      redis.call('ZADD', open, redis.call('ZSCORE', base .. ':members', id), id)
+    end
+  end
+end
+-- A new listener `id` (registration order `score`) holding `json`.
+local function add_subs(base, id, score, json)
+  if json ~= '' then
+    set_subs(base, id, '', json)
+  elseif redis.call('EXISTS', base .. ':subs') == 1 then
+    redis.call('ZADD', base .. ':open', score, id)
+  end
+end
+-- Removes one listener: membership, flags, counters, subscriptions, queue,
+-- replay window.
 -- k = {members, listeners, running, seqs, evicted, rewinds, bytes, dbytes}
 local function drop(base, notify, k, id)
   if redis.call('ZREM', k[1], id) == 0 then return false end
   local connection = redis.call('HGET', k[2], id)
   for i = 2, 8 do redis.call('HDEL', k[i], id) end
+  local subs = redis.call('HGET', base .. ':subs', id)
+  if subs then
+    for _, key in ipairs(index_keys(base, subs)) do redis.call('SREM', key, id) end
+    redis.call('HDEL', base .. ':subs', id)
+    if redis.call('HLEN', base .. ':subs') == 0 then redis.call('DEL', base .. ':open') end
+  else
+    redis.call('ZREM', base .. ':open', id)
+  end
   redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
   redis.call('PUBLISH', notify, 'r ' .. id)
   return connection
@@ -117,8 +173,9 @@ return {{0, result}}
 /// change every SHA for no behaviour.
 pub(crate) struct Scripts {
     /// KEYS members, listeners, running, order; ARGV listener, member id,
-    /// running, mode (`new`|`keep`), notify. → {status, member id}:
-    /// 0 taken (mode new), 1 kept, 2 added.
+    /// running, mode (`new`|`keep`), notify, base, subscriptions (JSON, ''
+    /// for none), `1` to set them on a kept listener too. → {status,
+    /// member id}: 0 taken (mode new), 1 kept, 2 added.
     pub(crate) register: Script,
     /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
     /// dbytes; ARGV base, notify, listener, and optionally the member id
@@ -136,7 +193,8 @@ pub(crate) struct Scripts {
     /// → {replayed 0|1, {seq, or -1, -2, -3}}.
     pub(crate) dispatch_once: Script,
     /// KEYS members, seqs, bytes; ARGV base, message, capacity, notify, max
-    /// bytes. → {delivered, {full listener ids}}.
+    /// bytes, message type, topic ('' for none). → {delivered, {full
+    /// listener ids}}.
     pub(crate) broadcast: Script,
     /// `broadcast`, then ARGV record, window (see `once`).
     /// → {replayed 0|1, {delivered, {full listener ids}}}.
@@ -154,10 +212,17 @@ pub(crate) struct Scripts {
     pub(crate) unread: Script,
     /// KEYS members, running; ARGV listener, `1`|`0`, notify. → 1, or 0 when absent.
     pub(crate) set_running: Script,
-    /// KEYS members, listeners, running. → {ids, member ids, running flags}.
+    /// KEYS members, subs; ARGV base, listener, the set it must hold now
+    /// (JSON, '' for none), the set it gets. → 1 done, 0 no such
+    /// listener, -1 its set is another (a concurrent change: read again).
+    pub(crate) set_subscriptions: Script,
+    /// KEYS members, listeners, running, subs. → {ids, member ids, running
+    /// flags, subscriptions ('' for none)}.
     pub(crate) members: Script,
-    /// KEYS members, listeners, running, order; ARGV notify, then
-    /// (listener, member id, running) triples. Upserts, never deletes.
+    /// KEYS members, listeners, running, order; ARGV notify, base, then
+    /// (listener, member id, running, subscriptions) quadruples. Upserts,
+    /// never deletes; subscriptions are set only on listeners it adds
+    /// (Redis holds the live set of the others).
     pub(crate) persist_members: Script,
     /// KEYS members, listeners, running, seqs, evicted, rewinds, bytes,
     /// dbytes; ARGV base, notify. Removes every listener. → how many.
@@ -237,9 +302,40 @@ end
 return results
 "#;
 
-/// See [`Scripts::broadcast`].
+/// See [`Scripts::broadcast`]. The audience: every member while no
+/// listener filters; otherwise the listeners without subscriptions, then
+/// those in the index sets of the message's type under no filter and under
+/// each filter that matches its topic (the topic itself and its prefixes
+/// ending just before or after each `.`: eric-core's
+/// `Topic::matching_filters`), each once. Listeners whose filters do not
+/// match cost nothing.
 const BROADCAST: &str = r#"
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local ids
+if redis.call('EXISTS', ARGV[1] .. ':subs') == 0 then
+  ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+else
+  ids = redis.call('ZRANGE', ARGV[1] .. ':open', 0, -1)
+  local x, topic, seen = ARGV[1] .. ':x:' .. ARGV[6] .. '\n', ARGV[7], {}
+  local function reach(filter)
+    for _, id in ipairs(redis.call('SMEMBERS', x .. filter)) do
+      if not seen[id] then
+        seen[id] = true
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  reach('')
+  if topic ~= '' then
+    local byte, n = string.byte, #topic
+    for i = 1, n do
+      if byte(topic, i) == 46 then
+        if i > 1 and byte(topic, i - 1) ~= 46 then reach(string.sub(topic, 1, i - 1)) end
+        if i < n then reach(string.sub(topic, 1, i)) end
+      end
+    end
+    reach(topic)
+  end
+end
 local call, format = redis.call, string.format
 local capacity, prefix = tonumber(ARGV[3]), ARGV[1] .. ':q:'
 local size, max_bytes = #ARGV[2], tonumber(ARGV[5])
@@ -286,15 +382,21 @@ return {delivered, full}
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     register: script(
         r#"
+local base = ARGV[6]
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   if ARGV[4] == 'new' then return {0, redis.call('HGET', KEYS[2], ARGV[1])} end
+  if ARGV[8] == '1' then
+    set_subs(base, ARGV[1], redis.call('HGET', base .. ':subs', ARGV[1]) or '', ARGV[7])
+  end
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
   redis.call('PUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
   return {1, redis.call('HGET', KEYS[2], ARGV[1])}
 end
-redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[4]), ARGV[1])
+local score = redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[1], score, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+add_subs(base, ARGV[1], score, ARGV[7])
 return {2, ARGV[2]}
 "#,
     ),
@@ -415,29 +517,41 @@ redis.call('PUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
 return 1
 "#,
     ),
+    set_subscriptions: script(
+        r#"
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
+if (redis.call('HGET', KEYS[2], ARGV[2]) or '') ~= ARGV[3] then return -1 end
+set_subs(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return 1
+"#,
+    ),
     members: script(
         r#"
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local connections, running = {}, {}
+local connections, running, subs = {}, {}, {}
 for i = 1, #ids, 1000 do
   local chunk = {unpack(ids, i, math.min(i + 999, #ids))}
   local c = redis.call('HMGET', KEYS[2], unpack(chunk))
   local r = redis.call('HMGET', KEYS[3], unpack(chunk))
+  local s = redis.call('HMGET', KEYS[4], unpack(chunk))
   for j = 1, #chunk do
     connections[#connections + 1] = c[j] or ''
     running[#running + 1] = r[j] or '0'
+    subs[#subs + 1] = s[j] or ''
   end
 end
-return {ids, connections, running}
+return {ids, connections, running, subs}
 "#,
     ),
     persist_members: script(
         r#"
-for i = 2, #ARGV, 3 do
+for i = 3, #ARGV, 4 do
   local id, connection, running = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if not redis.call('ZSCORE', KEYS[1], id) then
-    redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[4]), id)
+    local score = redis.call('INCR', KEYS[4])
+    redis.call('ZADD', KEYS[1], score, id)
     redis.call('HSET', KEYS[2], id, connection)
+    add_subs(ARGV[2], id, score, ARGV[i + 3])
   end
   if redis.call('HGET', KEYS[3], id) ~= running then
     redis.call('HSET', KEYS[3], id, running)
@@ -460,6 +574,11 @@ local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 for _, id in ipairs(ids) do
   redis.call('DEL', ARGV[1] .. ':q:' .. id, ARGV[1] .. ':d:' .. id)
 end
+for _, json in ipairs(redis.call('HVALS', ARGV[1] .. ':subs')) do
+  local keys = index_keys(ARGV[1], json)
+  for c = 1, #keys, 1000 do redis.call('DEL', unpack(keys, c, math.min(c + 999, #keys))) end
+end
+redis.call('DEL', ARGV[1] .. ':subs', ARGV[1] .. ':open')
 redis.call('DEL', unpack(KEYS))
 redis.call('PUBLISH', ARGV[2], 'x')
 return #ids

@@ -264,9 +264,14 @@ impl ChannelState {
         invocation
             .key(&self.keys.members)
             .key(&self.keys.listeners)
-            .key(&self.keys.running);
-        let (ids, member_ids, running): (Vec<String>, Vec<String>, Vec<String>) =
-            self.client.script("listing listeners", &invocation).await?;
+            .key(&self.keys.running)
+            .key(&self.keys.subs);
+        let (ids, member_ids, running, _subs): (
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+        ) = self.client.script("listing listeners", &invocation).await?;
         Ok(ids
             .into_iter()
             .zip(member_ids)

@@ -25,6 +25,7 @@ use crate::observe::Observer;
 use crate::queue::{Delivery, Queue};
 use crate::registry::{Broadcast, MemberRegistry, RegisterMode};
 use crate::sse::SseAdapter;
+use crate::subscription::{SubscriptionChange, Subscriptions};
 
 pub use crate::adapter::{Adapter, RawAdapter};
 pub use crate::queue::QueueLimits;
@@ -123,11 +124,18 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
 
     /// Creates a listener (not started) with a new queue and registers it.
     pub async fn add_listener(&self) -> Result<Listener> {
+        self.add_listener_with(Subscriptions::default()).await
+    }
+
+    /// Creates a listener (not started) holding `subscriptions`, with a new
+    /// queue, and registers it: no broadcast reaches it unfiltered.
+    pub async fn add_listener_with(&self, subscriptions: Subscriptions) -> Result<Listener> {
         let member = self.inner.factory.create(None);
+        self.check_subscriptions(member.listener_id(), Some(&subscriptions))?;
         let registered = self
             .inner
             .registry
-            .register(member, RegisterMode::New)
+            .register(member, RegisterMode::New, Some(subscriptions))
             .await?;
         Ok(registered.listener().clone())
     }
@@ -136,10 +144,23 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     /// the queue and its messages are kept and `listener` replaces the old
     /// listener object.
     pub async fn register_listener(&self, listener: Listener) -> Result<Member<E::Queue>> {
+        self.register_listener_with(listener, None).await
+    }
+
+    /// [`Channel::register_listener`], also setting the listener's
+    /// subscriptions in the same atomic step when `subscriptions` is given
+    /// (replacing those of a listener registered already); `None` gives a
+    /// new listener none and leaves a registered one's as they are.
+    pub async fn register_listener_with(
+        &self,
+        listener: Listener,
+        subscriptions: Option<Subscriptions>,
+    ) -> Result<Member<E::Queue>> {
+        self.check_subscriptions(listener.id(), subscriptions.as_ref())?;
         let member = self.inner.factory.create(Some(listener));
         self.inner
             .registry
-            .register(member, RegisterMode::KeepQueue)
+            .register(member, RegisterMode::KeepQueue, subscriptions)
             .await
     }
 
@@ -147,8 +168,43 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     pub async fn register_member(&self, member: Member<E::Queue>) -> Result<Member<E::Queue>> {
         self.inner
             .registry
-            .register(member, RegisterMode::New)
+            .register(member, RegisterMode::New, None)
             .await
+    }
+
+    /// The subscriptions `listener` holds (none: it receives every
+    /// broadcast).
+    pub async fn subscriptions(&self, listener: &ListenerId) -> Result<Subscriptions> {
+        self.inner.registry.subscriptions(listener).await
+    }
+
+    /// Changes `listener`'s subscriptions atomically (every broadcast, on
+    /// every node, sees the set before or after); returns the set now held.
+    /// A result over the channel's `max_subscriptions` is
+    /// [`Error::TooManySubscriptions`] and changes nothing.
+    pub async fn change_subscriptions(
+        &self,
+        listener: &ListenerId,
+        change: SubscriptionChange,
+    ) -> Result<Subscriptions> {
+        if let SubscriptionChange::Replace(set) = &change {
+            // Refused before any storage round trip.
+            self.check_subscriptions(listener, Some(set))?;
+        }
+        self.inner
+            .registry
+            .change_subscriptions(listener, change)
+            .await
+    }
+
+    fn check_subscriptions(
+        &self,
+        listener: &ListenerId,
+        subscriptions: Option<&Subscriptions>,
+    ) -> Result<()> {
+        subscriptions.map_or(Ok(()), |subs| {
+            subs.check_limit(listener, self.inner.settings.max_subscriptions)
+        })
     }
 
     /// Unregisters a listener and discards its queue; its streams end.
@@ -201,7 +257,8 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
         result
     }
 
-    /// Queues `message` for every listener; listeners whose queue is full are
+    /// Queues `message` for every listener whose subscriptions admit it
+    /// (every listener without any); listeners whose queue is full are
     /// named in the result instead of aborting the rest.
     pub async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
         let outcome = self.inner.registry.broadcast(message).await?;
@@ -331,10 +388,24 @@ impl<E: Engine, A: Adapter> Channel<E, A> {
     /// A stream on a new, started listener that only broadcasts reach; the
     /// listener is removed when the stream is dropped.
     pub async fn watch(&self) -> Result<MessageStream<A::Output>> {
+        self.watch_with(Subscriptions::default()).await
+    }
+
+    /// [`Channel::watch`] on a listener holding `subscriptions`: only the
+    /// broadcasts they admit reach it (all of them when there are none).
+    pub async fn watch_with(
+        &self,
+        subscriptions: Subscriptions,
+    ) -> Result<MessageStream<A::Output>> {
         let member = self.inner.factory.create(None);
+        self.check_subscriptions(member.listener_id(), Some(&subscriptions))?;
         // Started before it is registered, so every node sees it running.
         member.listener().start();
-        let member = self.inner.registry.register_temporary(member).await?;
+        let member = self
+            .inner
+            .registry
+            .register_temporary(member, subscriptions)
+            .await?;
         let listener = member.listener().clone();
         Ok(stream::open(
             self.clone(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::Engine;
+use super::audience::Audience;
 use super::idempotency_log::{IdempotencyLog, Recorded};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
@@ -22,6 +23,7 @@ use crate::queue::{
 };
 use crate::registry::{Broadcast, MemberRegistry, RegisterMode};
 use crate::settings::ChannelSettings;
+use crate::subscription::{SubscriptionChange, Subscriptions};
 
 /// The in-process engine: bounded [`InMemoryQueue`]s and per-channel maps.
 ///
@@ -103,8 +105,12 @@ impl Engine for MemoryEngine {
         }
     }
 
-    fn registry(&self, channel: &ChannelId, _settings: &ChannelSettings) -> InMemoryRegistry {
-        InMemoryRegistry::new(channel.clone(), self.budget.clone())
+    fn registry(&self, channel: &ChannelId, settings: &ChannelSettings) -> InMemoryRegistry {
+        InMemoryRegistry::new(
+            channel.clone(),
+            self.budget.clone(),
+            settings.max_subscriptions,
+        )
     }
 
     fn observer(&self) -> &Arc<dyn Observer> {
@@ -133,9 +139,44 @@ impl MemberFactory for InMemoryMemberFactory {
     }
 }
 
+/// A registered member and the subscriptions it holds.
+struct Slot {
+    member: Member<InMemoryQueue>,
+    subscriptions: Subscriptions,
+}
+
 /// Keyed with foldhash: lookups on the delivery path hash a 36-byte id each
 /// time, and SipHash made that the largest cost of `deliver_next`.
-type Map = IndexMap<ListenerId, Member<InMemoryQueue>, foldhash::quality::RandomState>;
+type Map = IndexMap<ListenerId, Slot, foldhash::quality::RandomState>;
+
+/// Everything the registry's lock guards: the members in registration
+/// order, and who a broadcast reaches ([`Audience`]), kept in step.
+struct Members {
+    all: Map,
+    audience: Audience<Member<InMemoryQueue>>,
+}
+
+impl Members {
+    fn insert(&mut self, id: ListenerId, member: Member<InMemoryQueue>, subs: Subscriptions) {
+        if let Some(old) = self.all.get(&id) {
+            self.audience.remove(&id, &old.subscriptions);
+        }
+        self.audience.insert(&id, &member, &subs);
+        self.all.insert(
+            id,
+            Slot {
+                member,
+                subscriptions: subs,
+            },
+        );
+    }
+
+    fn remove(&mut self, id: &ListenerId) -> Option<Slot> {
+        let slot = self.all.shift_remove(id)?;
+        self.audience.remove(id, &slot.subscriptions);
+        Some(slot)
+    }
+}
 
 /// A channel's members in an ordered map.
 ///
@@ -154,20 +195,27 @@ struct RegistryInner {
     /// The engine's budget, which a broadcast charges for all its queues
     /// at once.
     budget: Arc<MemoryBudget>,
-    members: RwLock<Map>,
+    /// The channel's `max_subscriptions`.
+    max_subscriptions: usize,
+    members: RwLock<Members>,
     /// Idempotency keys of applied writes (see [`crate::idempotency`]).
     applied: Mutex<IdempotencyLog>,
 }
 
 impl InMemoryRegistry {
     /// An empty registry for `channel`, whose broadcasts count against
-    /// `budget` (the one its queues count against).
-    pub fn new(channel: ChannelId, budget: Arc<MemoryBudget>) -> Self {
+    /// `budget` (the one its queues count against) and whose listeners
+    /// hold at most `max_subscriptions` each.
+    pub fn new(channel: ChannelId, budget: Arc<MemoryBudget>, max_subscriptions: usize) -> Self {
         Self {
             inner: Arc::new(RegistryInner {
                 channel,
                 budget,
-                members: RwLock::new(Map::default()),
+                max_subscriptions,
+                members: RwLock::new(Members {
+                    all: Map::default(),
+                    audience: Audience::new(),
+                }),
                 applied: Mutex::new(IdempotencyLog::new()),
             }),
         }
@@ -175,11 +223,11 @@ impl InMemoryRegistry {
 
     // Every critical section leaves the map consistent, so a poisoned lock
     // (a panic elsewhere while holding it) is still safe to use.
-    fn read(&self) -> RwLockReadGuard<'_, Map> {
+    fn read(&self) -> RwLockReadGuard<'_, Members> {
         self.inner.members.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Map> {
+    fn write(&self) -> RwLockWriteGuard<'_, Members> {
         self.inner
             .members
             .write()
@@ -192,8 +240,8 @@ impl InMemoryRegistry {
     }
 
     fn dispatch_now(&self, listener: &ListenerId, message: Message) -> Result<u64> {
-        match self.read().get(listener) {
-            Some(member) => member.queue().push_now(message),
+        match self.read().all.get(listener) {
+            Some(slot) => slot.member.queue().push_now(message),
             None => Err(self.invalid(listener)),
         }
     }
@@ -207,8 +255,9 @@ impl InMemoryRegistry {
 
     fn get_now(&self, listener: &ListenerId) -> Result<Member<InMemoryQueue>> {
         self.read()
+            .all
             .get(listener)
-            .cloned()
+            .map(|slot| slot.member.clone())
             .ok_or_else(|| self.invalid(listener))
     }
 
@@ -216,11 +265,12 @@ impl InMemoryRegistry {
         &self,
         member: Member<InMemoryQueue>,
         mode: RegisterMode,
+        subscriptions: Option<Subscriptions>,
     ) -> Result<Member<InMemoryQueue>> {
-        let mut map = self.write();
+        let mut members = self.write();
         let id = member.listener_id().clone();
-        let registered = match (map.get(&id), mode) {
-            (None, _) => member,
+        let (registered, subs) = match (members.all.get(&id), mode) {
+            (None, _) => (member, subscriptions.unwrap_or_default()),
             (Some(_), RegisterMode::New) => {
                 return Err(Error::ListenerExists {
                     channel: self.inner.channel.clone(),
@@ -228,34 +278,72 @@ impl InMemoryRegistry {
                 });
             }
             (Some(existing), RegisterMode::KeepQueue) => {
-                if !existing.listener().same_object(member.listener()) {
-                    existing.listener().stop();
+                if !existing.member.listener().same_object(member.listener()) {
+                    existing.member.listener().stop();
                 }
-                existing.with_listener(member.listener().clone())
+                let subs = subscriptions.unwrap_or_else(|| existing.subscriptions.clone());
+                (
+                    existing.member.with_listener(member.listener().clone()),
+                    subs,
+                )
             }
         };
-        map.insert(id, registered.clone());
+        members.insert(id, registered.clone(), subs);
         Ok(registered)
     }
 
     fn remove_now(&self, listener: &ListenerId) -> Result<Member<InMemoryQueue>> {
-        let removed = self.write().shift_remove(listener);
-        let member = removed.ok_or_else(|| self.invalid(listener))?;
-        member.queue().close();
-        Ok(member)
+        let removed = self.write().remove(listener);
+        let slot = removed.ok_or_else(|| self.invalid(listener))?;
+        slot.member.queue().close();
+        Ok(slot.member)
+    }
+
+    fn change_subscriptions_now(
+        &self,
+        listener: &ListenerId,
+        change: &SubscriptionChange,
+    ) -> Result<Subscriptions> {
+        // The write lock excludes every broadcast (they take the read
+        // lock): one sees the set before the change or after it.
+        let mut members = self.write();
+        let slot = members
+            .all
+            .get(listener)
+            .ok_or_else(|| self.invalid(listener))?;
+        let next = change.apply(listener, &slot.subscriptions, self.inner.max_subscriptions)?;
+        let member = slot.member.clone();
+        members.insert(listener.clone(), member, next.clone());
+        Ok(next)
     }
 
     fn broadcast_now(&self, message: &Message) -> Result<Broadcast> {
+        let members = self.read();
+        if members.audience.unfiltered() {
+            // Nobody filters: every member, straight from the map.
+            let all = members.all.iter().map(|(id, slot)| (id, &slot.member));
+            return self.push_to(message, members.all.len(), all);
+        }
+        let reached = members.audience.reached_by(message);
+        self.push_to(message, reached.len(), reached.into_iter())
+    }
+
+    /// Pushes `message` onto the queues of `count` members.
+    fn push_to<'a>(
+        &self,
+        message: &Message,
+        count: usize,
+        members: impl Iterator<Item = (&'a ListenerId, &'a Member<InMemoryQueue>)>,
+    ) -> Result<Broadcast> {
         let mut outcome = Broadcast::default();
-        let map = self.read();
         let size = stored_size(message);
         // The budget is charged for every queue before any push, so a
         // broadcast the node cannot hold is refused whole (as a Redis
         // script at `maxmemory` is); queues that refuse give their share
         // back.
         let budget = &self.inner.budget;
-        budget.reserve(size.saturating_mul(map.len()), "broadcasting")?;
-        for (id, member) in map.iter() {
+        budget.reserve(size.saturating_mul(count), "broadcasting")?;
+        for (id, member) in members {
             match member.queue().push_prepaid(message.clone(), size) {
                 Ok(_) => outcome.delivered += 1,
                 Err(e) => {
@@ -276,7 +364,7 @@ impl fmt::Debug for InMemoryRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InMemoryRegistry")
             .field("channel", &self.inner.channel)
-            .field("listeners", &self.read().len())
+            .field("listeners", &self.read().all.len())
             .finish()
     }
 }
@@ -288,15 +376,41 @@ impl MemberRegistry for InMemoryRegistry {
         &self,
         member: Member<InMemoryQueue>,
         mode: RegisterMode,
+        subscriptions: Option<Subscriptions>,
     ) -> impl Future<Output = Result<Member<InMemoryQueue>>> + Send {
-        ready(self.register_now(member, mode))
+        ready(self.register_now(member, mode, subscriptions))
     }
 
-    fn restore(&self, member: Member<InMemoryQueue>) -> impl Future<Output = Result<()>> + Send {
+    fn restore(
+        &self,
+        member: Member<InMemoryQueue>,
+        subscriptions: Subscriptions,
+    ) -> impl Future<Output = Result<()>> + Send {
         ready(
-            self.register_now(member, RegisterMode::KeepQueue)
+            self.register_now(member, RegisterMode::KeepQueue, Some(subscriptions))
                 .map(|_| ()),
         )
+    }
+
+    fn subscriptions(
+        &self,
+        listener: &ListenerId,
+    ) -> impl Future<Output = Result<Subscriptions>> + Send {
+        let result = self
+            .read()
+            .all
+            .get(listener)
+            .map(|slot| slot.subscriptions.clone())
+            .ok_or_else(|| self.invalid(listener));
+        ready(result)
+    }
+
+    fn change_subscriptions(
+        &self,
+        listener: &ListenerId,
+        change: SubscriptionChange,
+    ) -> impl Future<Output = Result<Subscriptions>> + Send {
+        ready(self.change_subscriptions_now(listener, &change))
     }
 
     fn remove(
@@ -314,11 +428,16 @@ impl MemberRegistry for InMemoryRegistry {
     }
 
     fn members(&self) -> impl Future<Output = Result<Vec<Member<InMemoryQueue>>>> + Send {
-        ready(Ok(self.read().values().cloned().collect()))
+        ready(Ok(self
+            .read()
+            .all
+            .values()
+            .map(|slot| slot.member.clone())
+            .collect()))
     }
 
     fn listener_ids(&self) -> impl Future<Output = Result<Vec<ListenerId>>> + Send {
-        ready(Ok(self.read().keys().cloned().collect()))
+        ready(Ok(self.read().all.keys().cloned().collect()))
     }
 
     fn pop_next(
@@ -326,8 +445,8 @@ impl MemberRegistry for InMemoryRegistry {
         listener: &ListenerId,
     ) -> impl Future<Output = Result<(Delivery, Option<Listener>)>> + Send {
         // One read lock for lookup, flag and pop: no member clone.
-        let map = self.read();
-        let result = match map.get(listener) {
+        let members = self.read();
+        let result = match members.all.get(listener).map(|slot| &slot.member) {
             None => Err(self.invalid(listener)),
             Some(c) if !c.listener().is_running() => Err(Error::NoMessages {
                 listener: listener.clone(),
@@ -338,7 +457,7 @@ impl MemberRegistry for InMemoryRegistry {
                 (delivery, hook)
             }),
         };
-        drop(map);
+        drop(members);
         ready(result)
     }
 

@@ -5,6 +5,7 @@
 //! embedded default, [`MemoryEngine`], keeps both in this process; `eric-redis`
 //! keeps them in Redis so several broker nodes share them.
 
+mod audience;
 mod idempotency_log;
 mod memory;
 

@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::id::{ChannelId, ListenerId, MemberId};
 use crate::queue::QueueSnapshot;
 use crate::settings::ChannelSettings;
+use crate::subscription::Subscriptions;
 
 /// A persisted channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,10 @@ pub struct ListenerRecord {
     pub id: ListenerId,
     /// Whether it was running.
     pub running: bool,
+    /// Its subscriptions; left out when it has none, so records written
+    /// before subscriptions existed read as listeners without any.
+    #[serde(default, skip_serializing_if = "Subscriptions::is_empty")]
+    pub subscriptions: Subscriptions,
 }
 
 /// A persisted member: listener plus queue.

@@ -19,6 +19,7 @@ use crate::member::{Member, MemberFactory};
 use crate::queue::Queue;
 use crate::registry::MemberRegistry;
 use crate::sse::SseAdapter;
+use crate::subscription::Subscriptions;
 
 /// Saves channels to repositories and rebuilds them on an engine.
 pub struct Persistence<E: Engine, A: Adapter = SseAdapter> {
@@ -64,7 +65,8 @@ impl<E: Engine, A: Adapter> Persistence<E, A> {
         self.channels.persist(&record).await?;
         let mut records = Vec::new();
         for member in channel.members().await? {
-            records.push(member_record(&member).await?);
+            let subscriptions = channel.subscriptions(member.listener_id()).await?;
+            records.push(member_record(&member, subscriptions).await?);
         }
         self.members.persist_many(channel.id(), &records).await?;
         let removed = channel.take_removed();
@@ -138,15 +140,22 @@ async fn restore_member<E: Engine, A: Adapter>(
         queue.restore(snapshot).await?;
     }
     let member = Member::new(listener, queue, Some(record.id));
-    channel.registry().restore(member).await
+    channel
+        .registry()
+        .restore(member, record.listener.subscriptions)
+        .await
 }
 
-async fn member_record<Q: Queue>(member: &Member<Q>) -> Result<MemberRecord> {
+async fn member_record<Q: Queue>(
+    member: &Member<Q>,
+    subscriptions: Subscriptions,
+) -> Result<MemberRecord> {
     Ok(MemberRecord {
         id: member.id().clone(),
         listener: ListenerRecord {
             id: member.listener_id().clone(),
             running: member.listener().is_running(),
+            subscriptions,
         },
         queue: member.queue().snapshot().await?,
     })

@@ -24,6 +24,8 @@
 //! - [`persistence`]: [`KvStorage`] contract and persist/restore round trips.
 //! - [`topics`]: the topic-matching rule as a table of cases, and a
 //!   message's topic through every path of any [`Engine`].
+//! - [`subscriptions`]: listeners' subscriptions: broadcasts follow the
+//!   table, changes are atomic and bounded (run by `topics_suite!`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -31,6 +33,7 @@ pub mod behaviour;
 pub mod bounds;
 pub mod idempotency;
 pub mod persistence;
+pub mod subscriptions;
 pub mod topics;
 
 use std::future::Future;
@@ -218,6 +221,19 @@ macro_rules! topics_suite {
                 a_topic_survives_dispatch_and_deliver_next,
                 a_topic_survives_broadcast,
                 a_topic_survives_an_sse_stream_and_its_resume,
+            ]
+        );
+        $crate::__suite_tests!(
+            subscriptions,
+            $fixture,
+            [
+                broadcasts_follow_the_matching_table,
+                no_filter_takes_every_topic_and_dispatch_ignores_subscriptions,
+                subscriptions_are_read_replaced_edited_and_bounded,
+                several_matching_subscriptions_deliver_once,
+                registering_again_replaces_or_keeps_and_removal_forgets,
+                a_watch_with_subscriptions_gets_only_matches,
+                a_change_is_atomic_for_concurrent_broadcasts,
             ]
         );
     };

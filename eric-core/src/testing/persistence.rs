@@ -105,7 +105,15 @@ pub async fn restore_brings_back_settings_listeners_flags_and_messages<F: Persis
     let running = ch.add_listener().await.unwrap();
     ch.start_listener(running.id()).await.unwrap();
     let idle = Listener::with_id(ListenerId::new("idle").unwrap());
-    ch.register_listener(idle.clone()).await.unwrap();
+    let filters: crate::Subscriptions = [crate::Subscription::new(
+        "n".parse().unwrap(),
+        Some("lab".parse().unwrap()),
+    )]
+    .into_iter()
+    .collect();
+    ch.register_listener_with(idle.clone(), Some(filters.clone()))
+        .await
+        .unwrap();
     for n in 1..=3 {
         ch.dispatch(running.id(), msg(n)).await.unwrap();
     }
@@ -133,6 +141,18 @@ pub async fn restore_brings_back_settings_listeners_flags_and_messages<F: Persis
     }
     assert_eq!(got, [1, 2, 3]);
     assert_eq!(restored.queue_len(idle.id()).await.unwrap(), 1);
+    assert_eq!(
+        restored.subscriptions(idle.id()).await.unwrap(),
+        filters,
+        "subscriptions are restored"
+    );
+    assert!(
+        restored
+            .subscriptions(running.id())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Reference bug: channel `ab` loaded the members of `abc` and `ab:x`,
