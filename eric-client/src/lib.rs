@@ -5,7 +5,10 @@
 //! a channel's stream as a [`Stream`](futures_util::Stream) of typed items
 //! that reconnects with `Last-Event-ID` and backoff; named writes retried
 //! through transient failures and applied once; one [`Error`] carrying the
-//! server's error code.
+//! server's error code. On top, the publish/subscribe API: typed
+//! [`Event`]s published by a [`Publisher`] and received, as their
+//! [`Subscription`]s match, by a [`Subscriber`] (durable, resuming on its
+//! own listener, or ephemeral); each has a blocking twin for plain threads.
 //!
 //! ```no_run
 //! use eric_client::{Client, Message, NewChannel, StreamItem, Write};
