@@ -14,17 +14,33 @@ use eric_server::test_support::{TestServer, config_on};
 use support::relay::Relay;
 use support::{DEADLINE, Done, KernelStatusChanged, Tick, the_matching_table_holds, ticks};
 
-/// A node on `redis`, on a free port.
-async fn node(redis: &TestRedis) -> TestServer {
-    let mut config = config_on("127.0.0.1:0".parse().unwrap());
-    config.redis = Some(redis.config());
-    TestServer::start(config).await
+/// Nodes sharing one Redis and one key prefix: one cluster.
+struct Cluster {
+    redis: eric_redis::RedisConfig,
+    _server: TestRedis,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let server = TestRedis::start().await;
+        Self {
+            redis: server.config(),
+            _server: server,
+        }
+    }
+
+    /// A node of it, on a free port.
+    async fn node(&self) -> TestServer {
+        let mut config = config_on("127.0.0.1:0".parse().unwrap());
+        config.redis = Some(self.redis.clone());
+        TestServer::start(config).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_matching_table_holds_across_nodes() {
-    let redis = TestRedis::start().await;
-    let (a, b) = (node(&redis).await, node(&redis).await);
+    let cluster = Cluster::start().await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
     let (on_a, on_b) = (format!("{}/table", a.url()), format!("{}/table", b.url()));
     the_matching_table_holds(&on_a, &on_b, false).await;
     the_matching_table_holds(&on_a, &on_b, true).await;
@@ -41,8 +57,8 @@ async fn the_matching_table_holds_across_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_subscriber_resumes_on_another_node_when_its_node_dies() {
     const TICKS: u64 = 600;
-    let redis = TestRedis::start().await;
-    let (a, b) = (node(&redis).await, node(&redis).await);
+    let cluster = Cluster::start().await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
     let relay = Relay::start(b.addr()).await;
     let endpoint = Endpoint::new(Client::new(&relay.url()).unwrap(), "crash");
     let mut subscriber = Subscriber::new(endpoint);
@@ -78,8 +94,9 @@ async fn a_durable_subscriber_resumes_on_another_node_when_its_node_dies() {
     // Node B dies: its connections drop with what was in flight, and it
     // goes away while the publisher goes on.
     relay.cut();
+    let before = relay.accepted();
     b.stop().await;
-    let c = node(&redis).await;
+    let c = cluster.node().await;
     relay.point_at(c.addr());
     loop {
         let event = subscriber
@@ -92,6 +109,7 @@ async fn a_durable_subscriber_resumes_on_another_node_when_its_node_dies() {
         got.push(event);
     }
     publishing.await.unwrap();
+    assert!(relay.accepted() > before, "the stream reconnected");
 
     let ids: Vec<u64> = got.iter().map(|e| e.id.unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");

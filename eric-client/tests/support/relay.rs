@@ -5,6 +5,7 @@
 //! elsewhere.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +17,8 @@ pub struct Relay {
     addr: SocketAddr,
     target: Arc<Mutex<SocketAddr>>,
     cuts: watch::Sender<u64>,
+    /// Connections it has accepted.
+    accepted: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -26,11 +29,13 @@ impl Relay {
         let addr = listener.local_addr().unwrap();
         let target = Arc::new(Mutex::new(target));
         let (cuts, cut) = watch::channel(0);
-        let accept = tokio::spawn(accept(listener, target.clone(), cut));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let accept = tokio::spawn(accept(listener, target.clone(), cut, accepted.clone()));
         Self {
             addr,
             target,
             cuts,
+            accepted,
             accept,
         }
     }
@@ -38,6 +43,11 @@ impl Relay {
     /// Its base URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many connections it has accepted.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Drops every connection open through it.
@@ -58,8 +68,14 @@ impl Drop for Relay {
     }
 }
 
-async fn accept(listener: TcpListener, target: Arc<Mutex<SocketAddr>>, cut: watch::Receiver<u64>) {
+async fn accept(
+    listener: TcpListener,
+    target: Arc<Mutex<SocketAddr>>,
+    cut: watch::Receiver<u64>,
+    accepted: Arc<AtomicUsize>,
+) {
     while let Ok((mut inbound, _)) = listener.accept().await {
+        accepted.fetch_add(1, Ordering::Relaxed);
         let to = *target.lock().unwrap();
         let mut cut = cut.clone();
         cut.mark_unchanged();
