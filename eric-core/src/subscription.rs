@@ -11,6 +11,7 @@
 //! reaches it when one of them matches. A dispatch names its listener and
 //! ignores them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -84,12 +85,13 @@ pub struct Subscriptions(Arc<[Subscription]>);
 impl Subscriptions {
     /// The set of `subscriptions`, repeats dropped (the first one kept).
     pub fn new(subscriptions: impl IntoIterator<Item = Subscription>) -> Self {
-        let mut list: Vec<Subscription> = Vec::new();
-        for subscription in subscriptions {
-            if !list.contains(&subscription) {
-                list.push(subscription);
-            }
-        }
+        // A set on the side keeps this linear: the list may come from a
+        // request body of many thousands.
+        let mut seen = HashSet::new();
+        let list: Vec<Subscription> = subscriptions
+            .into_iter()
+            .filter(|s| seen.insert(s.clone()))
+            .collect();
         Self(list.into())
     }
 
@@ -175,13 +177,16 @@ impl SubscriptionChange {
     ) -> Result<Subscriptions> {
         let next = match self {
             Self::Replace(set) => set.clone(),
-            Self::Edit { remove, add } => current
-                .as_slice()
-                .iter()
-                .filter(|s| !remove.contains(s))
-                .chain(add)
-                .cloned()
-                .collect(),
+            Self::Edit { remove, add } => {
+                let remove: HashSet<&Subscription> = remove.iter().collect();
+                current
+                    .as_slice()
+                    .iter()
+                    .filter(|s| !remove.contains(s))
+                    .chain(add)
+                    .cloned()
+                    .collect()
+            }
         };
         next.check_limit(listener, limit)?;
         Ok(next)

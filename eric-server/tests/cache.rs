@@ -50,7 +50,7 @@ async fn a_cached_channel_redis_lost_answers_not_found() {
         .await
         .unwrap();
     broker
-        .subscribe(&"c".parse().unwrap(), Some("l".parse().unwrap()))
+        .subscribe(&"c".parse().unwrap(), Some("l".parse().unwrap()), None)
         .await
         .unwrap();
     assert_eq!(get(&app, "/v1/channels/c").await, StatusCode::OK);

@@ -116,6 +116,25 @@ fn table() -> Vec<Row> {
         row("POST", "/v1/channels/c/listeners/l/next", None, Subscribe),
         stream("GET", "/v1/channels/c/listeners/l/events", StartsForAdmin),
         stream("HEAD", "/v1/channels/c/listeners/l/events", Keeps),
+        row(
+            "GET",
+            "/v1/channels/c/listeners/l/subscriptions",
+            None,
+            Admin,
+        ),
+        row(
+            "PUT",
+            "/v1/channels/c/listeners/l/subscriptions",
+            Some(r#"{"subscriptions": [{"type": "t"}]}"#),
+            Admin,
+        ),
+        row(
+            "PATCH",
+            "/v1/channels/c/listeners/l/subscriptions",
+            Some(r#"{"add": [{"type": "u"}]}"#),
+            Admin,
+        ),
+        stream("GET", "/v1/channels/c/events?filter=t:a.b", Keeps),
         // Unknown routes are an admin's (a 404 once allowed).
         row("GET", "/nowhere", None, Admin),
     ]

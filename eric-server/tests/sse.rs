@@ -157,6 +157,7 @@ both_paths!(
     a_client_that_stops_reading_is_cut_after_the_send_timeout,
     shutdown_ends_streams_cleanly,
     watch_streams_broadcasts_and_its_listener_goes_with_it,
+    watch_with_filters_streams_only_matching_broadcasts,
     a_stream_opened_from_an_allowed_origin_carries_cors_headers,
     a_stream_needs_a_token_when_tokens_are_configured,
 );
@@ -366,6 +367,57 @@ async fn watch_streams_broadcasts_and_its_listener_goes_with_it(via: Via) {
         .await
         .unwrap();
     assert_eq!(listeners, json!([]));
+}
+
+/// The channel's stream takes subscriptions as `filter` query parameters
+/// (`TYPE` or `TYPE:TOPIC`): only matching broadcasts reach it, and the
+/// answer's head comes once they apply (a broadcast sent after it is
+/// received). A bad filter is refused before any stream opens.
+async fn watch_with_filters_streams_only_matching_broadcasts(via: Via) {
+    let s = Running::start(|_| {}).await;
+    s.post("/v1/channels", json!({"id": "c"})).await;
+    let response = s
+        .stream_get(via, "/v1/channels/c/events?filter=reading:lab&filter=alarm")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    for (n, body) in [
+        json!({"type": "reading", "payload": 1, "topic": "office"}),
+        json!({"type": "reading", "payload": 2}),
+        json!({"type": "status", "payload": 3, "topic": "lab"}),
+        json!({"type": "reading", "payload": 4, "topic": "lab.fridge"}),
+        json!({"type": "alarm", "payload": 5}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let outcome = s.post("/v1/channels/c/messages", body).await;
+        let expected = if n >= 3 { 1 } else { 0 };
+        assert_eq!(outcome["delivered"], json!(expected), "message {n}");
+    }
+    let mut events = events_of(response);
+    let first = within("a matching event", events.next()).await.unwrap();
+    assert_eq!(
+        (first.event.as_str(), first.data.as_str()),
+        ("reading", "4")
+    );
+    let second = within("a matching event", events.next()).await.unwrap();
+    assert_eq!(
+        (second.event.as_str(), second.data.as_str()),
+        ("alarm", "5")
+    );
+
+    let bad = s
+        .stream_get(via, "/v1/channels/c/events?filter=reading:")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], json!("invalid_topic"));
 }
 
 /// Reads one whole response with a `content-length` from `raw`; its head.

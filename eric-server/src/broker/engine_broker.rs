@@ -6,7 +6,7 @@ use eric_core::persistence::ChannelRecord;
 use eric_core::{
     Applied, Broadcast, Channel, ChannelContainer, ChannelId, ChannelSettings, Delivery, Error,
     IdempotencyKey, Listener, ListenerId, Message, NoMessagesReason, Queue, Result, SseChannel,
-    StreamOptions,
+    StreamOptions, SubscriptionChange, Subscriptions,
 };
 use futures_util::future::join_all;
 use indexmap::IndexMap;
@@ -193,20 +193,48 @@ impl<E: Backend> Operations for EngineBroker<E> {
         &self,
         channel: &ChannelId,
         listener: Option<ListenerId>,
+        subscriptions: Option<Subscriptions>,
     ) -> Result<ListenerId> {
         let channel = self.channel(channel).await?;
         let Some(id) = listener else {
-            return Ok(channel.add_listener().await?.id().clone());
+            let subscriptions = subscriptions.unwrap_or_default();
+            return Ok(channel.add_listener_with(subscriptions).await?.id().clone());
         };
         match channel.member(&id).await {
-            Ok(_) => Ok(id),
+            Ok(_) => {
+                // Registered already: its listener object (and the streams
+                // on it) stays; only the set changes, when one is given.
+                if let Some(set) = subscriptions {
+                    let change = SubscriptionChange::Replace(set);
+                    channel.change_subscriptions(&id, change).await?;
+                }
+                Ok(id)
+            }
             Err(Error::InvalidListener { .. }) => Ok(channel
-                .register_listener(Listener::with_id(id))
+                .register_listener_with(Listener::with_id(id), subscriptions)
                 .await?
                 .listener_id()
                 .clone()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn subscriptions(
+        &self,
+        channel: &ChannelId,
+        listener: &ListenerId,
+    ) -> Result<Subscriptions> {
+        self.channel(channel).await?.subscriptions(listener).await
+    }
+
+    async fn change_subscriptions(
+        &self,
+        channel: &ChannelId,
+        listener: &ListenerId,
+        change: SubscriptionChange,
+    ) -> Result<Subscriptions> {
+        let channel = self.channel(channel).await?;
+        channel.change_subscriptions(listener, change).await
     }
 
     async fn remove_listener(&self, channel: &ChannelId, listener: &ListenerId) -> Result<()> {
@@ -321,9 +349,13 @@ impl<E: Backend> Operations for EngineBroker<E> {
         })
     }
 
-    async fn watch(&self, channel: &ChannelId) -> Result<OpenedStream> {
+    async fn watch(
+        &self,
+        channel: &ChannelId,
+        subscriptions: Subscriptions,
+    ) -> Result<OpenedStream> {
         let channel = self.channel(channel).await?;
-        let stream = channel.watch().await?;
+        let stream = channel.watch_with(subscriptions).await?;
         Ok(OpenedStream {
             stream,
             retry_ms: channel.settings().retry_ms,

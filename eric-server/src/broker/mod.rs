@@ -34,7 +34,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use eric_core::{
     Applied, Broadcast, ChannelId, ChannelSettings, Delivery, IdempotencyKey, ListenerId, Message,
-    MessageStream, Result, SseMessage,
+    MessageStream, Result, SseMessage, SubscriptionChange, Subscriptions,
 };
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -157,14 +157,33 @@ pub trait Operations: fmt::Debug + Send + Sync + 'static {
     /// Deletes a channel: its listeners go, their streams end.
     async fn delete_channel(&self, id: &ChannelId) -> Result<()>;
 
-    /// Adds a listener (not started): a new id, or `listener`. Subscribing an
-    /// id that exists changes nothing (its queue, flag and streams stay).
-    /// Returns its id.
+    /// Adds a listener (not started): a new id, or `listener`, holding
+    /// `subscriptions` from the moment it exists (none when `None`).
+    /// Subscribing an id that exists keeps its queue, flag and streams;
+    /// given `subscriptions` replace its set, `None` leaves it. Returns its
+    /// id.
     async fn subscribe(
         &self,
         channel: &ChannelId,
         listener: Option<ListenerId>,
+        subscriptions: Option<Subscriptions>,
     ) -> Result<ListenerId>;
+
+    /// A listener's subscriptions.
+    async fn subscriptions(
+        &self,
+        channel: &ChannelId,
+        listener: &ListenerId,
+    ) -> Result<Subscriptions>;
+
+    /// Changes a listener's subscriptions atomically; returns the set now
+    /// held.
+    async fn change_subscriptions(
+        &self,
+        channel: &ChannelId,
+        listener: &ListenerId,
+        change: SubscriptionChange,
+    ) -> Result<Subscriptions>;
 
     /// Removes a listener; its streams end.
     async fn remove_listener(&self, channel: &ChannelId, listener: &ListenerId) -> Result<()>;
@@ -228,8 +247,13 @@ pub trait Operations: fmt::Debug + Send + Sync + 'static {
         start: bool,
     ) -> Result<OpenedStream>;
 
-    /// A stream of a channel's broadcasts on a temporary listener.
-    async fn watch(&self, channel: &ChannelId) -> Result<OpenedStream>;
+    /// A stream of a channel's broadcasts on a temporary listener holding
+    /// `subscriptions` (every broadcast when there are none).
+    async fn watch(
+        &self,
+        channel: &ChannelId,
+        subscriptions: Subscriptions,
+    ) -> Result<OpenedStream>;
 
     /// Every channel with its listener ids (eric-api's `GET /`).
     async fn listing(&self) -> Result<IndexMap<ChannelId, Vec<ListenerId>>>;

@@ -101,7 +101,7 @@ async fn subscribe(
 ) -> ApiResult<Json<Value>> {
     let listener = s
         .broker
-        .subscribe(&channel_id(&q.channel_id)?, None)
+        .subscribe(&channel_id(&q.channel_id)?, None, None)
         .await?;
     Ok(Json(json!({"listener_id": listener})))
 }

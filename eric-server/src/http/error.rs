@@ -55,9 +55,12 @@ impl From<Error> for ApiError {
             Error::NoMessages { .. } => (S::NOT_FOUND, "no_messages"),
             Error::QueueFull { .. } => (S::TOO_MANY_REQUESTS, "queue_full"),
             Error::InvalidMessageFormat { .. } => (S::BAD_REQUEST, "invalid_message"),
-            Error::InvalidId(id) if id.kind == topic::TOPIC_KIND => {
+            Error::InvalidId(id)
+                if id.kind == topic::TOPIC_KIND || id.kind == topic::TOPIC_FILTER_KIND =>
+            {
                 (S::BAD_REQUEST, "invalid_topic")
             }
+            Error::TooManySubscriptions { .. } => (S::BAD_REQUEST, "too_many_subscriptions"),
             Error::InvalidId(_) => (S::BAD_REQUEST, "invalid_id"),
             Error::ReservedAction { .. } => (S::BAD_REQUEST, "reserved_action"),
             Error::StorageFull {

@@ -171,6 +171,13 @@ pub(super) fn listener_id(raw: &str) -> Result<ListenerId, ApiError> {
     ListenerId::new(raw).map_err(|e| ApiError::from(eric_core::Error::from(e)))
 }
 
+/// Validates the `{channel}` and `{listener}` segments of a listener's path.
+pub(super) fn listener_path(
+    (channel, listener): (String, String),
+) -> Result<(ChannelId, ListenerId), ApiError> {
+    Ok((channel_id(&channel)?, listener_id(&listener)?))
+}
+
 /// A JSON body that may be absent (an empty body gives `T::default()`),
 /// under the same depth rule.
 #[derive(Debug)]

@@ -10,6 +10,8 @@
 //! Tokens and origins are configuration, checked there
 //! ([`crate::config::Token`]); these modules enforce them.
 //! - `v1`: the resource API (`docs/HTTP.md`).
+//! - `subscriptions`: listeners' subscriptions on `/v1`: their JSON, the
+//!   channel stream's `filter` parameters, and their routes.
 //! - `routes`: the stream routes, declared once for the router, the hyper
 //!   bypass (`serve`) and the rights table (`auth`).
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
@@ -28,6 +30,7 @@ mod ops;
 pub(crate) mod routes;
 mod sse;
 mod state;
+mod subscriptions;
 mod v1;
 
 use axum::Router;

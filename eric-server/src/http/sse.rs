@@ -26,7 +26,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use eric_core::{ChannelId, ListenerId, MessageStream, SseMessage, StreamEnd, StreamItem};
+use eric_core::{
+    ChannelId, ListenerId, MessageStream, SseMessage, StreamEnd, StreamItem, Subscriptions,
+};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -87,13 +89,15 @@ pub(super) async fn head(
     Ok(response)
 }
 
-/// The SSE response of a watch of `channel` (a temporary listener).
+/// The SSE response of a watch of `channel` (a temporary listener holding
+/// `subscriptions`).
 pub(super) async fn channel_events(
     state: &AppState,
     channel: &ChannelId,
+    subscriptions: Subscriptions,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
-    let opened = state.broker.watch(channel).await?;
+    let opened = state.broker.watch(channel, subscriptions).await?;
     Ok(respond(state, opened, connection))
 }
 

@@ -2,7 +2,7 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -12,10 +12,13 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::{MessageJson, OptionalJson, PathParams, QueryParams, channel_id, listener_id};
+use super::extract::{
+    MessageJson, OptionalJson, PathParams, QueryParams, channel_id, listener_id, listener_path,
+};
 use super::idempotency::{self, WriteKey};
 use super::sse;
 use super::state::{AppState, ConnectionContext};
+use super::subscriptions::{self, SubscriptionBody};
 use crate::broker::{ChannelInfo, ListenerInfo};
 
 /// The `/v1` routes but the stream routes, which `super::routes` declares.
@@ -50,6 +53,10 @@ pub(super) fn routes() -> axum::Router<AppState> {
         .route(
             "/v1/channels/{channel}/listeners/{listener}/next",
             post(next),
+        )
+        .route(
+            "/v1/channels/{channel}/listeners/{listener}/subscriptions",
+            subscriptions::route(),
         )
 }
 
@@ -110,6 +117,9 @@ struct NewChannel {
 #[serde(deny_unknown_fields)]
 struct NewListener {
     id: Option<String>,
+    /// Held from the moment the listener exists; replace the set of a
+    /// listener that exists already.
+    subscriptions: Option<Vec<SubscriptionBody>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,8 +148,8 @@ fn merged_settings(
 
 type Ids = PathParams<(String, String)>;
 
-fn ids((channel, listener): (String, String)) -> ApiResult<(ChannelId, ListenerId)> {
-    Ok((channel_id(&channel)?, listener_id(&listener)?))
+fn ids(path: (String, String)) -> ApiResult<(ChannelId, ListenerId)> {
+    listener_path(path)
 }
 
 async fn list_channels(State(s): State<AppState>) -> ApiResult<Json<Value>> {
@@ -187,7 +197,15 @@ async fn add_listener(
     OptionalJson(body): OptionalJson<NewListener>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = body.id.as_deref().map(listener_id).transpose()?;
-    let listener = s.broker.subscribe(&channel_id(&channel)?, id).await?;
+    let subscriptions = body
+        .subscriptions
+        .map(subscriptions::validated_list)
+        .transpose()?
+        .map(|list| list.into_iter().collect());
+    let listener = s
+        .broker
+        .subscribe(&channel_id(&channel)?, id, subscriptions)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": listener}))))
 }
 
@@ -296,9 +314,11 @@ async fn head_watch(
 async fn watch(
     State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
+    RawQuery(query): RawQuery,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
-    sse::channel_events(&s, &channel_id(&channel)?, connection).await
+    let filters = subscriptions::from_query(query.as_deref())?;
+    sse::channel_events(&s, &channel_id(&channel)?, filters, connection).await
 }
 
 #[cfg(test)]

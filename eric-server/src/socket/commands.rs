@@ -59,7 +59,10 @@ async fn run(broker: &Broker, request: Request) -> Result<Outcome, Failure> {
             Ok(Outcome::Reply(created.to_string()))
         }
         Verb::Register => {
-            let listener = broker.subscribe(&channel()?, None).await.map_err(fail)?;
+            let listener = broker
+                .subscribe(&channel()?, None, None)
+                .await
+                .map_err(fail)?;
             Ok(Outcome::Reply(listener.to_string()))
         }
         Verb::Dispatch => {
@@ -98,7 +101,10 @@ async fn run(broker: &Broker, request: Request) -> Result<Outcome, Failure> {
         }
         Verb::Watch => {
             let channel = channel()?;
-            let opened = broker.watch(&channel).await.map_err(fail)?;
+            let opened = broker
+                .watch(&channel, Default::default())
+                .await
+                .map_err(fail)?;
             Ok(Outcome::Stream(Opened::new(channel, opened, None)))
         }
         Verb::RemoveListener => {
