@@ -140,7 +140,7 @@ async fn channel_c_with_listener_l() -> (TestServer, String) {
     let server = TestServer::memory().await;
     let url = server.url();
     ok(&url, &["create", "--id", "c"]).await;
-    ok(&url, &["subscribe", "c", "--id", "l"]).await;
+    ok(&url, &["add-listener", "c", "--id", "l"]).await;
     (server, url)
 }
 
@@ -184,12 +184,12 @@ async fn create_list_inspect_and_remove_channels() {
 }
 
 #[tokio::test]
-async fn subscribe_start_stop_and_remove_listeners() {
+async fn add_start_stop_and_remove_listeners() {
     let server = TestServer::memory().await;
     let url = server.url();
     ok(&url, &["create", "--id", "c"]).await;
-    let first = ok(&url, &["subscribe", "c"]).await;
-    assert_eq!(ok(&url, &["subscribe", "c", "--id", "l2"]).await, "l2");
+    let first = ok(&url, &["add-listener", "c"]).await;
+    assert_eq!(ok(&url, &["add-listener", "c", "--id", "l2"]).await, "l2");
 
     let running = |info: &Value, id: &str| {
         let listeners = info["listeners"].as_array().unwrap();
@@ -281,7 +281,7 @@ async fn broadcast_reaches_two_listeners() {
     let url = server.url();
     ok(&url, &["create", "--id", "c"]).await;
     for listener in ["l1", "l2"] {
-        ok(&url, &["subscribe", "c", "--id", listener]).await;
+        ok(&url, &["add-listener", "c", "--id", listener]).await;
         ok(&url, &["start", "c", listener]).await;
     }
     let outcome: Value = ok_json(&url, &["broadcast", "c", "news", r#""hello""#]).await;
@@ -460,7 +460,7 @@ async fn listen_resumes_after_the_server_goes_away() {
     let a = TestServer::start(config.clone()).await;
     let (addr, url) = (a.addr(), a.url());
     ok(&url, &["create", "--id", "c"]).await;
-    ok(&url, &["subscribe", "c", "--id", "l"]).await;
+    ok(&url, &["add-listener", "c", "--id", "l"]).await;
 
     let mut listen = Streaming::spawn(&url, &["listen", "c", "l"]);
     for n in 1..=3 {
@@ -564,11 +564,11 @@ async fn the_token_flag_and_variable_authenticate_every_command() {
         ok(&url, &["--token", admin, "create", "--id", "c"]).await,
         "c"
     );
-    let stderr = fails(&url, &["--token", reader, "subscribe", "c"]).await;
+    let stderr = fails(&url, &["--token", reader, "add-listener", "c"]).await;
     assert!(stderr.contains("403"), "{stderr}");
 
     // ERIC_TOKEN, as a deployment would set it; a reader listens.
-    let mut subscribe = command(&url, &["subscribe", "c", "--id", "l"]);
+    let mut subscribe = command(&url, &["add-listener", "c", "--id", "l"]);
     subscribe.env("ERIC_TOKEN", admin);
     let output = timeout(DEADLINE, subscribe.output())
         .await
@@ -618,5 +618,126 @@ async fn publish_with_a_topic_and_listen_prints_it() {
     );
     let stderr = fails(&url, &["publish", "c", "status", "1", "--topic", ""]).await;
     assert!(stderr.contains("topic"), "{stderr}");
+    server.stop().await;
+}
+
+/// Waits until `ready` holds of channel `c`'s info, polling under the
+/// deadline.
+async fn until_info(url: &str, what: &str, ready: impl Fn(&Value) -> bool) {
+    let poll = async {
+        loop {
+            let info: Value = ok_json(url, &["info", "c"]).await;
+            if ready(&info) {
+                break;
+            }
+        }
+    };
+    timeout(DEADLINE, poll)
+        .await
+        .unwrap_or_else(|_| panic!("{what} never happened"));
+}
+
+/// `subscribe` without a listener reads the channel's stream with its
+/// filters: only matching broadcasts arrive, numbered from 1 on this
+/// connection; `TYPE:TOPIC` is split at the first `:`.
+#[tokio::test]
+async fn subscribe_prints_the_broadcasts_its_filters_match() {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    ok(&url, &["create", "--id", "c"]).await;
+    let args = [
+        "subscribe",
+        "c",
+        "--filter",
+        "status:kernel",
+        "--filter",
+        "ping",
+        "--filter",
+        "odd:a:b",
+        "--max-events",
+        "4",
+    ];
+    let mut subscribe = Streaming::spawn(&url, &args);
+    until_info(&url, "the subscribe stream's listener", |info| {
+        !info["listeners"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let publish = |msg_type: &'static str, topic: Option<&'static str>| {
+        let url = url.clone();
+        async move {
+            let mut args = vec!["publish", "c", msg_type, "1"];
+            args.extend(topic.map(|t| ["--topic", t]).into_iter().flatten());
+            ok(&url, &args).await;
+        }
+    };
+    publish("status", Some("kernel.q1")).await;
+    publish("status", Some("kernels")).await;
+    publish("status", None).await;
+    publish("pong", None).await;
+    publish("ping", Some("anything")).await;
+    publish("odd", Some("a:b.c")).await;
+    publish("status", Some("kernel")).await;
+    let topics = [
+        Some("kernel.q1"),
+        Some("anything"),
+        Some("a:b.c"),
+        Some("kernel"),
+    ];
+    for (n, topic) in (1..).zip(topics) {
+        let line = subscribe.event().await;
+        assert_eq!((&line["id"], line["topic"].as_str()), (&json!(n), topic));
+    }
+    let (code, stderr) = subscribe.end(false).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    // Filters the server would refuse are refused before any request.
+    let stderr = fails(&url, &["subscribe", "c", "--filter", "status:"]).await;
+    assert!(stderr.contains("status:"), "{stderr}");
+    server.stop().await;
+}
+
+/// `subscribe --listener` creates the listener with the filters as its
+/// subscriptions, or replaces an existing one's; its queue is kept, so what
+/// it took under the old filters while nobody streamed still arrives.
+#[tokio::test]
+async fn subscribe_with_a_listener_sets_its_subscriptions_and_keeps_its_queue() {
+    let server = TestServer::memory().await;
+    let url = server.url();
+    ok(&url, &["create", "--id", "c"]).await;
+    let client = eric_client::Client::new(&url).unwrap();
+    let held = |msg_type: &'static str| {
+        let client = client.clone();
+        async move {
+            let wanted = [eric_client::Subscription::new(msg_type, None)];
+            let poll = async {
+                while client.subscriptions("c", "l").await.ok().as_deref() != Some(&wanted[..]) {}
+            };
+            timeout(DEADLINE, poll)
+                .await
+                .unwrap_or_else(|_| panic!("l never held {msg_type}"));
+        }
+    };
+    let subscribe = |filter: &str, max_events: &str| {
+        let args = ["subscribe", "c", "--listener", "l", "--filter", filter];
+        let max = ["--max-events", max_events];
+        Streaming::spawn(&url, &[&args[..], &max[..]].concat())
+    };
+    let mut first = subscribe("a", "1");
+    held("a").await;
+    ok(&url, &["publish", "c", "b", "0"]).await;
+    ok(&url, &["publish", "c", "a", "1"]).await;
+    assert_eq!(first.event().await, event(1, "a", json!(1)));
+    let (code, stderr) = first.end(false).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    // Queued for l while nobody streams it.
+    ok(&url, &["publish", "c", "a", "2"]).await;
+
+    let mut second = subscribe("b", "2");
+    held("b").await;
+    ok(&url, &["publish", "c", "a", "3"]).await;
+    ok(&url, &["publish", "c", "b", "4"]).await;
+    assert_eq!(second.event().await, event(2, "a", json!(2)));
+    assert_eq!(second.event().await, event(3, "b", json!(4)));
+    let (code, stderr) = second.end(false).await;
+    assert_eq!(code, Some(0), "{stderr}");
     server.stop().await;
 }

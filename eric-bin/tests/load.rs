@@ -163,6 +163,26 @@ async fn stream_delivers_every_message_and_drains_a_backlog() {
     server.stop().await;
 }
 
+/// The subscriber receives every event, durable and ephemeral, live and
+/// from a backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_receives_every_event() {
+    let server = Running::start().await;
+    let args = ["subscribe", "--messages", "300", "--producers", "4"];
+    let figures = server.figures(&args).await;
+    assert_eq!(figures["mode"], "subscribe");
+    assert_eq!(figures["subscriber"], "durable");
+    assert!(number(&figures, "live_rate") > 0.0, "{figures}");
+    assert_latency(&figures, "end_to_end");
+    assert!(number(&figures, "backlog_rate") > 0.0, "{figures}");
+
+    let ephemeral = ["subscribe", "--messages", "300", "--ephemeral", "--batch"];
+    let figures = server.figures(&ephemeral).await;
+    assert_eq!(figures["subscriber"], "ephemeral");
+    assert!(number(&figures, "backlog_rate") > 0.0, "{figures}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_streams_are_measured_in_the_server_process() {
     let server = Running::start().await;

@@ -236,6 +236,19 @@ impl Client {
         decode(&url, response).await
     }
 
+    /// `method` (`PUT`, `PATCH`...) with the JSON `body`, and decode the
+    /// JSON answer.
+    pub(crate) async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &impl Serialize,
+    ) -> Result<T> {
+        let url = self.url(segments);
+        let response = self.send(method, &url, Some(body)).await?;
+        decode(&url, response).await
+    }
+
     /// `POST` with no body: `None` for `204 No Content`, else the decoded
     /// JSON answer.
     pub(crate) async fn post_maybe<T: DeserializeOwned>(

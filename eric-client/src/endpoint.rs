@@ -5,6 +5,7 @@
 
 use reqwest::Url;
 
+use crate::channels::NewChannel;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
@@ -69,6 +70,30 @@ impl Endpoint {
     /// The channel.
     pub fn channel(&self) -> &str {
         &self.channel
+    }
+
+    /// Runs `call` on the channel, creating the channel first if the call
+    /// finds none (`channel_not_found`), then running it again: the
+    /// publish/subscribe API makes its channel on first use, from either
+    /// side.
+    pub(crate) async fn on_channel<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        match call().await {
+            Err(error) if error.code() == Some("channel_not_found") => {
+                let channel = NewChannel::new().id(&self.channel);
+                match self.client.create_channel(&channel).await {
+                    Ok(_) => {}
+                    // Another client made it meanwhile.
+                    Err(error) if error.code() == Some("channel_exists") => {}
+                    Err(error) => return Err(error),
+                }
+                call().await
+            }
+            answer => answer,
+        }
     }
 }
 

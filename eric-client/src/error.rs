@@ -1,4 +1,5 @@
-//! [`Error`]: everything a call or a stream of this crate can fail with.
+//! [`Error`]: everything a call or a stream of this crate can fail with,
+//! and how a stream ends ([`StreamProblem`], [`EndReason`]).
 
 use std::time::Duration;
 
@@ -97,6 +98,48 @@ pub enum Error {
     /// The bearer token holds characters an HTTP header cannot.
     #[error("invalid token: it holds characters an HTTP header cannot")]
     InvalidToken,
+
+    /// No event arrived within the time a subscriber's `get` was given.
+    /// Nothing is lost: a later `get` receives what arrives after.
+    #[error("no event within {after:?}")]
+    Timeout {
+        /// The time given.
+        after: Duration,
+    },
+
+    /// A subscriber's stream was ended by the server: someone else stopped
+    /// or removed its listener, or removed the channel. A later `get`
+    /// opens it again (and reports the server's refusal if it is gone).
+    #[error("the subscription's stream ended: {reason}")]
+    Ended {
+        /// Why the server ended it.
+        reason: EndReason,
+    },
+
+    /// A subscription cannot be written as a filter (`TYPE[:TOPIC]`).
+    #[error("invalid subscription {subscription:?}: {reason}")]
+    InvalidSubscription {
+        /// The subscription as given.
+        subscription: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+}
+
+/// Why the server ended a stream. A `failed` end arrives as an
+/// [`Error::Stream`] instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The listener was stopped (its messages stay queued).
+    #[error("the listener was stopped")]
+    Stopped,
+    /// The listener, or its channel, was removed.
+    #[error("the listener was removed")]
+    Removed,
+    /// A reason this client does not know.
+    #[error("reason {0:?}")]
+    Other(String),
 }
 
 /// How an SSE stream went wrong.
@@ -133,6 +176,12 @@ impl Error {
             Self::GaveUp { last, .. } => last.status(),
             _ => None,
         }
+    }
+
+    /// Whether this is a subscriber's [`Error::Timeout`]: no event in the
+    /// time given, and nothing wrong.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
     }
 
     /// Whether trying the same request again later may succeed: the server

@@ -5,7 +5,10 @@
 //! a channel's stream as a [`Stream`](futures_util::Stream) of typed items
 //! that reconnects with `Last-Event-ID` and backoff; named writes retried
 //! through transient failures and applied once; one [`Error`] carrying the
-//! server's error code.
+//! server's error code. On top, the publish/subscribe API: typed
+//! [`Event`]s published by a [`Publisher`] and received, as their
+//! [`Subscription`]s match, by a [`Subscriber`] (durable, resuming on its
+//! own listener, or ephemeral); each has a blocking twin for plain threads.
 //!
 //! ```no_run
 //! use eric_client::{Client, Message, NewChannel, StreamItem, Write};
@@ -42,9 +45,13 @@
 //! - `event`: [`Event`], a typed message (type name, payload, topic).
 //! - `endpoint`: [`Endpoint`], a server and channel named by one URI.
 //! - `publisher`: [`Publisher`] and [`BlockingPublisher`].
+//! - `subscriber`: [`Subscriber`] (durable or ephemeral) and
+//!   [`BlockingSubscriber`].
+//! - `subscriptions`: [`Subscription`], and a listener's subscriptions as
+//!   calls.
 //! - `sse`: the incremental SSE parser the streams read with.
 //! - `backoff`: the waits between reconnections and retries.
-//! - `error`: [`Error`] and [`StreamProblem`].
+//! - `error`: [`Error`], [`StreamProblem`] and [`EndReason`].
 
 mod backoff;
 mod channels;
@@ -58,14 +65,18 @@ mod ops;
 mod publisher;
 mod sse;
 mod stream;
+mod subscriber;
+mod subscriptions;
 
 pub use channels::{ChannelInfo, ChannelSettings, NewChannel};
 pub use client::{Client, ClientBuilder, Write, Written};
 pub use endpoint::{DEFAULT_CHANNEL, Endpoint, TOKEN_VARIABLE};
-pub use error::{Error, Result, StreamProblem};
+pub use error::{EndReason, Error, Result, StreamProblem};
 pub use event::{Event, event_message};
 pub use listeners::ListenerInfo;
 pub use messages::{Broadcast, Delivery, Message, Queued};
 pub use publisher::{BlockingPublisher, Publisher};
 pub use reqwest::Url;
-pub use stream::{EndReason, EventStream, StreamEvent, StreamItem, StreamRequest};
+pub use stream::{EventStream, StreamEvent, StreamItem, StreamRequest};
+pub use subscriber::{BlockingSubscriber, Subscriber, SubscriberBuilder};
+pub use subscriptions::Subscription;

@@ -2,7 +2,6 @@
 //! Publishing is the channel's broadcast: every listener of the channel
 //! gets the event.
 
-use crate::channels::NewChannel;
 use crate::client::Write;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -44,18 +43,8 @@ impl Publisher {
         let message = event_message(event)?;
         let (client, channel) = (self.endpoint.client(), self.endpoint.channel());
         let write = Write::new();
-        match client.broadcast(channel, &message, &write).await {
-            Err(error) if error.code() == Some("channel_not_found") => {
-                match client.create_channel(&NewChannel::new().id(channel)).await {
-                    Ok(_) => {}
-                    // Another publisher made it meanwhile.
-                    Err(error) if error.code() == Some("channel_exists") => {}
-                    Err(error) => return Err(error),
-                }
-                Ok(client.broadcast(channel, &message, &write).await?.value)
-            }
-            answer => Ok(answer?.value),
-        }
+        let broadcast = || client.broadcast(channel, &message, &write);
+        Ok(self.endpoint.on_channel(broadcast).await?.value)
     }
 
     /// Where it publishes.
@@ -91,13 +80,9 @@ impl BlockingPublisher {
 
     /// A publisher to `endpoint`.
     pub fn new(endpoint: Endpoint) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Runtime { source })?;
         Ok(Self {
             publisher: Publisher::new(endpoint),
-            runtime,
+            runtime: blocking_runtime()?,
         })
     }
 
@@ -106,4 +91,13 @@ impl BlockingPublisher {
     pub fn publish<E: Event>(&self, event: &E) -> Result<Broadcast> {
         self.runtime.block_on(self.publisher.publish(event))
     }
+}
+
+/// The runtime a blocking client runs its async twin on: one thread, the
+/// caller's, only while a call blocks.
+pub(crate) fn blocking_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Runtime { source })
 }

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::client::Client;
-use crate::error::{Error, Result, StreamProblem};
+use crate::error::{EndReason, Error, Result, StreamProblem};
 use crate::sse::{Field, Parser, parse_u64};
 
 /// The server's notice that a resume could not be made whole.
@@ -92,19 +92,6 @@ pub enum StreamItem {
         /// which does not resume, or before any event).
         resumed_after: Option<u64>,
     },
-}
-
-/// Why the server ended a stream. A `failed` end arrives as an
-/// [`Error::Stream`] instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EndReason {
-    /// The listener was stopped (its messages stay queued).
-    Stopped,
-    /// The listener, or its channel, was removed.
-    Removed,
-    /// A reason this client does not know.
-    Other(String),
 }
 
 /// A stream to open: [`Client::listener_events`] or
@@ -180,6 +167,13 @@ impl StreamRequest {
     /// it ends the stream with its error.
     pub fn reconnect(mut self, reconnect: bool) -> Self {
         self.reconnect = reconnect;
+        self
+    }
+
+    /// Adds `key=value` to the URL's query (the channel stream's
+    /// `filter`s).
+    pub(crate) fn query_pair(mut self, key: &str, value: &str) -> Self {
+        self.url.query_pairs_mut().append_pair(key, value);
         self
     }
 

@@ -126,9 +126,12 @@ impl Target {
     }
 }
 
-/// The run's message, of type `load`, carrying `payload`.
+/// The type of every message a run sends.
+pub(crate) const MESSAGE_TYPE: &str = "load";
+
+/// The run's message, of type [`MESSAGE_TYPE`], carrying `payload`.
 pub(crate) fn message(payload: &impl serde::Serialize) -> Result<Message> {
-    Ok(Message::json("load", payload)?)
+    Ok(Message::json(MESSAGE_TYPE, payload)?)
 }
 
 /// `message` as a request body, for connections that write their own

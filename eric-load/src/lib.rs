@@ -12,6 +12,8 @@
 //! - `idle`: N idle SSE streams; the server's RSS per stream and its CPU
 //!   use while they idle (read from `/proc`).
 //! - `socket`: dispatch over eric's Unix-socket protocol.
+//! - `subscribe`: eric-client's `Subscriber` receiving published events,
+//!   live and from a backlog.
 //!
 //! ## Layout
 //!
@@ -40,6 +42,7 @@ mod report;
 mod socket;
 mod stats;
 mod stream;
+mod subscribe;
 
 pub use error::{Error, Result};
 
@@ -71,6 +74,9 @@ enum Mode {
     Idle(idle::IdleArgs),
     /// Dispatch rate over eric's Unix-socket protocol.
     Socket(socket::SocketArgs),
+    /// Events/s through eric-client's Subscriber: live while publishing,
+    /// then from a backlog.
+    Subscribe(subscribe::SubscribeArgs),
 }
 
 /// Runs the load tool against the server at `url`.
@@ -81,6 +87,7 @@ pub async fn run(url: &str, args: LoadArgs) -> Result<()> {
         Mode::Stream(mode) => stream::run(base, mode).await,
         Mode::Idle(mode) => idle::run(base, mode).await,
         Mode::Socket(mode) => socket::run(mode).await,
+        Mode::Subscribe(mode) => subscribe::run(base, mode).await,
     }?;
     report.print(args.json);
     Ok(())

@@ -77,7 +77,7 @@ impl Received {
     /// `measure`; else describes it.
     fn take(&mut self, event: &StreamEvent, measure: bool) -> Result<(), String> {
         match (event.event.as_str(), event.data.parse::<u64>()) {
-            ("load", Ok(sent)) => {
+            (api::MESSAGE_TYPE, Ok(sent)) => {
                 self.events += 1;
                 if measure {
                     let now_us = now_micros();
@@ -325,7 +325,7 @@ async fn read(
 /// Dispatches `total` messages from `producers` connections, message `i` to
 /// `targets[i % targets.len()]`, each carrying its send time; returns how
 /// long it took.
-async fn produce(
+pub(crate) async fn produce(
     api: &Api,
     targets: Arc<[Target]>,
     total: u64,

@@ -311,7 +311,8 @@ return results
 /// match cost nothing.
 const BROADCAST: &str = r#"
 local ids
-if redis.call('EXISTS', ARGV[1] .. ':subs') == 0 then
+local filtered = redis.call('EXISTS', ARGV[1] .. ':subs') == 1
+if not filtered then
   ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 else
   ids = redis.call('ZRANGE', ARGV[1] .. ':open', 0, -1)
@@ -340,7 +341,7 @@ local call, format = redis.call, string.format
 local capacity, prefix = tonumber(ARGV[3]), ARGV[1] .. ':q:'
 local size, max_bytes = #ARGV[2], tonumber(ARGV[5])
 local head, tail = '{"seq":', ',"message":' .. ARGV[2] .. '}'
-local delivered, full, woke, counters, totals = 0, {}, false, {}, {}
+local delivered, full, woke, counters, totals = 0, {}, {}, {}, {}
 for c = 1, #ids, 1000 do
   local last = math.min(c + 999, #ids)
   -- One HMGET and one HSET per thousand listeners, not an HINCRBY each.
@@ -365,7 +366,7 @@ for c = 1, #ids, 1000 do
         counters[#counters + 1] = seq
         totals[#totals + 1] = id
         totals[#totals + 1] = format('%d', bytes)
-        if len == 1 then woke = true end
+        if len == 1 then woke[#woke + 1] = id end
         delivered = delivered + 1
       end
     end
@@ -375,7 +376,18 @@ for c = 1, #counters, 1000 do
   call('HSET', KEYS[2], unpack(counters, c, math.min(c + 999, #counters)))
   call('HSET', KEYS[3], unpack(totals, c, math.min(c + 999, #totals)))
 end
-if woke then call('PUBLISH', ARGV[4], 'b') end
+-- Every member reached: one word wakes them all. A filtered audience is
+-- named, so the streams of listeners it did not reach stay asleep rather
+-- than each waking to find its queue empty.
+if #woke > 0 then
+  if filtered then
+    for c = 1, #woke, 1000 do
+      call('PUBLISH', ARGV[4], 'w ' .. table.concat(woke, ' ', c, math.min(c + 999, #woke)))
+    end
+  else
+    call('PUBLISH', ARGV[4], 'b')
+  end
+end
 return {delivered, full}
 "#;
 

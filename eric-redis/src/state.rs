@@ -158,6 +158,11 @@ impl ChannelState {
                 }
             }
             "b" => self.wake_all(false),
+            "w" => {
+                for c in rest.split(' ').filter_map(|l| self.cached(&listener(l)?)) {
+                    c.queue().wakeup().notify_one();
+                }
+            }
             "r" => {
                 if let Some(l) = listener(rest) {
                     self.evict(&l);
@@ -360,5 +365,25 @@ mod tests {
         // A listener missing from a fresh view was removed: it is closed.
         state.apply(vec![], state.changes.load(Ordering::Acquire));
         assert!(state.cached(&id).is_none());
+    }
+
+    /// A filtered broadcast names whom it woke: only their streams wake.
+    #[tokio::test]
+    async fn a_named_wake_up_wakes_only_the_listeners_named() {
+        use futures_util::FutureExt;
+        let state = state();
+        let ids: Vec<ListenerId> = ["a", "b", "c"].iter().map(|i| i.parse().unwrap()).collect();
+        for id in &ids {
+            state.insert(cached(&state, id), true);
+        }
+        state.on_notification("w a c unknown");
+        let woken = |id: &ListenerId| {
+            let member = state.cached(id).unwrap();
+            member.queue().wakeup().armed().now_or_never().is_some()
+        };
+        assert_eq!(
+            ids.iter().map(woken).collect::<Vec<_>>(),
+            [true, false, true]
+        );
     }
 }

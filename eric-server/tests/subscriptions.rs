@@ -312,3 +312,39 @@ async fn a_huge_list_is_refused_cheaply() {
     let (s, _) = call(&app, "GET", SUBS, None).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// A body nested deeper than the one limit is 422 `invalid_body` on the
+/// subscription routes too, wherever the depth sits.
+#[tokio::test]
+async fn deep_bodies_get_the_one_answer() {
+    let app = common::app();
+    channel_c(&app).await;
+    call(
+        &app,
+        "POST",
+        "/v1/channels/c/listeners",
+        Some(r#"{"id": "l"}"#),
+    )
+    .await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for (method, uri, body) in [
+        ("PUT", SUBS, format!(r#"{{"subscriptions": {deep}}}"#)),
+        (
+            "PATCH",
+            SUBS,
+            format!(r#"{{"add": [], "ignored": {deep}}}"#),
+        ),
+        (
+            "POST",
+            "/v1/channels/c/listeners",
+            format!(r#"{{"id": "m", "subscriptions": [{{"type": {deep}}}]}}"#),
+        ),
+    ] {
+        let (s, b) = call(&app, method, uri, Some(&body)).await;
+        assert_eq!(
+            (s, code(&b)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            "{method} {uri}"
+        );
+    }
+}

@@ -13,16 +13,16 @@
 //! ## Layout
 //!
 //! - this file: [`ClientCommand`] and the dispatch of the one-shot commands.
-//! - `listen`: `listen` and `watch`, the streaming commands: what they
-//!   print of the client's stream items.
+//! - `listen`: `listen`, `watch` and `subscribe`, the streaming commands:
+//!   what they print of the client's stream items.
 //! - `output`: writing results and notes.
 
 mod listen;
 mod output;
 
-use eric_client::{Client, Message, NewChannel, Write, Written};
+use eric_client::{Client, Message, NewChannel, Subscription, Write, Written};
 use eric_core::id::IdErrorReason;
-use eric_core::{ChannelId, IdError, ListenerId, MessageType, Topic};
+use eric_core::{ChannelId, IdError, ListenerId, MessageType, Topic, TopicFilter};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -46,13 +46,41 @@ pub(crate) enum ClientCommand {
         channel: String,
     },
     /// Add a listener (stopped until started or streamed); prints its id.
-    Subscribe {
+    AddListener {
         /// The channel.
         channel: String,
         /// The listener's id (default: a new UUID); an existing listener
         /// keeps its queue.
         #[arg(long)]
         id: Option<String>,
+    },
+    /// Stream a channel's events that match filters, one JSON line per event.
+    ///
+    /// Prints events as `listen` does. Without --listener, from the
+    /// channel's stream with these filters, on a temporary listener the
+    /// server removes when the stream ends: what is published while
+    /// disconnected is missed. With --listener, from that listener, created
+    /// if missing, its subscriptions replaced by these filters (none: every
+    /// broadcast); it resumes after a dropped connection as `listen` does,
+    /// and stays on the server afterwards.
+    Subscribe {
+        /// The channel.
+        channel: String,
+        /// Receive messages of TYPE, about TOPIC or below it (`a.b` takes
+        /// `a.b` and `a.b.c`) when given; split at the first `:`.
+        /// Repeatable; none: every broadcast.
+        #[arg(long = "filter", value_name = "TYPE[:TOPIC]")]
+        filters: Vec<String>,
+        /// Stream this listener instead, with these filters as its
+        /// subscriptions.
+        #[arg(long, value_name = "ID")]
+        listener: Option<String>,
+        /// Resume after this event id (with --listener).
+        #[arg(long, requires = "listener")]
+        last_event_id: Option<u64>,
+        /// How the stream is followed.
+        #[command(flatten)]
+        stream: StreamArgs,
     },
     /// Remove a listener; its queued messages go and its streams end.
     RemoveListener {
@@ -251,7 +279,7 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
         ClientCommand::RemoveChannel { channel } => {
             Ok(client.delete_channel(channel_id(&channel)?).await?)
         }
-        ClientCommand::Subscribe { channel, id } => {
+        ClientCommand::AddListener { channel, id } => {
             let id = id.as_deref().map(listener_id).transpose()?;
             let created = client.add_listener(channel_id(&channel)?, id).await?;
             print_line(&created).await
@@ -315,6 +343,29 @@ pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) 
             }
             listen::follow(request, listen::Target::Listener, &stream).await
         }
+        ClientCommand::Subscribe {
+            channel,
+            filters,
+            listener,
+            last_event_id,
+            stream,
+        } => {
+            let subscriptions = subscriptions(&filters)?;
+            let channel = channel_id(&channel)?;
+            let Some(listener) = listener else {
+                let request = client.channel_events_matching(channel, &subscriptions)?;
+                return listen::follow(request, listen::Target::Channel, &stream).await;
+            };
+            let listener = listener_id(&listener)?;
+            client
+                .add_listener_with(channel, Some(listener), &subscriptions)
+                .await?;
+            let mut request = client.listener_events(channel, listener);
+            if let Some(id) = last_event_id {
+                request = request.last_event_id(id);
+            }
+            listen::follow(request, listen::Target::Listener, &stream).await
+        }
         ClientCommand::Watch { channel, stream } => {
             let request = client.channel_events(channel_id(&channel)?);
             listen::follow(request, listen::Target::Channel, &stream).await
@@ -358,6 +409,22 @@ fn message(msg_type: &str, payload: &str, topic: Option<String>) -> Result<Messa
         }
         None => message,
     })
+}
+
+/// `--filter` values as subscriptions, each checked here: a message type,
+/// and a topic filter after the first `:` if there is one.
+fn subscriptions(filters: &[String]) -> Result<Vec<Subscription>> {
+    filters
+        .iter()
+        .map(|filter| {
+            let subscription: Subscription = filter.parse()?;
+            MessageType::new(&subscription.msg_type).map_err(eric_core::Error::from)?;
+            if let Some(topic) = &subscription.topic {
+                TopicFilter::new(topic).map_err(eric_core::Error::from)?;
+            }
+            Ok(subscription)
+        })
+        .collect()
 }
 
 /// `raw`, if it is a channel id that can name a URL path segment.
@@ -417,6 +484,23 @@ mod tests {
         assert!(message("greet", "hello", None).is_err());
         assert!(message("", "null", None).is_err());
         assert!(message("a\nb", "null", None).is_err());
+    }
+
+    #[test]
+    fn filters_split_at_the_first_colon_and_are_checked() {
+        let filters = ["A".to_owned(), "B:x.y".to_owned(), "C:a:b".to_owned()];
+        let parsed = subscriptions(&filters).unwrap();
+        assert_eq!(
+            parsed,
+            [
+                Subscription::new("A", None),
+                Subscription::new("B", Some("x.y")),
+                Subscription::new("C", Some("a:b")),
+            ]
+        );
+        for bad in [":x", "A:", "A\nB", "A:a\nb"] {
+            assert!(subscriptions(&[bad.to_owned()]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

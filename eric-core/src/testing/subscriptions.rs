@@ -308,3 +308,19 @@ pub async fn a_change_is_atomic_for_concurrent_broadcasts<F: EngineFixture>(f: &
         "no single point switches old set for new: {got:?}"
     );
 }
+
+/// Listener `i`'s subscriptions in the filtered-broadcast benchmarks, the
+/// same for every engine: ten each, `reading` under `lab{i % 10}` and nine
+/// other types, so [`audience_message`] matches one listener in ten.
+pub fn audience_subscriptions(i: usize) -> Subscriptions {
+    let lab = format!("lab{}", i % 10);
+    std::iter::once(sub("reading", Some(&lab)))
+        .chain((1..10).map(|k| sub(&format!("other{k}"), None)))
+        .collect()
+}
+
+/// The message of the filtered-broadcast benchmarks: a `reading` about
+/// `lab3.fridge`.
+pub fn audience_message() -> Message {
+    about("reading", 1, Some("lab3.fridge"))
+}
