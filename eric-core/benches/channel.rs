@@ -166,25 +166,38 @@ fn broadcast(c: &mut Criterion) {
             for _ in 0..FAN_OUT {
                 ch.add_listener().await.unwrap();
             }
-            let members = ch.members().await.unwrap();
-            let m = message();
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                for _ in 0..BROADCASTS {
-                    black_box(ch.broadcast(&m).await.unwrap());
-                }
-                total += start.elapsed();
-                for member in &members {
-                    eric_core::Queue::pop_batch(member.queue(), BROADCASTS)
-                        .await
-                        .unwrap();
-                }
-            }
-            total
+            timed_broadcasts(&ch, &message(), None, iters).await
         })
     });
     g.finish();
+}
+
+/// Times `iters` rounds of `BROADCASTS` broadcasts of `m` on `ch` (each
+/// reaching `reach` listeners when given), emptying every queue between
+/// rounds off the clock.
+async fn timed_broadcasts(
+    ch: &Channel<MemoryEngine, RawAdapter>,
+    m: &Message,
+    reach: Option<usize>,
+    iters: u64,
+) -> Duration {
+    let members = ch.members().await.unwrap();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        for _ in 0..BROADCASTS {
+            let outcome = ch.broadcast(m).await.unwrap();
+            debug_assert!(reach.is_none_or(|n| n == outcome.delivered));
+            black_box(outcome);
+        }
+        total += start.elapsed();
+        for member in &members {
+            eric_core::Queue::pop_batch(member.queue(), BROADCASTS)
+                .await
+                .unwrap();
+        }
+    }
+    total
 }
 
 /// A broadcast to 1,000 listeners holding ten subscriptions each, one in
@@ -211,24 +224,7 @@ fn broadcast_filtered(c: &mut Criterion) {
                     };
                     ch.add_listener_with(subs).await.unwrap();
                 }
-                let members = ch.members().await.unwrap();
-                let m = audience_message();
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    for _ in 0..BROADCASTS {
-                        let outcome = ch.broadcast(&m).await.unwrap();
-                        debug_assert_eq!(outcome.delivered, FAN_OUT / 10);
-                        black_box(outcome);
-                    }
-                    total += start.elapsed();
-                    for member in &members {
-                        eric_core::Queue::pop_batch(member.queue(), BROADCASTS)
-                            .await
-                            .unwrap();
-                    }
-                }
-                total
+                timed_broadcasts(&ch, &audience_message(), Some(FAN_OUT / 10), iters).await
             })
         });
     }
