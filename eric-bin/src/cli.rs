@@ -41,7 +41,8 @@ enum Command {
         wait: bool,
     },
     /// Drive a running server and measure it (dispatch and SSE rates,
-    /// latency percentiles, idle streams).
+    /// latency percentiles, idle streams); `load peer` drives any SSE
+    /// server by URL, to compare eric with its peers.
     Load(eric_load::LoadArgs),
     #[command(flatten)]
     Client(crate::client::ClientCommand),

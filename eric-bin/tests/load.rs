@@ -252,3 +252,126 @@ async fn the_summary_is_readable_and_failures_exit_non_zero() {
     );
     server.stop().await;
 }
+
+/// `peer fanout` counts every stream's every message, driving eric only
+/// through the URLs it is given (the channel is made here, as
+/// bench/peers.sh does with curl).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_fanout_counts_every_delivery() {
+    let server = Running::start().await;
+    let client = eric_client::Client::new(&server.url).unwrap();
+    let channel = eric_client::NewChannel::new().id("fan");
+    client.create_channel(&channel).await.unwrap();
+    let base = &server.url;
+    let args = [
+        "peer",
+        "fanout",
+        "--publish-url",
+        &format!("{base}/v1/channels/fan/messages"),
+        "--stream-url",
+        &format!("{base}/v1/channels/fan/events"),
+        "--streams",
+        "5",
+        "--messages",
+        "30",
+    ];
+    let figures = server.figures(&args).await;
+    assert_eq!(figures["mode"], "peer fanout");
+    assert_eq!(number(&figures, "delivered"), 150.0, "{figures}");
+    assert_eq!(number(&figures, "stale"), 0.0, "{figures}");
+    assert!(number(&figures, "delivery_rate") > 0.0, "{figures}");
+    assert_latency(&figures, "end_to_end");
+    server.stop().await;
+}
+
+/// `peer per-stream` counts one message per stream per round, and tells
+/// a message sent before the run (queued for one listener) from the run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_per_stream_counts_rounds_and_stale_events() {
+    let server = Running::start().await;
+    let client = eric_client::Client::new(&server.url).unwrap();
+    let channel = eric_client::NewChannel::new().id("ps");
+    client.create_channel(&channel).await.unwrap();
+    for i in 0..3 {
+        let id = format!("l{i}");
+        client.add_listener("ps", Some(&id)).await.unwrap();
+    }
+    // Sent at 1 µs after the epoch: long before the run.
+    let old = eric_client::Message::json("peer", &1u64).unwrap();
+    let write = eric_client::Write::new();
+    client.dispatch("ps", "l0", &old, &write).await.unwrap();
+    let base = &server.url;
+    let args = [
+        "peer",
+        "per-stream",
+        "--publish-url",
+        &format!("{base}/v1/channels/ps/listeners/l{{i}}/messages"),
+        "--stream-url",
+        &format!("{base}/v1/channels/ps/listeners/l{{i}}/events"),
+        "--streams",
+        "3",
+        "--rounds",
+        "10",
+    ];
+    let figures = server.figures(&args).await;
+    assert_eq!(figures["mode"], "peer per-stream");
+    assert_eq!(number(&figures, "delivered"), 30.0, "{figures}");
+    assert_eq!(number(&figures, "stale"), 1.0, "{figures}");
+    assert_eq!(number(&figures["round"], "count"), 10.0, "{figures}");
+    assert_latency(&figures, "end_to_end");
+    server.stop().await;
+}
+
+/// `peer idle` holds the streams and reads the server's processes (here,
+/// this one); a stream URL that is not a stream fails the run, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_idle_holds_streams_and_wrong_urls_fail() {
+    let server = Running::start().await;
+    let client = eric_client::Client::new(&server.url).unwrap();
+    let channel = eric_client::NewChannel::new().id("idle");
+    client.create_channel(&channel).await.unwrap();
+    let pid = std::process::id().to_string();
+    let stream = format!("{}/v1/channels/idle/events", server.url);
+    let args = [
+        "peer",
+        "idle",
+        "--stream-url",
+        &stream,
+        "--streams",
+        "10",
+        "--pid",
+        &pid,
+        "--backend-pid",
+        &pid,
+        "--window",
+        "1",
+    ];
+    let figures = server.figures(&args).await;
+    assert_eq!(figures["mode"], "peer idle");
+    assert_eq!(number(&figures, "streams"), 10.0, "{figures}");
+    assert_eq!(number(&figures, "processes"), 1.0, "{figures}");
+    assert!(number(&figures, "rss_with_streams_kib") > 0.0, "{figures}");
+    assert!(number(&figures, "backend_cpu_percent") >= 0.0, "{figures}");
+    assert_eq!(number(&figures, "streams_lost"), 0.0, "{figures}");
+
+    let missing = format!("{}/v1/channels/missing/events", server.url);
+    let output = server
+        .eric_load(&[
+            "peer",
+            "idle",
+            "--stream-url",
+            &missing,
+            "--streams",
+            "2",
+            "--pid",
+            &pid,
+        ])
+        .await;
+    assert!(!output.status.success());
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        error.contains("missing/events") && error.contains("404"),
+        "{error}"
+    );
+    server.stop().await;
+}

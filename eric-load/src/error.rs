@@ -14,6 +14,27 @@ pub enum Error {
     #[error(transparent)]
     Client(#[from] eric_client::Error),
 
+    /// A plain HTTP request or stream of the neutral modes (`peer`) failed.
+    #[error("{url}: {source}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A stream of the neutral modes (`peer`) is not well-formed SSE, or
+    /// broke off while being read.
+    #[error("{url}: {source}")]
+    Sse {
+        /// The stream's URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: eventsource_stream::EventStreamError<reqwest::Error>,
+    },
+
     /// A connection the tool drives itself (a pipelined TCP connection, the
     /// Unix socket) failed.
     #[error("{target}: {action} failed: {source}")]

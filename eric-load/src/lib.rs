@@ -14,28 +14,36 @@
 //! - `socket`: dispatch over eric's Unix-socket protocol.
 //! - `subscribe`: eric-client's `Subscriber` receiving published events,
 //!   live and from a backlog.
+//! - `peer`: the neutral modes, which drive any SSE server by URL
+//!   templates, so one client measures eric and nchan alike
+//!   (`bench/peers.sh`): fan-out, one message per stream in rounds, idle
+//!   streams.
 //!
 //! ## Layout
 //!
-//! - the modes above, one file each, and `procfs` (the server's `/proc`
-//!   readings for `idle`);
+//! - the modes above, one file each (`peer` is a folder, a file per
+//!   scenario), and `procfs` (the server's `/proc` readings for `idle`
+//!   and `peer idle`);
 //! - `api`: the `eric-client` set-up shared by the modes (set-up calls,
 //!   streams, where messages go). Every `/v1` call and stream goes through
 //!   `eric-client`, except the pipelined dispatches of `--batch`
 //!   (`pipeline`) and the socket protocol (`socket`), which write their
-//!   own bytes;
+//!   own bytes, and `peer`, which speaks plain HTTP and SSE (`reqwest`,
+//!   `eventsource-stream`) and no `/v1` at all;
 //! - `stats` (latency recorder, rate reporter), `report` (the only
 //!   output);
 //! - `error`: [`Error`].
 //!
-//! Every mode creates its own channel and deletes it at the end, so runs can
-//! follow one another against one server. Figures are printed as a summary,
-//! or as one JSON object with `--json`.
+//! Every mode but `peer` creates its own channel and deletes it at the end,
+//! so runs can follow one another against one server (`peer` uses what the
+//! caller created). Figures are printed as a summary, or as one JSON object
+//! with `--json`.
 
 mod api;
 mod dispatch;
 mod error;
 mod idle;
+mod peer;
 mod pipeline;
 mod procfs;
 mod report;
@@ -46,7 +54,11 @@ mod subscribe;
 
 pub use error::{Error, Result};
 
+use std::time::Duration;
+
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use report::Report;
 
@@ -77,6 +89,9 @@ enum Mode {
     /// Events/s through eric-client's Subscriber: live while publishing,
     /// then from a backlog.
     Subscribe(subscribe::SubscribeArgs),
+    /// Any SSE server, driven by URL (plain POST to publish, plain SSE to
+    /// read): the scenarios that compare eric with its peers.
+    Peer(peer::PeerArgs),
 }
 
 /// Runs the load tool against the server at `url`.
@@ -88,6 +103,7 @@ pub async fn run(url: &str, args: LoadArgs) -> Result<()> {
         Mode::Idle(mode) => idle::run(base, mode).await,
         Mode::Socket(mode) => socket::run(mode).await,
         Mode::Subscribe(mode) => subscribe::run(base, mode).await,
+        Mode::Peer(mode) => peer::run(mode).await,
     }?;
     report.print(args.json);
     Ok(())
@@ -116,6 +132,37 @@ async fn join_all<T>(tasks: Vec<JoinHandle<Result<T>>>) -> Result<Vec<T>> {
         }
     }
     first_error.map_or(Ok(results), Err)
+}
+
+/// Waits until every task has signalled on its `ready` receiver, for at
+/// most `deadline`. On failure (a task dropped its sender, or time ran out)
+/// every task gives up, and the first task's error, or else a timeout
+/// waiting for `what`, is returned.
+async fn all_ready<T>(
+    tasks: Vec<JoinHandle<Result<T>>>,
+    ready: Vec<oneshot::Receiver<()>>,
+    give_up: &CancellationToken,
+    deadline: Duration,
+    what: &str,
+) -> Result<Vec<JoinHandle<Result<T>>>> {
+    let all = async {
+        for rx in ready {
+            // A dropped sender: that task failed before it was ready.
+            if rx.await.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    if tokio::time::timeout(deadline, all).await == Ok(true) {
+        return Ok(tasks);
+    }
+    give_up.cancel();
+    join_all(tasks).await?;
+    Err(Error::Timeout {
+        what: what.to_owned(),
+        secs: deadline.as_secs(),
+    })
 }
 
 /// Runs `measure` against a fresh channel (queues of `queue_capacity`),

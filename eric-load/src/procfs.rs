@@ -41,11 +41,20 @@ impl Process {
         let status = self.read("status").await?;
         let stat = self.read("stat").await?;
         Ok(Sample {
-            rss_kib: parse_rss_kib(&status)
+            rss_kib: parse_kib(&status, "VmRSS:")
                 .ok_or_else(|| self.malformed("status", "no VmRSS line"))?,
             cpu_ticks: parse_cpu_ticks(&stat)
                 .ok_or_else(|| self.malformed("stat", "no utime and stime"))?,
         })
+    }
+
+    /// Proportional set size (`Pss` in `smaps_rollup`), in KiB: each page
+    /// shared by several processes (nginx's workers and its shared memory
+    /// zone) counts a share in each, so a group's figures add up where
+    /// their RSS would count shared pages once per process.
+    pub(crate) async fn pss_kib(&self) -> Result<u64> {
+        let rollup = self.read("smaps_rollup").await?;
+        parse_kib(&rollup, "Pss:").ok_or_else(|| self.malformed("smaps_rollup", "no Pss line"))
     }
 
     /// CPU time between two samples.
@@ -89,9 +98,10 @@ async fn ticks_per_second() -> u64 {
         .unwrap_or(DEFAULT_TICKS_PER_SECOND)
 }
 
-/// `VmRSS:   12345 kB` from `/proc/PID/status`.
-fn parse_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+/// `VmRSS:   12345 kB` from `/proc/PID/status` (`key` `VmRSS:`), or
+/// `Pss:` from `smaps_rollup`.
+fn parse_kib(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -112,8 +122,10 @@ mod tests {
     #[test]
     fn parses_proc_files() {
         let status = "Name:\teric\nVmPeak:\t  9000 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
-        assert_eq!(parse_rss_kib(status), Some(12_345));
-        assert_eq!(parse_rss_kib("Name: x\n"), None);
+        assert_eq!(parse_kib(status, "VmRSS:"), Some(12_345));
+        assert_eq!(parse_kib("Name: x\n", "VmRSS:"), None);
+        let rollup = "00400000-7ffd [rollup]\nRss:   900 kB\nPss:   612 kB\nPss_Anon:  500 kB\n";
+        assert_eq!(parse_kib(rollup, "Pss:"), Some(612));
         let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 3 0";
         assert_eq!(parse_cpu_ticks(stat), Some(175));
         assert_eq!(parse_cpu_ticks("4242 (eric) S 1"), None);
@@ -124,6 +136,7 @@ mod tests {
         let process = Process::open(std::process::id()).await.unwrap();
         let first = process.sample().await.unwrap();
         assert!(first.rss_kib > 0);
+        assert!(process.pss_kib().await.unwrap() > 0);
         let later = process.sample().await.unwrap();
         assert!(process.cpu_time(&first, &later) >= Duration::ZERO);
         assert!(Process::open(u32::MAX).await.is_err());

@@ -28,7 +28,7 @@ use super::api::{self, Api, Target, now_micros};
 use super::pipeline::{Batching, Endpoint, Pipeline};
 use super::report::Report;
 use super::stats::{Latencies, per_second};
-use super::{join_all, with_channel};
+use super::{all_ready, join_all, with_channel};
 use crate::error::{Error, Result};
 
 /// How long streams get to send their first chunk.
@@ -117,7 +117,14 @@ async fn live(api: &Api, channel: &str, args: &StreamArgs, report: &mut Report) 
     }
     let give_up = CancellationToken::new();
     let (readers, ready) = spawn_readers(api, channel, &listeners, args.messages, &give_up);
-    let readers = all_ready(readers, ready, &give_up).await?;
+    let readers = all_ready(
+        readers,
+        ready,
+        &give_up,
+        READY_TIMEOUT,
+        "the first chunk of every stream",
+    )
+    .await?;
     let (targets, requests): (Arc<[Target]>, u64) = match args.broadcast {
         true => (
             Arc::from([Target::Channel(channel.to_owned())]),
@@ -236,33 +243,6 @@ fn spawn_readers(
         ready.push(rx);
     }
     (readers, ready)
-}
-
-/// Waits until every reader has its stream's first chunk. On failure the
-/// other readers give up and the failed reader's error is returned.
-async fn all_ready(
-    readers: Vec<JoinHandle<Result<Received>>>,
-    ready: Vec<oneshot::Receiver<()>>,
-    give_up: &CancellationToken,
-) -> Result<Vec<JoinHandle<Result<Received>>>> {
-    let all = async {
-        for rx in ready {
-            // A dropped sender: that reader failed before its first chunk.
-            if rx.await.is_err() {
-                return false;
-            }
-        }
-        true
-    };
-    if tokio::time::timeout(READY_TIMEOUT, all).await == Ok(true) {
-        return Ok(readers);
-    }
-    give_up.cancel();
-    join_all(readers).await?;
-    Err(Error::Timeout {
-        what: "the first chunk of every stream".to_owned(),
-        secs: READY_TIMEOUT.as_secs(),
-    })
 }
 
 /// Reads `expected` of the tool's events from `events`, with their

@@ -1,0 +1,225 @@
+//! `eric load peer`: the neutral modes, which drive any SSE server by URL,
+//! so one client measures eric and its peers (nchan) alike.
+//!
+//! Nothing here speaks eric's API: a publish is a plain `POST` of a JSON
+//! body to a URL, a stream a plain `GET` with `Accept: text/event-stream`,
+//! read by a generic SSE parser. Whatever a server needs beforehand (eric's
+//! channels and listeners, nchan's nothing) is the caller's to create, so
+//! the measured part is the same code for every server.
+//!
+//! URLs are templates: `{i}` stands for the stream's number (0 to N-1), so
+//! `http://h/sub/{i}` gives each stream its own channel, and a URL without
+//! it puts every stream on one.
+//!
+//! Every message is the body `{"type":"peer","payload":T}`, T being its send
+//! time in microseconds since the epoch. A server may deliver that body as
+//! the event's data (nchan) or its `payload` alone (eric): the reader takes
+//! T from either, and so measures end-to-end latency too. Events sent before
+//! the run began (a server replaying a channel's earlier messages to a new
+//! subscriber) are counted as stale and otherwise ignored.
+//!
+//! Scenarios, one file each: `fanout`, `per_stream` (rounds of one message
+//! per stream) and `idle` (what idle streams cost the server's processes);
+//! `reader` opens and reads the streams, `publish` posts the messages.
+
+mod fanout;
+mod idle;
+mod per_stream;
+mod publish;
+mod reader;
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::report::Report;
+use crate::stats::{Latencies, per_second};
+use reader::{Reader, Received};
+
+/// The placeholder for the stream's number in a URL template.
+const INDEX: &str = "{i}";
+/// How long a request (a publish) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Descriptors the tool needs beyond one per stream.
+const SPARE_FILES: u64 = 256;
+/// How long opening every stream may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a stream may go without an event while messages are due.
+const STALL: Duration = Duration::from_secs(30);
+
+/// Options of `eric load peer`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PeerArgs {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// The scenarios.
+#[derive(Debug, clap::Subcommand)]
+enum Scenario {
+    /// N streams on one channel, M messages published to it: deliveries/s
+    /// from the first publish until every stream has every message.
+    Fanout(fanout::FanoutArgs),
+    /// N streams, each on its own channel or queue; rounds of one message
+    /// to each stream, the next round once every stream has its message.
+    PerStream(per_stream::PerStreamArgs),
+    /// N idle streams: the server processes' memory per stream and their
+    /// CPU use while the streams idle.
+    Idle(idle::IdleArgs),
+}
+
+/// Runs a scenario.
+pub(crate) async fn run(args: PeerArgs) -> Result<Report> {
+    match args.scenario {
+        Scenario::Fanout(args) => fanout::run(args).await,
+        Scenario::PerStream(args) => per_stream::run(args).await,
+        Scenario::Idle(args) => idle::run(args).await,
+    }
+}
+
+/// Where the streams are and how fast to open them (every scenario).
+#[derive(Debug, clap::Args)]
+struct Streams {
+    /// URL of stream i, `{i}` standing for i (0 to N-1).
+    #[arg(long)]
+    stream_url: Template,
+    /// Streams opened at once.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    open_concurrency: u32,
+}
+
+impl Streams {
+    /// Starts `readers` and returns once every stream is open; on failure
+    /// every reader gives up.
+    async fn open(
+        &self,
+        readers: Vec<Reader>,
+        give_up: &CancellationToken,
+    ) -> Result<Vec<JoinHandle<Result<Received>>>> {
+        // Each stream is a socket here too.
+        let needed = readers.len() as u64 + SPARE_FILES;
+        let limit = rlimit::increase_nofile_limit(needed).unwrap_or(0);
+        if limit < needed {
+            return Err(Error::FileLimit { limit, needed });
+        }
+        let client = http_client(false)?;
+        let (tasks, ready) = reader::spawn(&client, readers.into_iter(), self.open_concurrency);
+        crate::all_ready(tasks, ready, give_up, OPEN_TIMEOUT, "opening every stream").await
+    }
+}
+
+/// What the streams of a throughput run read, together.
+#[derive(Debug)]
+struct Deliveries {
+    latencies: Latencies,
+    stale: u64,
+    /// When the last of the run's events arrived.
+    last: Option<Instant>,
+}
+
+impl Deliveries {
+    /// Merges what each stream read.
+    fn merge(streams: Vec<Received>) -> Self {
+        let total = streams.iter().map(|s| s.events).sum::<u64>();
+        let mut all = Self {
+            latencies: Latencies::with_capacity(total as usize),
+            stale: 0,
+            last: None,
+        };
+        for stream in streams {
+            all.latencies.merge(stream.latencies);
+            all.stale += stream.stale;
+            all.last = all.last.max(Some(stream.last));
+        }
+        all
+    }
+
+    /// Adds the figures: deliveries and their rate over `elapsed`,
+    /// events that were not the run's, end-to-end latency.
+    fn report(self, report: &mut Report, elapsed: Duration) {
+        let delivered = self.latencies.len() as u64;
+        report.count("delivered", delivered);
+        report.count("stale", self.stale);
+        report.add(
+            "seconds",
+            elapsed.as_secs_f64(),
+            format!("{:.3} s", elapsed.as_secs_f64()),
+        );
+        report.rate(
+            "delivery_rate",
+            per_second(delivered, elapsed),
+            "deliveries/s over SSE",
+        );
+        report.latency("end_to_end", &self.latencies.summary());
+    }
+}
+
+/// A URL with an optional `{i}` for the stream's number, checked when the
+/// command line is parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct Template(String);
+
+impl std::str::FromStr for Template {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let sample = text.replace(INDEX, "0");
+        let url = reqwest::Url::parse(&sample).map_err(|e| format!("{text}: {e}"))?;
+        match url.scheme() {
+            "http" | "https" => Ok(Self(text.to_owned())),
+            other => Err(format!("{text}: {other}: is not http: or https:")),
+        }
+    }
+}
+
+impl Template {
+    /// The URL of stream `i`.
+    pub(crate) fn url(&self, i: u32) -> String {
+        self.0.replace(INDEX, &i.to_string())
+    }
+}
+
+/// A client as the load tool needs it: no proxy (the environment's must not
+/// reroute a benchmark), HTTP/1.1 with Nagle off. With `pooled`, idle
+/// connections are kept for the next request (publishers); without, every
+/// request gets a connection of its own (streams, as a browser's
+/// `EventSource` opens them).
+pub(crate) fn http_client(pooled: bool) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(concat!("eric-load/", env!("CARGO_PKG_VERSION")));
+    if !pooled {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    builder.build().map_err(|source| Error::Http {
+        url: "(client set-up)".to_owned(),
+        source,
+    })
+}
+
+/// Microseconds since the Unix epoch, as the messages carry them.
+pub(crate) fn now_micros() -> u64 {
+    crate::api::now_micros()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_number_the_streams() {
+        let template: Template = "http://127.0.0.1:1/sub/c-{i}".parse().unwrap();
+        assert_eq!(template.url(7), "http://127.0.0.1:1/sub/c-7");
+        let one: Template = "http://h/v1/channels/c/events".parse().unwrap();
+        assert_eq!(one.url(3), "http://h/v1/channels/c/events");
+        assert!("ftp://h/{i}".parse::<Template>().is_err());
+        assert!("not a url".parse::<Template>().is_err());
+    }
+}
