@@ -360,6 +360,8 @@ measure() {
     done
     log "idle, $setup, $KIND: $(json_number "$OUT" pss_per_stream_bytes) B/stream (PSS)," \
       "$(json_number "$OUT" cpu_percent) % CPU"
+    [ "$(json_number "$OUT" streams_lost)" = 0 ] \
+      || log "warning: $(json_number "$OUT" streams_lost) idle streams ended during the window"
   else
     for r in $(seq "$REPEAT"); do
       throughput "$scenario"
