@@ -163,7 +163,11 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-NEXT_PORT=$((20000 + RANDOM % 20000))
+# Ports come from below the kernel's ephemeral range: the load tool's ten
+# thousand outgoing connections take ports from that range, and a server
+# started later could find its port taken.
+EPHEMERAL_LOW="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+NEXT_PORT=$((10000 + RANDOM % (EPHEMERAL_LOW - 12000)))
 # Sets PORT to a port nothing listens on.
 take_port() {
   while (exec 3<>"/dev/tcp/127.0.0.1/$NEXT_PORT") 2>/dev/null; do
@@ -243,8 +247,8 @@ start_nchan() {
   fi
   # One worker may end up holding every connection.
   sed -e "s|@MODULE@|$NCHAN_MODULE|" -e "s|@USER@|$user|" -e "s|@DIR@|$dir|g" \
-    -e "s|@PORT@|$PORT|" -e "s|@FILES@|$((2 * FILES))|" \
-    -e "s|@CONNECTIONS@|$FILES|" -e "s|@UPSTREAM@|$upstream|" \
+    -e "s|@PORT@|$PORT|" -e "s|@FILES@|$FILES|" \
+    -e "s|@CONNECTIONS@|$((FILES - 1024))|" -e "s|@UPSTREAM@|$upstream|" \
     -e "s|@REDIS_PASS@|$pass|" "$ROOT/bench/nchan.conf.in" >"$dir/nginx.conf"
   sed -i "s/^worker_processes auto;/worker_processes $workers;/" "$dir/nginx.conf"
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &

@@ -102,6 +102,8 @@ struct Readings {
     open_time: Duration,
     /// Streams that ended during the window.
     lost: u64,
+    /// Why the first of them ended.
+    first_loss: Option<String>,
 }
 
 /// Runs the measurement.
@@ -135,7 +137,7 @@ pub(crate) async fn run(args: IdleArgs) -> Result<Report> {
     .await;
     // Every stream task ends on this, whether the run succeeded or not.
     hold.cancel();
-    let lost = ended(streams).await;
+    let (lost, first_loss) = ended(streams).await;
     let (open_time, with_streams, after_window) = readings?;
     let readings = Readings {
         before,
@@ -143,6 +145,7 @@ pub(crate) async fn run(args: IdleArgs) -> Result<Report> {
         after_window,
         open_time,
         lost,
+        first_loss,
     };
     Ok(report(&args, &groups, &readings))
 }
@@ -152,13 +155,17 @@ async fn sample(groups: &[Group; 2]) -> Result<[GroupSample; 2]> {
 }
 
 /// Awaits the (given up) stream tasks; how many had ended with an error
-/// before, which for an idle stream means it was lost.
-async fn ended(streams: Vec<JoinHandle<Result<Received>>>) -> u64 {
+/// before, which for an idle stream means it was lost, and the first error.
+async fn ended(streams: Vec<JoinHandle<Result<Received>>>) -> (u64, Option<String>) {
     let mut lost = 0;
+    let mut first = None;
     for stream in streams {
         match stream.await {
             Ok(Ok(_)) => {}
-            Ok(Err(_)) => lost += 1,
+            Ok(Err(error)) => {
+                lost += 1;
+                first.get_or_insert_with(|| error.to_string());
+            }
             Err(join) => {
                 if let Ok(panic) = join.try_into_panic() {
                     std::panic::resume_unwind(panic);
@@ -166,7 +173,7 @@ async fn ended(streams: Vec<JoinHandle<Result<Received>>>) -> u64 {
             }
         }
     }
-    lost
+    (lost, first)
 }
 
 /// The figures of a run.
@@ -227,5 +234,8 @@ fn report(args: &IdleArgs, groups: &[Group; 2], r: &Readings) -> Report {
         );
     }
     report.count("streams_lost", r.lost);
+    if let Some(why) = &r.first_loss {
+        report.add("first_loss", why.as_str(), why.clone());
+    }
     report
 }
