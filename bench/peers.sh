@@ -25,6 +25,8 @@
 # Debian's packages when missing, builds eric in release, and runs every
 # process on private ports of 127.0.0.1 with its files in a temporary
 # directory; each one it started is stopped when it exits, however it exits.
+# (On a host with systemd, installing nginx also starts Debian's own nginx
+# service on port 80; the script neither uses nor stops it.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
