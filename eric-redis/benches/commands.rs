@@ -24,23 +24,9 @@ const BROADCASTS: usize = 50;
 
 type RawChannel = Channel<RedisEngine, RawAdapter>;
 
-/// `INFO commandstats` as command → calls.
-async fn command_calls(url: &str) -> BTreeMap<String, u64> {
-    let client = redis::Client::open(url).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .collect()
-}
+// The tests' reading of `INFO commandstats`, shared rather than copied.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 async fn reset_stats(url: &str) {
     let client = redis::Client::open(url).unwrap();
@@ -85,7 +71,10 @@ async fn measure(redis: &TestRedis, listeners: usize) -> (f64, BTreeMap<String, 
     for _ in 0..listeners * BROADCASTS {
         finished.recv().await.unwrap();
     }
-    let mut calls = command_calls(redis.url()).await;
+    let mut calls: BTreeMap<String, u64> = common::command_calls(redis.url())
+        .await
+        .into_iter()
+        .collect();
     // The measurement's own commands.
     for own in ["info", "config|resetstat"] {
         calls.remove(own);

@@ -288,6 +288,21 @@ local function take_queue(k, id, max, upto, window, max_bytes)
   if last then redis.call('HSET', k[3], id, string.format('%d', seq_of(last))) end
   return items
 end
+-- Merges `a` and `b`, envelopes sorted by number, oldest first, up to
+-- `max`; also returns how many came from each.
+local function merge(a, b, max)
+  local out, i, j = {}, 1, 1
+  while #out < max and (i <= #a or j <= #b) do
+    if j > #b or (i <= #a and seq_of(a[i]) < seq_of(b[j])) then
+      out[#out + 1] = a[i]
+      i = i + 1
+    else
+      out[#out + 1] = b[j]
+      j = j + 1
+    end
+  end
+  return out, i - 1, j - 1
+end
 -- Puts `envelopes` (sorted by number) into listener `id`'s queue, merged
 -- by number with what it holds (a queue is sorted by number: the merge
 -- keeps it so), and counts their bytes.
@@ -295,16 +310,7 @@ local function merge_into_queue(base, id, envelopes)
   if #envelopes == 0 then return end
   local queue = base .. ':q:' .. id
   local held = redis.call('LRANGE', queue, 0, -1)
-  local merged, i, j = {}, 1, 1
-  while i <= #held or j <= #envelopes do
-    if j > #envelopes or (i <= #held and seq_of(held[i]) < seq_of(envelopes[j])) then
-      merged[#merged + 1] = held[i]
-      i = i + 1
-    else
-      merged[#merged + 1] = envelopes[j]
-      j = j + 1
-    end
-  end
+  local merged = merge(held, envelopes, #held + #envelopes)
   redis.call('DEL', queue)
   for c = 1, #merged, 1000 do
     redis.call('RPUSH', queue, unpack(merged, c, math.min(c + 999, #merged)))
@@ -642,23 +648,13 @@ while #found < max do
   end
 end
 local queued = redis.call('LRANGE', KEYS[1], 0, max - 1)
--- Merge both by number, oldest first.
-local out, i, j = {}, 1, 1
-while #out < max and (i <= #queued or j <= #found) do
-  if j > #found or (i <= #queued and seq_of(queued[i]) < seq_of(found[j])) then
-    out[#out + 1] = queued[i]
-    i = i + 1
-  else
-    out[#out + 1] = found[j]
-    j = j + 1
-  end
-end
+local out, from_queue, from_log = merge(queued, found, max)
 -- The cursor passes every entry looked at, except the first one found but
 -- not taken.
-if j <= #found then walked = seq_of(found[j]) - 1 end
+if from_log < #found then walked = seq_of(found[from_log + 1]) - 1 end
 if walked > cursor then redis.call('HSET', base .. ':cursor', id, string.format('%d', walked)) end
-if i > 1 then
-  local items = redis.call('LPOP', KEYS[1], i - 1)
+if from_queue > 0 then
+  local items = redis.call('LPOP', KEYS[1], from_queue)
   if redis.call('LLEN', KEYS[1]) == 0 then
     redis.call('HDEL', KEYS[2], id)
   else
