@@ -4,7 +4,9 @@
 //! running flag) and queue handles (their wake-ups) live on each node. This
 //! cache is shared by every `Channel` object of the channel on the node and
 //! reached by the pub/sub subscriber, which keeps it current: removals close
-//! queues (ending streams), flag changes reach listener objects.
+//! queues (ending streams), flag changes reach listener objects, broadcasts
+//! go to the channel's feed (read by one task per channel, which wakes the
+//! streams the new entries reach).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -260,16 +262,10 @@ impl ChannelState {
         }
     }
 
-    /// Wakes the streams of this channel on this node; `all` wakes every
-    /// waiter (a re-check), otherwise one per listener (a new message).
-    pub(crate) fn wake_all(&self, all: bool) {
+    /// Wakes every stream of this channel on this node, to look again.
+    fn wake_all(&self) {
         for cached in self.cache().values() {
-            let wakeup = cached.member.queue().wakeup();
-            if all {
-                wakeup.notify_all();
-            } else {
-                wakeup.notify_one();
-            }
+            cached.member.queue().wakeup().notify_all();
         }
     }
 
@@ -303,7 +299,7 @@ impl ChannelState {
                     tracing::warn!(channel = %self.channel, %error, "revalidation failed")
                 }
             }
-            self.wake_all(true);
+            self.wake_all();
         }
         // After the membership: whoever acts on the notice finds the
         // listeners already settled.
