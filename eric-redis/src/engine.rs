@@ -59,12 +59,8 @@ impl RedisEngine {
             });
         }
         let client = Client::new(&config)?;
-        let pubsub_client =
-            redis::Client::open(config.url.as_str()).map_err(|e| Error::Config {
-                reason: format!("url {:?}: {e}", config.url),
-            })?;
         let notifier = Notifier::start(
-            pubsub_client,
+            client.connector().clone(),
             client.clone(),
             config.probe_interval(),
             config.command_timeout(),

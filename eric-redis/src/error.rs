@@ -5,7 +5,9 @@
 //! a dropped or refused connection, an I/O error, an exhausted pool or a
 //! server state that passes by itself (`LOADING` after a restart, `BUSY`
 //! with a slow script, `READONLY`, `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`
-//! during a failover) is [`eric_core::Error::Unavailable`] (HTTP 503,
+//! during a failover, `MOVED` and `ASK` while a cluster moves a slot, no
+//! connection to the cluster node of a slot) is
+//! [`eric_core::Error::Unavailable`] (HTTP 503,
 //! retried by streams); `OOM` (`maxmemory` reached) is
 //! [`eric_core::Error::StorageFull`]. A command that was sent but not
 //! confirmed (no answer within the timeout, or the connection broke while
@@ -27,6 +29,25 @@ pub enum Error {
     Config {
         /// What is wrong.
         reason: String,
+    },
+
+    /// Redis is older than 7.0, which eric needs (sharded pub/sub).
+    #[error(
+        "Redis {version:?} is too old: eric needs Redis 7.0 or later (it notifies through sharded pub/sub, SPUBLISH)"
+    )]
+    UnsupportedServer {
+        /// `redis_version` as the server reported it.
+        version: String,
+    },
+
+    /// No connection could be made (nothing was sent).
+    #[error("cannot reach Redis while {operation}: {source}")]
+    Connect {
+        /// What was being done.
+        operation: &'static str,
+        /// Redis's error.
+        #[source]
+        source: redis::RedisError,
     },
 
     /// The connection pool could not be built.
@@ -85,6 +106,7 @@ impl Error {
                 _ => true,
             },
             Self::Command { source, .. } => is_unavailable(source),
+            Self::Connect { .. } => true,
             _ => false,
         }
     }
@@ -93,9 +115,11 @@ impl Error {
     fn operation(&self) -> &'static str {
         match self {
             Self::Config { .. } => "configuring",
+            Self::UnsupportedServer { .. } => "checking the server",
             Self::CreatePool(_) => "creating the pool",
             Self::Pool { operation, .. }
             | Self::Command { operation, .. }
+            | Self::Connect { operation, .. }
             | Self::Timeout { operation, .. }
             | Self::Decode { operation, .. } => operation,
         }
@@ -107,10 +131,22 @@ fn is_unavailable(e: &redis::RedisError) -> bool {
         || e.is_connection_refusal()
         || e.is_io_error()
         || e.is_timeout()
+        || not_run_here(e)
         || matches!(
             e.code(),
-            Some("LOADING" | "BUSY" | "READONLY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN")
+            Some("LOADING" | "BUSY" | "MASTERDOWN" | "CLUSTERDOWN")
         )
+}
+
+/// The server refused the command before running any of it, because another
+/// server should run it or will soon be able to: a cluster's slot lives
+/// elsewhere or is moving (`MOVED`, `ASK`, `TRYAGAIN`), the server is a
+/// replica (`READONLY`: the primary changed), or the cluster connection has
+/// no connection to the slot's node (it was never sent). Safe to send again
+/// once the client knows better.
+pub(crate) fn not_run_here(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+        || matches!(e.code(), Some("MOVED" | "ASK" | "TRYAGAIN" | "READONLY"))
 }
 
 /// Redis refused a write at its `maxmemory`. Scripts are refused at their
@@ -125,7 +161,9 @@ fn is_out_of_memory(e: &Error) -> bool {
 /// The command went out and its connection broke (or timed out) before the
 /// answer came: Redis may have run it. A refused connection never sent it.
 fn is_unconfirmed(e: &redis::RedisError) -> bool {
-    !e.is_connection_refusal() && (e.is_connection_dropped() || e.is_io_error() || e.is_timeout())
+    !e.is_connection_refusal()
+        && !not_run_here(e)
+        && (e.is_connection_dropped() || e.is_io_error() || e.is_timeout())
 }
 
 impl From<Error> for eric_core::Error {
@@ -203,6 +241,8 @@ mod tests {
             "MASTERDOWN",
             "TRYAGAIN",
             "CLUSTERDOWN",
+            "MOVED",
+            "ASK",
         ] {
             let e = command(code);
             assert!(

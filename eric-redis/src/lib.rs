@@ -43,6 +43,7 @@
 mod batch;
 mod client;
 pub mod config;
+mod connector;
 pub mod engine;
 pub mod error;
 mod keys;

@@ -133,7 +133,7 @@ local function drop(base, notify, k, id)
     redis.call('ZREM', base .. ':open', id)
   end
   redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
-  redis.call('PUBLISH', notify, 'r ' .. id)
+  redis.call('SPUBLISH', notify, 'r ' .. id)
   return connection
 end
 "#;
@@ -295,7 +295,7 @@ for _, id in ipairs(order) do
       add_bytes(KEYS[3], id, added)
       -- Only a push onto an empty queue can find a consumer asleep: one
       -- that is awake drains until it sees the queue empty.
-      if len == 0 then redis.call('PUBLISH', ARGV[2], 'm ' .. id) end
+      if len == 0 then redis.call('SPUBLISH', ARGV[2], 'm ' .. id) end
     end
   end
 end
@@ -382,10 +382,10 @@ end
 if #woke > 0 then
   if filtered then
     for c = 1, #woke, 1000 do
-      call('PUBLISH', ARGV[4], 'w ' .. table.concat(woke, ' ', c, math.min(c + 999, #woke)))
+      call('SPUBLISH', ARGV[4], 'w ' .. table.concat(woke, ' ', c, math.min(c + 999, #woke)))
     end
   else
-    call('PUBLISH', ARGV[4], 'b')
+    call('SPUBLISH', ARGV[4], 'b')
   end
 end
 return {delivered, full}
@@ -401,7 +401,7 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     set_subs(base, ARGV[1], redis.call('HGET', base .. ':subs', ARGV[1]) or '', ARGV[7])
   end
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-  redis.call('PUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
+  redis.call('SPUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
   return {1, redis.call('HGET', KEYS[2], ARGV[1])}
 end
 local score = redis.call('INCR', KEYS[4])
@@ -487,7 +487,7 @@ if #back > 0 then
   local moved = sizes(back)
   add_bytes(KEYS[5], ARGV[2], moved)
   add_bytes(KEYS[6], ARGV[2], -moved)
-  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
+  redis.call('SPUBLISH', ARGV[3], 'm ' .. ARGV[2])
 end
 redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
 local evicted = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
@@ -516,7 +516,7 @@ add_bytes(KEYS[5], ARGV[2], -left)
 if #back > 0 then
   push_front(KEYS[1], back)
   add_bytes(KEYS[4], ARGV[2], sizes(back))
-  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
+  redis.call('SPUBLISH', ARGV[3], 'm ' .. ARGV[2])
 end
 return #back
 "#,
@@ -525,7 +525,7 @@ return #back
         r#"
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
+redis.call('SPUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
 return 1
 "#,
     ),
@@ -567,7 +567,7 @@ for i = 3, #ARGV, 4 do
   end
   if redis.call('HGET', KEYS[3], id) ~= running then
     redis.call('HSET', KEYS[3], id, running)
-    redis.call('PUBLISH', ARGV[1], 's ' .. id .. ' ' .. running)
+    redis.call('SPUBLISH', ARGV[1], 's ' .. id .. ' ' .. running)
   end
 end
 return 1
@@ -592,7 +592,7 @@ for _, json in ipairs(redis.call('HVALS', ARGV[1] .. ':subs')) do
 end
 redis.call('DEL', ARGV[1] .. ':subs', ARGV[1] .. ':open')
 redis.call('DEL', unpack(KEYS))
-redis.call('PUBLISH', ARGV[2], 'x')
+redis.call('SPUBLISH', ARGV[2], 'x')
 return #ids
 "#,
     ),
