@@ -86,6 +86,20 @@ impl RedisEngine {
         &self.inner.config
     }
 
+    /// Asks Redis what it is, once: its version (7.0 at least, else
+    /// [`Error::UnsupportedServer`]) and whether it is a cluster node. Every
+    /// first command does the same; a server calls this at start to refuse
+    /// an old Redis at once rather than at the first request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedServer`] for a Redis older than 7.0; a connection
+    /// error (or timeout) while Redis is unreachable, which the next call
+    /// retries.
+    pub async fn check_server(&self) -> Result<()> {
+        self.inner.client.check().await
+    }
+
     /// Whether Redis answers a `PING`.
     pub async fn ping(&self) -> eric_core::Result<()> {
         self.inner.client.ping().await.map_err(Into::into)

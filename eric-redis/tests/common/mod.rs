@@ -17,7 +17,16 @@ pub struct RedisFixture {
 
 impl RedisFixture {
     pub async fn new() -> Self {
-        let redis = TestRedis::start().await;
+        Self::on(TestRedis::start().await)
+    }
+
+    /// The same on a private three-primary Redis Cluster, reached through
+    /// one node's URL as a single server would be.
+    pub async fn cluster() -> Self {
+        Self::on(TestRedis::start_cluster().await)
+    }
+
+    fn on(redis: TestRedis) -> Self {
         let config = redis.config();
         let engine = RedisEngine::connect(config.clone()).unwrap();
         Self {
@@ -48,6 +57,16 @@ impl PersistenceFixture for RedisFixture {
         let persistence = engine.persistence();
         (engine, persistence)
     }
+}
+
+/// `INFO commandstats` of every server of `redis` (each cluster node):
+/// (command, calls) pairs.
+pub async fn all_command_calls(redis: &TestRedis) -> Vec<(String, u64)> {
+    let mut all = Vec::new();
+    for url in redis.urls() {
+        all.extend(command_calls(&url).await);
+    }
+    all
 }
 
 /// `INFO commandstats` of the server at `url`: (command, calls) pairs.
