@@ -15,6 +15,7 @@ use crate::config::RedisConfig;
 use crate::connector::{Conn, Connector, slot};
 use crate::error::{Error, Result, not_run_here};
 use crate::stats::{Recorder, RedisStats};
+use crate::wait::{NOT_REPLICATED, Wait, Waiting};
 
 /// First pause before sending again a command a cluster refused because its
 /// slot is elsewhere (`MOVED`) or moving (`ASK`, `TRYAGAIN`); it doubles up
@@ -49,6 +50,8 @@ struct Inner {
     lanes: Box<[Mutex<Option<Lane>>]>,
     next: AtomicUsize,
     timeout: Duration,
+    /// What every write waits for (`redis.wait_replicas`), if anything.
+    wait: Option<Wait>,
     stats: Recorder,
 }
 
@@ -150,6 +153,10 @@ impl Client {
                 lanes,
                 next: AtomicUsize::new(0),
                 timeout: config.command_timeout(),
+                wait: (config.wait_replicas > 0).then_some(Wait {
+                    replicas: config.wait_replicas,
+                    timeout_ms: config.wait_timeout_ms,
+                }),
                 stats: Recorder::default(),
             }),
         })
@@ -209,10 +216,11 @@ impl Client {
     /// one. A command a cluster refused unrun because its slot is elsewhere
     /// or moving is sent again (the cluster connection has learnt the new
     /// map meanwhile); nothing else is: a command whose connection broke may
-    /// have run, and running a script twice is not eric's to decide.
+    /// have run, and running a script twice is not eric's to decide. With
+    /// `wait_replicas`, the connection makes every write wait for replicas.
     pub(crate) async fn run<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
     where
-        F: Fn(Conn) -> Fut,
+        F: Fn(Waiting) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.lanes.len();
@@ -226,8 +234,11 @@ impl Client {
             loop {
                 let conn = self.connection(index, operation).await?;
                 sent = true;
-                match f(conn).await {
+                match f(Waiting::new(conn, self.inner.wait)).await {
                     Ok(value) => return Ok(value),
+                    Err(source) if source.code() == Some(NOT_REPLICATED) => {
+                        return Err(Error::NotReplicated { operation, source });
+                    }
                     Err(source) if redirected(&source) => {
                         sent = false;
                         tracing::debug!(%source, operation, "redirected; sending again");
@@ -433,7 +444,7 @@ fn group_by_slot(
 
 /// Runs the pipelines at once on `conn` and puts the answers back in order.
 async fn run_groups(
-    conn: Conn,
+    conn: Waiting,
     groups: &[(Vec<usize>, redis::Pipeline)],
     len: usize,
 ) -> RedisResult<Vec<Value>> {

@@ -17,15 +17,15 @@ pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]` (or `redis+unix://`): a
     /// single server or any node of a Redis Cluster (eric asks the server
     /// which it is). Several cluster nodes to start from may be given,
-    /// separated by commas. With `sentinels`, only its user, password and
-    /// database count: they are the primary's.
+    /// separated by commas. With `sentinels`, only the (first) URL's user,
+    /// password and database count: they are the primary's.
     pub url: String,
     /// Redis Sentinel URLs (`redis://host:26379`). When set, the node asks
     /// them for the primary named `master_name`, and again whenever its
     /// connections to it fail, so it follows a failover.
     pub sentinels: Vec<String>,
-    /// The name the sentinels monitor the primary under (needed with
-    /// `sentinels`).
+    /// The name the sentinels monitor the primary under (with `sentinels`;
+    /// `mymaster` as in Redis's example `sentinel.conf`).
     pub master_name: String,
     /// Replicas that must acknowledge every write before it is confirmed
     /// (`WAIT` after each write script, on the same connection); 0: none,
@@ -59,7 +59,7 @@ impl Default for RedisConfig {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
             sentinels: Vec::new(),
-            master_name: String::new(),
+            master_name: "mymaster".to_owned(),
             wait_replicas: 0,
             wait_timeout_ms: 1_000,
             prefix: "eric".to_owned(),
@@ -128,14 +128,13 @@ impl RedisConfig {
                 });
             }
         }
-        if !self.sentinels.is_empty() && self.master_name.is_empty() {
-            return bad("master_name must name the primary the sentinels monitor");
+        // Each setting is checked on its own: the server checks after each
+        // environment variable, in no particular order.
+        if self.master_name.is_empty() {
+            return bad("master_name must not be empty");
         }
-        if !self.sentinels.is_empty() && self.urls().nth(1).is_some() {
-            return bad("with sentinels, url gives the primary's credentials: name one URL");
-        }
-        if self.wait_replicas > 0 && self.wait_timeout_ms == 0 {
-            return bad("wait_timeout_ms must be at least 1 when wait_replicas is set");
+        if self.wait_timeout_ms == 0 {
+            return bad("wait_timeout_ms must be at least 1 (WAIT 0 would wait forever)");
         }
         if self.prefix.is_empty() || !self.prefix.chars().all(|c| c.is_ascii_graphic()) {
             return bad("prefix must be non-empty printable ASCII");
@@ -191,11 +190,10 @@ mod tests {
             RedisConfig::with_url(" , "),
             RedisConfig::with_url("redis://a:1,http://b"),
             RedisConfig {
-                sentinels: vec!["redis://127.0.0.1:26379".into()],
+                master_name: String::new(),
                 ..Default::default()
             },
             RedisConfig {
-                wait_replicas: 1,
                 wait_timeout_ms: 0,
                 ..Default::default()
             },

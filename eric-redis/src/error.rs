@@ -12,7 +12,9 @@
 //! [`eric_core::Error::StorageFull`]. A command that was sent but not
 //! confirmed (no answer within the timeout, or the connection broke while
 //! waiting) is [`eric_core::Error::OutcomeUnknown`]: Redis may have run it,
-//! so it must not read as "not applied". Anything else is a
+//! so it must not read as "not applied"; so is a write fewer replicas than
+//! `wait_replicas` acknowledged in time ([`Error::NotReplicated`]). A Redis
+//! older than 7.0 ([`Error::UnsupportedServer`]) and anything else is a
 //! [`eric_core::Error::Repository`]. The source is kept.
 
 use std::time::Duration;
@@ -86,6 +88,18 @@ pub enum Error {
         sent: bool,
     },
 
+    /// Redis applied a write but fewer replicas than `wait_replicas`
+    /// acknowledged it within `wait_timeout_ms`: a failover now could lose
+    /// it, so it is not confirmed.
+    #[error("too few replicas acknowledged a write while {operation}: {source}")]
+    NotReplicated {
+        /// What was being done.
+        operation: &'static str,
+        /// The count `WAIT` answered, as an error.
+        #[source]
+        source: redis::RedisError,
+    },
+
     /// A stored value is not the JSON we wrote.
     #[error("malformed stored record while {operation}: {source}")]
     Decode {
@@ -120,6 +134,7 @@ impl Error {
             Self::Pool { operation, .. }
             | Self::Command { operation, .. }
             | Self::Connect { operation, .. }
+            | Self::NotReplicated { operation, .. }
             | Self::Timeout { operation, .. }
             | Self::Decode { operation, .. } => operation,
         }
@@ -174,7 +189,7 @@ impl From<Error> for eric_core::Error {
             operation,
         };
         match e {
-            Error::Timeout { sent: true, .. } => unknown,
+            Error::Timeout { sent: true, .. } | Error::NotReplicated { .. } => unknown,
             Error::Command { ref source, .. } if is_unconfirmed(source) => unknown,
             e if is_out_of_memory(&e) => Self::StorageFull {
                 backend: "redis",
@@ -299,6 +314,40 @@ mod tests {
         }
         .into();
         assert!(matches!(d, eric_core::Error::Repository { .. }));
+    }
+
+    #[test]
+    fn an_unreplicated_write_is_an_unknown_outcome_and_an_old_server_is_not_transient() {
+        let source = redis::make_extension_error(
+            crate::wait::NOT_REPLICATED.to_owned(),
+            Some("0 of 1".into()),
+        );
+        let e: eric_core::Error = Error::NotReplicated {
+            operation: "dispatching",
+            source,
+        }
+        .into();
+        assert!(
+            matches!(e, eric_core::Error::OutcomeUnknown { .. }),
+            "{e:?}"
+        );
+        let old: eric_core::Error = Error::UnsupportedServer {
+            version: "6.2.14".into(),
+        }
+        .into();
+        assert!(!old.is_transient(), "{old:?}");
+        let refused: eric_core::Error = Error::Connect {
+            operation: "connecting",
+            source: redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "refused",
+            )),
+        }
+        .into();
+        assert!(
+            matches!(refused, eric_core::Error::Unavailable { .. }),
+            "{refused:?}"
+        );
     }
 
     #[test]

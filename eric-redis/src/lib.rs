@@ -29,6 +29,7 @@
 //!   primary, makes command and subscriber connections, hash slots.
 //! - `client`: the pooled command connections, with a timeout on every call,
 //!   redirections on a cluster, cross-slot pipelines split by slot.
+//! - `wait`: writes that wait for replicas (`wait_replicas`).
 //! - `keys`: the key layout.
 //! - `scripts`: the Lua scripts.
 //! - `batch`: concurrent dispatches combined into one script call.
@@ -68,6 +69,7 @@ pub mod storage;
 mod subscriptions;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod wait;
 
 pub use config::RedisConfig;
 pub use engine::RedisEngine;

@@ -1,4 +1,4 @@
-//! [`TestSentinel`]: a private primary, its replica and three sentinels.
+//! [`TestSentinel`]: a private primary, its replicas and three sentinels.
 //!
 //! The sentinels watch the primary with a short `down-after-milliseconds`
 //! and `failover-timeout`, so a test that kills the primary sees the replica
@@ -28,56 +28,71 @@ const FAILOVER_TIMEOUT_MS: u64 = 5_000;
 /// Longest wait for a failover, from the primary's death to the promotion.
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
-/// A primary, its replica and three sentinels, each a private
+/// A primary, its replicas and three sentinels, each a private
 /// `redis-server` on a free port: see the [module docs](self).
 pub struct TestSentinel {
     primary: LocalServer,
-    replica: LocalServer,
+    replicas: Vec<LocalServer>,
     sentinels: Vec<LocalServer>,
-    /// Whether the primary was killed (and the replica promoted).
-    failed_over: bool,
 }
 
 impl fmt::Debug for TestSentinel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestSentinel")
             .field("primary", &self.primary.port)
-            .field("replica", &self.replica.port)
+            .field(
+                "replicas",
+                &self.replicas.iter().map(|s| s.port).collect::<Vec<_>>(),
+            )
             .field(
                 "sentinels",
                 &self.sentinels.iter().map(|s| s.port).collect::<Vec<_>>(),
             )
-            .field("failed_over", &self.failed_over)
             .finish()
     }
 }
 
 impl TestSentinel {
-    /// Starts the five servers and waits until the replica is in sync and
-    /// every sentinel knows the replica and the two other sentinels.
+    /// A primary, one replica and three sentinels:
+    /// [`TestSentinel::with_replicas`]`(1)`.
+    ///
+    /// # Panics
+    ///
+    /// As [`TestSentinel::with_replicas`].
+    pub async fn start() -> Self {
+        Self::with_replicas(1).await
+    }
+
+    /// Starts a primary, `replicas` replicas and three sentinels, and waits
+    /// until every replica is in sync and every sentinel knows the replicas
+    /// and the two other sentinels.
     ///
     /// # Panics
     ///
     /// Without a `redis-server` binary, and when a step does not happen
     /// within its deadline (with the logs).
-    pub async fn start() -> Self {
+    pub async fn with_replicas(replicas: usize) -> Self {
         let primary = server(Options::default()).await;
-        let replica = server(Options {
-            args: vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                primary.port.to_string(),
-            ],
-            ..Options::default()
-        })
-        .await;
-        replica
-            .logged(
-                "MASTER <-> REPLICA sync: Finished with success",
-                1,
-                DEADLINE,
-            )
+        let mut followers = Vec::with_capacity(replicas);
+        for _ in 0..replicas {
+            let replica = server(Options {
+                args: vec![
+                    "--replicaof".into(),
+                    "127.0.0.1".into(),
+                    primary.port.to_string(),
+                ],
+                ..Options::default()
+            })
             .await;
+            replica
+                .logged(
+                    "MASTER <-> REPLICA sync: Finished with success",
+                    1,
+                    DEADLINE,
+                )
+                .await;
+            followers.push(replica);
+        }
         let config = format!(
             "sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
@@ -99,22 +114,21 @@ impl TestSentinel {
         // Sentinels find the replica through the primary's INFO, and each
         // other through hello messages every two seconds.
         for sentinel in &sentinels {
-            sentinel.logged("+slave slave", 1, DEADLINE).await;
+            sentinel.logged("+slave slave", replicas, DEADLINE).await;
             sentinel
                 .logged("+sentinel sentinel", SENTINELS - 1, DEADLINE)
                 .await;
         }
         Self {
             primary,
-            replica,
+            replicas: followers,
             sentinels,
-            failed_over: false,
         }
     }
 
     /// Settings for a node: the sentinels, the monitored name, a unique key
-    /// prefix (and a `url` naming the primary, which with sentinels gives
-    /// only credentials: none here).
+    /// prefix (and a `url` naming the first primary, which with sentinels
+    /// gives only credentials: none here).
     pub fn config(&self) -> RedisConfig {
         RedisConfig {
             sentinels: self
@@ -123,30 +137,41 @@ impl TestSentinel {
                 .map(|s| format!("redis://127.0.0.1:{}", s.port))
                 .collect(),
             master_name: MASTER_NAME.to_owned(),
-            ..RedisConfig::with_url(self.primary_url())
+            ..RedisConfig::with_url(format!("redis://127.0.0.1:{}", self.primary.port))
                 .with_prefix(format!("t-{}", uuid::Uuid::new_v4().simple()))
         }
     }
 
-    /// The URL of the server that is primary now (the replica once the
-    /// primary was killed).
-    pub fn primary_url(&self) -> String {
-        let port = if self.failed_over {
-            self.replica.port
-        } else {
-            self.primary.port
-        };
-        format!("redis://127.0.0.1:{port}")
-    }
-
-    /// The replica's URL (before a failover).
-    pub fn replica_url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.replica.port)
+    /// The URL of the server that is primary now, as the sentinels say.
+    ///
+    /// # Panics
+    ///
+    /// If no sentinel answers.
+    pub async fn primary_url(&self) -> String {
+        for sentinel in &self.sentinels {
+            let url = format!("redis://127.0.0.1:{}", sentinel.port);
+            let Ok(client) = redis::Client::open(url) else {
+                continue;
+            };
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+                continue;
+            };
+            let asked = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(MASTER_NAME)
+                .query_async::<(String, u16)>(&mut c)
+                .await;
+            if let Ok((host, port)) = asked {
+                return format!("redis://{host}:{port}");
+            }
+        }
+        panic!("no sentinel names the primary; {self:?}");
     }
 
     /// Kills the primary with SIGKILL (a crash: it flushes nothing) and
-    /// waits until a sentinel announces the replica promoted
-    /// (`+switch-master`) and the replica says it is primary.
+    /// waits until a sentinel announces a replica promoted
+    /// (`+switch-master`), the replica says it is primary and, with several
+    /// replicas, a sentinel says the others follow it (`+slave-reconf-done`).
     ///
     /// # Panics
     ///
@@ -158,10 +183,19 @@ impl TestSentinel {
             .iter()
             .map(|s| Box::pin(s.logged("+switch-master", 1, FAILOVER_DEADLINE)));
         select_all(announced).await;
-        self.replica
-            .logged("MASTER MODE enabled", 1, FAILOVER_DEADLINE)
-            .await;
-        self.failed_over = true;
+        let promoted = self
+            .replicas
+            .iter()
+            .map(|r| Box::pin(r.logged("MASTER MODE enabled", 1, FAILOVER_DEADLINE)));
+        select_all(promoted).await;
+        let others = self.replicas.len() - 1;
+        if others > 0 {
+            let followed = self
+                .sentinels
+                .iter()
+                .map(|s| Box::pin(s.logged("+slave-reconf-done", others, FAILOVER_DEADLINE)));
+            select_all(followed).await;
+        }
     }
 }
 
