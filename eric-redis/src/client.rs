@@ -13,9 +13,9 @@ use tokio::sync::Mutex;
 
 use crate::config::RedisConfig;
 use crate::connector::{Conn, Connector, slot};
-use crate::error::{Error, Result, not_run_here};
+use crate::error::{Error, NOT_REPLICATED, Result, not_run_here};
 use crate::stats::{Recorder, RedisStats};
-use crate::wait::{NOT_REPLICATED, Wait, Waiting};
+use crate::wait::{Wait, Waiting};
 
 /// First pause before sending again a command a cluster refused because its
 /// slot is elsewhere (`MOVED`) or moving (`ASK`, `TRYAGAIN`); it doubles up

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use eric_core::channel::{Adapter, ChannelSettings};
 use eric_core::observe::{NoopObserver, Observer};
-use eric_core::{ChannelId, Engine, Persistence};
+use eric_core::{Broadcasts, ChannelId, Engine, Persistence};
 use tokio::sync::{broadcast, watch};
 
 use crate::client::Client;
@@ -198,6 +198,7 @@ impl RedisEngine {
             self.inner.leases.clone(),
             self.inner.deletions.clone(),
         ));
+        ChannelState::start_feed(&shared);
         channels.insert(channel.clone(), Arc::downgrade(&shared));
         self.inner.notifier.wake_on(notify, &shared);
         shared
@@ -214,6 +215,10 @@ impl fmt::Debug for RedisEngine {
 }
 
 impl Engine for RedisEngine {
+    /// A broadcast is one log entry (see `feed`): copies per listener
+    /// would make its cost grow with the audience.
+    const BROADCASTS: Broadcasts = Broadcasts::Logged;
+
     type Queue = RedisQueue;
     type Factory = RedisMemberFactory;
     type Registry = RedisRegistry;

@@ -19,6 +19,10 @@
 
 use std::time::Duration;
 
+/// The error code `wait` gives a write that too few replicas acknowledged
+/// in time (the client turns it into [`Error::NotReplicated`]).
+pub(crate) const NOT_REPLICATED: &str = "NOTREPLICATED";
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -318,10 +322,7 @@ mod tests {
 
     #[test]
     fn an_unreplicated_write_is_an_unknown_outcome_and_an_old_server_is_not_transient() {
-        let source = redis::make_extension_error(
-            crate::wait::NOT_REPLICATED.to_owned(),
-            Some("0 of 1".into()),
-        );
+        let source = redis::make_extension_error(NOT_REPLICATED.to_owned(), Some("0 of 1".into()));
         let e: eric_core::Error = Error::NotReplicated {
             operation: "dispatching",
             source,

@@ -8,16 +8,22 @@
 //! repository traits, so `eric-core`'s behaviour and persistence suites run
 //! against it unchanged.
 //!
-//! Design in one paragraph: queues are Redis lists of JSON envelopes; channel
-//! membership lives in Redis (a ZSET and hashes per channel), changed one
-//! listener at a time by Lua scripts, so concurrent nodes never lose each
-//! other's listeners; dispatch and broadcast are single scripts that also
-//! assign per-listener sequence numbers (the SSE ids) and publish a wake-up;
-//! each node holds one pooled set of command connections and one pub/sub
-//! subscriber (sharded pub/sub), never one per listener; an idle stream
-//! issues no command. Every key of a channel shares a Redis Cluster hash
-//! tag, so the same code runs on a single server, on a Redis Cluster (one
-//! subscriber connection per primary) and behind Redis Sentinel.
+//! Design in one paragraph: queues are Redis lists of JSON envelopes, for
+//! dispatches; a broadcast is one entry in the channel's broadcast log (a
+//! Redis stream), read once by each node that streams the channel and fanned
+//! out in process, so its cost does not grow with its audience; each
+//! listener's position in the log is a cursor its streams move
+//! compare-and-set, together with taking its queue, batched per channel and
+//! node. Channel membership lives in Redis (a ZSET and hashes per channel),
+//! changed one listener at a time by Lua scripts, so concurrent nodes never
+//! lose each other's listeners; dispatch and broadcast are single scripts
+//! that number messages from the channel's sequence (the SSE ids) and
+//! publish a wake-up; each node holds one pooled set of command connections
+//! and one pub/sub subscriber (sharded pub/sub), never one per listener; an
+//! idle stream issues no command. Every key of a channel shares a Redis
+//! Cluster hash tag, so the same code runs on a single server, on a Redis
+//! Cluster (one subscriber connection per primary) and behind Redis
+//! Sentinel.
 //! `docs/REDIS.md` lists every key and script.
 //!
 //! ## Layout
@@ -33,6 +39,10 @@
 //! - `keys`: the key layout.
 //! - `scripts`: the Lua scripts.
 //! - `batch`: concurrent dispatches combined into one script call.
+//! - `feed`: a channel's broadcast log, read once per node for all its
+//!   streams.
+//! - `advance`: concurrent takes of a channel's streams on a node (cursor
+//!   moves) combined into one script call.
 //! - [`queue`]: [`RedisQueue`], a listener's list.
 //! - [`registry`]: [`RedisRegistry`], a channel's membership.
 //! - `subscriptions`: a listener's subscriptions as stored.
@@ -50,12 +60,14 @@
 //!   server, a three-primary cluster, a primary with a replica and three
 //!   sentinels.
 
+mod advance;
 mod batch;
 mod client;
 pub mod config;
 mod connector;
 pub mod engine;
 pub mod error;
+mod feed;
 mod keys;
 mod lease;
 mod notify;

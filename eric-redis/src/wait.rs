@@ -11,7 +11,7 @@
 //! to the primary of the write's slot.
 //!
 //! A write not acknowledged in time was applied on the primary, so it is
-//! not "refused": the call fails with the code [`NOT_REPLICATED`], which the
+//! not "refused": the call fails with the code `NOTREPLICATED`, which the
 //! client reports as [`crate::Error::NotReplicated`] (an unknown outcome).
 //!
 //! What writes: everything but a short list of reading commands, so a write
@@ -22,10 +22,8 @@ use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::connector::Conn;
+use crate::error::NOT_REPLICATED;
 use crate::scripts::SCRIPTS;
-
-/// The error code of a write that too few replicas acknowledged in time.
-pub(crate) const NOT_REPLICATED: &str = "NOTREPLICATED";
 
 /// What each write waits for.
 #[derive(Debug, Clone, Copy)]

@@ -339,6 +339,44 @@ macro_rules! cross_node_tests {
                 }
             }
         }
+
+        /// A broadcast is one log entry that each node reads once: streams on
+        /// another node get every broadcast their filters reach, in order, whether
+        /// it was sent before their stream opened or while it runs, and nothing
+        /// else.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn filtered_broadcasts_reach_streams_on_another_node_before_and_after_they_open() {
+            use eric_core::{Subscription, Subscriptions};
+            let f = $fixture;
+            let (a, b) = (f.engine.clone(), f.node());
+            let on_a = channel(&a, "c");
+            let on_b = channel(&b, "c");
+            let keep = Subscriptions::new([Subscription::new(
+                "t".parse().unwrap(),
+                Some("keep".parse().unwrap()),
+            )]);
+            let l = on_b.add_listener_with(keep).await.unwrap();
+            on_b.start_listener(l.id()).await.unwrap();
+            let topical = |n: i64| {
+                let about = if n % 2 == 0 { "keep" } else { "drop" };
+                msg(n).with_topic(format!("{about}.{n}").parse().unwrap())
+            };
+            for n in 0..40 {
+                on_a.broadcast(&topical(n)).await.unwrap();
+            }
+            let mut stream = on_b.stream(l.id(), StreamOptions::default()).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < 20 {
+                got.push(payload(&next_message(&mut stream).await));
+            }
+            for n in 40..80 {
+                on_a.broadcast(&topical(n)).await.unwrap();
+            }
+            while got.len() < 40 {
+                got.push(payload(&next_message(&mut stream).await));
+            }
+            assert_eq!(got, (0..80).step_by(2).collect::<Vec<_>>());
+        }
     };
 }
 
