@@ -59,12 +59,8 @@ impl RedisEngine {
             });
         }
         let client = Client::new(&config)?;
-        let pubsub_client =
-            redis::Client::open(config.url.as_str()).map_err(|e| Error::Config {
-                reason: format!("url {:?}: {e}", config.url),
-            })?;
         let notifier = Notifier::start(
-            pubsub_client,
+            client.connector().clone(),
             client.clone(),
             config.probe_interval(),
             config.command_timeout(),
@@ -88,6 +84,20 @@ impl RedisEngine {
     /// The settings it runs with.
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
+    }
+
+    /// Asks Redis what it is, once: its version (7.0 at least, else
+    /// [`Error::UnsupportedServer`]) and whether it is a cluster node. Every
+    /// first command does the same; a server calls this at start to refuse
+    /// an old Redis at once rather than at the first request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedServer`] for a Redis older than 7.0; a connection
+    /// error (or timeout) while Redis is unreachable, which the next call
+    /// retries.
+    pub async fn check_server(&self) -> Result<()> {
+        self.inner.client.check().await
     }
 
     /// Whether Redis answers a `PING`.

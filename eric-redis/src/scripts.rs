@@ -134,7 +134,7 @@ local function drop(base, notify, k, id)
   redis.call('HDEL', base .. ':cursor', id)
   redis.call('HDEL', base .. ':since', id)
   redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
-  redis.call('PUBLISH', notify, 'r ' .. id)
+  redis.call('SPUBLISH', notify, 'r ' .. id)
   return connection
 end
 -- The channel's sequence (`<base>:logstate` field `seq`): every dispatch,
@@ -334,7 +334,7 @@ local function settle(base, notify, id, old)
   end
   redis.call('HSET', base .. ':cursor', id, string.format('%d', now))
   if #moved > 0 then merge_into_queue(base, id, moved) end
-  redis.call('PUBLISH', notify, 'u ' .. id)
+  redis.call('SPUBLISH', notify, 'u ' .. id)
 end
 "#;
 
@@ -517,7 +517,7 @@ for _, id in ipairs(order) do
       -- The last number tells a node whether its log feed must read on
       -- before this message can be merged in order.
       if len == 0 then
-        redis.call('PUBLISH', ARGV[2], 'm ' .. id .. ' ' .. string.format('%d', first + n - 1))
+        redis.call('SPUBLISH', ARGV[2], 'm ' .. id .. ' ' .. string.format('%d', first + n - 1))
       end
     end
   end
@@ -577,7 +577,7 @@ local n = redis.call('HINCRBY', state, 'count', 1)
 redis.call('XADD', base .. ':log', string.format('%d-0', seq), 'm', message, 't', t, 'p', topic, 'n', string.format('%d', n))
 redis.call('HINCRBY', state, 'bytes', #message)
 trim_log(base, capacity, max_bytes)
-redis.call('PUBLISH', ARGV[4], 'b ' .. string.format('%d', seq))
+redis.call('SPUBLISH', ARGV[4], 'b ' .. string.format('%d', seq))
 return {count, {}, seq}
 "#;
 
@@ -593,7 +593,7 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     set_subs(base, ARGV[1], old, ARGV[7])
   end
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-  redis.call('PUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
+  redis.call('SPUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
   return {1, redis.call('HGET', KEYS[2], ARGV[1])}
 end
 local score = redis.call('INCR', KEYS[4])
@@ -763,7 +763,7 @@ if #back > 0 then
   local moved = sizes(back)
   add_bytes(KEYS[5], ARGV[2], moved)
   add_bytes(KEYS[6], ARGV[2], -moved)
-  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2] .. ' 0')
+  redis.call('SPUBLISH', ARGV[3], 'm ' .. ARGV[2] .. ' 0')
 end
 redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
 local gap = after < tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
@@ -805,7 +805,7 @@ add_bytes(KEYS[5], ARGV[2], -left)
 if #back > 0 then
   push_front(KEYS[1], back)
   add_bytes(KEYS[4], ARGV[2], sizes(back))
-  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2] .. ' 0')
+  redis.call('SPUBLISH', ARGV[3], 'm ' .. ARGV[2] .. ' 0')
 end
 return #back
 "#,
@@ -822,7 +822,7 @@ return 1
         r#"
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
+redis.call('SPUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
 return 1
 "#,
     ),
@@ -866,7 +866,7 @@ for i = 3, #ARGV, 4 do
   end
   if redis.call('HGET', KEYS[3], id) ~= running then
     redis.call('HSET', KEYS[3], id, running)
-    redis.call('PUBLISH', ARGV[1], 's ' .. id .. ' ' .. running)
+    redis.call('SPUBLISH', ARGV[1], 's ' .. id .. ' ' .. running)
   end
 end
 return 1
@@ -892,7 +892,7 @@ end
 redis.call('DEL', ARGV[1] .. ':subs', ARGV[1] .. ':open')
 redis.call('DEL', ARGV[1] .. ':log', ARGV[1] .. ':logstate', ARGV[1] .. ':cursor', ARGV[1] .. ':since')
 redis.call('DEL', unpack(KEYS))
-redis.call('PUBLISH', ARGV[2], 'x')
+redis.call('SPUBLISH', ARGV[2], 'x')
 return #ids
 "#,
     ),
