@@ -94,7 +94,7 @@ pub use channel::{
     Channel, MessageStream, SseChannel, StreamEnd, StreamItem, StreamOptions, WeakChannel,
 };
 pub use container::ChannelContainer;
-pub use engine::{Engine, MemoryEngine};
+pub use engine::{Broadcasts, Engine, MemoryEngine};
 pub use error::{BoxError, Error, NoMessagesReason, QueueBound, Result};
 pub use id::{ChannelId, IdError, IdempotencyKey, ListenerId, MemberId, MessageId};
 pub use idempotency::Applied;

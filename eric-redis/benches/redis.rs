@@ -204,6 +204,63 @@ async fn timed_broadcasts(
     total
 }
 
+/// Broadcasts to listeners that all stream on this node: the time from the
+/// first broadcast until every stream has yielded every message. Each
+/// broadcast is one log entry, read once by the node and fanned out in
+/// process, so what this measures is the node, not Redis.
+fn fan_out(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
+    let mut g = c.benchmark_group("redis");
+    g.sample_size(10);
+    for (listeners, broadcasts) in [(FAN_OUT, 100), (10 * FAN_OUT, 20)] {
+        g.throughput(Throughput::Elements((listeners * broadcasts) as u64));
+        g.bench_function(format!("fan_out_{listeners}_streams"), |b| {
+            b.to_async(rt).iter_custom(|iters| async move {
+                let ch: RawChannel =
+                    Channel::new(&setup.engine(), None, ChannelSettings::default()).unwrap();
+                let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+                let mut readers = Vec::with_capacity(listeners);
+                for _ in 0..listeners {
+                    let l = ch.add_listener().await.unwrap();
+                    ch.start_listener(l.id()).await.unwrap();
+                    let mut s = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
+                    let done = done.clone();
+                    readers.push(tokio::spawn(async move {
+                        loop {
+                            for _ in 0..broadcasts {
+                                match s.next().await {
+                                    Some(StreamItem::Message(d)) => {
+                                        black_box(d);
+                                    }
+                                    other => panic!("unexpected stream item {other:?}"),
+                                }
+                            }
+                            if done.send(()).is_err() {
+                                return;
+                            }
+                        }
+                    }));
+                }
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    for _ in 0..broadcasts {
+                        black_box(ch.broadcast(&message()).await.unwrap());
+                    }
+                    for _ in 0..listeners {
+                        finished.recv().await.unwrap();
+                    }
+                    total += start.elapsed();
+                }
+                for reader in readers {
+                    reader.abort();
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
 /// A broadcast to 1,000 listeners holding ten subscriptions each, one in
 /// ten of them matching (100 deliveries), against an unfiltered broadcast
 /// to 100 listeners (the same 100 deliveries): what filtering costs.
@@ -290,6 +347,7 @@ fn all(c: &mut Criterion) {
     deliver(c, &rt, &setup);
     broadcast(c, &rt, &setup);
     broadcast_filtered(c, &rt, &setup);
+    fan_out(c, &rt, &setup);
     restore(c, &rt, &setup);
     rt.block_on(async move { drop(setup) });
 }

@@ -272,7 +272,7 @@ fn count_mismatch(got: usize, sent: usize) -> Error {
 
 /// The same failure for every message of a batch (errors are not `Clone`:
 /// their sources are boxed), keeping its kind so callers can branch on it.
-fn copy_error(e: &Error) -> Error {
+pub(crate) fn copy_error(e: &Error) -> Error {
     let source = || -> eric_core::BoxError { e.to_string().into() };
     match e {
         Error::OutcomeUnknown { backend, operation } => {

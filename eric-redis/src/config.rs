@@ -14,8 +14,28 @@ const MIN_LEASE_MS: u64 = 30;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `redis+unix://`).
+    /// `redis://[user:password@]host:port[/db]` (or `redis+unix://`): a
+    /// single server or any node of a Redis Cluster (eric asks the server
+    /// which it is). Several cluster nodes to start from may be given,
+    /// separated by commas. With `sentinels`, only the (first) URL's user,
+    /// password and database count: they are the primary's.
     pub url: String,
+    /// Redis Sentinel URLs (`redis://host:26379`). When set, the node asks
+    /// them for the primary named `master_name`, and again whenever its
+    /// connections to it fail, so it follows a failover.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under (with `sentinels`;
+    /// `mymaster` as in Redis's example `sentinel.conf`).
+    pub master_name: String,
+    /// Replicas that must acknowledge every write before it is confirmed
+    /// (`WAIT` after each write script, on the same connection); 0: none,
+    /// Redis's asynchronous replication. A failover then loses no
+    /// confirmed write while a replica that acknowledged it is promoted.
+    pub wait_replicas: u32,
+    /// Longest wait for those acknowledgements, in milliseconds; a write not
+    /// acknowledged in time fails as "outcome unknown" (it was applied on
+    /// the primary).
+    pub wait_timeout_ms: u64,
     /// Prefix of every key and pub/sub channel, so several brokers (or tests)
     /// can share one Redis.
     pub prefix: String,
@@ -38,6 +58,10 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
+            sentinels: Vec::new(),
+            master_name: "mymaster".to_owned(),
+            wait_replicas: 0,
+            wait_timeout_ms: 1_000,
             prefix: "eric".to_owned(),
             pool_size: 4,
             command_timeout_ms: 5_000,
@@ -72,6 +96,16 @@ impl RedisConfig {
         (self.probe_interval_ms > 0).then(|| Duration::from_millis(self.probe_interval_ms))
     }
 
+    /// The URLs in `url` (one, or several cluster nodes to start from).
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// How long a write waits for replicas (see `wait_replicas`).
+    pub fn wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.wait_timeout_ms)
+    }
+
     /// The lease of temporary listeners.
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
@@ -84,10 +118,23 @@ impl RedisConfig {
                 reason: reason.to_owned(),
             })
         };
-        if let Err(e) = redis::Client::open(self.url.as_str()) {
-            return Err(Error::Config {
-                reason: format!("url {:?}: {e}", self.url),
-            });
+        if self.urls().next().is_none() {
+            return bad("url must name at least one server");
+        }
+        for url in self.urls().chain(self.sentinels.iter().map(String::as_str)) {
+            if let Err(e) = redis::Client::open(url) {
+                return Err(Error::Config {
+                    reason: format!("url {url:?}: {e}"),
+                });
+            }
+        }
+        // Each setting is checked on its own: the server checks after each
+        // environment variable, in no particular order.
+        if self.master_name.is_empty() {
+            return bad("master_name must not be empty");
+        }
+        if self.wait_timeout_ms == 0 {
+            return bad("wait_timeout_ms must be at least 1 (WAIT 0 would wait forever)");
         }
         if self.prefix.is_empty() || !self.prefix.chars().all(|c| c.is_ascii_graphic()) {
             return bad("prefix must be non-empty printable ASCII");
@@ -115,6 +162,19 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_nonsense_is_refused() {
         RedisConfig::default().validate().unwrap();
+        let seeds = RedisConfig::with_url("redis://a:1, redis://b:2,");
+        seeds.validate().unwrap();
+        assert_eq!(
+            seeds.urls().collect::<Vec<_>>(),
+            ["redis://a:1", "redis://b:2"]
+        );
+        RedisConfig {
+            sentinels: vec!["redis://127.0.0.1:26379".into()],
+            master_name: "main".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
         for bad in [
             RedisConfig::with_url("http://nope"),
             RedisConfig::default().with_prefix(""),
@@ -125,6 +185,16 @@ mod tests {
             },
             RedisConfig {
                 lease_ms: 29,
+                ..Default::default()
+            },
+            RedisConfig::with_url(" , "),
+            RedisConfig::with_url("redis://a:1,http://b"),
+            RedisConfig {
+                master_name: String::new(),
+                ..Default::default()
+            },
+            RedisConfig {
+                wait_timeout_ms: 0,
                 ..Default::default()
             },
         ] {

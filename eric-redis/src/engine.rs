@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use eric_core::channel::{Adapter, ChannelSettings};
 use eric_core::observe::{NoopObserver, Observer};
-use eric_core::{ChannelId, Engine, Persistence};
+use eric_core::{Broadcasts, ChannelId, Engine, Persistence};
 use tokio::sync::{broadcast, watch};
 
 use crate::client::Client;
@@ -59,12 +59,8 @@ impl RedisEngine {
             });
         }
         let client = Client::new(&config)?;
-        let pubsub_client =
-            redis::Client::open(config.url.as_str()).map_err(|e| Error::Config {
-                reason: format!("url {:?}: {e}", config.url),
-            })?;
         let notifier = Notifier::start(
-            pubsub_client,
+            client.connector().clone(),
             client.clone(),
             config.probe_interval(),
             config.command_timeout(),
@@ -88,6 +84,20 @@ impl RedisEngine {
     /// The settings it runs with.
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
+    }
+
+    /// Asks Redis what it is, once: its version (7.0 at least, else
+    /// [`Error::UnsupportedServer`]) and whether it is a cluster node. Every
+    /// first command does the same; a server calls this at start to refuse
+    /// an old Redis at once rather than at the first request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedServer`] for a Redis older than 7.0; a connection
+    /// error (or timeout) while Redis is unreachable, which the next call
+    /// retries.
+    pub async fn check_server(&self) -> Result<()> {
+        self.inner.client.check().await
     }
 
     /// Whether Redis answers a `PING`.
@@ -188,6 +198,7 @@ impl RedisEngine {
             self.inner.leases.clone(),
             self.inner.deletions.clone(),
         ));
+        ChannelState::start_feed(&shared);
         channels.insert(channel.clone(), Arc::downgrade(&shared));
         self.inner.notifier.wake_on(notify, &shared);
         shared
@@ -204,6 +215,10 @@ impl fmt::Debug for RedisEngine {
 }
 
 impl Engine for RedisEngine {
+    /// A broadcast is one log entry (see `feed`): copies per listener
+    /// would make its cost grow with the audience.
+    const BROADCASTS: Broadcasts = Broadcasts::Logged;
+
     type Queue = RedisQueue;
     type Factory = RedisMemberFactory;
     type Registry = RedisRegistry;

@@ -5,15 +5,23 @@
 //! a dropped or refused connection, an I/O error, an exhausted pool or a
 //! server state that passes by itself (`LOADING` after a restart, `BUSY`
 //! with a slow script, `READONLY`, `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`
-//! during a failover) is [`eric_core::Error::Unavailable`] (HTTP 503,
+//! during a failover, `MOVED` and `ASK` while a cluster moves a slot, no
+//! connection to the cluster node of a slot) is
+//! [`eric_core::Error::Unavailable`] (HTTP 503,
 //! retried by streams); `OOM` (`maxmemory` reached) is
 //! [`eric_core::Error::StorageFull`]. A command that was sent but not
 //! confirmed (no answer within the timeout, or the connection broke while
 //! waiting) is [`eric_core::Error::OutcomeUnknown`]: Redis may have run it,
-//! so it must not read as "not applied". Anything else is a
+//! so it must not read as "not applied"; so is a write fewer replicas than
+//! `wait_replicas` acknowledged in time ([`Error::NotReplicated`]). A Redis
+//! older than 7.0 ([`Error::UnsupportedServer`]) and anything else is a
 //! [`eric_core::Error::Repository`]. The source is kept.
 
 use std::time::Duration;
+
+/// The error code `wait` gives a write that too few replicas acknowledged
+/// in time (the client turns it into [`Error::NotReplicated`]).
+pub(crate) const NOT_REPLICATED: &str = "NOTREPLICATED";
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -27,6 +35,25 @@ pub enum Error {
     Config {
         /// What is wrong.
         reason: String,
+    },
+
+    /// Redis is older than 7.0, which eric needs (sharded pub/sub).
+    #[error(
+        "Redis {version:?} is too old: eric needs Redis 7.0 or later (it notifies through sharded pub/sub, SPUBLISH)"
+    )]
+    UnsupportedServer {
+        /// `redis_version` as the server reported it.
+        version: String,
+    },
+
+    /// No connection could be made (nothing was sent).
+    #[error("cannot reach Redis while {operation}: {source}")]
+    Connect {
+        /// What was being done.
+        operation: &'static str,
+        /// Redis's error.
+        #[source]
+        source: redis::RedisError,
     },
 
     /// The connection pool could not be built.
@@ -65,6 +92,18 @@ pub enum Error {
         sent: bool,
     },
 
+    /// Redis applied a write but fewer replicas than `wait_replicas`
+    /// acknowledged it within `wait_timeout_ms`: a failover now could lose
+    /// it, so it is not confirmed.
+    #[error("too few replicas acknowledged a write while {operation}: {source}")]
+    NotReplicated {
+        /// What was being done.
+        operation: &'static str,
+        /// The count `WAIT` answered, as an error.
+        #[source]
+        source: redis::RedisError,
+    },
+
     /// A stored value is not the JSON we wrote.
     #[error("malformed stored record while {operation}: {source}")]
     Decode {
@@ -85,6 +124,7 @@ impl Error {
                 _ => true,
             },
             Self::Command { source, .. } => is_unavailable(source),
+            Self::Connect { .. } => true,
             _ => false,
         }
     }
@@ -93,9 +133,12 @@ impl Error {
     fn operation(&self) -> &'static str {
         match self {
             Self::Config { .. } => "configuring",
+            Self::UnsupportedServer { .. } => "checking the server",
             Self::CreatePool(_) => "creating the pool",
             Self::Pool { operation, .. }
             | Self::Command { operation, .. }
+            | Self::Connect { operation, .. }
+            | Self::NotReplicated { operation, .. }
             | Self::Timeout { operation, .. }
             | Self::Decode { operation, .. } => operation,
         }
@@ -107,10 +150,22 @@ fn is_unavailable(e: &redis::RedisError) -> bool {
         || e.is_connection_refusal()
         || e.is_io_error()
         || e.is_timeout()
+        || not_run_here(e)
         || matches!(
             e.code(),
-            Some("LOADING" | "BUSY" | "READONLY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN")
+            Some("LOADING" | "BUSY" | "MASTERDOWN" | "CLUSTERDOWN")
         )
+}
+
+/// The server refused the command before running any of it, because another
+/// server should run it or will soon be able to: a cluster's slot lives
+/// elsewhere or is moving (`MOVED`, `ASK`, `TRYAGAIN`), the server is a
+/// replica (`READONLY`: the primary changed), or the cluster connection has
+/// no connection to the slot's node (it was never sent). Safe to send again
+/// once the client knows better.
+pub(crate) fn not_run_here(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+        || matches!(e.code(), Some("MOVED" | "ASK" | "TRYAGAIN" | "READONLY"))
 }
 
 /// Redis refused a write at its `maxmemory`. Scripts are refused at their
@@ -125,7 +180,9 @@ fn is_out_of_memory(e: &Error) -> bool {
 /// The command went out and its connection broke (or timed out) before the
 /// answer came: Redis may have run it. A refused connection never sent it.
 fn is_unconfirmed(e: &redis::RedisError) -> bool {
-    !e.is_connection_refusal() && (e.is_connection_dropped() || e.is_io_error() || e.is_timeout())
+    !e.is_connection_refusal()
+        && !not_run_here(e)
+        && (e.is_connection_dropped() || e.is_io_error() || e.is_timeout())
 }
 
 impl From<Error> for eric_core::Error {
@@ -136,7 +193,7 @@ impl From<Error> for eric_core::Error {
             operation,
         };
         match e {
-            Error::Timeout { sent: true, .. } => unknown,
+            Error::Timeout { sent: true, .. } | Error::NotReplicated { .. } => unknown,
             Error::Command { ref source, .. } if is_unconfirmed(source) => unknown,
             e if is_out_of_memory(&e) => Self::StorageFull {
                 backend: "redis",
@@ -203,6 +260,8 @@ mod tests {
             "MASTERDOWN",
             "TRYAGAIN",
             "CLUSTERDOWN",
+            "MOVED",
+            "ASK",
         ] {
             let e = command(code);
             assert!(
@@ -259,6 +318,37 @@ mod tests {
         }
         .into();
         assert!(matches!(d, eric_core::Error::Repository { .. }));
+    }
+
+    #[test]
+    fn an_unreplicated_write_is_an_unknown_outcome_and_an_old_server_is_not_transient() {
+        let source = redis::make_extension_error(NOT_REPLICATED.to_owned(), Some("0 of 1".into()));
+        let e: eric_core::Error = Error::NotReplicated {
+            operation: "dispatching",
+            source,
+        }
+        .into();
+        assert!(
+            matches!(e, eric_core::Error::OutcomeUnknown { .. }),
+            "{e:?}"
+        );
+        let old: eric_core::Error = Error::UnsupportedServer {
+            version: "6.2.14".into(),
+        }
+        .into();
+        assert!(!old.is_transient(), "{old:?}");
+        let refused: eric_core::Error = Error::Connect {
+            operation: "connecting",
+            source: redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "refused",
+            )),
+        }
+        .into();
+        assert!(
+            matches!(refused, eric_core::Error::Unavailable { .. }),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub(crate) struct ChannelKeys {
     pub(crate) listeners: String,
     /// HASH: listener id → `1` running / `0` stopped.
     pub(crate) running: String,
-    /// HASH: listener id → last sequence number given.
+    /// HASH: listener id → last sequence number its queue gave, from before
+    /// the channel's sequence existed (read once, to start above it).
     pub(crate) seqs: String,
     /// HASH: listener id → highest sequence number gone from the replay window.
     pub(crate) evicted: String,
@@ -89,6 +90,10 @@ pub(crate) struct ChannelKeys {
     /// `<base>:x:<type>\n<filter>` (SET: listeners holding that
     /// subscription; filter empty for none), derived from `base`.
     pub(crate) subs: String,
+    /// HASH: the channel's sequence and its broadcast log's counters
+    /// (`<base>:log`, a STREAM, and the `cursor` and `since` hashes are
+    /// derived from `base`); also the key the log scripts are routed by.
+    pub(crate) logstate: String,
     /// The pub/sub channel that wakes this channel's streams on every node.
     pub(crate) notify: String,
 }
@@ -108,6 +113,7 @@ impl ChannelKeys {
             window_bytes: key("dbytes"),
             order: key("order"),
             subs: key("subs"),
+            logstate: key("logstate"),
             notify: key("notify"),
             base,
         }

@@ -1,23 +1,35 @@
-//! [`RedisQueue`]: a listener's queue as a Redis list.
+//! [`RedisQueue`]: what waits for one listener: its own queue (a Redis
+//! list) and the channel's broadcast log after its cursor.
 //!
-//! Producers push on the right, consumers pop on the left. Every message is a
-//! JSON envelope `{"seq":N,"message":{...}}` whose sequence number the
-//! dispatch script assigns atomically (`HINCRBY`), so it is the same SSE id
-//! whichever node streams it. Streams take through a script that also copies
-//! what it hands out to a capped replay list, so a resume on any node, even
-//! after the streaming node died between the pop and the write, can put back
-//! exactly what the client did not get.
+//! Dispatches push on the right of the list, consumers pop on the left.
+//! Every message is a JSON envelope `{"seq":N,"message":{...}}` numbered
+//! from the channel's sequence (dispatches, broadcasts and subscription
+//! changes share it), so its SSE id is the same whichever node streams it and
+//! a listener's ids increase across both sources. A broadcast is one log
+//! entry: a stream takes it from this node's [`Feed`], and the take moves the
+//! listener's cursor in Redis (batched per channel by the [`Advancer`]), with
+//! the queued messages numbered below that point, merged by number. Queued
+//! messages a stream takes are copied to a capped replay list; log entries
+//! stay in the log; so a resume on any node, even after the streaming node
+//! died between the take and the write, can give back exactly what the
+//! client did not get.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use eric_core::channel::QueueLimits;
 use eric_core::queue::{QueueSnapshot, Rewind, Taken, Wakeup, stored_size};
-use eric_core::{ChannelId, Delivery, Error, ListenerId, Message, NoMessagesReason, Queue, Result};
+use eric_core::{
+    ChannelId, Delivery, Error, ListenerId, Message, NoMessagesReason, Queue, Result, Subscriptions,
+};
 
+use crate::advance::{Advancer, Outcome, Request};
 use crate::batch::Dispatcher;
 use crate::client::Client;
+use crate::feed::Feed;
+use crate::feed::Slice;
 use crate::keys::ChannelKeys;
 use crate::scripts::SCRIPTS;
 
@@ -37,7 +49,41 @@ pub struct RedisQueue {
     wakeup: Wakeup,
     /// Set when the listener is removed (here or, via pub/sub, elsewhere).
     closed: AtomicBool,
+    /// The channel's log as this node reads it.
+    feed: Arc<Feed>,
+    /// Moves cursors for this channel's streams on this node.
+    advancer: Arc<Advancer>,
+    /// Where this node believes the listener is in the log.
+    place: Mutex<Place>,
+    /// Counts notices that the list got messages (`m`, or a local change).
+    queue_news: Arc<AtomicU64>,
+    /// The count at which a take last found the list empty: while the two
+    /// differ, takes look at the list.
+    queue_seen: AtomicU64,
+    /// Whether the feed counts this queue among its readers.
+    attached: AtomicBool,
 }
+
+impl Drop for RedisQueue {
+    fn drop(&mut self) {
+        if *self.attached.get_mut() {
+            self.feed.detach();
+        }
+    }
+}
+
+/// The listener's cursor and rewind epoch as last confirmed by Redis (none
+/// before this node's first take, or after a rewind), and its
+/// subscriptions, which filter what it takes from the log.
+#[derive(Debug, Default)]
+struct Place {
+    at: Option<(u64, u64)>,
+    subscriptions: Subscriptions,
+}
+
+/// Takes in a row that may find the listener moved elsewhere (by a
+/// concurrent pull, stream, rewind or subscription change) before giving up.
+const TAKE_ATTEMPTS: usize = 32;
 
 impl std::fmt::Debug for RedisQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,9 +124,12 @@ fn encode_envelope(delivery: &Delivery) -> Result<String> {
 }
 
 impl RedisQueue {
+    #[allow(clippy::too_many_arguments)] // one per shared part of the channel
     pub(crate) fn new(
         client: Client,
         dispatcher: Arc<Dispatcher>,
+        feed: Arc<Feed>,
+        advancer: Arc<Advancer>,
         keys: Arc<ChannelKeys>,
         channel: ChannelId,
         listener: ListenerId,
@@ -97,7 +146,41 @@ impl RedisQueue {
             limits,
             wakeup: Wakeup::new(),
             closed: AtomicBool::new(false),
+            feed,
+            advancer,
+            place: Mutex::new(Place::default()),
+            // Unknown at first: the first take looks.
+            queue_news: Arc::new(AtomicU64::new(1)),
+            queue_seen: AtomicU64::new(0),
+            attached: AtomicBool::new(false),
         }
+    }
+
+    // A plain value swap: poison is harmless.
+    fn place(&self) -> MutexGuard<'_, Place> {
+        self.place.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A notification said the list got messages.
+    pub(crate) fn queue_changed(&self) {
+        self.queue_news.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a stream of this listener here has something new to take
+    /// from the feed (the feed's task wakes only those).
+    pub(crate) fn wants(&self) -> bool {
+        let place = self.place();
+        match place.at {
+            Some((cursor, _)) => self.feed.has_for(cursor, &place.subscriptions),
+            None => false,
+        }
+    }
+
+    /// This node learned nothing for a while (a pub/sub reconnect): the
+    /// next take reads the listener's state and its list again.
+    pub(crate) fn forget(&self) {
+        self.place().at = None;
+        self.queue_changed();
     }
 
     fn check_open(&self) -> Result<()> {
@@ -116,8 +199,15 @@ impl RedisQueue {
             .dispatcher
             .dispatch(&self.listener, message, self.limits)
             .await;
-        if matches!(result, Err(Error::InvalidListener { .. })) {
-            self.close();
+        match &result {
+            // A take here after this returned must look at the list, not
+            // wait for the notification.
+            Ok(seq) => {
+                self.feed.announce(*seq);
+                self.queue_changed();
+            }
+            Err(Error::InvalidListener { .. }) => self.close(),
+            Err(_) => {}
         }
         result
     }
@@ -130,7 +220,8 @@ impl RedisQueue {
             .key(&self.queue_key)
             .key(&self.keys.bytes)
             .arg(max.max(1))
-            .arg(self.listener.key_segment().as_ref());
+            .arg(self.listener.key_segment().as_ref())
+            .arg(&self.keys.base);
         let popped: Vec<String> = self.client.script("popping", &invocation).await?;
         decode(popped)
     }
@@ -142,6 +233,7 @@ impl RedisQueue {
         delivered_key: String,
         listener: ListenerId,
         taken: Taken,
+        queue_news: Arc<AtomicU64>,
     ) -> Result<()> {
         if taken.deliveries.is_empty() {
             return Ok(());
@@ -164,6 +256,7 @@ impl RedisQueue {
         let _: i64 = client
             .script("returning unsent messages", &invocation)
             .await?;
+        queue_news.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -191,32 +284,131 @@ impl Queue for RedisQueue {
 
     async fn len(&self) -> Result<usize> {
         self.check_open()?;
-        let mut cmd = redis::cmd("LLEN");
-        cmd.arg(&self.queue_key);
-        Ok(self.client.query("measuring a queue", &cmd).await?)
+        let mut invocation = SCRIPTS.queued.prepare_invoke();
+        invocation
+            .key(&self.keys.logstate)
+            .arg(&self.keys.base)
+            .arg(self.listener.key_segment().as_ref());
+        Ok(self.client.script("measuring a queue", &invocation).await?)
     }
 
     async fn take(&self, max: usize) -> Result<Taken> {
         self.check_open()?;
-        let mut invocation = SCRIPTS.take.prepare_invoke();
-        invocation
-            .key(&self.queue_key)
-            .key(&self.delivered_key)
-            .key(&self.keys.evicted)
-            .key(&self.keys.rewinds)
-            .key(&self.keys.bytes)
-            .key(&self.keys.window_bytes)
-            .arg(max.max(1))
-            .arg(self.limits.replay_window)
-            .arg(self.listener.key_segment().as_ref())
-            .arg(self.limits.max_bytes);
-        let (epoch, envelopes): (u64, Vec<String>) = self
-            .client
-            .script("taking for a stream", &invocation)
-            .await?;
-        Ok(Taken {
-            deliveries: decode(envelopes)?,
-            epoch,
+        let max = max.max(1);
+        let mut gap = None;
+        let mut moved = 0;
+        while moved < TAKE_ATTEMPTS {
+            // Whatever notifications announced is read before the merge:
+            // a queued message is passed only after every broadcast
+            // numbered below it.
+            self.feed.catch_up(self.feed.announced()).await?;
+            let (at, subscriptions) = {
+                let place = self.place();
+                (place.at, place.subscriptions.clone())
+            };
+            let news = self.queue_news.load(Ordering::Acquire);
+            let queue_max = if news == self.queue_seen.load(Ordering::Acquire) {
+                0
+            } else {
+                max
+            };
+            let slice = match at {
+                None => Slice::default(),
+                Some((cursor, epoch)) => {
+                    let slice = match self.feed.slice(cursor, max, &subscriptions) {
+                        Some(slice) => slice,
+                        None => self.feed.read_range(cursor, max, &subscriptions).await?,
+                    };
+                    if slice.upto == cursor && queue_max == 0 {
+                        // Nothing new anywhere: no round trip.
+                        return Ok(Taken {
+                            deliveries: Vec::new(),
+                            epoch,
+                            gap,
+                        });
+                    }
+                    slice
+                }
+            };
+            let request = Request {
+                listener: self.listener.clone(),
+                at,
+                upto: slice.upto,
+                queue_max,
+                replay_window: self.limits.replay_window,
+                max_bytes: self.limits.max_bytes,
+            };
+            match self.advancer.advance(request).await? {
+                Outcome::Removed => {
+                    self.close();
+                    return Err(Error::InvalidListener {
+                        channel: self.channel.clone(),
+                        listener: self.listener.clone(),
+                    });
+                }
+                Outcome::Moved {
+                    cursor,
+                    epoch,
+                    subscriptions,
+                } => {
+                    moved += 1;
+                    let subscriptions = crate::subscriptions::decode(&subscriptions)?;
+                    if !self.attached.swap(true, Ordering::AcqRel) {
+                        self.feed.attach();
+                    }
+                    *self.place() = Place {
+                        at: Some((cursor, epoch)),
+                        subscriptions,
+                    };
+                }
+                Outcome::Advanced {
+                    cursor,
+                    epoch,
+                    queued,
+                    head,
+                } => {
+                    self.place().at = Some((cursor, epoch));
+                    if slice.gap {
+                        gap = at.map(|(from, _)| from);
+                    }
+                    if head == Some(0) {
+                        // Empty as of this take: until the next notice.
+                        self.queue_seen.store(news, Ordering::Release);
+                    }
+                    let mut deliveries = decode(queued)?;
+                    deliveries.extend(slice.deliveries.into_iter().filter(|d| d.seq <= cursor));
+                    deliveries.sort_by_key(|d| d.seq);
+                    if deliveries.is_empty() && slice.more {
+                        // Read past entries not for this listener: go on.
+                        continue;
+                    }
+                    match head {
+                        // The list holds a message numbered beyond what this
+                        // node read of the log: read that far, then take it.
+                        Some(next) if next > cursor => {
+                            self.feed.announce(next);
+                            if deliveries.is_empty() {
+                                continue;
+                            }
+                        }
+                        _ => {}
+                    }
+                    return Ok(Taken {
+                        deliveries,
+                        epoch,
+                        gap,
+                    });
+                }
+            }
+        }
+        Err(Error::Unavailable {
+            backend: "redis",
+            operation: "taking for a stream",
+            source: format!(
+                "listener {} moved elsewhere {TAKE_ATTEMPTS} times in a row",
+                self.listener
+            )
+            .into(),
         })
     }
 
@@ -232,9 +424,12 @@ impl Queue for RedisQueue {
             .key(&self.keys.window_bytes)
             .arg(after)
             .arg(self.listener.key_segment().as_ref())
-            .arg(&self.keys.notify);
+            .arg(&self.keys.notify)
+            .arg(&self.keys.base);
         let (restored, gap): (usize, u8) =
             self.client.script("resuming a stream", &invocation).await?;
+        // The cursor moved and the list may have grown: read both again.
+        self.forget();
         Ok(Rewind {
             restored,
             gap: gap == 1,
@@ -249,6 +444,7 @@ impl Queue for RedisQueue {
             self.delivered_key.clone(),
             self.listener.clone(),
             taken,
+            self.queue_news.clone(),
         )
     }
 
@@ -263,6 +459,14 @@ impl Queue for RedisQueue {
         if snapshot.messages.is_empty() {
             return Ok(());
         }
+        // The channel's sequence first, so nothing numbered later can come
+        // below the restored numbers.
+        let mut raise = SCRIPTS.raise_seq.prepare_invoke();
+        raise
+            .key(&self.keys.logstate)
+            .arg(&self.keys.base)
+            .arg(snapshot.next_seq.saturating_sub(1));
+        let _: i64 = self.client.script("restoring a queue", &raise).await?;
         // One transaction, so the byte count never disagrees with the list.
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -273,12 +477,6 @@ impl Queue for RedisQueue {
                 .arg(encode_envelope(delivery)?)
                 .ignore();
         }
-        let last = snapshot.next_seq.saturating_sub(1);
-        pipe.cmd("HSET")
-            .arg(&self.keys.seqs)
-            .arg(segment.as_ref())
-            .arg(last)
-            .ignore();
         // Restored messages are counted, never refused: they were queued.
         let bytes: usize = snapshot
             .messages

@@ -60,8 +60,6 @@ impl RedisRegistry {
         let mut invocation = script.prepare_invoke();
         invocation
             .key(&keys.members)
-            .key(&keys.seqs)
-            .key(&keys.bytes)
             .arg(&keys.base)
             .arg(encoded)
             .arg(self.limits.capacity)
@@ -95,6 +93,8 @@ impl RedisRegistry {
         RedisQueue::new(
             self.shared.client.clone(),
             self.shared.dispatcher.clone(),
+            self.shared.feed.clone(),
+            self.shared.advancer.clone(),
             self.shared.keys.clone(),
             self.shared.channel.clone(),
             listener.clone(),
@@ -198,6 +198,9 @@ impl RedisRegistry {
                     None => member.with_id(id),
                 };
                 self.shared.insert(kept.clone(), running);
+                if encoded.is_some() {
+                    self.shared.resubscribed(&listener);
+                }
                 Ok(kept)
             }
             _ => {
@@ -326,14 +329,18 @@ impl MemberRegistry for RedisRegistry {
                 .arg(&keys.base)
                 .arg(listener.key_segment().as_ref())
                 .arg(&stored)
-                .arg(&encoded);
+                .arg(&encoded)
+                .arg(&keys.notify);
             let status: i8 = self
                 .shared
                 .client
                 .script("changing subscriptions", &invocation)
                 .await?;
             match status {
-                1 => return Ok(next),
+                1 => {
+                    self.shared.resubscribed(listener);
+                    return Ok(next);
+                }
                 0 => return Err(self.invalid(listener)),
                 _ => continue,
             }
@@ -402,8 +409,10 @@ impl MemberRegistry for RedisRegistry {
             .dispatcher
             .dispatch(listener, encoded, self.limits)
             .await;
-        if matches!(result, Err(Error::InvalidListener { .. })) {
-            self.shared.evict(listener);
+        match &result {
+            Ok(seq) => self.shared.queued(listener, *seq),
+            Err(Error::InvalidListener { .. }) => self.shared.evict(listener),
+            Err(_) => {}
         }
         result
     }
@@ -411,12 +420,12 @@ impl MemberRegistry for RedisRegistry {
     async fn broadcast(&self, message: &Message) -> Result<Broadcast> {
         let encoded = encode_message(message)?;
         let invocation = self.broadcast_invocation(&SCRIPTS.broadcast, &encoded, message);
-        let (delivered, full): (usize, Vec<String>) = self
+        let (delivered, full, seq): (usize, Vec<String>, Option<u64>) = self
             .shared
             .client
             .script("broadcasting", &invocation)
             .await?;
-        Ok(broadcast_outcome(delivered, full))
+        Ok(self.broadcast_outcome(delivered, full, seq))
     }
 
     async fn dispatch_once(
@@ -437,10 +446,13 @@ impl MemberRegistry for RedisRegistry {
             .dispatch_once(listener, encoded, self.limits, &record, window)
             .await;
         match result {
-            Ok((replayed, seq)) => Ok(Applied {
-                value: seq,
-                replayed,
-            }),
+            Ok((replayed, seq)) => {
+                self.shared.queued(listener, seq);
+                Ok(Applied {
+                    value: seq,
+                    replayed,
+                })
+            }
             Err(e) => {
                 if matches!(e, Error::InvalidListener { .. }) {
                     self.shared.evict(listener);
@@ -464,13 +476,13 @@ impl MemberRegistry for RedisRegistry {
         invocation
             .arg(self.shared.keys.applied(None, key))
             .arg(window_ms(window));
-        let (replayed, (delivered, full)): (u8, (usize, Vec<String>)) = self
+        let (replayed, (delivered, full, seq)): (u8, (usize, Vec<String>, Option<u64>)) = self
             .shared
             .client
             .script("broadcasting", &invocation)
             .await?;
         Ok(Applied {
-            value: broadcast_outcome(delivered, full),
+            value: self.broadcast_outcome(delivered, full, seq),
             replayed: replayed == 1,
         })
     }
@@ -528,6 +540,22 @@ impl eric_core::MemberFactory for RedisMemberFactory {
 }
 
 /// A broadcast script's answer: full listeners come back as key segments.
+/// Its number goes to this node's feed at once, so that a take here after
+/// the broadcast returned finds it, without waiting for the notification.
+impl RedisRegistry {
+    fn broadcast_outcome(
+        &self,
+        delivered: usize,
+        full: Vec<String>,
+        seq: Option<u64>,
+    ) -> Broadcast {
+        if let Some(seq) = seq {
+            self.shared.feed.announce(seq);
+        }
+        broadcast_outcome(delivered, full)
+    }
+}
+
 fn broadcast_outcome(delivered: usize, full: Vec<String>) -> Broadcast {
     Broadcast {
         delivered,

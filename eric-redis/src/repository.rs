@@ -5,7 +5,9 @@
 //! re-asserts flags), and restoring is reading: the channel index, then one
 //! pipelined round trip for every channel's settings and one for every
 //! channel's members, whatever the number of channels (the reference did a
-//! keyspace `SCAN` per channel).
+//! keyspace `SCAN` per channel). On a Redis Cluster the index lives in one
+//! slot (`{%}`) and those round trips become one pipeline per channel slot,
+//! sent at once: no `KEYS`, no script across slots.
 
 use std::fmt;
 
@@ -80,17 +82,21 @@ impl ChannelRepository for RedisChannelRepository {
             .into_iter()
             .filter_map(|id| ChannelId::new(id).ok())
             .collect();
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("HGET")
-                .arg(self.keys.channel(id).meta)
-                .arg("settings");
-        }
-        let settings: Vec<Option<String>> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            self.client.pipe("loading channel settings", &pipe).await?
-        };
+        let metas: Vec<String> = ids.iter().map(|id| self.keys.channel(id).meta).collect();
+        let reads: Vec<(&str, redis::Cmd)> = metas
+            .iter()
+            .map(|meta| {
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(meta).arg("settings");
+                (meta.as_str(), cmd)
+            })
+            .collect();
+        // One round trip on a single server, one per slot (all at once) on
+        // a cluster.
+        let settings: Vec<Option<String>> = self
+            .client
+            .spread("loading channel settings", &reads)
+            .await?;
         let mut records = Vec::with_capacity(ids.len());
         for (id, settings) in ids.into_iter().zip(settings) {
             // Indexed but deleted (a delete stopped between its two steps).

@@ -9,6 +9,11 @@
 //! script is what makes it atomic. Those keys share the channel's hash tag,
 //! so they are in the script's slot.
 //!
+//! Every script names at least one key of its channel (or of `{%}`), even
+//! when it derives all it touches from the base: Redis Cluster routes a
+//! script by its keys, and refuses one that touches a key of a slot its node
+//! does not own.
+//!
 //! Numbers reach strings through `string.format('%d')`: Lua's default
 //! formatting (`%.14g`) goes through glibc's float printing, which cost more
 //! than the rest of a dispatch.
@@ -52,12 +57,6 @@ local function add_bytes(bytes, id, delta)
   if redis.call('HINCRBY', bytes, id, string.format('%d', delta)) <= 0 then
     redis.call('HDEL', bytes, id)
   end
-end
--- Takes `items`, just popped (at most `max`) from `id`'s queue, off its
--- byte count; a pop that came up short emptied the queue: nothing is left
--- to count.
-local function popped(bytes, id, items, max)
-  if #items < max then redis.call('HDEL', bytes, id) else add_bytes(bytes, id, -sizes(items)) end
 end
 -- LPUSHes `items` (newest first) in chunks, so the oldest ends at the head.
 local function push_front(queue, items)
@@ -132,9 +131,210 @@ local function drop(base, notify, k, id)
   else
     redis.call('ZREM', base .. ':open', id)
   end
+  redis.call('HDEL', base .. ':cursor', id)
+  redis.call('HDEL', base .. ':since', id)
   redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
-  redis.call('PUBLISH', notify, 'r ' .. id)
+  redis.call('SPUBLISH', notify, 'r ' .. id)
   return connection
+end
+-- The channel's sequence (`<base>:logstate` field `seq`): every dispatch,
+-- broadcast and subscription change takes its numbers from it, so the
+-- numbers a listener sees (its SSE ids) increase across its queue and the
+-- log alike. Returns the first of `n` new numbers (`n` = 0: the next one,
+-- taking none). A channel stored before the log existed numbered each
+-- listener's queue apart (`<base>:seq`): the sequence starts above all of
+-- those, and every member's cursor starts at it (once per channel).
+local function next_seqs(base, n)
+  local state = base .. ':logstate'
+  if redis.call('HEXISTS', state, 'seq') == 0 then
+    local top = 0
+    for _, v in ipairs(redis.call('HVALS', base .. ':seq')) do
+      local s = tonumber(v)
+      if s and s > top then top = s end
+    end
+    local at = string.format('%d', top)
+    redis.call('HSET', state, 'seq', at)
+    local ids = redis.call('ZRANGE', base .. ':members', 0, -1)
+    for c = 1, #ids, 1000 do
+      local pairs_ = {}
+      for j = c, math.min(c + 999, #ids) do
+        pairs_[#pairs_ + 1] = ids[j]
+        pairs_[#pairs_ + 1] = at
+      end
+      redis.call('HSET', base .. ':cursor', unpack(pairs_))
+      redis.call('HSET', base .. ':since', unpack(pairs_))
+    end
+  end
+  return redis.call('HINCRBY', state, 'seq', n) - n + 1
+end
+local function last_seq(base)
+  return next_seqs(base, 0) - 1
+end
+-- A new listener reads the log from now on.
+local function place(base, id)
+  local at = string.format('%d', last_seq(base))
+  redis.call('HSET', base .. ':cursor', id, at)
+  redis.call('HSET', base .. ':since', id, at)
+end
+-- The filters that match `topic`: the topic itself and its prefixes ending
+-- just before or after each '.' (eric-core's `Topic::matching_filters`);
+-- none for no topic.
+local function filters_of(topic)
+  local out = {}
+  if topic == '' then return out end
+  local byte, n = string.byte, #topic
+  for i = 1, n do
+    if byte(topic, i) == 46 then
+      if i > 1 and byte(topic, i - 1) ~= 46 then out[#out + 1] = string.sub(topic, 1, i - 1) end
+      if i < n then out[#out + 1] = string.sub(topic, 1, i) end
+    end
+  end
+  out[#out + 1] = topic
+  return out
+end
+-- A set of subscriptions (JSON, '' for none) as a lookup `type\nfilter`;
+-- nil for none: every broadcast reaches it.
+local function lookup(json)
+  if json == '' then return nil end
+  local set = {}
+  for _, s in ipairs(cjson.decode(json)) do
+    local filter = s['topic']
+    if type(filter) ~= 'string' then filter = '' end
+    set[s['type'] .. '\n' .. filter] = true
+  end
+  return set
+end
+-- Whether a listener holding `set` (a `lookup`) receives a broadcast of
+-- type `t` and topic `topic` ('' for none).
+local function reaches(set, t, topic)
+  if not set then return true end
+  local k = t .. '\n'
+  if set[k] then return true end
+  for _, f in ipairs(filters_of(topic)) do
+    if set[k .. f] then return true end
+  end
+  return false
+end
+-- The broadcast log `<base>:log`: a stream whose entry ids are channel
+-- sequence numbers (`<seq>-0`), fields m (message JSON), t (type), p
+-- (topic, '' for none), n (how many broadcasts the channel had logged,
+-- this one included: counts between two entries without a scan).
+local function log_seq(entry)
+  return tonumber(string.match(entry[1], '^(%d+)'))
+end
+-- Trims the log, oldest first, to `capacity` entries and `max_bytes`
+-- bytes (each entry counted as its message JSON, as queues count), and
+-- records the highest number trimmed (`trimmed`): a reader behind it has a
+-- gap. `XTRIM MINID` removes from the head without a scan.
+local function trim_log(base, capacity, max_bytes)
+  local log, state = base .. ':log', base .. ':logstate'
+  local len = redis.call('XLEN', log)
+  local held = tonumber(redis.call('HGET', state, 'bytes') or '0')
+  if len <= capacity and held <= max_bytes then return end
+  local last, gone = nil, 0
+  if len > capacity then
+    for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', len - capacity)) do
+      held, last = held - #e[2][2], e
+    end
+    gone = len - capacity
+  end
+  while held > max_bytes and gone < len do
+    local from = last and ('(' .. last[1]) or '-'
+    local e = redis.call('XRANGE', log, from, '+', 'COUNT', 1)[1]
+    held, last, gone = held - #e[2][2], e, gone + 1
+  end
+  local seq = log_seq(last)
+  redis.call('XTRIM', log, 'MINID', string.format('%d', seq + 1))
+  redis.call('HSET', state, 'trimmed', string.format('%d', seq), 'bytes', string.format('%d', math.max(held, 0)))
+end
+-- Pops up to `max` messages of listener `id`'s queue numbered at most
+-- `upto`, keeping them in its replay window (`window` entries, `max_bytes`
+-- bytes, oldest out first, the highest evicted number recorded).
+-- k = {queue, window list, evicted, bytes, dbytes} → the envelopes.
+local function take_queue(k, id, max, upto, window, max_bytes)
+  local head = redis.call('LRANGE', k[1], 0, max - 1)
+  local n = 0
+  while n < #head and seq_of(head[n + 1]) <= upto do n = n + 1 end
+  if n == 0 then return {} end
+  local items = redis.call('LPOP', k[1], n)
+  if redis.call('LLEN', k[1]) == 0 then
+    redis.call('HDEL', k[4], id)
+  else
+    add_bytes(k[4], id, -sizes(items))
+  end
+  local last
+  if window > 0 then
+    redis.call('RPUSH', k[2], unpack(items))
+    local len = redis.call('LLEN', k[2])
+    local held = redis.call('HINCRBY', k[5], id, string.format('%d', sizes(items)))
+    -- Oldest out until within both bounds; the byte count needs the sizes
+    -- of what leaves, hence LPOP rather than LTRIM.
+    if len > window then
+      local gone = redis.call('LPOP', k[2], len - window)
+      held, len, last = held - sizes(gone), window, gone[#gone]
+    end
+    while len > 0 and held > max_bytes do
+      last = redis.call('LPOP', k[2])
+      held, len = held - size_of(last), len - 1
+    end
+    if held > 0 then
+      redis.call('HSET', k[5], id, string.format('%d', held))
+    else
+      redis.call('HDEL', k[5], id)
+    end
+  else
+    last = items[#items]
+  end
+  if last then redis.call('HSET', k[3], id, string.format('%d', seq_of(last))) end
+  return items
+end
+-- Merges `a` and `b`, envelopes sorted by number, oldest first, up to
+-- `max`; also returns how many came from each.
+local function merge(a, b, max)
+  local out, i, j = {}, 1, 1
+  while #out < max and (i <= #a or j <= #b) do
+    if j > #b or (i <= #a and seq_of(a[i]) < seq_of(b[j])) then
+      out[#out + 1] = a[i]
+      i = i + 1
+    else
+      out[#out + 1] = b[j]
+      j = j + 1
+    end
+  end
+  return out, i - 1, j - 1
+end
+-- Puts `envelopes` (sorted by number) into listener `id`'s queue, merged
+-- by number with what it holds (a queue is sorted by number: the merge
+-- keeps it so), and counts their bytes.
+local function merge_into_queue(base, id, envelopes)
+  if #envelopes == 0 then return end
+  local queue = base .. ':q:' .. id
+  local held = redis.call('LRANGE', queue, 0, -1)
+  local merged = merge(held, envelopes, #held + #envelopes)
+  redis.call('DEL', queue)
+  for c = 1, #merged, 1000 do
+    redis.call('RPUSH', queue, unpack(merged, c, math.min(c + 999, #merged)))
+  end
+  add_bytes(base .. ':bytes', id, sizes(envelopes))
+end
+-- Before listener `id`'s subscriptions change from `old` (JSON, '' for
+-- none): the change takes a number of the channel's sequence, the point
+-- where it takes effect. The broadcasts logged after the listener's cursor
+-- were sent while `old` held, so those `old` reaches move into its queue
+-- (numbers kept, merged in order), and its cursor moves to the change's
+-- number: later broadcasts meet the new set. A take in flight with the old
+-- set fails its compare on the cursor; `u` tells nodes to read the set again.
+local function settle(base, notify, id, old)
+  local cursor = tonumber(redis.call('HGET', base .. ':cursor', id) or '0')
+  local now = next_seqs(base, 1)
+  local set, moved = lookup(old), {}
+  for _, e in ipairs(redis.call('XRANGE', base .. ':log', '(' .. string.format('%d', cursor), '+')) do
+    local f = e[2]
+    if reaches(set, f[4], f[6]) then moved[#moved + 1] = envelope(log_seq(e), f[2]) end
+  end
+  redis.call('HSET', base .. ':cursor', id, string.format('%d', now))
+  if #moved > 0 then merge_into_queue(base, id, moved) end
+  redis.call('SPUBLISH', notify, 'u ' .. id)
 end
 "#;
 
@@ -185,35 +385,54 @@ pub(crate) struct Scripts {
     /// Same keys and ARGV, with a member id in place of the listener.
     pub(crate) remove_member: Script,
     /// KEYS members, seqs, bytes; ARGV base, notify, then (listener,
-    /// capacity, max bytes, message) quadruples. → per message: seq, -1 not
-    /// a member, -2 full (capacity), -3 full (bytes).
+    /// capacity, max bytes, message) quadruples. → per message: seq (from
+    /// the channel's sequence), -1 not a member, -2 full (capacity), -3
+    /// full (bytes).
     pub(crate) dispatch_many: Script,
     /// `dispatch_many` of one message, then ARGV record, window (see
     /// `once`): remembered only when the message was queued.
     /// → {replayed 0|1, {seq, or -1, -2, -3}}.
     pub(crate) dispatch_once: Script,
-    /// KEYS members, seqs, bytes; ARGV base, message, capacity, notify, max
-    /// bytes, message type, topic ('' for none). → {delivered, {full
-    /// listener ids}}.
+    /// KEYS members; ARGV base, message, capacity, notify, max bytes,
+    /// message type, topic ('' for none). Appends one entry to the log and
+    /// trims it; → {listeners reached, {full listener ids}, its number}
+    /// (none are full unless the message alone passes the byte bound; no
+    /// number when nothing was logged).
     pub(crate) broadcast: Script,
     /// `broadcast`, then ARGV record, window (see `once`).
     /// → {replayed 0|1, {delivered, {full listener ids}}}.
     pub(crate) broadcast_once: Script,
-    /// KEYS queue, bytes; ARGV max, listener. → {envelopes}.
+    /// KEYS queue, bytes; ARGV max, listener, base. Pops up to N from the
+    /// queue and the log after the cursor, merged by number (`deliver_next`,
+    /// `pop_batch`). → {envelopes}.
     pub(crate) pop: Script,
-    /// KEYS queue, delivered, evicted, rewinds, bytes, dbytes; ARGV max,
-    /// window, listener, max bytes. → {epoch, {envelopes}}.
-    pub(crate) take: Script,
+    /// KEYS logstate; ARGV base, replay window, max bytes, then per listener (listener,
+    /// cursor expected, cursor proposed, rewind epoch expected, queue max).
+    /// Moves the cursors of a node's streams past what the node read of the
+    /// log and takes their queues up to that point. → per listener: {0}
+    /// removed; {-1, cursor, epoch, subscriptions, trimmed} moved
+    /// elsewhere; {1, cursor, epoch, {envelopes}, number of the queue's
+    /// first message left (0 none, -1 not looked at)}.
+    pub(crate) advance: Script,
+    /// KEYS logstate; ARGV base, after, count. → {channel sequence, trimmed, {{seq,
+    /// message}...}}: the log after `after`.
+    pub(crate) read_log: Script,
+    /// KEYS logstate; ARGV base, listener. → how many messages wait for it: its queue and
+    /// the log entries after its cursor that reach it.
+    pub(crate) queued: Script,
     /// KEYS queue, delivered, evicted, rewinds, bytes, dbytes; ARGV after,
-    /// listener, notify. → {restored, gap 0|1}.
+    /// listener, notify, base. → {restored, gap 0|1}.
     pub(crate) rewind: Script,
     /// KEYS queue, delivered, rewinds, bytes, dbytes; ARGV epoch, listener,
     /// notify, then (seq, envelope) pairs oldest first. → how many went back.
     pub(crate) unread: Script,
+    /// KEYS logstate; ARGV base, seq. Raises the channel's sequence to at least `seq`
+    /// (messages restored from another engine keep their numbers).
+    pub(crate) raise_seq: Script,
     /// KEYS members, running; ARGV listener, `1`|`0`, notify. → 1, or 0 when absent.
     pub(crate) set_running: Script,
     /// KEYS members, subs; ARGV base, listener, the set it must hold now
-    /// (JSON, '' for none), the set it gets. → 1 done, 0 no such
+    /// (JSON, '' for none), the set it gets, notify. → 1 done, 0 no such
     /// listener, -1 its set is another (a concurrent change: read again).
     pub(crate) set_subscriptions: Script,
     /// KEYS members, listeners, running, subs. → {ids, member ids, running
@@ -283,7 +502,7 @@ for _, id in ipairs(order) do
     end
     local n = #accepted
     if n > 0 then
-      local first = redis.call('HINCRBY', KEYS[2], id, n) - n + 1
+      local first = next_seqs(ARGV[1], n)
       local envelopes = {}
       for k, i in ipairs(accepted) do
         envelopes[k] = envelope(first + k - 1, ARGV[i + 3])
@@ -295,100 +514,71 @@ for _, id in ipairs(order) do
       add_bytes(KEYS[3], id, added)
       -- Only a push onto an empty queue can find a consumer asleep: one
       -- that is awake drains until it sees the queue empty.
-      if len == 0 then redis.call('PUBLISH', ARGV[2], 'm ' .. id) end
+      -- The last number tells a node whether its log feed must read on
+      -- before this message can be merged in order.
+      if len == 0 then
+        redis.call('SPUBLISH', ARGV[2], 'm ' .. id .. ' ' .. string.format('%d', first + n - 1))
+      end
     end
   end
 end
 return results
 "#;
 
-/// See [`Scripts::broadcast`]. The audience: every member while no
-/// listener filters; otherwise the listeners without subscriptions, then
+/// See [`Scripts::broadcast`]. One entry in the channel's log, whatever
+/// the audience: nodes read it once each and fan it out in process. The
+/// audience is only counted (for the answer): every member while no
+/// listener filters; otherwise the listeners without subscriptions plus
 /// those in the index sets of the message's type under no filter and under
-/// each filter that matches its topic (the topic itself and its prefixes
-/// ending just before or after each `.`: eric-core's
-/// `Topic::matching_filters`), each once. Listeners whose filters do not
-/// match cost nothing.
+/// each filter that matches its topic, each once (`SINTERCARD` settles the
+/// common two-set case; more sets are united).
 const BROADCAST: &str = r#"
-local ids
-local filtered = redis.call('EXISTS', ARGV[1] .. ':subs') == 1
+local base, message, t, topic = ARGV[1], ARGV[2], ARGV[6], ARGV[7]
+local capacity, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[5])
+local filtered = redis.call('EXISTS', base .. ':subs') == 1
+local count, sets = 0, {}
 if not filtered then
-  ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+  count = redis.call('ZCARD', KEYS[1])
 else
-  ids = redis.call('ZRANGE', ARGV[1] .. ':open', 0, -1)
-  local x, topic, seen = ARGV[1] .. ':x:' .. ARGV[6] .. '\n', ARGV[7], {}
-  local function reach(filter)
-    for _, id in ipairs(redis.call('SMEMBERS', x .. filter)) do
-      if not seen[id] then
-        seen[id] = true
-        ids[#ids + 1] = id
-      end
-    end
+  count = redis.call('ZCARD', base .. ':open')
+  local x = base .. ':x:' .. t .. '\n'
+  local candidates = filters_of(topic)
+  table.insert(candidates, 1, '')
+  for _, f in ipairs(candidates) do
+    if redis.call('SCARD', x .. f) > 0 then sets[#sets + 1] = x .. f end
   end
-  reach('')
-  if topic ~= '' then
-    local byte, n = string.byte, #topic
-    for i = 1, n do
-      if byte(topic, i) == 46 then
-        if i > 1 and byte(topic, i - 1) ~= 46 then reach(string.sub(topic, 1, i - 1)) end
-        if i < n then reach(string.sub(topic, 1, i)) end
-      end
-    end
-    reach(topic)
+  if #sets == 1 then
+    count = count + redis.call('SCARD', sets[1])
+  elseif #sets == 2 then
+    count = count + redis.call('SCARD', sets[1]) + redis.call('SCARD', sets[2])
+      - redis.call('SINTERCARD', 2, sets[1], sets[2])
+  elseif #sets > 2 then
+    count = count + #redis.call('SUNION', unpack(sets))
   end
 end
-local call, format = redis.call, string.format
-local capacity, prefix = tonumber(ARGV[3]), ARGV[1] .. ':q:'
-local size, max_bytes = #ARGV[2], tonumber(ARGV[5])
-local head, tail = '{"seq":', ',"message":' .. ARGV[2] .. '}'
-local delivered, full, woke, counters, totals = 0, {}, {}, {}, {}
-for c = 1, #ids, 1000 do
-  local last = math.min(c + 999, #ids)
-  -- One HMGET and one HSET per thousand listeners, not an HINCRBY each.
-  local seqs = call('HMGET', KEYS[2], unpack(ids, c, last))
-  local held = call('HMGET', KEYS[3], unpack(ids, c, last))
-  for j = c, last do
-    local id = ids[j]
-    local bytes = (tonumber(held[j - c + 1]) or 0) + size
-    if bytes > max_bytes then
-      full[#full + 1] = id
-    else
-      local seq = format('%d', (tonumber(seqs[j - c + 1]) or 0) + 1)
-      local queue = prefix .. id
-      -- Push first and undo when over capacity: a full queue is the rare
-      -- case, and this saves an LLEN per listener.
-      local len = call('RPUSH', queue, head .. seq .. tail)
-      if len > capacity then
-        call('RPOP', queue)
-        full[#full + 1] = id
-      else
-        counters[#counters + 1] = id
-        counters[#counters + 1] = seq
-        totals[#totals + 1] = id
-        totals[#totals + 1] = format('%d', bytes)
-        if len == 1 then woke[#woke + 1] = id end
-        delivered = delivered + 1
-      end
-    end
-  end
-end
-for c = 1, #counters, 1000 do
-  call('HSET', KEYS[2], unpack(counters, c, math.min(c + 999, #counters)))
-  call('HSET', KEYS[3], unpack(totals, c, math.min(c + 999, #totals)))
-end
--- Every member reached: one word wakes them all. A filtered audience is
--- named, so the streams of listeners it did not reach stay asleep rather
--- than each waking to find its queue empty.
-if #woke > 0 then
-  if filtered then
-    for c = 1, #woke, 1000 do
-      call('PUBLISH', ARGV[4], 'w ' .. table.concat(woke, ' ', c, math.min(c + 999, #woke)))
-    end
+if count == 0 then return {0, {}, false} end
+-- A message larger than the byte bound fits no listener: refused for all,
+-- named as full (the rare case pays for listing them).
+if #message > max_bytes then
+  local ids
+  if not filtered then
+    ids = redis.call('ZRANGE', KEYS[1], 0, -1)
   else
-    call('PUBLISH', ARGV[4], 'b')
+    ids = redis.call('ZRANGE', base .. ':open', 0, -1)
+    if #sets > 0 then
+      for _, id in ipairs(redis.call('SUNION', unpack(sets))) do ids[#ids + 1] = id end
+    end
   end
+  return {0, ids, false}
 end
-return {delivered, full}
+local seq = next_seqs(base, 1)
+local state = base .. ':logstate'
+local n = redis.call('HINCRBY', state, 'count', 1)
+redis.call('XADD', base .. ':log', string.format('%d-0', seq), 'm', message, 't', t, 'p', topic, 'n', string.format('%d', n))
+redis.call('HINCRBY', state, 'bytes', #message)
+trim_log(base, capacity, max_bytes)
+redis.call('SPUBLISH', ARGV[4], 'b ' .. string.format('%d', seq))
+return {count, {}, seq}
 "#;
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -398,10 +588,12 @@ local base = ARGV[6]
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   if ARGV[4] == 'new' then return {0, redis.call('HGET', KEYS[2], ARGV[1])} end
   if ARGV[8] == '1' then
-    set_subs(base, ARGV[1], redis.call('HGET', base .. ':subs', ARGV[1]) or '', ARGV[7])
+    local old = redis.call('HGET', base .. ':subs', ARGV[1]) or ''
+    if old ~= ARGV[7] then settle(base, ARGV[5], ARGV[1], old) end
+    set_subs(base, ARGV[1], old, ARGV[7])
   end
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-  redis.call('PUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
+  redis.call('SPUBLISH', ARGV[5], 's ' .. ARGV[1] .. ' ' .. ARGV[3])
   return {1, redis.call('HGET', KEYS[2], ARGV[1])}
 end
 local score = redis.call('INCR', KEYS[4])
@@ -409,6 +601,7 @@ redis.call('ZADD', KEYS[1], score, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 add_subs(base, ARGV[1], score, ARGV[7])
+place(base, ARGV[1])
 return {2, ARGV[2]}
 "#,
     ),
@@ -433,44 +626,127 @@ return false
     broadcast_once: once(BROADCAST, "function() return true end"),
     pop: script(
         r#"
-local items = redis.call('LPOP', KEYS[1], ARGV[1])
-if not items then return {} end
-popped(KEYS[2], ARGV[2], items, tonumber(ARGV[1]))
-return items
+local base, id, max = ARGV[3], ARGV[2], tonumber(ARGV[1])
+last_seq(base)
+local cursor = tonumber(redis.call('HGET', base .. ':cursor', id) or '0')
+-- A pull cannot carry a gap notice: it starts after what was trimmed.
+cursor = math.max(cursor, tonumber(redis.call('HGET', base .. ':logstate', 'trimmed') or '0'))
+local set = lookup(redis.call('HGET', base .. ':subs', id) or '')
+-- The log entries this listener receives after its cursor, at most `max`;
+-- `walked` is the last entry looked at.
+local found, walked, from = {}, cursor, cursor
+while #found < max do
+  local batch = redis.call('XRANGE', base .. ':log', '(' .. string.format('%d', from), '+', 'COUNT', max)
+  if #batch == 0 then break end
+  for _, e in ipairs(batch) do
+    from = log_seq(e)
+    if reaches(set, e[2][4], e[2][6]) then
+      if #found == max then break end
+      found[#found + 1] = envelope(from, e[2][2])
+    end
+    walked = from
+  end
+end
+local queued = redis.call('LRANGE', KEYS[1], 0, max - 1)
+local out, from_queue, from_log = merge(queued, found, max)
+-- The cursor passes every entry looked at, except the first one found but
+-- not taken.
+if from_log < #found then walked = seq_of(found[from_log + 1]) - 1 end
+if walked > cursor then redis.call('HSET', base .. ':cursor', id, string.format('%d', walked)) end
+if from_queue > 0 then
+  local items = redis.call('LPOP', KEYS[1], from_queue)
+  if redis.call('LLEN', KEYS[1]) == 0 then
+    redis.call('HDEL', KEYS[2], id)
+  else
+    add_bytes(KEYS[2], id, -sizes(items))
+  end
+end
+return out
 "#,
     ),
-    take: script(
+    advance: script(
         r#"
-local epoch = tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')
-local items = redis.call('LPOP', KEYS[1], ARGV[1])
-if not items then return {epoch, {}} end
-popped(KEYS[5], ARGV[3], items, tonumber(ARGV[1]))
-local window, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[4])
-local last
-if window > 0 then
-  redis.call('RPUSH', KEYS[2], unpack(items))
-  local len = redis.call('LLEN', KEYS[2])
-  local held = redis.call('HINCRBY', KEYS[6], ARGV[3], string.format('%d', sizes(items)))
-  -- Oldest out until within both bounds; the byte count needs the sizes
-  -- of what leaves, hence LPOP rather than LTRIM.
-  if len > window then
-    local gone = redis.call('LPOP', KEYS[2], len - window)
-    held, len, last = held - sizes(gone), window, gone[#gone]
+local base, window, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+last_seq(base)
+local ids = {}
+for i = 4, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+-- Read once per listener of the batch, in chunks that `unpack` allows.
+local members, cursors, epochs = {}, {}, {}
+for c = 1, #ids, 4000 do
+  local last = math.min(c + 3999, #ids)
+  local m = redis.call('HMGET', base .. ':listeners', unpack(ids, c, last))
+  local k = redis.call('HMGET', base .. ':cursor', unpack(ids, c, last))
+  local r = redis.call('HMGET', base .. ':rewinds', unpack(ids, c, last))
+  for j = c, last do
+    members[j], cursors[j], epochs[j] = m[j - c + 1], k[j - c + 1], r[j - c + 1] or '0'
   end
-  while len > 0 and held > max_bytes do
-    last = redis.call('LPOP', KEYS[2])
-    held, len = held - size_of(last), len - 1
-  end
-  if held > 0 then
-    redis.call('HSET', KEYS[6], ARGV[3], string.format('%d', held))
-  else
-    redis.call('HDEL', KEYS[6], ARGV[3])
-  end
-else
-  last = items[#items]
 end
-if last then redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', seq_of(last))) end
-return {epoch, items}
+local trimmed = redis.call('HGET', base .. ':logstate', 'trimmed') or '0'
+local results, moved = {}, {}
+for n, id in ipairs(ids) do
+  local i = 4 + (n - 1) * 5
+  if not members[n] then
+    results[n] = {0}
+  elseif cursors[n] ~= ARGV[i + 1] or epochs[n] ~= ARGV[i + 3] then
+    -- Moved elsewhere (another stream, a pull, a rewind, a subscription
+    -- change): the node reads the listener's state again.
+    results[n] = {-1, cursors[n] or '0', epochs[n], redis.call('HGET', base .. ':subs', id) or '', trimmed}
+  else
+    local upto, max = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 4])
+    local items, head = {}, -1
+    if max > 0 then
+      local keys = {base .. ':q:' .. id, base .. ':d:' .. id, base .. ':evicted', base .. ':bytes', base .. ':dbytes'}
+      items = take_queue(keys, id, max, upto, window, max_bytes)
+      -- The number of the first message left (0: none). Stopped at `max`
+      -- before `upto`: the log is taken only up to it, so nothing passes
+      -- out of order. Beyond `upto`: the node reads the log that far first.
+      local next = redis.call('LINDEX', keys[1], 0)
+      head = next and seq_of(next) or 0
+      if head > 0 and head <= upto then upto = math.max(tonumber(ARGV[i + 1]), head - 1) end
+    end
+    moved[#moved + 1] = id
+    moved[#moved + 1] = string.format('%d', upto)
+    results[n] = {1, moved[#moved], epochs[n], items, head}
+  end
+end
+for c = 1, #moved, 8000 do
+  redis.call('HSET', base .. ':cursor', unpack(moved, c, math.min(c + 7999, #moved)))
+end
+return results
+"#,
+    ),
+    read_log: script(
+        r#"
+local state = redis.call('HMGET', ARGV[1] .. ':logstate', 'seq', 'trimmed')
+local entries = {}
+if ARGV[3] ~= '0' then
+  entries = redis.call('XRANGE', ARGV[1] .. ':log', '(' .. ARGV[2], '+', 'COUNT', ARGV[3])
+end
+local out = {}
+for _, e in ipairs(entries) do out[#out + 1] = {log_seq(e), e[2][2]} end
+return {state[1] or '0', state[2] or '0', out}
+"#,
+    ),
+    queued: script(
+        r#"
+local base, id = ARGV[1], ARGV[2]
+last_seq(base)
+local len = redis.call('LLEN', base .. ':q:' .. id)
+local cursor = tonumber(redis.call('HGET', base .. ':cursor', id) or '0')
+cursor = math.max(cursor, tonumber(redis.call('HGET', base .. ':logstate', 'trimmed') or '0'))
+local log, after = base .. ':log', '(' .. string.format('%d', cursor)
+local json = redis.call('HGET', base .. ':subs', id) or ''
+if json == '' then
+  -- Every entry reaches it: the count fields give the number at once.
+  local first = redis.call('XRANGE', log, after, '+', 'COUNT', 1)[1]
+  if not first then return len end
+  return len + tonumber(redis.call('HGET', base .. ':logstate', 'count')) - tonumber(first[2][8]) + 1
+end
+local set = lookup(json)
+for _, e in ipairs(redis.call('XRANGE', log, after, '+')) do
+  if reaches(set, e[2][4], e[2][6]) then len = len + 1 end
+end
+return len
 "#,
     ),
     rewind: script(
@@ -487,11 +763,24 @@ if #back > 0 then
   local moved = sizes(back)
   add_bytes(KEYS[5], ARGV[2], moved)
   add_bytes(KEYS[6], ARGV[2], -moved)
-  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
+  redis.call('SPUBLISH', ARGV[3], 'm ' .. ARGV[2] .. ' 0')
 end
 redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
-local evicted = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-return {#back, after < evicted and 1 or 0}
+local gap = after < tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+-- The log: read again from `after` (never from before the listener
+-- existed, never past what it was handed); entries trimmed after that
+-- point are a gap, and reading starts past them.
+local base = ARGV[4]
+last_seq(base)
+local since = tonumber(redis.call('HGET', base .. ':since', ARGV[2]) or '0')
+local cursor = tonumber(redis.call('HGET', base .. ':cursor', ARGV[2]) or '0')
+local trimmed = tonumber(redis.call('HGET', base .. ':logstate', 'trimmed') or '0')
+local at = math.max(since, math.min(after, cursor))
+if at < trimmed then
+  gap, at = true, trimmed
+end
+redis.call('HSET', base .. ':cursor', ARGV[2], string.format('%d', at))
+return {#back, gap and 1 or 0}
 "#,
     ),
     unread: script(
@@ -516,16 +805,24 @@ add_bytes(KEYS[5], ARGV[2], -left)
 if #back > 0 then
   push_front(KEYS[1], back)
   add_bytes(KEYS[4], ARGV[2], sizes(back))
-  redis.call('PUBLISH', ARGV[3], 'm ' .. ARGV[2])
+  redis.call('SPUBLISH', ARGV[3], 'm ' .. ARGV[2] .. ' 0')
 end
 return #back
+"#,
+    ),
+    raise_seq: script(
+        r#"
+if last_seq(ARGV[1]) < tonumber(ARGV[2]) then
+  redis.call('HSET', ARGV[1] .. ':logstate', 'seq', ARGV[2])
+end
+return 1
 "#,
     ),
     set_running: script(
         r#"
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
+redis.call('SPUBLISH', ARGV[3], 's ' .. ARGV[1] .. ' ' .. ARGV[2])
 return 1
 "#,
     ),
@@ -533,6 +830,7 @@ return 1
         r#"
 if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
 if (redis.call('HGET', KEYS[2], ARGV[2]) or '') ~= ARGV[3] then return -1 end
+if ARGV[3] ~= ARGV[4] then settle(ARGV[1], ARGV[5], ARGV[2], ARGV[3]) end
 set_subs(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1
 "#,
@@ -564,10 +862,11 @@ for i = 3, #ARGV, 4 do
     redis.call('ZADD', KEYS[1], score, id)
     redis.call('HSET', KEYS[2], id, connection)
     add_subs(ARGV[2], id, score, ARGV[i + 3])
+    place(ARGV[2], id)
   end
   if redis.call('HGET', KEYS[3], id) ~= running then
     redis.call('HSET', KEYS[3], id, running)
-    redis.call('PUBLISH', ARGV[1], 's ' .. id .. ' ' .. running)
+    redis.call('SPUBLISH', ARGV[1], 's ' .. id .. ' ' .. running)
   end
 end
 return 1
@@ -591,8 +890,9 @@ for _, json in ipairs(redis.call('HVALS', ARGV[1] .. ':subs')) do
   for c = 1, #keys, 1000 do redis.call('DEL', unpack(keys, c, math.min(c + 999, #keys))) end
 end
 redis.call('DEL', ARGV[1] .. ':subs', ARGV[1] .. ':open')
+redis.call('DEL', ARGV[1] .. ':log', ARGV[1] .. ':logstate', ARGV[1] .. ':cursor', ARGV[1] .. ':since')
 redis.call('DEL', unpack(KEYS))
-redis.call('PUBLISH', ARGV[2], 'x')
+redis.call('SPUBLISH', ARGV[2], 'x')
 return #ids
 "#,
     ),

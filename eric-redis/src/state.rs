@@ -4,7 +4,9 @@
 //! running flag) and queue handles (their wake-ups) live on each node. This
 //! cache is shared by every `Channel` object of the channel on the node and
 //! reached by the pub/sub subscriber, which keeps it current: removals close
-//! queues (ending streams), flag changes reach listener objects.
+//! queues (ending streams), flag changes reach listener objects, broadcasts
+//! go to the channel's feed (read by one task per channel, which wakes the
+//! streams the new entries reach).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +17,10 @@ use tokio::sync::broadcast;
 
 use eric_core::{ChannelId, ListenerId, Queue, Result};
 
+use crate::advance::Advancer;
 use crate::batch::Dispatcher;
 use crate::client::Client;
+use crate::feed::Feed;
 use crate::keys::ChannelKeys;
 use crate::lease::Leases;
 use crate::notify::{Notifier, WakeTarget};
@@ -45,6 +49,10 @@ pub(crate) struct ChannelState {
     pub(crate) channel: ChannelId,
     pub(crate) keys: Arc<ChannelKeys>,
     pub(crate) dispatcher: Arc<Dispatcher>,
+    /// The channel's broadcast log as this node reads it.
+    pub(crate) feed: Arc<Feed>,
+    /// Combines the takes of this channel's streams here.
+    pub(crate) advancer: Arc<Advancer>,
     cache: Mutex<Cache>,
     /// Counts changes to cached flags (see `Cached::changed`).
     changes: AtomicU64,
@@ -71,6 +79,12 @@ impl ChannelState {
                 channel.clone(),
                 keys.clone(),
             )),
+            feed: Arc::new(Feed::new(client.clone(), keys.base.clone())),
+            advancer: Arc::new(Advancer::new(
+                client.clone(),
+                channel.clone(),
+                keys.base.clone(),
+            )),
             client,
             channel,
             keys,
@@ -80,6 +94,36 @@ impl ChannelState {
             leases,
             deletions,
         }
+    }
+
+    /// Starts the task that reads the log when notifications announce
+    /// entries, while some stream here reads it, and wakes the streams the
+    /// new entries reach (and only those). It ends with the state.
+    pub(crate) fn start_feed(this: &Arc<Self>) {
+        let state = Arc::downgrade(this);
+        let feed = this.feed.clone();
+        tokio::spawn(async move {
+            loop {
+                feed.changed.notified().await;
+                if feed.is_closed() {
+                    return;
+                }
+                if !feed.has_readers() {
+                    continue;
+                }
+                if let Err(error) = feed.catch_up(feed.announced()).await {
+                    // Streams read on their own takes and retry from there.
+                    tracing::debug!(%error, "reading the broadcast log failed");
+                }
+                let Some(state) = state.upgrade() else { return };
+                for cached in state.cache().values() {
+                    let queue = cached.member.queue();
+                    if queue.wants() {
+                        queue.wakeup().notify_one();
+                    }
+                }
+            }
+        });
     }
 
     // Map operations cannot leave the cache half-changed: poison is harmless.
@@ -139,6 +183,24 @@ impl ChannelState {
         }
     }
 
+    /// `listener`'s list got message `seq` through this node: a take here
+    /// after that must find it, without waiting for the notification.
+    pub(crate) fn queued(&self, listener: &ListenerId, seq: u64) {
+        self.feed.announce(seq);
+        if let Some(member) = self.cached(listener) {
+            member.queue().queue_changed();
+        }
+    }
+
+    /// `listener`'s subscriptions changed through this node: its streams
+    /// here read them again on their next take, without waiting for `u`.
+    pub(crate) fn resubscribed(&self, listener: &ListenerId) {
+        if let Some(member) = self.cached(listener) {
+            member.queue().forget();
+            member.queue().wakeup().notify_one();
+        }
+    }
+
     /// Forgets a listener removed elsewhere and ends its streams here.
     pub(crate) fn evict(&self, listener: &ListenerId) {
         if let Some(member) = self.take(listener) {
@@ -153,14 +215,28 @@ impl ChannelState {
         let listener = |segment: &str| ListenerId::from_key_segment(segment).ok();
         match kind {
             "m" => {
-                if let Some(c) = listener(rest).and_then(|l| self.cached(&l)) {
+                let (l, seq) = rest.split_once(' ').unwrap_or((rest, "0"));
+                // Its number: the feed reads the log that far before the
+                // message is merged with the broadcasts below it.
+                if let Ok(seq) = seq.parse() {
+                    self.feed.announce(seq);
+                }
+                if let Some(c) = listener(l).and_then(|l| self.cached(&l)) {
+                    c.queue().queue_changed();
                     c.queue().wakeup().notify_one();
                 }
             }
-            "b" => self.wake_all(false),
-            "w" => {
-                for c in rest.split(' ').filter_map(|l| self.cached(&listener(l)?)) {
-                    c.queue().wakeup().notify_one();
+            // Its subscriptions changed (and its list may have grown): the
+            // next take reads both again.
+            "u" => {
+                if let Some(l) = listener(rest) {
+                    self.resubscribed(&l);
+                }
+            }
+            // The feed's task reads the entry and wakes whom it reaches.
+            "b" => {
+                if let Ok(seq) = rest.parse() {
+                    self.feed.announce(seq);
                 }
             }
             "r" => {
@@ -186,16 +262,10 @@ impl ChannelState {
         }
     }
 
-    /// Wakes the streams of this channel on this node; `all` wakes every
-    /// waiter (a re-check), otherwise one per listener (a new message).
-    pub(crate) fn wake_all(&self, all: bool) {
+    /// Wakes every stream of this channel on this node, to look again.
+    fn wake_all(&self) {
         for cached in self.cache().values() {
-            let wakeup = cached.member.queue().wakeup();
-            if all {
-                wakeup.notify_all();
-            } else {
-                wakeup.notify_one();
-            }
+            cached.member.queue().wakeup().notify_all();
         }
     }
 
@@ -214,6 +284,14 @@ impl ChannelState {
     /// costs nothing, as only holders of records listen.
     pub(crate) async fn revalidate(&self) {
         if !self.cache().is_empty() {
+            // Notifications may have been missed: every queue looks at its
+            // list and its place again, and the feed reads on.
+            for cached in self.cache().values() {
+                cached.member.queue().forget();
+            }
+            if let Err(error) = self.feed.refresh().await {
+                tracing::warn!(channel = %self.channel, %error, "reading the broadcast log failed");
+            }
             let read_at = self.changes.load(Ordering::Acquire);
             match self.members().await {
                 Ok(members) => self.apply(members, read_at),
@@ -221,7 +299,7 @@ impl ChannelState {
                     tracing::warn!(channel = %self.channel, %error, "revalidation failed")
                 }
             }
-            self.wake_all(true);
+            self.wake_all();
         }
         // After the membership: whoever acts on the notice finds the
         // listeners already settled.
@@ -300,6 +378,7 @@ impl WakeTarget for ChannelState {
 
 impl Drop for ChannelState {
     fn drop(&mut self) {
+        self.feed.close();
         // Lets the subscriber drop this channel's subscription.
         self.notifier.changed();
     }
@@ -339,6 +418,8 @@ mod tests {
         let queue = RedisQueue::new(
             state.client.clone(),
             state.dispatcher.clone(),
+            state.feed.clone(),
+            state.advancer.clone(),
             state.keys.clone(),
             state.channel.clone(),
             id.clone(),
@@ -365,25 +446,5 @@ mod tests {
         // A listener missing from a fresh view was removed: it is closed.
         state.apply(vec![], state.changes.load(Ordering::Acquire));
         assert!(state.cached(&id).is_none());
-    }
-
-    /// A filtered broadcast names whom it woke: only their streams wake.
-    #[tokio::test]
-    async fn a_named_wake_up_wakes_only_the_listeners_named() {
-        use futures_util::FutureExt;
-        let state = state();
-        let ids: Vec<ListenerId> = ["a", "b", "c"].iter().map(|i| i.parse().unwrap()).collect();
-        for id in &ids {
-            state.insert(cached(&state, id), true);
-        }
-        state.on_notification("w a c unknown");
-        let woken = |id: &ListenerId| {
-            let member = state.cached(id).unwrap();
-            member.queue().wakeup().armed().now_or_never().is_some()
-        };
-        assert_eq!(
-            ids.iter().map(woken).collect::<Vec<_>>(),
-            [true, false, true]
-        );
     }
 }

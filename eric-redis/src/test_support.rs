@@ -15,19 +15,30 @@
 //! With none of them, [`TestRedis::start`] panics saying what to install:
 //! a suite that silently runs nothing would pass in CI.
 //!
+//! [`TestRedis::start_cluster`] starts a private three-primary Redis
+//! Cluster instead, and [`TestSentinel`] a primary, its replica and three
+//! sentinels watching them.
+//!
 //! ## Layout
 //!
 //! - this file: [`TestRedis`], choosing the source.
 //! - `server`: the private `redis-server` (process actor, readiness, log).
+//! - `cluster`: the private Redis Cluster.
+//! - `sentinel`: [`TestSentinel`].
 //! - `docker`: the testcontainers source.
 
+mod cluster;
 #[cfg(feature = "docker")]
 mod docker;
+mod sentinel;
 mod server;
+
+pub use sentinel::TestSentinel;
 
 use std::fmt;
 
 use crate::RedisConfig;
+use cluster::LocalCluster;
 use server::LocalServer;
 
 const HOW_TO_FIX: &str = "no Redis server for tests: install redis-server \
@@ -48,6 +59,7 @@ pub struct TestRedis {
 enum Backend {
     External,
     Local(LocalServer),
+    Cluster(LocalCluster),
     #[cfg(feature = "docker")]
     Docker {
         /// Owned only to keep the container up: dropping it removes it.
@@ -63,6 +75,9 @@ impl fmt::Debug for TestRedis {
             d.field("dir", &server.dir.path())
                 .field("durable", &server.durable)
                 .field("running", &server.process.is_some());
+        }
+        if let Backend::Cluster(cluster) = &self.backend {
+            d.field("nodes", &cluster.urls());
         }
         d.finish()
     }
@@ -136,6 +151,28 @@ impl TestRedis {
         Self::spawn_local(false).await
     }
 
+    /// A private three-primary Redis Cluster (`redis-server
+    /// --cluster-enabled yes` joined by `redis-cli --cluster create`),
+    /// whatever `REDIS_URL` says. [`TestRedis::url`] names one node (eric
+    /// finds the others); [`TestRedis::urls`] names them all.
+    ///
+    /// # Panics
+    ///
+    /// Without `redis-server` and `redis-cli` binaries (`REDIS_SERVER_BIN`,
+    /// `REDIS_CLI_BIN`), and when the cluster fails to form.
+    pub async fn start_cluster() -> Self {
+        match LocalCluster::start().await {
+            Ok(cluster) => Self {
+                url: cluster.urls()[0].clone(),
+                backend: Backend::Cluster(cluster),
+            },
+            Err(e) => panic!(
+                "a private Redis Cluster needs redis-server: install it or set \
+                 REDIS_SERVER_BIN ({e})"
+            ),
+        }
+    }
+
     /// A testcontainers Redis whatever else is available (feature
     /// `docker`): the third source, tested on its own where Docker runs.
     ///
@@ -174,9 +211,26 @@ impl TestRedis {
         }
     }
 
-    /// The server's URL (`redis://host:port`).
+    /// The server's URL (`redis://host:port`); for a cluster, one node's.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Every server's URL: the one server's, or each cluster node's.
+    pub fn urls(&self) -> Vec<String> {
+        match &self.backend {
+            Backend::Cluster(cluster) => cluster.urls(),
+            _ => vec![self.url.clone()],
+        }
+    }
+
+    /// For a cluster, every node's URL comma-separated (each a seed eric may
+    /// start from); otherwise [`TestRedis::url`].
+    pub fn seeds(&self) -> String {
+        match &self.backend {
+            Backend::Cluster(cluster) => cluster.url(),
+            _ => self.url.clone(),
+        }
     }
 
     /// A key prefix no other caller gets (`t-<uuid>`), so tests sharing one
@@ -191,12 +245,13 @@ impl TestRedis {
         RedisConfig::with_url(self.url.clone()).with_prefix(self.unique_prefix())
     }
 
-    /// How the server was obtained: `"external"`, `"local-binary"` or
-    /// `"docker"`.
+    /// How the server was obtained: `"external"`, `"local-binary"`,
+    /// `"local-cluster"` or `"docker"`.
     pub fn source(&self) -> &'static str {
         match self.backend {
             Backend::External => "external",
             Backend::Local(_) => "local-binary",
+            Backend::Cluster(_) => "local-cluster",
             #[cfg(feature = "docker")]
             Backend::Docker { .. } => "docker",
         }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use eric_core::channel::RawAdapter;
 use eric_core::testing::within;
 use eric_core::{Channel, ChannelSettings, StreamItem};
@@ -44,19 +46,14 @@ async fn a_dead_nodes_watch_listener_is_removed_by_another_node_when_its_lease_l
 
     // Every node hears the removal notice (`r <listener>`), so this node's
     // streams of the orphan would end: await that notice.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut notices = client.get_async_pubsub().await.unwrap();
-    notices
-        .subscribe(format!("{}:{{c}}:notify", config.prefix))
-        .await
-        .unwrap();
+    let notify = format!("{}:{{c}}:notify", config.prefix);
+    let (_subscriber, mut notices) = common::sharded_notices(redis.url(), &notify).await;
     let alive = RedisEngine::connect(config).unwrap();
     let on_alive = channel(&alive);
     let removal = format!("r {}", temporary[0].key_segment());
-    let mut notices = notices.on_message();
     within("the lapsed listener's removal", async {
-        while let Some(msg) = notices.next().await {
-            if msg.get_payload::<String>().unwrap() == removal {
+        while let Some(payload) = notices.recv().await {
+            if payload == removal {
                 return;
             }
         }

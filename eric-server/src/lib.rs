@@ -123,6 +123,7 @@ impl Server {
             }
             Some(redis) => {
                 let engine = RedisEngine::with_observer(redis, metrics.clone())?;
+                check_redis(&engine).await?;
                 warn_if_evicting(&engine).await;
                 Broker::new(engine, defaults)
             }
@@ -200,6 +201,20 @@ fn raise_file_limit() {
     match rlimit::increase_nofile_limit(WANTED_FILES) {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
+}
+
+/// Refuses to start on a Redis older than 7.0 (the scripts notify through
+/// sharded pub/sub); a Redis that does not answer yet is waited for, as
+/// before: the node starts, and readiness says so.
+async fn check_redis(engine: &RedisEngine) -> Result<()> {
+    match engine.check_server().await {
+        Err(e @ eric_redis::Error::UnsupportedServer { .. }) => Err(e.into()),
+        Err(error) => {
+            tracing::warn!(%error, "Redis does not answer yet; starting anyway");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
     }
 }
 

@@ -41,13 +41,25 @@ fn typed_settings_still_parse_from_text() {
             ("ERIC__HTTP__CORS_ORIGINS", r#"["https://app.example"]"#),
             ("ERIC__CHANNELS__STREAM_DELAY_SECONDS", "0.5"),
             ("ERIC__REDIS__POOL_SIZE", "8"),
+            (
+                "ERIC__REDIS__SENTINELS",
+                r#"["redis://s1:26379", "redis://s2:26379"]"#,
+            ),
+            ("ERIC__REDIS__MASTER_NAME", "main"),
+            ("ERIC__REDIS__WAIT_REPLICAS", "1"),
         ]),
     )
     .unwrap();
     assert_eq!(config.http.keep_alive_secs, 7);
     assert_eq!(config.http.addr.port(), 9000);
     assert_eq!(config.http.cors_origins, ["https://app.example"]);
-    assert_eq!(config.redis.unwrap().pool_size, 8);
+    let redis = config.redis.unwrap();
+    assert_eq!(redis.pool_size, 8);
+    assert_eq!(redis.sentinels, ["redis://s1:26379", "redis://s2:26379"]);
+    assert_eq!(
+        (redis.master_name.as_str(), redis.wait_replicas),
+        ("main", 1)
+    );
 }
 
 #[test]

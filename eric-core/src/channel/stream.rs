@@ -79,8 +79,10 @@ pub enum StreamItem<T> {
         /// The hook's error.
         error: Error,
     },
-    /// A resume after `after` could not be made whole: some messages after it
-    /// left the replay window. Sent once, before the messages that remain.
+    /// Messages after `after` are lost to this listener: a resume after
+    /// `after` found some gone from the replay window, or the listener fell
+    /// further behind its channel's broadcasts than their log keeps. Sent
+    /// once, before the messages that remain.
     Gap {
         /// The `Last-Event-ID` the stream resumed from.
         after: u64,
@@ -288,6 +290,13 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
         };
         match taken {
             Ok(taken) => {
+                if let Some(after) = taken.gap {
+                    // Yielded after the messages are buffered: they follow it.
+                    self.retry = RETRY_MIN;
+                    self.epoch = taken.epoch;
+                    self.buffer.extend(taken.deliveries);
+                    return Step::Yield(StreamItem::Gap { after });
+                }
                 if !taken.deliveries.is_empty() {
                     self.retry = RETRY_MIN;
                     self.epoch = taken.epoch;
@@ -378,6 +387,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
             unsent.push(Taken {
                 deliveries: self.buffer.drain(..).collect(),
                 epoch: self.epoch,
+                gap: None,
             });
         }
         let unsent = merge_epochs(unsent);

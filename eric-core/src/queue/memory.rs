@@ -232,6 +232,7 @@ impl InMemoryQueue {
             Ok(Taken {
                 deliveries: batch,
                 epoch: state.rewinds,
+                gap: None,
             })
         })
     }

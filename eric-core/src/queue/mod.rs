@@ -67,6 +67,11 @@ pub struct Taken {
     /// the current count: after a rewind the messages may be queued again or
     /// even re-taken by another stream, so giving them back would duplicate them.
     pub epoch: u64,
+    /// Messages after this sequence number, older than `deliveries`, were
+    /// lost before anyone took them (an engine whose broadcasts a listener
+    /// can fall behind, beyond its bound, drops the oldest): the stream
+    /// says so before the messages.
+    pub gap: Option<u64>,
 }
 
 /// What [`Queue::rewind`] did.

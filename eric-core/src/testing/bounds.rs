@@ -9,6 +9,7 @@ use serde_json::json;
 use super::EngineFixture;
 use super::behaviour::{channel_with, msg, payload_of};
 use crate::channel::{Channel, ChannelSettings, RawAdapter};
+use crate::engine::{Broadcasts, Engine};
 use crate::error::{Error, QueueBound};
 use crate::id::ListenerId;
 use crate::message::Message;
@@ -107,7 +108,8 @@ pub async fn byte_bound_refuses_changes_nothing_and_pop_frees_room<F: EngineFixt
 }
 
 /// A broadcast names listeners full by bytes exactly as those full by
-/// count, and delivers to the rest.
+/// count, and delivers to the rest (an engine that logs broadcasts refuses
+/// none but a message over the bound itself, and keeps the newest).
 pub async fn broadcast_names_queues_full_by_bytes<F: EngineFixture>(f: &F) {
     let size = stored_size(&sized(10));
     let ch = channel_with(
@@ -121,6 +123,24 @@ pub async fn broadcast_names_queues_full_by_bytes<F: EngineFixture>(f: &F) {
     let b = ch.add_listener().await.unwrap();
     ch.dispatch(a.id(), sized(10)).await.unwrap();
     ch.dispatch(a.id(), sized(11)).await.unwrap();
+    if <F::Engine as Engine>::BROADCASTS == Broadcasts::Logged {
+        for n in 12..=14 {
+            let out = ch.broadcast(&sized(n)).await.unwrap();
+            assert_eq!((out.delivered, out.full.len()), (2, 0));
+        }
+        // The log keeps the newest two broadcasts within the bound.
+        assert_eq!(ch.queue_len(a.id()).await.unwrap(), 4);
+        assert_eq!(ch.queue_len(b.id()).await.unwrap(), 2);
+        ch.start_listener(b.id()).await.unwrap();
+        assert_eq!(payload_of(&ch.deliver_next(b.id()).await.unwrap()), 13);
+        // A message larger than the bound fits nobody: refused for all.
+        let huge = Message::try_new("t", json!("x".repeat(3 * size))).unwrap();
+        let out = ch.broadcast(&huge).await.unwrap();
+        let full: HashSet<_> = out.full.into_iter().collect();
+        assert_eq!(out.delivered, 0);
+        assert_eq!(full, [a.id().clone(), b.id().clone()].into_iter().collect());
+        return;
+    }
     let out = ch.broadcast(&sized(12)).await.unwrap();
     assert_eq!((out.delivered, out.full), (1, vec![a.id().clone()]));
     assert_eq!(ch.queue_len(a.id()).await.unwrap(), 2);

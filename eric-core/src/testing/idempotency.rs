@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::EngineFixture;
 use crate::channel::{ChannelSettings, RawAdapter};
+use crate::engine::Broadcasts;
 use crate::error::Error;
 use crate::id::{IdempotencyKey, ListenerId};
 use crate::message::Message;
@@ -45,7 +46,10 @@ pub async fn a_retried_dispatch_is_applied_once<F: EngineFixture>(f: &F) {
     let other = ch.dispatch_once(&a, msg(2), &key("k2")).await.unwrap();
     assert_eq!((other.value, other.replayed), (2, false));
     let elsewhere = ch.dispatch_once(&b, msg(1), &key("k")).await.unwrap();
-    assert_eq!((elsewhere.value, elsewhere.replayed), (1, false));
+    assert!(!elsewhere.replayed);
+    if <F::Engine as Engine>::BROADCASTS == Broadcasts::Copied {
+        assert_eq!(elsewhere.value, 1, "each queue numbers its own messages");
+    }
     assert_eq!(ch.queue_len(&a).await.unwrap(), 2);
     assert_eq!(ch.queue_len(&b).await.unwrap(), 1);
 }
@@ -64,19 +68,30 @@ pub async fn a_retried_broadcast_is_applied_once<F: EngineFixture>(f: &F) {
         listener(&ch).await,
     );
     ch.dispatch(&full, msg(0)).await.unwrap();
+    let logged = <F::Engine as Engine>::BROADCASTS == Broadcasts::Logged;
     let first = ch.broadcast_once(&msg(1), &key("b")).await.unwrap();
     assert!(!first.replayed);
-    assert_eq!(first.value.delivered, 2);
-    assert_eq!(first.value.full, vec![full.clone()]);
+    if logged {
+        assert_eq!((first.value.delivered, first.value.full.len()), (3, 0));
+    } else {
+        assert_eq!(first.value.delivered, 2);
+        assert_eq!(first.value.full, vec![full.clone()]);
+    }
     let again = ch.broadcast_once(&msg(1), &key("b")).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.value, first.value);
     for l in [&a, &b, &full] {
-        assert_eq!(ch.queue_len(l).await.unwrap(), 1, "{l}");
+        let expected = if logged && l == &full { 2 } else { 1 };
+        assert_eq!(ch.queue_len(l).await.unwrap(), expected, "{l}");
     }
     // A dispatch key and a broadcast key of the same text are apart.
     let d = ch.dispatch_once(&a, msg(2), &key("b")).await;
-    assert!(matches!(d, Err(Error::QueueFull { .. })), "{d:?}");
+    if logged {
+        // The broadcast waits in the log, not in the queue: room remains.
+        assert!(matches!(d, Ok(ref d) if !d.replayed), "{d:?}");
+    } else {
+        assert!(matches!(d, Err(Error::QueueFull { .. })), "{d:?}");
+    }
 }
 
 /// A refused dispatch (full queue) applied nothing, so its key is not

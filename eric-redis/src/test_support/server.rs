@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub(super) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Server log lines kept for a failing test's report.
-const LOG_LINES: usize = 200;
+const LOG_LINES: usize = 400;
 
 /// Launch attempts before giving up (another process may take the free port
 /// between our probe and the server's bind).
@@ -37,11 +37,28 @@ const LAUNCH_ATTEMPTS: usize = 3;
 /// What a private server prints once it serves clients.
 const READY_LINE: &str = "Ready to accept connections";
 
+/// How to run a private server, beyond its port and directory.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Options {
+    /// AOF on, every write flushed before the answer.
+    pub(super) durable: bool,
+    /// A configuration file's text, written into the server's directory and
+    /// given first (a sentinel needs a file it can rewrite).
+    pub(super) config: Option<String>,
+    /// Further arguments (`--cluster-enabled yes`, `--replicaof h p`,
+    /// `--sentinel`).
+    pub(super) args: Vec<String>,
+    /// What it logs once it serves, if not [`READY_LINE`] (a sentinel says
+    /// `+monitor master` instead).
+    pub(super) ready: Option<&'static str>,
+}
+
 /// A private `redis-server` and what it keeps across restarts.
 pub(super) struct LocalServer {
     bin: OsString,
     pub(super) port: u16,
     pub(super) durable: bool,
+    options: Options,
     /// Its `--dir`: the AOF lives here across a stop, and goes with us.
     pub(super) dir: TempDir,
     /// Lines of every incarnation, for a failing test's report.
@@ -55,18 +72,28 @@ impl LocalServer {
     /// be spawned at all (the caller then tries the next source). Other
     /// failures panic with the log, since falling back would hide them.
     pub(super) async fn start(durable: bool) -> io::Result<Self> {
+        Self::start_with(Options {
+            durable,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Same, with `options`.
+    pub(super) async fn start_with(options: Options) -> io::Result<Self> {
         let bin = std::env::var_os("REDIS_SERVER_BIN").unwrap_or_else(|| "redis-server".into());
         let dir = tempfile::Builder::new().prefix("eric-redis-").tempdir()?;
         let log = LogTail::default();
         let mut failures = Vec::new();
         for _ in 0..LAUNCH_ATTEMPTS {
             let port = free_port()?;
-            match launch(&bin, port, dir.path(), durable, &log).await {
+            match launch(&bin, port, dir.path(), &options, &log).await {
                 Ok(process) => {
                     return Ok(Self {
                         bin,
                         port,
-                        durable,
+                        durable: options.durable,
+                        options,
                         dir,
                         log,
                         process: Some(process),
@@ -121,6 +148,50 @@ impl LocalServer {
         }
     }
 
+    /// SIGKILL, as a crash: nothing is flushed. Waits for the exit.
+    pub(super) async fn kill(&mut self) {
+        let Some(Process { signals, mut exit }) = self.process.take() else {
+            return;
+        };
+        // Dropping the handle asks for SIGKILL.
+        drop(signals);
+        if tokio::time::timeout(DEADLINE, exited(&mut exit))
+            .await
+            .is_err()
+        {
+            panic!(
+                "redis-server on port {} did not die; log:\n{}",
+                self.port,
+                self.log.dump()
+            );
+        }
+    }
+
+    /// Waits until the server has logged `count` lines containing `needle`
+    /// (since it first started).
+    ///
+    /// # Panics
+    ///
+    /// After `deadline`, with the log.
+    pub(super) async fn logged(&self, needle: &str, count: usize, deadline: Duration) {
+        if tokio::time::timeout(deadline, self.log.wait_for(needle, count))
+            .await
+            .is_err()
+        {
+            panic!(
+                "redis-server on port {} did not log {needle:?} {count} times within \
+                 {deadline:?}; log:\n{}",
+                self.port,
+                self.log.dump()
+            );
+        }
+    }
+
+    /// The last lines it logged.
+    pub(super) fn log(&self) -> String {
+        self.log.dump()
+    }
+
     /// Relaunches on the same port and directory.
     pub(super) async fn start_again(&mut self) {
         if self.process.is_some() {
@@ -130,7 +201,7 @@ impl LocalServer {
             &self.bin,
             self.port,
             self.dir.path(),
-            self.durable,
+            &self.options,
             &self.log,
         );
         match launched.await {
@@ -196,10 +267,16 @@ async fn launch(
     bin: &OsString,
     port: u16,
     dir: &Path,
-    durable: bool,
+    options: &Options,
     log: &LogTail,
 ) -> Result<Process, Launch> {
+    let durable = options.durable;
     let mut command = Command::new(bin);
+    if let Some(config) = &options.config {
+        let file = dir.join("redis.conf");
+        std::fs::write(&file, config).map_err(Launch::Spawn)?;
+        command.arg(file);
+    }
     command
         .arg("--port")
         .arg(port.to_string())
@@ -210,6 +287,7 @@ async fn launch(
     if durable {
         command.args(["--appendfsync", "always"]);
     }
+    command.args(&options.args);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -218,7 +296,8 @@ async fn launch(
     let mut child = command.spawn().map_err(Launch::Spawn)?;
     let (ready_tx, ready_rx) = oneshot::channel();
     if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(drain(stdout, log.clone(), "", Some(ready_tx)));
+        let ready = (options.ready.unwrap_or(READY_LINE), ready_tx);
+        tokio::spawn(drain(stdout, log.clone(), "", Some(ready)));
     }
     if let Some(stderr) = child.stderr.take() {
         tokio::spawn(drain(stderr, log.clone(), "stderr: ", None));
@@ -240,12 +319,13 @@ async fn launch(
 }
 
 /// Copies `output` line by line into `log`, telling `ready` when the server
-/// says it serves clients. Reads to the end, so the pipe never fills.
+/// prints its line saying it serves clients. Reads to the end, so the pipe
+/// never fills.
 async fn drain(
     output: impl AsyncRead + Unpin,
     log: LogTail,
     tag: &'static str,
-    mut ready: Option<oneshot::Sender<()>>,
+    mut ready: Option<(&'static str, oneshot::Sender<()>)>,
 ) {
     let mut reader = BufReader::new(output);
     let mut line = Vec::new();
@@ -256,8 +336,8 @@ async fn drain(
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
                 let text = text.trim_end();
-                if text.contains(READY_LINE)
-                    && let Some(ready) = ready.take()
+                if ready.as_ref().is_some_and(|(line, _)| text.contains(line))
+                    && let Some((_, ready)) = ready.take()
                 {
                     let _ = ready.send(());
                 }
@@ -350,11 +430,26 @@ fn describe(status: io::Result<ExitStatus>) -> String {
 }
 
 /// The last [`LOG_LINES`] lines a server printed, shared with the tasks
-/// draining its output. The lock is held for one push or copy, never across
-/// an `.await`.
-#[derive(Clone, Default)]
+/// draining its output, and how many lines it printed in all (a `watch`
+/// cell, so a test can await a line). The lock is held for one push or
+/// copy, never across an `.await`.
+#[derive(Clone)]
 struct LogTail {
     lines: Arc<Mutex<VecDeque<String>>>,
+    pushed: watch::Sender<u64>,
+    /// Lines searched for, with how many printed so far contained them
+    /// (counted as lines arrive, so a match older than the kept tail counts).
+    counts: Arc<Mutex<Vec<(String, usize)>>>,
+}
+
+impl Default for LogTail {
+    fn default() -> Self {
+        Self {
+            lines: Arc::default(),
+            pushed: watch::Sender::new(0),
+            counts: Arc::default(),
+        }
+    }
 }
 
 impl LogTail {
@@ -363,12 +458,53 @@ impl LogTail {
         self.lines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn counts(&self) -> MutexGuard<'_, Vec<(String, usize)>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // Both locks are taken counts first, so a line is counted either in
+    // `wait_for`'s first count or as it arrives, never both or neither.
     fn push(&self, line: String) {
-        let mut lines = self.lines();
-        if lines.len() == LOG_LINES {
-            lines.pop_front();
+        {
+            let mut counts = self.counts();
+            for (needle, count) in counts.iter_mut() {
+                if line.contains(needle.as_str()) {
+                    *count += 1;
+                }
+            }
+            let mut lines = self.lines();
+            if lines.len() == LOG_LINES {
+                lines.pop_front();
+            }
+            lines.push_back(line);
         }
-        lines.push_back(line);
+        self.pushed.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until `count` lines containing `needle` were printed.
+    async fn wait_for(&self, needle: &str, count: usize) {
+        let mut pushed = self.pushed.subscribe();
+        {
+            // Counted from the lines still kept, then as they arrive.
+            let mut counts = self.counts();
+            if !counts.iter().any(|(n, _)| n == needle) {
+                let kept = self.lines().iter().filter(|l| l.contains(needle)).count();
+                counts.push((needle.to_owned(), kept));
+            }
+        }
+        loop {
+            let seen = self
+                .counts()
+                .iter()
+                .find(|(n, _)| n == needle)
+                .map_or(0, |(_, c)| *c);
+            if seen >= count {
+                return;
+            }
+            if pushed.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     fn dump(&self) -> String {

@@ -17,7 +17,16 @@ pub struct RedisFixture {
 
 impl RedisFixture {
     pub async fn new() -> Self {
-        let redis = TestRedis::start().await;
+        Self::on(TestRedis::start().await)
+    }
+
+    /// The same on a private three-primary Redis Cluster, reached through
+    /// one node's URL as a single server would be.
+    pub async fn cluster() -> Self {
+        Self::on(TestRedis::start_cluster().await)
+    }
+
+    fn on(redis: TestRedis) -> Self {
         let config = redis.config();
         let engine = RedisEngine::connect(config.clone()).unwrap();
         Self {
@@ -50,6 +59,16 @@ impl PersistenceFixture for RedisFixture {
     }
 }
 
+/// `INFO commandstats` of every server of `redis` (each cluster node):
+/// (command, calls) pairs.
+pub async fn all_command_calls(redis: &TestRedis) -> Vec<(String, u64)> {
+    let mut all = Vec::new();
+    for url in redis.urls() {
+        all.extend(command_calls(&url).await);
+    }
+    all
+}
+
 /// `INFO commandstats` of the server at `url`: (command, calls) pairs.
 pub async fn command_calls(url: &str) -> Vec<(String, u64)> {
     let client = redis::Client::open(url).unwrap();
@@ -79,4 +98,48 @@ pub async fn config_set(url: &str, parameter: &str, value: &str) {
         .query_async(&mut c)
         .await
         .unwrap();
+}
+
+/// The payloads published (`SPUBLISH`, sharded pub/sub) on `channel` of the
+/// server at `url`, from the moment the subscription is confirmed. Keep the
+/// connection: dropping it ends the subscription.
+pub async fn sharded_notices(
+    url: &str,
+    channel: &str,
+) -> (
+    redis::aio::MultiplexedConnection,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
+    let url = format!("{url}?protocol=resp3");
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    // A pipeline, so the one confirmation push counts as the answer.
+    let mut pipe = redis::pipe();
+    pipe.cmd("SSUBSCRIBE").arg(channel);
+    let answer = redis::aio::ConnectionLike::req_packed_commands(&mut conn, &pipe, 0, 1)
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer.as_slice(), [redis::Value::Push { .. }]),
+        "{answer:?}"
+    );
+    let (payloads, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(push) = pushes.recv().await {
+            if push.kind == redis::PushKind::SMessage
+                && let Some(redis::Value::BulkString(payload)) = push.data.get(1)
+                && payloads
+                    .send(String::from_utf8_lossy(payload).into_owned())
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (conn, rx)
 }

@@ -205,6 +205,7 @@ impl Batch {
                 _ => unsent.push(Taken {
                     deliveries: vec![line.delivery],
                     epoch: line.epoch,
+                    gap: None,
                 }),
             }
         }

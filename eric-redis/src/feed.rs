@@ -1,0 +1,315 @@
+//! [`Feed`]: a channel's broadcast log as one node reads it.
+//!
+//! A broadcast is one entry in the channel's log (`<base>:log`, see
+//! `docs/REDIS.md`), not one copy per listener. Each node that holds
+//! streams of the channel reads every new entry once, here, when a
+//! notification (`b <seq>`) announces it, and keeps the recent ones in
+//! memory: every stream of the channel on this node takes its broadcasts
+//! from this buffer, filtered by its own subscriptions, so the cost in Redis
+//! of a broadcast does not grow with its audience. A stream whose position
+//! is older than the buffer reads the log itself (`read_range`), which only
+//! a stream far behind does.
+//!
+//! The buffer holds every entry numbered above `floor` and at most `known`,
+//! where `known` is the channel's sequence when the log was last read: every
+//! broadcast numbered at most `known` had been logged by then (a number and
+//! its entry are written by one script), so nothing below `known` can still
+//! appear.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use eric_core::{Delivery, Message, Result, Subscriptions};
+use tokio::sync::Notify;
+
+use crate::client::Client;
+use crate::scripts::SCRIPTS;
+
+/// Entries read per round trip.
+const READ_BATCH: usize = 1024;
+/// Entries kept in memory per channel; a stream further behind reads Redis.
+const BUFFERED: usize = 8192;
+
+/// One channel's log as this node reads it (see the module docs).
+pub(crate) struct Feed {
+    client: Client,
+    base: String,
+    /// The key `read_log` is routed by.
+    logstate: String,
+    buffer: Mutex<Buffer>,
+    /// One read at a time: the others wait for it and find it done.
+    reading: tokio::sync::Mutex<()>,
+    /// The highest number announced by notifications: the log has an entry
+    /// (or a queue a message) numbered that high.
+    announced: AtomicU64,
+    /// Signalled on announcements, for the task that reads ahead of streams.
+    pub(crate) changed: Notify,
+    closed: AtomicBool,
+    /// Queues on this node that took from the feed: without any, nobody
+    /// here streams the channel and announcements are not read.
+    readers: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Buffer {
+    /// Oldest first, each numbered above `floor` and at most `known`.
+    entries: VecDeque<(u64, Message)>,
+    /// Every entry numbered above it (up to `known`) is in `entries`.
+    floor: u64,
+    /// The channel's sequence at the last read (see the module docs).
+    known: u64,
+    /// Whether the log was read at all (before that, nothing is known).
+    started: bool,
+}
+
+/// A stream's share of the log, from [`Feed::slice`] or [`Feed::read_range`].
+#[derive(Debug, Default)]
+pub(crate) struct Slice {
+    /// The entries that reach the listener, oldest first.
+    pub(crate) deliveries: Vec<Delivery>,
+    /// The position the listener reaches by taking them: every entry up to
+    /// it was looked at.
+    pub(crate) upto: u64,
+    /// Entries after the position asked for had been trimmed from the log
+    /// before anyone read them.
+    pub(crate) gap: bool,
+    /// The log goes on past `upto` although fewer than the entries asked
+    /// for were found: taking nothing is no reason to sleep.
+    pub(crate) more: bool,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("base", &self.base)
+            .field("known", &self.buffer().known)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Feed {
+    pub(crate) fn new(client: Client, base: String) -> Self {
+        Self {
+            client,
+            logstate: format!("{base}:logstate"),
+            base,
+            buffer: Mutex::new(Buffer::default()),
+            reading: tokio::sync::Mutex::new(()),
+            announced: AtomicU64::new(0),
+            changed: Notify::new(),
+            closed: AtomicBool::new(false),
+            readers: AtomicUsize::new(0),
+        }
+    }
+
+    // Deque pushes and pops cannot leave it half-changed: poison is harmless.
+    fn buffer(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A notification named `seq`: the feed will read at least that far.
+    pub(crate) fn announce(&self, seq: u64) {
+        if self.announced.fetch_max(seq, Ordering::AcqRel) < seq {
+            self.changed.notify_one();
+        }
+    }
+
+    /// The highest number announced.
+    pub(crate) fn announced(&self) -> u64 {
+        self.announced.load(Ordering::Acquire)
+    }
+
+    /// A queue here started taking from the feed.
+    pub(crate) fn attach(&self) {
+        self.readers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A queue that took from the feed is gone.
+    pub(crate) fn detach(&self) {
+        self.readers.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether any queue here takes from the feed.
+    pub(crate) fn has_readers(&self) -> bool {
+        self.readers.load(Ordering::Acquire) > 0
+    }
+
+    /// Ends the reading task (the channel's state is gone).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Reads the log until `known` reaches `target` (at least once, if the
+    /// log was never read). Concurrent callers share one read.
+    pub(crate) async fn catch_up(&self, target: u64) -> Result<()> {
+        loop {
+            if self.reached(target) {
+                return Ok(());
+            }
+            let _reading = self.reading.lock().await;
+            if self.reached(target) {
+                return Ok(());
+            }
+            self.read_more().await?;
+        }
+    }
+
+    /// Reads the log up to the channel's sequence as it is now (after
+    /// notifications may have been missed).
+    pub(crate) async fn refresh(&self) -> Result<()> {
+        let _reading = self.reading.lock().await;
+        while self.read_more().await? {}
+        Ok(())
+    }
+
+    fn reached(&self, target: u64) -> bool {
+        let buffer = self.buffer();
+        buffer.started && buffer.known >= target
+    }
+
+    /// One read after `known` (the reading lock held); whether it came back
+    /// full, so more may follow.
+    async fn read_more(&self) -> Result<bool> {
+        let (started, after) = {
+            let buffer = self.buffer();
+            (buffer.started, buffer.known)
+        };
+        if !started {
+            // The first read learns where the channel is; streams older than
+            // that read Redis themselves.
+            let (seq, _, _) = self.read(0, 0).await?;
+            let mut buffer = self.buffer();
+            buffer.floor = seq;
+            buffer.known = seq;
+            buffer.started = true;
+            return Ok(false);
+        }
+        let (seq, trimmed, entries) = self.read(after, READ_BATCH).await?;
+        let full = entries.len() == READ_BATCH;
+        let mut buffer = self.buffer();
+        if trimmed > buffer.known {
+            // Entries after the last read were trimmed before this one:
+            // what is kept would not be contiguous with what follows.
+            buffer.entries.clear();
+            buffer.floor = trimmed;
+        }
+        let last = entries.last().map_or(0, |(s, _)| *s);
+        buffer.entries.extend(entries);
+        buffer.known = if full { last } else { seq.max(last) };
+        while buffer.entries.len() > BUFFERED {
+            if let Some((s, _)) = buffer.entries.pop_front() {
+                buffer.floor = s;
+            }
+        }
+        Ok(full)
+    }
+
+    /// What a listener at `after` takes from the buffer, at most `max`
+    /// entries reaching `subscriptions`; `None` when the buffer no longer
+    /// reaches back that far.
+    pub(crate) fn slice(
+        &self,
+        after: u64,
+        max: usize,
+        subscriptions: &Subscriptions,
+    ) -> Option<Slice> {
+        let buffer = self.buffer();
+        if !buffer.started || after < buffer.floor {
+            return None;
+        }
+        let start = buffer.entries.partition_point(|(s, _)| *s <= after);
+        let mut slice = Slice {
+            upto: buffer.known.max(after),
+            ..Slice::default()
+        };
+        for (seq, message) in buffer.entries.range(start..) {
+            if subscriptions.admits(message) {
+                if slice.deliveries.len() == max {
+                    slice.upto = seq - 1;
+                    break;
+                }
+                slice.deliveries.push(Delivery {
+                    seq: *seq,
+                    message: message.clone(),
+                });
+            }
+        }
+        Some(slice)
+    }
+
+    /// Whether an entry numbered above `after` and reaching `subscriptions`
+    /// is in the buffer (a stream there has something to take).
+    pub(crate) fn has_for(&self, after: u64, subscriptions: &Subscriptions) -> bool {
+        let buffer = self.buffer();
+        let start = buffer.entries.partition_point(|(s, _)| *s <= after);
+        buffer
+            .entries
+            .range(start..)
+            .any(|(_, message)| subscriptions.admits(message))
+    }
+
+    /// Reads the log after `after` from Redis, for a listener older than the
+    /// buffer: at most `max` entries reaching `subscriptions`, from one read.
+    pub(crate) async fn read_range(
+        &self,
+        after: u64,
+        max: usize,
+        subscriptions: &Subscriptions,
+    ) -> Result<Slice> {
+        let (seq, trimmed, entries) = self.read(after, READ_BATCH).await?;
+        let full = entries.len() == READ_BATCH;
+        let mut slice = Slice {
+            gap: trimmed > after,
+            upto: seq.max(after),
+            more: false,
+            ..Slice::default()
+        };
+        let last = entries.last().map(|(s, _)| *s);
+        for (seq, message) in entries {
+            if subscriptions.admits(&message) {
+                if slice.deliveries.len() == max {
+                    slice.upto = seq - 1;
+                    return Ok(slice);
+                }
+                slice.deliveries.push(Delivery { seq, message });
+            }
+        }
+        if full && let Some(last) = last {
+            // Stopped by the read's size: the log goes on after it.
+            slice.upto = last;
+            slice.more = true;
+        }
+        Ok(slice)
+    }
+
+    /// One `read_log` round trip: the channel's sequence, the trimmed mark
+    /// and up to `count` entries after `after`.
+    async fn read(&self, after: u64, count: usize) -> Result<(u64, u64, Vec<(u64, Message)>)> {
+        let mut invocation = SCRIPTS.read_log.prepare_invoke();
+        invocation
+            .key(&self.logstate)
+            .arg(&self.base)
+            .arg(after)
+            .arg(count);
+        let (seq, trimmed, raw): (u64, u64, Vec<(u64, String)>) = self
+            .client
+            .script("reading the broadcast log", &invocation)
+            .await?;
+        let mut entries = Vec::with_capacity(raw.len());
+        for (number, json) in raw {
+            let message: Message =
+                serde_json::from_str(&json).map_err(|source| crate::Error::Decode {
+                    operation: "reading a logged broadcast",
+                    source,
+                })?;
+            entries.push((number, message));
+        }
+        Ok((seq, trimmed, entries))
+    }
+}
