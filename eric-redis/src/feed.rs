@@ -43,6 +43,8 @@ pub(crate) struct Feed {
     /// The highest number announced by notifications: the log has an entry
     /// (or a queue a message) numbered that high.
     announced: AtomicU64,
+    /// The highest number of a broadcast announced (`b`, or this node's own).
+    logged: AtomicU64,
     /// Signalled on announcements, for the task that reads ahead of streams.
     pub(crate) changed: Notify,
     closed: AtomicBool,
@@ -97,6 +99,7 @@ impl Feed {
             buffer: Mutex::new(Buffer::default()),
             reading: tokio::sync::Mutex::new(()),
             announced: AtomicU64::new(0),
+            logged: AtomicU64::new(0),
             changed: Notify::new(),
             closed: AtomicBool::new(false),
             readers: AtomicUsize::new(0),
@@ -113,6 +116,29 @@ impl Feed {
         if self.announced.fetch_max(seq, Ordering::AcqRel) < seq {
             self.changed.notify_one();
         }
+    }
+
+    /// A broadcast numbered `seq` is in the log.
+    pub(crate) fn logged(&self, seq: u64) {
+        self.logged.fetch_max(seq, Ordering::AcqRel);
+        self.announce(seq);
+    }
+
+    /// A notification of a queued message numbered `seq` arrived. Pub/sub
+    /// keeps the order in which scripts published, so every broadcast
+    /// numbered below it was announced before it: if all those were read,
+    /// the log holds nothing between what was read and `seq`, and the feed
+    /// knows that far without a read (a stream that takes the message then
+    /// needs one round trip, not two). Otherwise it reads that far.
+    pub(crate) fn passed(&self, seq: u64) {
+        {
+            let mut buffer = self.buffer();
+            if buffer.started && self.logged.load(Ordering::Acquire) <= buffer.known {
+                buffer.known = buffer.known.max(seq);
+                return;
+            }
+        }
+        self.announce(seq);
     }
 
     /// The highest number announced.
@@ -201,7 +227,9 @@ impl Feed {
         }
         let last = entries.last().map_or(0, |(s, _)| *s);
         buffer.entries.extend(entries);
-        buffer.known = if full { last } else { seq.max(last) };
+        // `passed` may have moved it further meanwhile, past no entry.
+        let read = if full { last } else { seq.max(last) };
+        buffer.known = buffer.known.max(read);
         while buffer.entries.len() > BUFFERED {
             if let Some((s, _)) = buffer.entries.pop_front() {
                 buffer.floor = s;

@@ -550,7 +550,7 @@ impl RedisRegistry {
         seq: Option<u64>,
     ) -> Broadcast {
         if let Some(seq) = seq {
-            self.shared.feed.announce(seq);
+            self.shared.feed.logged(seq);
         }
         broadcast_outcome(delivered, full)
     }

@@ -216,10 +216,10 @@ impl ChannelState {
         match kind {
             "m" => {
                 let (l, seq) = rest.split_once(' ').unwrap_or((rest, "0"));
-                // Its number: the feed reads the log that far before the
+                // Its number: the feed knows the log that far before the
                 // message is merged with the broadcasts below it.
                 if let Ok(seq) = seq.parse() {
-                    self.feed.announce(seq);
+                    self.feed.passed(seq);
                 }
                 if let Some(c) = listener(l).and_then(|l| self.cached(&l)) {
                     c.queue().queue_changed();
@@ -236,7 +236,7 @@ impl ChannelState {
             // The feed's task reads the entry and wakes whom it reaches.
             "b" => {
                 if let Ok(seq) = rest.parse() {
-                    self.feed.announce(seq);
+                    self.feed.logged(seq);
                 }
             }
             "r" => {
