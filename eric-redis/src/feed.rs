@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use eric_core::queue::stored_size;
 use eric_core::{Delivery, Message, Result, Subscriptions};
 use tokio::sync::Notify;
 
@@ -28,8 +29,10 @@ use crate::scripts::SCRIPTS;
 
 /// Entries read per round trip.
 const READ_BATCH: usize = 1024;
-/// Entries kept in memory per channel; a stream further behind reads Redis.
+/// Entries and bytes (each message as it is stored) kept in memory per
+/// channel at most; a stream further behind reads Redis.
 const BUFFERED: usize = 8192;
+const BUFFERED_BYTES: usize = 16 * 1024 * 1024;
 
 /// One channel's log as this node reads it (see the module docs).
 pub(crate) struct Feed {
@@ -57,6 +60,8 @@ pub(crate) struct Feed {
 struct Buffer {
     /// Oldest first, each numbered above `floor` and at most `known`.
     entries: VecDeque<(u64, Message)>,
+    /// Their stored sizes, summed.
+    bytes: usize,
     /// Every entry numbered above it (up to `known`) is in `entries`.
     floor: u64,
     /// The channel's sequence at the last read (see the module docs).
@@ -79,6 +84,19 @@ pub(crate) struct Slice {
     /// The log goes on past `upto` although fewer than the entries asked
     /// for were found: taking nothing is no reason to sleep.
     pub(crate) more: bool,
+}
+
+impl Buffer {
+    /// Drops the oldest entries while `too_many` says so, moving `floor`.
+    fn drop_oldest(&mut self, too_many: impl Fn(&Self) -> bool) {
+        while too_many(self) {
+            let Some((seq, message)) = self.entries.pop_front() else {
+                return;
+            };
+            self.bytes -= stored_size(&message);
+            self.floor = seq;
+        }
+    }
 }
 
 impl std::fmt::Debug for Feed {
@@ -223,19 +241,26 @@ impl Feed {
             // Entries after the last read were trimmed before this one:
             // what is kept would not be contiguous with what follows.
             buffer.entries.clear();
+            buffer.bytes = 0;
             buffer.floor = trimmed;
         }
         let last = entries.last().map_or(0, |(s, _)| *s);
+        buffer.bytes += entries.iter().map(|(_, m)| stored_size(m)).sum::<usize>();
         buffer.entries.extend(entries);
         // `passed` may have moved it further meanwhile, past no entry.
         let read = if full { last } else { seq.max(last) };
         buffer.known = buffer.known.max(read);
-        while buffer.entries.len() > BUFFERED {
-            if let Some((s, _)) = buffer.entries.pop_front() {
-                buffer.floor = s;
-            }
-        }
+        buffer
+            .drop_oldest(|buffer| buffer.entries.len() > BUFFERED || buffer.bytes > BUFFERED_BYTES);
         Ok(full)
+    }
+
+    /// Every stream here that reads the feed is past `position`: what is
+    /// numbered up to it is no longer needed in memory (a stream that comes
+    /// later from further back reads Redis).
+    pub(crate) fn passed_by_all(&self, position: u64) {
+        self.buffer()
+            .drop_oldest(|buffer| buffer.entries.front().is_some_and(|(s, _)| *s <= position));
     }
 
     /// What a listener at `after` takes from the buffer, at most `max`
@@ -339,5 +364,49 @@ impl Feed {
             entries.push((number, message));
         }
         Ok((seq, trimmed, entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::RedisConfig;
+
+    /// Nothing needs to answer: the test never sends a command.
+    fn feed_holding(numbers: impl IntoIterator<Item = u64>) -> Feed {
+        let client = Client::new(&RedisConfig::with_url("redis://127.0.0.1:1")).unwrap();
+        let feed = Feed::new(client, "t:{c}".into());
+        {
+            let mut buffer = feed.buffer();
+            for seq in numbers {
+                let message = Message::try_new("t", json!(seq)).unwrap();
+                buffer.bytes += stored_size(&message);
+                buffer.entries.push_back((seq, message));
+                buffer.known = seq;
+            }
+            buffer.started = true;
+        }
+        feed
+    }
+
+    /// What every stream here has read leaves memory; a stream from before
+    /// it is sent to Redis, one after it still reads the buffer.
+    #[test]
+    fn entries_every_reader_passed_leave_memory() {
+        let feed = feed_holding(1..=10);
+        feed.passed_by_all(6);
+        let buffer = feed.buffer();
+        assert_eq!(buffer.floor, 6);
+        assert_eq!(buffer.entries.front().map(|(s, _)| *s), Some(7));
+        let left: usize = buffer.entries.iter().map(|(_, m)| stored_size(m)).sum();
+        assert_eq!(buffer.bytes, left);
+        drop(buffer);
+        let all = Subscriptions::default();
+        assert!(feed.slice(5, 10, &all).is_none());
+        let slice = feed.slice(6, 10, &all).unwrap();
+        let seqs: Vec<u64> = slice.deliveries.iter().map(|d| d.seq).collect();
+        assert_eq!((seqs, slice.upto), (vec![7, 8, 9, 10], 10));
     }
 }

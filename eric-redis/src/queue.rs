@@ -167,12 +167,16 @@ impl RedisQueue {
     }
 
     /// Whether a stream of this listener here has something new to take
-    /// from the feed (the feed's task wakes only those).
-    pub(crate) fn wants(&self) -> bool {
+    /// from the feed (the feed's task wakes only those), and the
+    /// listener's position when it reads the feed.
+    pub(crate) fn wants(&self) -> (bool, Option<u64>) {
         let place = self.place();
         match place.at {
-            Some((cursor, _)) => self.feed.has_for(cursor, &place.subscriptions),
-            None => false,
+            Some((cursor, _)) => (
+                self.feed.has_for(cursor, &place.subscriptions),
+                Some(cursor),
+            ),
+            None => (false, None),
         }
     }
 

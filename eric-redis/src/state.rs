@@ -116,11 +116,18 @@ impl ChannelState {
                     tracing::debug!(%error, "reading the broadcast log failed");
                 }
                 let Some(state) = state.upgrade() else { return };
+                let mut slowest = u64::MAX;
                 for cached in state.cache().values() {
                     let queue = cached.member.queue();
-                    if queue.wants() {
+                    let (wants, position) = queue.wants();
+                    if wants {
                         queue.wakeup().notify_one();
                     }
+                    slowest = slowest.min(position.unwrap_or(u64::MAX));
+                }
+                // Memory holds only what some stream here has still to read.
+                if slowest != u64::MAX {
+                    feed.passed_by_all(slowest);
                 }
             }
         });
