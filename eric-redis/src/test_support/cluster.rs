@@ -20,15 +20,30 @@ const PRIMARIES: usize = 3;
 /// What a node logs once it serves every slot.
 const STATE_OK: &str = "Cluster state changed: ok";
 
+/// Clusters alive at once in one test process. Each is three servers that
+/// gossip; the fifty-odd tests of a test binary starting theirs together
+/// starved one another on a 2-core machine (a `--cluster create` or a
+/// stream missing its 10 s deadline), so the others wait for a slot.
+const AT_ONCE: usize = 4;
+static SLOTS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(AT_ONCE)));
+
 /// Three cluster primaries, joined.
 pub(super) struct LocalCluster {
     pub(super) nodes: Vec<LocalServer>,
+    /// Held while the cluster lives (see `AT_ONCE`).
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl LocalCluster {
     /// Starts the nodes and joins them; `Err` only when `redis-server` cannot
     /// be run at all. Other failures panic with the logs.
     pub(super) async fn start() -> io::Result<Self> {
+        let slot = SLOTS
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| io::Error::other("the cluster slots were closed"))?;
         let mut nodes = Vec::with_capacity(PRIMARIES);
         for _ in 0..PRIMARIES {
             nodes.push(
@@ -50,7 +65,7 @@ impl LocalCluster {
                 .await?,
             );
         }
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, _slot: slot };
         cluster.create().await;
         for node in &cluster.nodes {
             node.logged(STATE_OK, 1, DEADLINE).await;
