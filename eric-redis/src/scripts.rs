@@ -247,6 +247,17 @@ local function trim_log(base, capacity, max_bytes)
   redis.call('XTRIM', log, 'MINID', string.format('%d', seq + 1))
   redis.call('HSET', state, 'trimmed', string.format('%d', seq), 'bytes', string.format('%d', math.max(held, 0)))
 end
+-- Pops `n` (at least one) from listener `id`'s `queue` and takes their
+-- bytes off its count in `bytes`; an emptied queue has no count.
+local function pop_queue(queue, bytes, id, n)
+  local items = redis.call('LPOP', queue, n)
+  if redis.call('LLEN', queue) == 0 then
+    redis.call('HDEL', bytes, id)
+  else
+    add_bytes(bytes, id, -sizes(items))
+  end
+  return items
+end
 -- Pops up to `max` messages of listener `id`'s queue numbered at most
 -- `upto`, keeping them in its replay window (`window` entries, `max_bytes`
 -- bytes, oldest out first, the highest evicted number recorded).
@@ -256,12 +267,7 @@ local function take_queue(k, id, max, upto, window, max_bytes)
   local n = 0
   while n < #head and seq_of(head[n + 1]) <= upto do n = n + 1 end
   if n == 0 then return {} end
-  local items = redis.call('LPOP', k[1], n)
-  if redis.call('LLEN', k[1]) == 0 then
-    redis.call('HDEL', k[4], id)
-  else
-    add_bytes(k[4], id, -sizes(items))
-  end
+  local items = pop_queue(k[1], k[4], id, n)
   local last
   if window > 0 then
     redis.call('RPUSH', k[2], unpack(items))
@@ -653,14 +659,7 @@ local out, from_queue, from_log = merge(queued, found, max)
 -- not taken.
 if from_log < #found then walked = seq_of(found[from_log + 1]) - 1 end
 if walked > cursor then redis.call('HSET', base .. ':cursor', id, string.format('%d', walked)) end
-if from_queue > 0 then
-  local items = redis.call('LPOP', KEYS[1], from_queue)
-  if redis.call('LLEN', KEYS[1]) == 0 then
-    redis.call('HDEL', KEYS[2], id)
-  else
-    add_bytes(KEYS[2], id, -sizes(items))
-  end
-end
+if from_queue > 0 then pop_queue(KEYS[1], KEYS[2], id, from_queue) end
 return out
 "#,
     ),
