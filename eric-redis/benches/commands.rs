@@ -14,10 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use eric_core::{Channel, ChannelSettings, Message, RawAdapter, StreamItem, StreamOptions};
+use eric_core::{Channel, ChannelSettings, Message, RawAdapter};
 use eric_redis::RedisEngine;
 use eric_redis::test_support::TestRedis;
-use futures_util::StreamExt;
 use serde_json::json;
 
 const BROADCASTS: usize = 50;
@@ -27,6 +26,8 @@ type RawChannel = Channel<RedisEngine, RawAdapter>;
 // The tests' reading of `INFO commandstats`, shared rather than copied.
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/streams.rs"]
+mod streams;
 
 async fn reset_stats(url: &str) {
     let client = redis::Client::open(url).unwrap();
@@ -42,22 +43,7 @@ async fn reset_stats(url: &str) {
 async fn measure(redis: &TestRedis, listeners: usize) -> (f64, BTreeMap<String, u64>) {
     let engine = RedisEngine::connect(redis.config()).unwrap();
     let ch: RawChannel = Channel::new(&engine, None, ChannelSettings::default()).unwrap();
-    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut readers = Vec::new();
-    for _ in 0..listeners {
-        let l = ch.add_listener().await.unwrap();
-        ch.start_listener(l.id()).await.unwrap();
-        let mut s = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
-        let done = done.clone();
-        readers.push(tokio::spawn(async move {
-            while let Some(item) = s.next().await {
-                assert!(matches!(item, StreamItem::Message(_)), "{item:?}");
-                if done.send(()).is_err() {
-                    return;
-                }
-            }
-        }));
-    }
+    let (mut finished, readers) = streams::streaming(&ch, listeners, 1).await;
     let message = Message::try_new("bench", json!({"n": 1})).unwrap();
     // One broadcast first, so every stream has made its first take.
     ch.broadcast(&message).await.unwrap();

@@ -34,6 +34,9 @@ const LISTENERS: usize = 10;
 
 type RawChannel = Channel<RedisEngine, RawAdapter>;
 
+#[path = "support/streams.rs"]
+mod streams;
+
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -217,29 +220,7 @@ fn fan_out(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
             b.to_async(rt).iter_custom(|iters| async move {
                 let ch: RawChannel =
                     Channel::new(&setup.engine(), None, ChannelSettings::default()).unwrap();
-                let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
-                let mut readers = Vec::with_capacity(listeners);
-                for _ in 0..listeners {
-                    let l = ch.add_listener().await.unwrap();
-                    ch.start_listener(l.id()).await.unwrap();
-                    let mut s = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
-                    let done = done.clone();
-                    readers.push(tokio::spawn(async move {
-                        loop {
-                            for _ in 0..broadcasts {
-                                match s.next().await {
-                                    Some(StreamItem::Message(d)) => {
-                                        black_box(d);
-                                    }
-                                    other => panic!("unexpected stream item {other:?}"),
-                                }
-                            }
-                            if done.send(()).is_err() {
-                                return;
-                            }
-                        }
-                    }));
-                }
+                let (mut finished, readers) = streams::streaming(&ch, listeners, broadcasts).await;
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let start = Instant::now();
