@@ -231,11 +231,74 @@ fn broadcast_filtered(c: &mut Criterion) {
     g.finish();
 }
 
+/// Broadcasts to listeners each streamed by its own task, timed until every
+/// stream yielded every broadcast: the in-process ceiling for the Redis
+/// engine's `fan_out` bench (same shape, same two-worker runtime).
+fn fan_out(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("memory");
+    g.sample_size(10);
+    for (listeners, broadcasts) in [(FAN_OUT, 100), (10 * FAN_OUT, 20)] {
+        g.throughput(Throughput::Elements((listeners * broadcasts) as u64));
+        g.bench_function(format!("fan_out_{listeners}_streams"), |b| {
+            b.to_async(&rt).iter_custom(|iters| async move {
+                let ch: Channel<MemoryEngine, RawAdapter> =
+                    Channel::new(&MemoryEngine::new(), None, ChannelSettings::default()).unwrap();
+                let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+                let mut readers = Vec::with_capacity(listeners);
+                for _ in 0..listeners {
+                    let l = ch.add_listener().await.unwrap();
+                    ch.start_listener(l.id()).await.unwrap();
+                    let mut s = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
+                    let done = done.clone();
+                    readers.push(tokio::spawn(async move {
+                        loop {
+                            for _ in 0..broadcasts {
+                                match s.next().await {
+                                    Some(StreamItem::Message(d)) => {
+                                        black_box(d);
+                                    }
+                                    other => panic!("unexpected stream item {other:?}"),
+                                }
+                            }
+                            if done.send(()).is_err() {
+                                return;
+                            }
+                        }
+                    }));
+                }
+                let m = message();
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    for _ in 0..broadcasts {
+                        black_box(ch.broadcast(&m).await.unwrap());
+                    }
+                    for _ in 0..listeners {
+                        finished.recv().await.unwrap();
+                    }
+                    total += start.elapsed();
+                }
+                for reader in readers {
+                    reader.abort();
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     dispatch,
     stream_drain,
     broadcast,
-    broadcast_filtered
+    broadcast_filtered,
+    fan_out
 );
 criterion_main!(benches);

@@ -44,6 +44,9 @@ pub(crate) struct Request {
 pub(crate) enum Outcome {
     /// The listener is no longer a member.
     Removed,
+    /// The listener is in this node's group (a join whose answer this node
+    /// never got took effect): its streams here take from the group.
+    Grouped,
     /// Redis's state differs from what the node believed: read again.
     Moved {
         cursor: u64,
@@ -81,6 +84,8 @@ pub(crate) struct Advancer {
     base: String,
     /// The key the script is routed by.
     logstate: String,
+    /// This node's group of the channel (see `group`).
+    group: String,
     queue: Mutex<Queue>,
 }
 
@@ -96,10 +101,11 @@ impl std::fmt::Debug for Advancer {
 type Reply = Vec<redis::Value>;
 
 impl Advancer {
-    pub(crate) fn new(client: Client, channel: ChannelId, base: String) -> Self {
+    pub(crate) fn new(client: Client, channel: ChannelId, base: String, group: String) -> Self {
         Self {
             client,
             channel,
+            group,
             logstate: format!("{base}:logstate"),
             base,
             queue: Mutex::new(Queue::default()),
@@ -174,7 +180,8 @@ impl Advancer {
         invocation
             .arg(&self.base)
             .arg(first.replay_window)
-            .arg(first.max_bytes);
+            .arg(first.max_bytes)
+            .arg(&self.group);
         for Pending { request, .. } in batch {
             let (cursor, epoch) = match request.at {
                 Some((cursor, epoch)) => (cursor.to_string(), epoch.to_string()),
@@ -220,6 +227,7 @@ fn decode(reply: Reply) -> Result<Outcome> {
     };
     match int(reply.first())? {
         0 => Ok(Outcome::Removed),
+        2 => Ok(Outcome::Grouped),
         -1 => Ok(Outcome::Moved {
             cursor: num(reply.get(1))?,
             epoch: num(reply.get(2))?,

@@ -41,6 +41,8 @@ struct Inner {
     observer: Arc<dyn Observer>,
     /// Channels deleted (by any node) that this node held.
     deletions: broadcast::Sender<ChannelId>,
+    /// Counts the steps of this node's groups of streams.
+    group_steps: watch::Sender<u64>,
 }
 
 impl RedisEngine {
@@ -77,6 +79,7 @@ impl RedisEngine {
                 channels: Mutex::new(HashMap::new()),
                 observer,
                 deletions: broadcast::Sender::new(256),
+                group_steps: watch::Sender::new(0),
             }),
         })
     }
@@ -157,6 +160,13 @@ impl RedisEngine {
         self.inner.leases.renewals()
     }
 
+    /// Counts the steps this node's groups of caught-up streams took (one
+    /// script each: joins, leaves and the move of their shared position;
+    /// see `docs/REDIS.md`), so a test can await one instead of sleeping.
+    pub fn group_steps(&self) -> watch::Receiver<u64> {
+        self.inner.group_steps.subscribe()
+    }
+
     /// The channel records repository on this engine's layout.
     pub fn channel_repository(&self) -> RedisChannelRepository {
         RedisChannelRepository::new(self.inner.client.clone(), self.inner.keys.clone())
@@ -197,6 +207,7 @@ impl RedisEngine {
             self.inner.notifier.clone(),
             self.inner.leases.clone(),
             self.inner.deletions.clone(),
+            self.inner.group_steps.clone(),
         ));
         ChannelState::start_feed(&shared);
         channels.insert(channel.clone(), Arc::downgrade(&shared));

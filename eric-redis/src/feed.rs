@@ -263,14 +263,21 @@ impl Feed {
             .drop_oldest(|buffer| buffer.entries.front().is_some_and(|(s, _)| *s <= position));
     }
 
+    /// The channel's sequence as far as this node has read the log.
+    pub(crate) fn known(&self) -> u64 {
+        let buffer = self.buffer();
+        if buffer.started { buffer.known } else { 0 }
+    }
+
     /// What a listener at `after` takes from the buffer, at most `max`
-    /// entries reaching `subscriptions`; `None` when the buffer no longer
-    /// reaches back that far.
+    /// entries reaching `subscriptions`, numbered up to `limit`; `None`
+    /// when the buffer no longer reaches back that far.
     pub(crate) fn slice(
         &self,
         after: u64,
         max: usize,
         subscriptions: &Subscriptions,
+        limit: u64,
     ) -> Option<Slice> {
         let buffer = self.buffer();
         if !buffer.started || after < buffer.floor {
@@ -278,10 +285,13 @@ impl Feed {
         }
         let start = buffer.entries.partition_point(|(s, _)| *s <= after);
         let mut slice = Slice {
-            upto: buffer.known.max(after),
+            upto: buffer.known.min(limit).max(after),
             ..Slice::default()
         };
         for (seq, message) in buffer.entries.range(start..) {
+            if *seq > limit {
+                break;
+            }
             if subscriptions.admits(message) {
                 if slice.deliveries.len() == max {
                     slice.upto = seq - 1;
@@ -296,14 +306,16 @@ impl Feed {
         Some(slice)
     }
 
-    /// Whether an entry numbered above `after` and reaching `subscriptions`
-    /// is in the buffer (a stream there has something to take).
-    pub(crate) fn has_for(&self, after: u64, subscriptions: &Subscriptions) -> bool {
+    /// Whether an entry numbered above `after` and up to `limit`, reaching
+    /// `subscriptions`, is in the buffer (a stream there has something to
+    /// take).
+    pub(crate) fn has_for(&self, after: u64, subscriptions: &Subscriptions, limit: u64) -> bool {
         let buffer = self.buffer();
         let start = buffer.entries.partition_point(|(s, _)| *s <= after);
         buffer
             .entries
             .range(start..)
+            .take_while(|(s, _)| *s <= limit)
             .any(|(_, message)| subscriptions.admits(message))
     }
 
@@ -404,9 +416,14 @@ mod tests {
         assert_eq!(buffer.bytes, left);
         drop(buffer);
         let all = Subscriptions::default();
-        assert!(feed.slice(5, 10, &all).is_none());
-        let slice = feed.slice(6, 10, &all).unwrap();
+        assert!(feed.slice(5, 10, &all, u64::MAX).is_none());
+        let slice = feed.slice(6, 10, &all, u64::MAX).unwrap();
         let seqs: Vec<u64> = slice.deliveries.iter().map(|d| d.seq).collect();
         assert_eq!((seqs, slice.upto), (vec![7, 8, 9, 10], 10));
+        // A group's stream takes only what the group claimed.
+        let slice = feed.slice(6, 10, &all, 8).unwrap();
+        let seqs: Vec<u64> = slice.deliveries.iter().map(|d| d.seq).collect();
+        assert_eq!((seqs, slice.upto), (vec![7, 8], 8));
+        assert!(!feed.has_for(8, &all, 8));
     }
 }

@@ -22,6 +22,10 @@
 //!   its stream ends (`Removed`) as for any removal, and the renewal drops
 //!   the lease it no longer has.
 //!
+//! Groups of streams (`group`) hold leases too, entry `<c> <group id>`: a
+//! group whose node died is dissolved by the sweep (its members get their
+//! own cursors back at its position) instead of staying in Redis for good.
+//!
 //! The task stops on [`Leases::shutdown`] or when the last handle goes.
 
 use std::collections::HashMap;
@@ -43,7 +47,16 @@ use crate::scripts::SCRIPTS;
 const SWEEP_BATCH: usize = 256;
 const SWEEP_ROUNDS: usize = 16;
 
-type Held = HashMap<(ChannelId, ListenerId), String>;
+/// What a lease is held for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Holder {
+    /// A temporary listener.
+    Listener(ChannelId, ListenerId),
+    /// A node's group of a channel's streams.
+    Group(ChannelId, String),
+}
+
+type Held = HashMap<Holder, String>;
 
 /// A handle on the node's leases and their renewal and sweep task.
 #[derive(Clone)]
@@ -58,7 +71,7 @@ struct Shared {
     client: Client,
     keys: Keys,
     lease: Duration,
-    /// The leases this node holds: (channel, listener) → ZSET entry.
+    /// The leases this node holds, with their ZSET entries.
     held: Mutex<Held>,
     /// Renewal scripts run so far (tests and metrics count leases by it).
     renewals: watch::Sender<u64>,
@@ -111,18 +124,41 @@ impl Leases {
             .await?;
         self.shared
             .held()
-            .insert((channel.clone(), listener.clone()), entry);
+            .insert(Holder::Listener(channel.clone(), listener.clone()), entry);
         Ok(())
+    }
+
+    /// Takes a lease for this node's group of `channel`'s streams (before
+    /// its first member joins), unless held already.
+    pub(crate) async fn take_group(&self, channel: &ChannelId, group: &str) -> Result<()> {
+        let holder = Holder::Group(channel.clone(), group.to_owned());
+        if self.shared.held().contains_key(&holder) {
+            return Ok(());
+        }
+        let entry = format!("{} {group}", channel.key_segment());
+        self.shared
+            .hold("add", std::slice::from_ref(&entry))
+            .await?;
+        self.shared.held().insert(holder, entry);
+        Ok(())
+    }
+
+    /// Gives up the lease of this node's group of `channel`'s streams (it
+    /// was dissolved).
+    pub(crate) async fn release_group(&self, channel: &ChannelId, group: &str) -> Result<()> {
+        self.release_holder(Holder::Group(channel.clone(), group.to_owned()))
+            .await
     }
 
     /// Gives up the lease of a listener that was removed, if this node holds
     /// one (a map lookup otherwise).
     pub(crate) async fn release(&self, channel: &ChannelId, listener: &ListenerId) -> Result<()> {
-        let Some(entry) = self
-            .shared
-            .held()
-            .remove(&(channel.clone(), listener.clone()))
-        else {
+        self.release_holder(Holder::Listener(channel.clone(), listener.clone()))
+            .await
+    }
+
+    async fn release_holder(&self, holder: Holder) -> Result<()> {
+        let Some(entry) = self.shared.held().remove(&holder) else {
             return Ok(());
         };
         let mut cmd = redis::cmd("ZREM");
@@ -206,10 +242,46 @@ impl Shared {
     }
 
     /// Removes the listeners of lapsed leases, each only if it is still the
-    /// leased member, in one pipelined round trip (the `remove` script
-    /// is safe to run twice); an entry that is not a lease is only forgotten.
+    /// leased member, and dissolves lapsed groups, in one pipelined round
+    /// trip each (both scripts are safe to run twice); an entry that is not
+    /// a lease is only forgotten.
     async fn remove(&self, lapsed: &[String]) -> Result<()> {
-        let leased: Vec<_> = lapsed.iter().filter_map(|m| self.parse(m)).collect();
+        let (groups, listeners): (Vec<&String>, Vec<&String>) = lapsed
+            .iter()
+            .partition(|entry| entry.split(' ').count() == 2);
+        let groups: Vec<(ChannelKeys, &str)> = groups
+            .into_iter()
+            .filter_map(|entry| {
+                let (channel, group) = entry.split_once(' ')?;
+                let channel = ChannelId::from_key_segment(channel).ok()?;
+                Some((self.keys.channel(&channel), group))
+            })
+            .collect();
+        if !groups.is_empty() {
+            // Ten leases: a node paused that long has lost more than this.
+            let departures = (self.lease_ms().saturating_mul(10)).to_string();
+            let calls: Vec<(Vec<&str>, Vec<&str>)> = groups
+                .iter()
+                .map(|(keys, group)| {
+                    (
+                        vec![keys.logstate.as_str()],
+                        vec![keys.base.as_str(), *group, departures.as_str()],
+                    )
+                })
+                .collect();
+            let _: Vec<i64> = self
+                .client
+                .script_pipe(
+                    "dissolving groups whose lease lapsed",
+                    &SCRIPTS.group_dissolve,
+                    &calls,
+                )
+                .await?;
+        }
+        let leased: Vec<_> = listeners
+            .into_iter()
+            .filter_map(|m| self.parse(m))
+            .collect();
         let calls: Vec<(Vec<&str>, Vec<&str>)> = leased
             .iter()
             .map(|(keys, listener, member_id)| {

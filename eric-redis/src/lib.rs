@@ -41,6 +41,8 @@
 //! - `batch`: concurrent dispatches combined into one script call.
 //! - `feed`: a channel's broadcast log, read once per node for all its
 //!   streams.
+//! - `group`: the caught-up streams of a channel on a node, whose
+//!   position in the log moves once for all of them.
 //! - `advance`: concurrent takes of a channel's streams on a node (cursor
 //!   moves) combined into one script call.
 //! - [`queue`]: [`RedisQueue`], a listener's list.
@@ -68,6 +70,7 @@ mod connector;
 pub mod engine;
 pub mod error;
 mod feed;
+mod group;
 mod keys;
 mod lease;
 mod notify;

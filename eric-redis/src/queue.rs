@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use eric_core::channel::QueueLimits;
@@ -30,6 +30,7 @@ use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::feed::Feed;
 use crate::feed::Slice;
+use crate::group::{Ask, Group, Join, Leave};
 use crate::keys::ChannelKeys;
 use crate::scripts::SCRIPTS;
 
@@ -53,6 +54,10 @@ pub struct RedisQueue {
     feed: Arc<Feed>,
     /// Moves cursors for this channel's streams on this node.
     advancer: Arc<Advancer>,
+    /// This node's group of the channel's caught-up streams.
+    group: Arc<Group>,
+    /// Streams of this listener open on this node.
+    streams: AtomicUsize,
     /// Where this node believes the listener is in the log.
     place: Mutex<Place>,
     /// Counts notices that the list got messages (`m`, or a local change).
@@ -77,9 +82,38 @@ impl Drop for RedisQueue {
 /// subscriptions, which filter what it takes from the log.
 #[derive(Debug, Default)]
 struct Place {
+    /// In a group (`Member`, `Leaving`), the cursor is what this node's
+    /// streams took, which Redis learns only if the listener leaves.
     at: Option<(u64, u64)>,
     subscriptions: Subscriptions,
+    mode: Mode,
+    /// Join the group at the next step.
+    join: bool,
+    /// Leave the group at the next step (or, releasing, ask again).
+    leave: bool,
 }
+
+/// Where the listener stands with this node's group (see `group`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    /// Its own cursor, moved compare-and-set by every take.
+    #[default]
+    Alone,
+    /// A join was asked: takes wait for the answer.
+    Joining,
+    /// In the group: takes read the feed up to the group's position.
+    Member,
+    /// Taken out of the group by someone else at this position: takes read
+    /// the feed up to it (the group claimed that far), then go on alone.
+    Leaving(u64),
+    /// A leave was asked: takes wait for the answer.
+    Releasing,
+}
+
+/// A member further behind the group's position than this many numbers
+/// leaves it: what the group claims ahead of a stream is lost if the node
+/// dies and the client resumes without `Last-Event-ID`, so it stays small.
+const LAG: u64 = 1024;
 
 /// Takes in a row that may find the listener moved elsewhere (by a
 /// concurrent pull, stream, rewind or subscription change) before giving up.
@@ -130,6 +164,7 @@ impl RedisQueue {
         dispatcher: Arc<Dispatcher>,
         feed: Arc<Feed>,
         advancer: Arc<Advancer>,
+        group: Arc<Group>,
         keys: Arc<ChannelKeys>,
         channel: ChannelId,
         listener: ListenerId,
@@ -148,6 +183,8 @@ impl RedisQueue {
             closed: AtomicBool::new(false),
             feed,
             advancer,
+            group,
+            streams: AtomicUsize::new(0),
             place: Mutex::new(Place::default()),
             // Unknown at first: the first take looks.
             queue_news: Arc::new(AtomicU64::new(1)),
@@ -161,9 +198,22 @@ impl RedisQueue {
         self.place.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A notification said the list got messages.
+    /// A notification said the list got messages. A member leaves the
+    /// group to take them: the group's position would pass them.
     pub(crate) fn queue_changed(&self) {
         self.queue_news.fetch_add(1, Ordering::AcqRel);
+        let mut place = self.place();
+        if place.mode == Mode::Member {
+            place.leave = true;
+            drop(place);
+            self.want_step();
+        }
+    }
+
+    /// Asks the group's next step of the feed's task.
+    fn want_step(&self) {
+        self.group.want();
+        self.feed.changed.notify_one();
     }
 
     /// Whether a stream of this listener here has something new to take
@@ -171,20 +221,211 @@ impl RedisQueue {
     /// listener's position when it reads the feed.
     pub(crate) fn wants(&self) -> (bool, Option<u64>) {
         let place = self.place();
-        match place.at {
-            Some((cursor, _)) => (
-                self.feed.has_for(cursor, &place.subscriptions),
-                Some(cursor),
-            ),
-            None => (false, None),
+        let Some((cursor, _)) = place.at else {
+            return (false, None);
+        };
+        let wants = match place.mode {
+            Mode::Alone => self.feed.has_for(cursor, &place.subscriptions, u64::MAX),
+            Mode::Member => self
+                .feed
+                .has_for(cursor, &place.subscriptions, self.group.acked()),
+            Mode::Leaving(left) => cursor < left,
+            Mode::Joining | Mode::Releasing => false,
+        };
+        (wants, Some(cursor))
+    }
+
+    /// Whether the listener is in the group here (its position moves with it).
+    pub(crate) fn in_group(&self) -> bool {
+        self.place().mode == Mode::Member
+    }
+
+    /// This node learned nothing for a while (a pub/sub reconnect), or the
+    /// listener's subscriptions changed: the next take reads the listener's
+    /// state and its list again. A member first leaves the group (what the
+    /// group claimed for it is still taken here, with the subscriptions it
+    /// was claimed under).
+    pub(crate) fn forget(&self) {
+        {
+            let mut place = self.place();
+            match place.mode {
+                Mode::Alone => place.at = None,
+                Mode::Member => place.leave = true,
+                Mode::Joining | Mode::Leaving(_) | Mode::Releasing => {}
+            }
+        }
+        self.queue_changed();
+        self.want_step();
+    }
+
+    /// What this listener asks of the group's next step, if anything; the
+    /// group's position is `acked`.
+    pub(crate) fn group_ask(&self, acked: u64) -> Option<Ask> {
+        let streams = self.streams.load(Ordering::Acquire);
+        let mut place = self.place();
+        let (cursor, epoch) = place.at?;
+        let listener = self.listener.clone();
+        match place.mode {
+            Mode::Alone if place.join => {
+                place.join = false;
+                if streams == 0 {
+                    return None;
+                }
+                place.mode = Mode::Joining;
+                Some(Ask::Join(Join {
+                    listener,
+                    cursor,
+                    epoch,
+                }))
+            }
+            Mode::Member if place.leave || streams == 0 || acked > cursor + LAG => {
+                place.leave = false;
+                place.mode = Mode::Releasing;
+                Some(Ask::Leave(Leave {
+                    listener,
+                    cursor,
+                    give_back: streams == 0,
+                }))
+            }
+            Mode::Releasing if place.leave => {
+                // The last step failed: ask the same again.
+                place.leave = false;
+                Some(Ask::Leave(Leave {
+                    listener,
+                    cursor,
+                    give_back: streams == 0,
+                }))
+            }
+            Mode::Leaving(_) if place.leave || streams == 0 => {
+                place.leave = false;
+                place.mode = Mode::Releasing;
+                Some(Ask::Leave(Leave {
+                    listener,
+                    cursor,
+                    give_back: true,
+                }))
+            }
+            _ => None,
         }
     }
 
-    /// This node learned nothing for a while (a pub/sub reconnect): the
-    /// next take reads the listener's state and its list again.
-    pub(crate) fn forget(&self) {
-        self.place().at = None;
-        self.queue_changed();
+    /// The step said someone else took the listener out of the group at
+    /// `left`; whether this node is done with that departure (it is acked).
+    pub(crate) fn group_left(&self, left: u64) -> bool {
+        let mut place = self.place();
+        let done = match (place.mode, place.at) {
+            (Mode::Member | Mode::Releasing, Some((cursor, epoch))) => {
+                place.leave = false;
+                if cursor >= left {
+                    place.mode = Mode::Alone;
+                    place.at = Some((left, epoch));
+                    true
+                } else {
+                    place.mode = Mode::Leaving(left);
+                    false
+                }
+            }
+            // Still taking what the group claimed: acked when done.
+            (Mode::Leaving(_), _) => return false,
+            _ => true,
+        };
+        drop(place);
+        self.wakeup.notify_all();
+        done
+    }
+
+    /// A take in the group (`Member`, `Leaving`): from the feed, up to what
+    /// the group claimed, without a round trip. `None` when the listener is
+    /// not in the group; an empty take when it must wait for a step.
+    fn take_grouped(&self, max: usize) -> Option<Taken> {
+        let mut place = self.place();
+        let (cursor, epoch) = place.at?;
+        let limit = match place.mode {
+            Mode::Alone => return None,
+            Mode::Joining | Mode::Releasing => {
+                return Some(Taken {
+                    deliveries: Vec::new(),
+                    epoch,
+                    gap: None,
+                });
+            }
+            Mode::Member => self.group.acked(),
+            Mode::Leaving(left) => left,
+        };
+        // The place's lock is held from reading the position to moving it:
+        // two streams of the listener here never take the same entry.
+        let Some(slice) = self.feed.slice(cursor, max, &place.subscriptions, limit) else {
+            // Behind the buffer: out of the group, to read Redis alone.
+            place.leave = true;
+            drop(place);
+            self.want_step();
+            return Some(Taken {
+                deliveries: Vec::new(),
+                epoch,
+                gap: None,
+            });
+        };
+        place.at = Some((slice.upto, epoch));
+        if let Mode::Leaving(left) = place.mode
+            && slice.upto >= left
+        {
+            // Everything claimed was taken: alone from here.
+            place.mode = Mode::Alone;
+            place.at = Some((left, epoch));
+            drop(place);
+            self.group.ack(&self.listener);
+            self.feed.changed.notify_one();
+            if slice.deliveries.is_empty() {
+                return None;
+            }
+        }
+        Some(Taken {
+            deliveries: slice.deliveries,
+            epoch,
+            gap: None,
+        })
+    }
+
+    /// The answer to a leave this node asked: `applied` when the listener
+    /// was still a member and its cursor is now what its streams took.
+    pub(crate) fn group_released(&self, applied: bool) {
+        let mut place = self.place();
+        if place.mode == Mode::Releasing {
+            place.mode = Mode::Alone;
+            if !applied {
+                // Out already (and its departure dealt with): read again.
+                place.at = None;
+            }
+        }
+        drop(place);
+        self.wakeup.notify_all();
+    }
+
+    /// The answer to a join this node asked.
+    pub(crate) fn group_joined(&self, joined: bool) {
+        let mut place = self.place();
+        if place.mode == Mode::Joining {
+            // Not joined: a take in flight moved the cursor (it sets the
+            // place as it answers), or something else did (the next take's
+            // compare fails and reads again).
+            place.mode = if joined { Mode::Member } else { Mode::Alone };
+        }
+        drop(place);
+        self.wakeup.notify_all();
+    }
+
+    /// The step failed: whether it took effect is unknown. A join that
+    /// did is learned by the next take (`Grouped`), at the cursor it was
+    /// asked at; a leave is asked again.
+    pub(crate) fn group_failed(&self) {
+        let mut place = self.place();
+        match place.mode {
+            Mode::Joining => place.mode = Mode::Alone,
+            Mode::Releasing => place.leave = true,
+            _ => {}
+        }
+        drop(place);
+        self.wakeup.notify_all();
     }
 
     fn check_open(&self) -> Result<()> {
@@ -302,6 +543,9 @@ impl Queue for RedisQueue {
         let mut gap = None;
         let mut moved = 0;
         while moved < TAKE_ATTEMPTS {
+            if let Some(taken) = self.take_grouped(max) {
+                return Ok(taken);
+            }
             // Whatever notifications announced is read before the merge:
             // a queued message is passed only after every broadcast
             // numbered below it.
@@ -319,7 +563,7 @@ impl Queue for RedisQueue {
             let slice = match at {
                 None => Slice::default(),
                 Some((cursor, epoch)) => {
-                    let slice = match self.feed.slice(cursor, max, &subscriptions) {
+                    let slice = match self.feed.slice(cursor, max, &subscriptions, u64::MAX) {
                         Some(slice) => slice,
                         None => self.feed.read_range(cursor, max, &subscriptions).await?,
                     };
@@ -343,6 +587,19 @@ impl Queue for RedisQueue {
                 max_bytes: self.limits.max_bytes,
             };
             match self.advancer.advance(request).await? {
+                Outcome::Grouped => {
+                    moved += 1;
+                    // A join answered by a failed step took effect, at the
+                    // cursor this node still holds.
+                    let mut place = self.place();
+                    place.mode = Mode::Member;
+                    if place.at.is_none() {
+                        // Never the case (a join keeps its cursor): out, at
+                        // the group's position, rather than stuck.
+                        place.at = Some((self.group.acked(), 0));
+                        place.leave = true;
+                    }
+                }
                 Outcome::Removed => {
                     self.close();
                     return Err(Error::InvalidListener {
@@ -360,10 +617,9 @@ impl Queue for RedisQueue {
                     if !self.attached.swap(true, Ordering::AcqRel) {
                         self.feed.attach();
                     }
-                    *self.place() = Place {
-                        at: Some((cursor, epoch)),
-                        subscriptions,
-                    };
+                    let mut place = self.place();
+                    place.at = Some((cursor, epoch));
+                    place.subscriptions = subscriptions;
                 }
                 Outcome::Advanced {
                     cursor,
@@ -371,7 +627,20 @@ impl Queue for RedisQueue {
                     queued,
                     head,
                 } => {
-                    self.place().at = Some((cursor, epoch));
+                    let caught_up = queued.is_empty()
+                        && !slice.deliveries.is_empty()
+                        && (head == Some(0) || queue_max == 0);
+                    {
+                        let mut place = self.place();
+                        place.at = Some((cursor, epoch));
+                        if caught_up && place.mode == Mode::Alone {
+                            // Broadcasts only, nothing queued: cheaper in the group.
+                            place.join = true;
+                        }
+                    }
+                    if caught_up {
+                        self.want_step();
+                    }
                     if slice.gap {
                         gap = at.map(|(from, _)| from);
                     }
@@ -432,8 +701,10 @@ impl Queue for RedisQueue {
             .arg(&self.keys.base);
         let (restored, gap): (usize, u8) =
             self.client.script("resuming a stream", &invocation).await?;
-        // The cursor moved and the list may have grown: read both again.
-        self.forget();
+        // The cursor moved (out of the group, if it was in it) and the
+        // list may have grown: read both again.
+        *self.place() = Place::default();
+        self.queue_changed();
         Ok(Rewind {
             restored,
             gap: gap == 1,
@@ -498,6 +769,21 @@ impl Queue for RedisQueue {
 
     fn wakeup(&self) -> &Wakeup {
         &self.wakeup
+    }
+
+    fn stream_opened(&self) {
+        self.streams.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Without a stream left here, a member leaves the group at what its
+    /// streams took (what they took and did not send came back through
+    /// `unread` first).
+    fn stream_closed(&self) {
+        if self.streams.fetch_sub(1, Ordering::AcqRel) == 1
+            && matches!(self.place().mode, Mode::Member | Mode::Leaving(_))
+        {
+            self.want_step();
+        }
     }
 
     fn close(&self) {

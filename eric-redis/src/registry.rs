@@ -95,6 +95,7 @@ impl RedisRegistry {
             self.shared.dispatcher.clone(),
             self.shared.feed.clone(),
             self.shared.advancer.clone(),
+            self.shared.group.clone(),
             self.shared.keys.clone(),
             self.shared.channel.clone(),
             listener.clone(),

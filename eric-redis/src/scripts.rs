@@ -69,6 +69,36 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Groups. The caught-up streams of a channel on one node share one
+-- position in the log, their group's (`<base>:group` field `<gid>`), moved
+-- once per broadcast for all of them: a member's cursor holds `g<gid>`
+-- instead of a number, and `<base>:gm:<gid>` is the SET of members. A
+-- member leaves by getting its own cursor back: the group's position, when
+-- anyone but the group's node takes it out (recorded in `<base>:left:<gid>`
+-- for that node, which streams what the group claimed up to there).
+local function is_member(v)
+  return v and string.byte(v, 1) == 103
+end
+-- Listener `id`'s cursor as a number, without changing anything.
+local function cursor_of(base, id)
+  local v = redis.call('HGET', base .. ':cursor', id)
+  if not v then return 0 end
+  if not is_member(v) then return tonumber(v) end
+  return tonumber(redis.call('HGET', base .. ':group', string.sub(v, 2)) or '0')
+end
+-- Listener `id`'s cursor as a number, taking it out of its group first
+-- (before anything but its group's node moves it or fills its queue).
+local function own_cursor(base, id)
+  local v = redis.call('HGET', base .. ':cursor', id)
+  if not v then return 0 end
+  if not is_member(v) then return tonumber(v) end
+  local gid = string.sub(v, 2)
+  local at = redis.call('HGET', base .. ':group', gid) or '0'
+  redis.call('HSET', base .. ':cursor', id, at)
+  redis.call('SREM', base .. ':gm:' .. gid, id)
+  redis.call('HSET', base .. ':left:' .. gid, id, at)
+  return tonumber(at)
+end
 -- Subscriptions. `<base>:subs` holds each filtering listener's set as
 -- JSON; `<base>:x:<type>\n<filter>` (filter empty for none) is the SET of
 -- listeners holding that subscription; `<base>:open` is the ZSET of
@@ -131,6 +161,8 @@ local function drop(base, notify, k, id)
   else
     redis.call('ZREM', base .. ':open', id)
   end
+  local v = redis.call('HGET', base .. ':cursor', id)
+  if is_member(v) then redis.call('SREM', base .. ':gm:' .. string.sub(v, 2), id) end
   redis.call('HDEL', base .. ':cursor', id)
   redis.call('HDEL', base .. ':since', id)
   redis.call('DEL', base .. ':q:' .. id, base .. ':d:' .. id)
@@ -331,7 +363,7 @@ end
 -- number: later broadcasts meet the new set. A take in flight with the old
 -- set fails its compare on the cursor; `u` tells nodes to read the set again.
 local function settle(base, notify, id, old)
-  local cursor = tonumber(redis.call('HGET', base .. ':cursor', id) or '0')
+  local cursor = own_cursor(base, id)
   local now = next_seqs(base, 1)
   local set, moved = lookup(old), {}
   for _, e in ipairs(redis.call('XRANGE', base .. ':log', '(' .. string.format('%d', cursor), '+')) do
@@ -341,6 +373,18 @@ local function settle(base, notify, id, old)
   redis.call('HSET', base .. ':cursor', id, string.format('%d', now))
   if #moved > 0 then merge_into_queue(base, id, moved) end
   redis.call('SPUBLISH', notify, 'u ' .. id)
+end
+-- The log entries after `from`, up to `to`, that reach listener `id`, into
+-- its queue (numbers kept, merged in order): what a group claimed for a
+-- stream that ended before taking it.
+local function give_back_log(base, id, from, to)
+  local set, moved = lookup(redis.call('HGET', base .. ':subs', id) or ''), {}
+  local range = redis.call('XRANGE', base .. ':log', '(' .. string.format('%d', from), string.format('%d', to))
+  for _, e in ipairs(range) do
+    if reaches(set, e[2][4], e[2][6]) then moved[#moved + 1] = envelope(log_seq(e), e[2][2]) end
+  end
+  merge_into_queue(base, id, moved)
+  return #moved
 end
 "#;
 
@@ -412,14 +456,31 @@ pub(crate) struct Scripts {
     /// queue and the log after the cursor, merged by number (`deliver_next`,
     /// `pop_batch`). → {envelopes}.
     pub(crate) pop: Script,
-    /// KEYS logstate; ARGV base, replay window, max bytes, then per listener (listener,
-    /// cursor expected, cursor proposed, rewind epoch expected, queue max).
+    /// KEYS logstate; ARGV base, replay window, max bytes, the node's group
+    /// id, then per listener (listener, cursor expected, cursor proposed,
+    /// rewind epoch expected, queue max).
     /// Moves the cursors of a node's streams past what the node read of the
     /// log and takes their queues up to that point. → per listener: {0}
-    /// removed; {-1, cursor, epoch, subscriptions, trimmed} moved
-    /// elsewhere; {1, cursor, epoch, {envelopes}, number of the queue's
+    /// removed; {2} a member of the node's group; {-1, cursor, epoch,
+    /// subscriptions, trimmed} moved elsewhere; {1, cursor, epoch, {envelopes}, number of the queue's
     /// first message left (0 none, -1 not looked at)}.
     pub(crate) advance: Script,
+    /// KEYS logstate; ARGV base, group id, position, number of leaves,
+    /// then per leave (listener, cursor, `1` when no stream here takes
+    /// what the group claimed for it any more), number of acks, the
+    /// listeners acked, then per join (listener, cursor expected, rewind
+    /// epoch expected). Takes the leaving members out of the node's group
+    /// (each back at its cursor), forgets the acked departures, moves the
+    /// group to the position, joins the listeners still where the node
+    /// believes (and with an empty queue), and lists who was taken out by
+    /// others. → {the group's position, {listener, position it left at,
+    /// ...}, {1|0 per leave: it was still a member}, {1|0 per join}}.
+    pub(crate) group_step: Script,
+    /// KEYS logstate; ARGV base, group id, how long (ms) its departures
+    /// stay readable. Ends a group (its node is gone, or was paused past its
+    /// lease): every member gets its own cursor back at the group's
+    /// position, recorded as a departure.
+    pub(crate) group_dissolve: Script,
     /// KEYS logstate; ARGV base, after, count. → {channel sequence, trimmed, {{seq,
     /// message}...}}: the log after `after`.
     pub(crate) read_log: Script,
@@ -508,6 +569,8 @@ for _, id in ipairs(order) do
     end
     local n = #accepted
     if n > 0 then
+      -- A group's position would pass a queued message: out of it first.
+      own_cursor(ARGV[1], id)
       local first = next_seqs(ARGV[1], n)
       local envelopes = {}
       for k, i in ipairs(accepted) do
@@ -634,7 +697,7 @@ return false
         r#"
 local base, id, max = ARGV[3], ARGV[2], tonumber(ARGV[1])
 last_seq(base)
-local cursor = tonumber(redis.call('HGET', base .. ':cursor', id) or '0')
+local cursor = own_cursor(base, id)
 -- A pull cannot carry a gap notice: it starts after what was trimmed.
 cursor = math.max(cursor, tonumber(redis.call('HGET', base .. ':logstate', 'trimmed') or '0'))
 local set = lookup(redis.call('HGET', base .. ':subs', id) or '')
@@ -665,10 +728,10 @@ return out
     ),
     advance: script(
         r#"
-local base, window, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local base, window, max_bytes, own = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 'g' .. ARGV[4]
 last_seq(base)
 local ids = {}
-for i = 4, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
+for i = 5, #ARGV, 5 do ids[#ids + 1] = ARGV[i] end
 -- Read once per listener of the batch, in chunks that `unpack` allows.
 local members, cursors, epochs = {}, {}, {}
 for c = 1, #ids, 4000 do
@@ -683,9 +746,16 @@ end
 local trimmed = redis.call('HGET', base .. ':logstate', 'trimmed') or '0'
 local results, moved = {}, {}
 for n, id in ipairs(ids) do
-  local i = 4 + (n - 1) * 5
+  local i = 5 + (n - 1) * 5
   if not members[n] then
     results[n] = {0}
+  elseif cursors[n] == own then
+    -- In this node's group (a join whose answer was lost): a member.
+    results[n] = {2}
+  elseif is_member(cursors[n]) then
+    -- In another node's group: out of it, and read again.
+    local at = string.format('%d', own_cursor(base, id))
+    results[n] = {-1, at, epochs[n], redis.call('HGET', base .. ':subs', id) or '', trimmed}
   elseif cursors[n] ~= ARGV[i + 1] or epochs[n] ~= ARGV[i + 3] then
     -- Moved elsewhere (another stream, a pull, a rewind, a subscription
     -- change): the node reads the listener's state again.
@@ -714,6 +784,87 @@ end
 return results
 "#,
     ),
+    group_step: script(
+        r#"
+local base, gid = ARGV[1], ARGV[2]
+local tag, cursors = 'g' .. gid, base .. ':cursor'
+local members, left = base .. ':gm:' .. gid, base .. ':left:' .. gid
+local i, leaves = 5, {}
+for _ = 1, tonumber(ARGV[4]) do
+  local id, c = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', cursors, id) == tag then
+    -- Still a member: back to what its streams took, nobody else did.
+    redis.call('HSET', cursors, id, c)
+    redis.call('SREM', members, id)
+    leaves[#leaves + 1] = 1
+  else
+    leaves[#leaves + 1] = 0
+    local at = redis.call('HGET', left, id)
+    if ARGV[i + 2] == '1' and at then
+      -- Taken out by someone else at `at`, and no stream here takes what
+      -- the group claimed before that any more: it goes to the queue (once:
+      -- the record goes with it).
+      redis.call('HDEL', left, id)
+      if tonumber(at) > tonumber(c) and redis.call('HEXISTS', base .. ':listeners', id) == 1
+        and give_back_log(base, id, tonumber(c), tonumber(at)) > 0 then
+        redis.call('SPUBLISH', base .. ':notify', 'm ' .. id .. ' 0')
+      end
+    end
+  end
+  i = i + 3
+end
+local acks = tonumber(ARGV[i])
+i = i + 1
+if acks > 0 then
+  redis.call('HDEL', left, unpack(ARGV, i, i + acks - 1))
+  i = i + acks
+end
+local pos = tonumber(ARGV[3])
+local current = redis.call('HGET', base .. ':group', gid)
+if current and tonumber(current) >= pos then
+  pos = tonumber(current)
+else
+  redis.call('HSET', base .. ':group', gid, string.format('%d', pos))
+end
+local joins = {}
+while i <= #ARGV do
+  local id, c, e = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local joined = 0
+  if redis.call('HGET', cursors, id) == c and tonumber(c) <= pos
+    and (redis.call('HGET', base .. ':rewinds', id) or '0') == e
+    and redis.call('LLEN', base .. ':q:' .. id) == 0 then
+    redis.call('HSET', cursors, id, tag)
+    redis.call('SADD', members, id)
+    redis.call('HDEL', left, id)
+    joined = 1
+  end
+  joins[#joins + 1] = joined
+  i = i + 3
+end
+return {pos, redis.call('HGETALL', left), leaves, joins}
+"#,
+    ),
+    group_dissolve: script(
+        r#"
+local base, gid = ARGV[1], ARGV[2]
+local at, tag = redis.call('HGET', base .. ':group', gid), 'g' .. gid
+local left = base .. ':left:' .. gid
+if at then
+  for _, id in ipairs(redis.call('SMEMBERS', base .. ':gm:' .. gid)) do
+    if redis.call('HGET', base .. ':cursor', id) == tag then
+      redis.call('HSET', base .. ':cursor', id, at)
+      redis.call('HSET', left, id, at)
+    end
+  end
+end
+-- Departures stay readable for a while: a node that was only paused
+-- learns from them where its members were taken out.
+if redis.call('EXISTS', left) == 1 then redis.call('PEXPIRE', left, ARGV[3]) end
+redis.call('DEL', base .. ':gm:' .. gid)
+redis.call('HDEL', base .. ':group', gid)
+return 1
+"#,
+    ),
     read_log: script(
         r#"
 local state = redis.call('HMGET', ARGV[1] .. ':logstate', 'seq', 'trimmed')
@@ -731,7 +882,7 @@ return {state[1] or '0', state[2] or '0', out}
 local base, id = ARGV[1], ARGV[2]
 last_seq(base)
 local len = redis.call('LLEN', base .. ':q:' .. id)
-local cursor = tonumber(redis.call('HGET', base .. ':cursor', id) or '0')
+local cursor = cursor_of(base, id)
 cursor = math.max(cursor, tonumber(redis.call('HGET', base .. ':logstate', 'trimmed') or '0'))
 local log, after = base .. ':log', '(' .. string.format('%d', cursor)
 local json = redis.call('HGET', base .. ':subs', id) or ''
@@ -772,7 +923,7 @@ local gap = after < tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
 local base = ARGV[4]
 last_seq(base)
 local since = tonumber(redis.call('HGET', base .. ':since', ARGV[2]) or '0')
-local cursor = tonumber(redis.call('HGET', base .. ':cursor', ARGV[2]) or '0')
+local cursor = own_cursor(base, ARGV[2])
 local trimmed = tonumber(redis.call('HGET', base .. ':logstate', 'trimmed') or '0')
 local at = math.max(since, math.min(after, cursor))
 if at < trimmed then
@@ -889,6 +1040,10 @@ for _, json in ipairs(redis.call('HVALS', ARGV[1] .. ':subs')) do
   for c = 1, #keys, 1000 do redis.call('DEL', unpack(keys, c, math.min(c + 999, #keys))) end
 end
 redis.call('DEL', ARGV[1] .. ':subs', ARGV[1] .. ':open')
+for _, gid in ipairs(redis.call('HKEYS', ARGV[1] .. ':group')) do
+  redis.call('DEL', ARGV[1] .. ':gm:' .. gid, ARGV[1] .. ':left:' .. gid)
+end
+redis.call('DEL', ARGV[1] .. ':group')
 redis.call('DEL', ARGV[1] .. ':log', ARGV[1] .. ':logstate', ARGV[1] .. ':cursor', ARGV[1] .. ':since')
 redis.call('DEL', unpack(KEYS))
 redis.call('SPUBLISH', ARGV[2], 'x')

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use eric_core::{ChannelId, ListenerId, Queue, Result};
 
@@ -21,6 +21,7 @@ use crate::advance::Advancer;
 use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::feed::Feed;
+use crate::group::{Ask, Group};
 use crate::keys::ChannelKeys;
 use crate::lease::Leases;
 use crate::notify::{Notifier, WakeTarget};
@@ -28,6 +29,10 @@ use crate::queue::RedisQueue;
 use crate::scripts::SCRIPTS;
 
 pub(crate) type Member = eric_core::Member<RedisQueue>;
+
+/// How long after a failed group step the next is tried without a
+/// notification prompting it.
+const STEP_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 type Cache = HashMap<ListenerId, Cached, foldhash::quality::RandomState>;
 
 /// A listener this node holds.
@@ -53,6 +58,8 @@ pub(crate) struct ChannelState {
     pub(crate) feed: Arc<Feed>,
     /// Combines the takes of this channel's streams here.
     pub(crate) advancer: Arc<Advancer>,
+    /// The caught-up streams here, moved together.
+    pub(crate) group: Arc<Group>,
     cache: Mutex<Cache>,
     /// Counts changes to cached flags (see `Cached::changed`).
     changes: AtomicU64,
@@ -61,6 +68,8 @@ pub(crate) struct ChannelState {
     pub(crate) leases: Leases,
     /// Tells the engine's listeners that this channel was deleted.
     deletions: broadcast::Sender<ChannelId>,
+    /// Counts the node's group steps (see `RedisEngine::group_steps`).
+    steps: watch::Sender<u64>,
 }
 
 impl ChannelState {
@@ -71,8 +80,10 @@ impl ChannelState {
         notifier: Notifier,
         leases: Leases,
         deletions: broadcast::Sender<ChannelId>,
+        steps: watch::Sender<u64>,
     ) -> Self {
         let keys = Arc::new(keys);
+        let group = Arc::new(Group::new(client.clone(), keys.base.clone()));
         Self {
             dispatcher: Arc::new(Dispatcher::new(
                 client.clone(),
@@ -84,7 +95,9 @@ impl ChannelState {
                 client.clone(),
                 channel.clone(),
                 keys.base.clone(),
+                group.id().to_owned(),
             )),
+            group,
             client,
             channel,
             keys,
@@ -93,6 +106,7 @@ impl ChannelState {
             notifier,
             leases,
             deletions,
+            steps,
         }
     }
 
@@ -116,6 +130,7 @@ impl ChannelState {
                     tracing::debug!(%error, "reading the broadcast log failed");
                 }
                 let Some(state) = state.upgrade() else { return };
+                state.step_group().await;
                 let mut slowest = u64::MAX;
                 for cached in state.cache().values() {
                     let queue = cached.member.queue();
@@ -131,6 +146,76 @@ impl ChannelState {
                 }
             }
         });
+    }
+
+    /// One step of this node's group, when it has members (and the log
+    /// moved) or a listener asked to join or leave; see `group`.
+    async fn step_group(&self) {
+        let acked = self.group.acked();
+        let position = self.feed.known();
+        let mut leaving = Vec::new();
+        let mut joining = Vec::new();
+        let mut members = false;
+        for cached in self.cache().values() {
+            let queue = cached.member.queue();
+            match queue.group_ask(acked) {
+                Some(Ask::Join(join)) => joining.push((cached.member.clone(), join)),
+                Some(Ask::Leave(leave)) => leaving.push((cached.member.clone(), leave)),
+                None => members |= queue.in_group(),
+            }
+        }
+        let wanted = self.group.take_wanted();
+        if leaving.is_empty() && joining.is_empty() && !wanted && !(members && position > acked) {
+            return;
+        }
+        if (members || !joining.is_empty())
+            && let Err(error) = self.leases.take_group(&self.channel, self.group.id()).await
+        {
+            // No join without a lease: a group nobody dissolves if this node
+            // dies would hold its members' cursors for good.
+            tracing::debug!(channel = %self.channel, %error, "taking the group's lease failed");
+            for (member, _) in joining.drain(..) {
+                member.queue().group_failed();
+            }
+        }
+        let (leave_members, leaves): (Vec<_>, Vec<_>) = leaving.into_iter().unzip();
+        let (join_members, joins): (Vec<_>, Vec<_>) = joining.into_iter().unzip();
+        match self.group.step(position, &leaves, &joins).await {
+            Ok(stepped) => {
+                // Departures first: a member taken out never takes past
+                // where it left, whatever the new position.
+                for (listener, left) in &stepped.left {
+                    let done = self
+                        .cached(listener)
+                        .is_none_or(|member| member.queue().group_left(*left));
+                    if done {
+                        self.group.ack(listener);
+                    }
+                }
+                self.group.raise(stepped.position);
+                for (member, applied) in leave_members.iter().zip(&stepped.leaves) {
+                    member.queue().group_released(*applied);
+                }
+                for (member, joined) in join_members.iter().zip(&stepped.joins) {
+                    member.queue().group_joined(*joined);
+                }
+                self.steps.send_modify(|n| *n += 1);
+            }
+            Err(error) => {
+                tracing::debug!(channel = %self.channel, %error, "moving the group of streams failed");
+                for member in leave_members.iter().chain(&join_members) {
+                    member.queue().group_failed();
+                }
+                // Asked again once Redis answers: the next notification, or
+                // a retry after a pause.
+                self.group.want();
+                let feed = self.feed.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(STEP_RETRY).await;
+                    feed.changed.notify_one();
+                });
+            }
+        }
     }
 
     // Map operations cannot leave the cache half-changed: poison is harmless.
@@ -386,6 +471,24 @@ impl WakeTarget for ChannelState {
 impl Drop for ChannelState {
     fn drop(&mut self) {
         self.feed.close();
+        if self.group.acked() > 0
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // Its members' streams are gone with the state: each left at
+            // what it took, or, if the step never ran, at the position.
+            let (group, leases, channel) = (
+                self.group.clone(),
+                self.leases.clone(),
+                self.channel.clone(),
+            );
+            runtime.spawn(async move {
+                if let Err(error) = group.dissolve().await {
+                    tracing::debug!(%channel, %error, "ending the group of streams failed");
+                    return;
+                }
+                let _ = leases.release_group(&channel, group.id()).await;
+            });
+        }
         // Lets the subscriber drop this channel's subscription.
         self.notifier.changed();
     }
@@ -418,6 +521,7 @@ mod tests {
             notifier,
             leases,
             broadcast::channel(1).0,
+            watch::Sender::new(0),
         )
     }
 
@@ -427,6 +531,7 @@ mod tests {
             state.dispatcher.clone(),
             state.feed.clone(),
             state.advancer.clone(),
+            state.group.clone(),
             state.keys.clone(),
             state.channel.clone(),
             id.clone(),

@@ -190,6 +190,7 @@ pub(super) fn open<E: Engine, A: Adapter>(
         }) as Cleanup
     });
     let ledger = Arc::new(Ledger::default());
+    member.queue().stream_opened();
     let cursor = Cursor {
         ledger: ledger.clone(),
         batch: if channel.settings().stream_delay.is_zero() {
@@ -417,6 +418,7 @@ impl<E: Engine, A: Adapter> Cursor<E, A> {
 impl<E: Engine, A: Adapter> Drop for Cursor<E, A> {
     fn drop(&mut self) {
         self.give_back();
+        self.member.queue().stream_closed();
     }
 }
 

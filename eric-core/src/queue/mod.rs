@@ -149,6 +149,16 @@ pub trait Queue: Send + Sync + 'static {
     /// Signalled when messages arrive or the queue closes.
     fn wakeup(&self) -> &Wakeup;
 
+    /// A stream of this queue began taking. Engines that claim messages
+    /// for a queue's streams ahead of their takes (Redis groups its caught-up
+    /// streams) count them, to hand back what is claimed when the last one
+    /// ends; the default does nothing.
+    fn stream_opened(&self) {}
+
+    /// A stream of this queue ended (after handing back what it did not
+    /// send, [`Queue::unread`]); see [`Queue::stream_opened`].
+    fn stream_closed(&self) {}
+
     /// Marks the queue closed (its listener is gone) and wakes every consumer.
     fn close(&self);
 }
