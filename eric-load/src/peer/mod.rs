@@ -81,7 +81,8 @@ pub(crate) struct PeerArgs {
 #[derive(Debug, clap::Subcommand)]
 enum Scenario {
     /// N streams on one channel, M messages published to it: deliveries/s
-    /// from the first publish until every stream has every message.
+    /// from the first publish until every stream has every message. With
+    /// `--channels K`, streams and messages spread over K channels.
     Fanout(fanout::FanoutArgs),
     /// N streams, each on its own channel or queue; rounds of one message
     /// to each stream, the next round once every stream has its message.
