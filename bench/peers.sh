@@ -27,9 +27,9 @@
 # directory; each one it started is stopped when it exits, however it exits.
 # (On a host with systemd, installing nginx also starts Debian's own nginx
 # service on port 80; the script neither uses nor stops it.)
+# Shared with bench/scale.sh: bench/lib.sh.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 
 FANOUT_STREAMS=1000
@@ -87,19 +87,11 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-log() { echo "peers: $*" >&2; }
-die() { log "$*"; exit 1; }
+BENCH=peers
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # ---------------------------------------------------------------- set-up
-
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "$* missing and no apt-get here; install it by hand"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing $* from Debian's packages"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
 
 ensure_deps() {
   local missing=()
@@ -112,85 +104,6 @@ ensure_deps() {
     apt_install "${missing[@]}"
   fi
   NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-}
-
-# Each stream is a descriptor in the load tool and one in the server.
-raise_file_limit() {
-  local need=$((IDLE_STREAMS + FANOUT_STREAMS + 4096)) hard
-  hard="$(ulimit -Hn)"
-  if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
-    ulimit -Hn "$need" 2>/dev/null \
-      || die "open files hard limit is $hard, $need needed: raise it (ulimit -Hn) or lower --idle-streams"
-  fi
-  ulimit -Sn "$need"
-  FILES="$need"
-}
-
-build_eric() {
-  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
-  if [ -n "$BUILD" ]; then
-    log "building eric (release)"
-    (cd "$ROOT" && cargo build --release --quiet -p eric-bin)
-  fi
-  ERIC="$target/release/eric"
-  [ -x "$ERIC" ] || die "$ERIC missing: build it (drop --no-build)"
-}
-
-WORK="$(mktemp -d -t eric-peers.XXXXXX)"
-PIDS=()
-
-# Stops every process started so far: TERM, then KILL after 10 s.
-stop_all() {
-  local pid i
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for i in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
-
-on_exit() {
-  stop_all
-  if [ -n "$KEEP" ]; then
-    log "files kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
-
-# Ports come from below the kernel's ephemeral range: the load tool's ten
-# thousand outgoing connections take ports from that range, and a server
-# started later could find its port taken.
-EPHEMERAL_LOW="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
-NEXT_PORT=$((10000 + RANDOM % (EPHEMERAL_LOW - 12000)))
-# Sets PORT to a port nothing listens on.
-take_port() {
-  while (exec 3<>"/dev/tcp/127.0.0.1/$NEXT_PORT") 2>/dev/null; do
-    NEXT_PORT=$((NEXT_PORT + 1))
-  done
-  PORT=$NEXT_PORT
-  NEXT_PORT=$((NEXT_PORT + 1))
-}
-
-# Waits (up to 30 s) until the command after `what` and `log` succeeds;
-# if it does not, says so with the end of `log`.
-wait_for() {
-  local what="$1" log="$2" i
-  shift 2
-  for i in $(seq 300); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  log "$what did not come up; the end of $log:"
-  tail -5 "$log" >&2 || true
-  exit 1
 }
 
 # A process's children, from /proc (procps may not be installed).
@@ -206,32 +119,6 @@ children() {
 # Whether process $1 has $2 children.
 has_children() {
   [ "$(children "$1" | wc -l)" -eq "$2" ]
-}
-
-# Starts a private redis-server; sets REDIS_PORT, REDIS_PID.
-start_redis() {
-  local dir="$WORK/redis-$1"
-  mkdir -p "$dir"
-  take_port
-  REDIS_PORT=$PORT
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$dir" --logfile "$dir/redis.log" &
-  REDIS_PID=$!
-  PIDS+=("$REDIS_PID")
-  wait_for "redis-server" "$dir/redis.log" redis-cli -p "$REDIS_PORT" ping
-}
-
-# Starts an eric node (on Redis when $2 is a URL); sets URL, PID.
-start_eric() {
-  local name="$1" redis="${2:-}"
-  take_port
-  URL="http://127.0.0.1:$PORT"
-  local args=(serve --http "127.0.0.1:$PORT")
-  [ -z "$redis" ] || args+=(--redis "$redis")
-  "$ERIC" "${args[@]}" >"$WORK/eric-$name.log" 2>&1 &
-  PID=$!
-  PIDS+=("$PID")
-  wait_for "eric $name" "$WORK/eric-$name.log" curl -fs -o /dev/null "$URL/readyz"
 }
 
 # Starts an nginx with nchan (on the Redis at port $2 when given); sets
@@ -286,25 +173,6 @@ start_setup() {
 
 # ---------------------------------------------------------------- runs
 
-# eric's /v1 set-up calls (not measured).
-eric_post() {
-  curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' -d "$2" "$1"
-}
-
-# A top-level number of a one-line JSON object.
-json_number() {
-  sed -n "s/.*[{,]\"$2\":\([-0-9.eE+]*\).*/\1/p" "$1"
-}
-
-RUN=0
-# Runs `eric load --json peer ...`, keeping its figures in $OUT.
-load() {
-  RUN=$((RUN + 1))
-  OUT="$WORK/run-$RUN.json"
-  "$ERIC" load --json peer "$@" >"$OUT"
-  [ -z "$RAW" ] || log "$(cat "$OUT")"
-}
-
 # One run of a throughput scenario ($1: fanout, per-stream, per-channel)
 # for $KIND; sets VALUE (deliveries/s).
 throughput() {
@@ -336,11 +204,6 @@ throughput() {
       --streams "$PER_STREAM_STREAMS" --rounds "$ROUNDS"
   fi
   VALUE="$(json_number "$OUT" delivery_rate)"
-}
-
-# The median of the arguments.
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
 declare -A RESULT
@@ -422,7 +285,7 @@ print_table() {
 # ---------------------------------------------------------------- main
 
 ensure_deps
-raise_file_limit
+raise_file_limit $((IDLE_STREAMS + FANOUT_STREAMS + 4096))
 build_eric
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "load average before: $LOAD_BEFORE"
@@ -436,7 +299,7 @@ done
 
 cat <<EOF
 eric vs nchan, $(date -u +%Y-%m-%dT%H:%MZ)
-machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); load average (1, 5, 15 min) before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)
+machine: $(machine); load average (1, 5, 15 min) before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)
 eric $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $("$NGINX" -v 2>&1 | sed 's/.*: //') with nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'), redis $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')
 throughput: median of $REPEAT runs; idle: one run, window ${WINDOW} s
 EOF

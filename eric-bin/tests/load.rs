@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use eric_redis::test_support::TestRedis;
 use eric_server::test_support::{TestServer, config_on};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -34,34 +35,102 @@ impl Running {
 
     /// Runs `eric --url URL load ARGS`; its output.
     async fn eric_load(&self, args: &[&str]) -> std::process::Output {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_eric"))
-            .arg("--url")
-            .arg(&self.url)
-            .arg("load")
-            .args(args)
-            .output()
-            .await
-            .unwrap()
+        eric_load(&self.url, args).await
     }
 
     /// Runs a mode with `--json`; the figures.
     async fn figures(&self, args: &[&str]) -> Value {
-        let mut with_json = vec!["--json"];
-        with_json.extend_from_slice(args);
-        let output = self.eric_load(&with_json).await;
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        );
-        assert!(
-            output.status.success(),
-            "eric load {args:?} failed:\n{stderr}\n{stdout}"
-        );
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+        figures(&self.url, args).await
     }
 
     async fn stop(self) {
         self.server.stop().await;
+    }
+}
+
+/// Runs `eric --url URL load ARGS`; its output.
+async fn eric_load(url: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_eric"))
+        .arg("--url")
+        .arg(url)
+        .arg("load")
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Runs a mode with `--json`; the figures.
+async fn figures(url: &str, args: &[&str]) -> Value {
+    let mut with_json = vec!["--json"];
+    with_json.extend_from_slice(args);
+    let output = eric_load(url, &with_json).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "eric load {args:?} failed:\n{stderr}\n{stdout}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Two nodes on one private Redis (two servers in this process, with the
+/// same key prefix), as `bench/scale.sh` runs them as processes.
+struct TwoNodes {
+    nodes: [TestServer; 2],
+    _redis: TestRedis,
+}
+
+impl TwoNodes {
+    async fn start() -> Self {
+        let redis = TestRedis::start().await;
+        let mut config = config_on("127.0.0.1:0".parse().unwrap());
+        config.redis = Some(redis.config());
+        let a = TestServer::start(config.clone()).await;
+        let b = TestServer::start(config).await;
+        Self {
+            nodes: [a, b],
+            _redis: redis,
+        }
+    }
+
+    /// `--NAME` followed by each node's URL for `path`, the pairs `eric
+    /// load peer` takes to spread over the nodes.
+    fn flags(&self, name: &str, path: &str) -> Vec<String> {
+        let flag = format!("--{name}");
+        self.nodes
+            .iter()
+            .flat_map(|node| [flag.clone(), format!("{}{path}", node.url())])
+            .collect()
+    }
+
+    /// A counter of each node's `/metrics` (`eric_NAME_total`).
+    async fn counters(&self, name: &str) -> [f64; 2] {
+        let mut counts = [0.0; 2];
+        for (count, node) in counts.iter_mut().zip(&self.nodes) {
+            let text = reqwest::get(format!("{}/metrics", node.url()))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let line = format!("eric_{name}_total ");
+            *count = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no {line} in {text}"))
+                .parse()
+                .unwrap();
+        }
+        counts
+    }
+
+    async fn stop(self) {
+        let [a, b] = self.nodes;
+        a.stop().await;
+        b.stop().await;
     }
 }
 
@@ -374,4 +443,102 @@ async fn peer_idle_holds_streams_and_wrong_urls_fail() {
         "{error}"
     );
     server.stop().await;
+}
+
+/// Given each node's URLs, `peer fanout` spreads its streams and its
+/// publishes over two nodes on one Redis, and every stream gets every
+/// message whichever node it was published on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_fanout_spreads_over_two_nodes() {
+    let nodes = TwoNodes::start().await;
+    let client = eric_client::Client::new(&nodes.nodes[0].url()).unwrap();
+    let channel = eric_client::NewChannel::new().id("fan");
+    client.create_channel(&channel).await.unwrap();
+    let mut args: Vec<String> = ["peer", "fanout", "--streams", "6", "--messages", "30"]
+        .map(String::from)
+        .into();
+    args.extend(nodes.flags("publish-url", "/v1/channels/fan/messages"));
+    args.extend(nodes.flags("stream-url", "/v1/channels/fan/events"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let figures = figures(&nodes.nodes[0].url(), &args).await;
+    assert_eq!(number(&figures, "delivered"), 180.0, "{figures}");
+    assert_eq!(number(&figures, "stale"), 0.0, "{figures}");
+    assert_latency(&figures, "end_to_end");
+    // Three streams on each node, each with every message.
+    assert_eq!(nodes.counters("messages_delivered").await, [90.0; 2]);
+    nodes.stop().await;
+}
+
+/// With `--channels`, `peer fanout` sends each message to one of the
+/// channels (`{k}`) and each stream waits for its channel's share; the
+/// CPU use of given processes, and its own, comes with the figures.
+/// Without `{k}` in a URL, several channels are refused before anything
+/// is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_fanout_spreads_messages_over_channels() {
+    let nodes = TwoNodes::start().await;
+    let client = eric_client::Client::new(&nodes.nodes[0].url()).unwrap();
+    for k in 0..3 {
+        let channel = eric_client::NewChannel::new().id(format!("c{k}"));
+        client.create_channel(&channel).await.unwrap();
+    }
+    // The servers run in this process: its /proc files are theirs.
+    let pid = std::process::id().to_string();
+    let mut args: Vec<String> = [
+        "peer",
+        "fanout",
+        "--channels",
+        "3",
+        "--streams",
+        "6",
+        "--messages",
+        "31",
+        "--publishers",
+        "8",
+        "--cpu-pid",
+        &pid,
+    ]
+    .map(String::from)
+    .into();
+    args.extend(nodes.flags("publish-url", "/v1/channels/c{k}/messages"));
+    args.extend(nodes.flags("stream-url", "/v1/channels/c{k}/events"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let url = nodes.nodes[0].url();
+    let figures = figures(&url, &args).await;
+    // Channel 0 gets 11 messages, channels 1 and 2 get 10; two streams each.
+    assert_eq!(number(&figures, "delivered"), 62.0, "{figures}");
+    assert_eq!(number(&figures, "channels"), 3.0, "{figures}");
+    assert!(number(&figures, "message_rate") > 0.0, "{figures}");
+    let cpu = &figures["cpu_percent"];
+    assert!(
+        number(cpu, "self") >= 0.0 && number(cpu, &pid) >= 0.0,
+        "{figures}"
+    );
+    // Each channel has a stream on each node.
+    assert_eq!(nodes.counters("messages_delivered").await, [31.0; 2]);
+
+    let one_url = format!("{url}/v1/channels/c0/events");
+    let output = eric_load(
+        &url,
+        &[
+            "peer",
+            "fanout",
+            "--channels",
+            "3",
+            "--streams",
+            "3",
+            "--publish-url",
+            &format!("{url}/v1/channels/c{{k}}/messages"),
+            "--stream-url",
+            &one_url,
+        ],
+    )
+    .await;
+    assert!(!output.status.success());
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        error.contains("--stream-url") && error.contains("has no {k}"),
+        "{error}"
+    );
+    nodes.stop().await;
 }

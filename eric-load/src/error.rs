@@ -87,6 +87,15 @@ pub enum Error {
         needed: u64,
     },
 
+    /// Options that do not fit together (checked before anything is sent).
+    #[error("{option}: {reason}")]
+    Usage {
+        /// The option at fault, as written on the command line.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Something the run waits for did not happen in time.
     #[error("{what} did not happen within {secs} s")]
     Timeout {

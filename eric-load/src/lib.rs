@@ -16,14 +16,16 @@
 //!   live and from a backlog.
 //! - `peer`: the neutral modes, which drive any SSE server by URL
 //!   templates, so one client measures eric and nchan alike
-//!   (`bench/peers.sh`): fan-out, one message per stream in rounds, idle
-//!   streams.
+//!   (`bench/peers.sh`): fan-out (on one channel or spread over many), one
+//!   message per stream in rounds, idle streams; each spreads its streams
+//!   and publishes over several nodes when given several URLs
+//!   (`bench/scale.sh`).
 //!
 //! ## Layout
 //!
 //! - the modes above, one file each (`peer` is a folder, a file per
-//!   scenario), and `procfs` (the server's `/proc` readings for `idle`
-//!   and `peer idle`);
+//!   scenario), and `procfs` (the server's `/proc` readings for `idle`,
+//!   `peer idle` and `peer`'s `--cpu-pid`);
 //! - `api`: the `eric-client` set-up shared by the modes (set-up calls,
 //!   streams, where messages go). Every `/v1` call and stream goes through
 //!   `eric-client`, except the pipelined dispatches of `--batch`

@@ -116,7 +116,7 @@ pub(crate) async fn run(args: IdleArgs) -> Result<Report> {
     let since = now_micros();
     let readers = (0..args.streams)
         .map(|i| Reader {
-            url: args.stream.stream_url.url(i),
+            url: args.stream.url(i, 1),
             expected: u64::MAX,
             since,
             stall: SILENCE,

@@ -9,7 +9,21 @@
 //!
 //! URLs are templates: `{i}` stands for the stream's number (0 to N-1), so
 //! `http://h/sub/{i}` gives each stream its own channel, and a URL without
-//! it puts every stream on one.
+//! it puts every stream on one. `{k}` stands for a channel's number when a
+//! run spreads its messages over K channels (`fanout --channels K`), 0
+//! otherwise.
+//!
+//! Several nodes: `--stream-url` and `--publish-url` may be given several
+//! times, a URL each (repeated rather than comma-separated, as a URL may
+//! hold a comma), typically one per node of a cluster. Streams and
+//! publishes are then spread over them in turn: with U URLs, stream i
+//! opens URL i mod U and publish number m goes to URL m mod U. With K
+//! channels, item n (a stream or a message) belongs to channel k = n mod K
+//! and, being that channel's j-th item (j = n div K), takes URL
+//! (k + j) mod U: every channel's streams and publishes are spread over
+//! every URL even when K and U share a factor (K = U = 3 would otherwise
+//! put all of a channel's streams on one node). With one channel that is
+//! n mod U again.
 //!
 //! Every message is the body `{"type":"peer","payload":T}`, T being its send
 //! time in microseconds since the epoch. A server may deliver that body as
@@ -20,8 +34,11 @@
 //!
 //! Scenarios, one file each: `fanout`, `per_stream` (rounds of one message
 //! per stream) and `idle` (what idle streams cost the server's processes);
-//! `reader` opens and reads the streams, `publish` posts the messages.
+//! `reader` opens and reads the streams, `publish` posts the messages,
+//! `cpu` reads the CPU time of given processes (`--cpu-pid`: the server's
+//! nodes, Redis) and of the tool over a throughput run.
 
+mod cpu;
 mod fanout;
 mod idle;
 mod per_stream;
@@ -40,6 +57,8 @@ use reader::{Reader, Received};
 
 /// The placeholder for the stream's number in a URL template.
 const INDEX: &str = "{i}";
+/// The placeholder for the channel's number in a URL template.
+const CHANNEL: &str = "{k}";
 /// How long a request (a publish) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long connecting may take.
@@ -62,7 +81,8 @@ pub(crate) struct PeerArgs {
 #[derive(Debug, clap::Subcommand)]
 enum Scenario {
     /// N streams on one channel, M messages published to it: deliveries/s
-    /// from the first publish until every stream has every message.
+    /// from the first publish until every stream has every message. With
+    /// `--channels K`, streams and messages spread over K channels.
     Fanout(fanout::FanoutArgs),
     /// N streams, each on its own channel or queue; rounds of one message
     /// to each stream, the next round once every stream has its message.
@@ -84,15 +104,25 @@ pub(crate) async fn run(args: PeerArgs) -> Result<Report> {
 /// Where the streams are and how fast to open them (every scenario).
 #[derive(Debug, clap::Args)]
 struct Streams {
-    /// URL of stream i, `{i}` standing for i (0 to N-1).
-    #[arg(long)]
-    stream_url: Template,
+    /// URL of stream i, `{i}` standing for i (0 to N-1) and `{k}` for its
+    /// channel's number. Repeat it to spread the streams over several
+    /// nodes: stream i opens the (i mod U)-th of the U URLs (with
+    /// `--channels K`, the ((i mod K + i div K) mod U)-th).
+    #[arg(long = "stream-url", value_name = "URL", required = true)]
+    stream_urls: Vec<Template>,
     /// Streams opened at once.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     open_concurrency: u32,
 }
 
 impl Streams {
+    /// The URL of stream `i` when the streams are spread over `channels`
+    /// channels.
+    fn url(&self, i: u32, channels: u32) -> String {
+        let (k, turn) = spread(u64::from(i), u64::from(channels), self.stream_urls.len());
+        self.stream_urls[turn].url(u64::from(i), k)
+    }
+
     /// Starts `readers` and returns once every stream is open; on failure
     /// every reader gives up.
     async fn open(
@@ -158,8 +188,32 @@ impl Deliveries {
     }
 }
 
-/// A URL with an optional `{i}` for the stream's number, checked when the
-/// command line is parsed.
+/// Where item `n` (a stream, or a message) goes when the items are spread
+/// over `channels` channels and `urls` URLs: its channel k = n mod
+/// channels, and, as that channel's j-th item (j = n div channels), the
+/// URL (k + j) mod urls, so each channel's items take every URL in turn.
+/// With one channel, that is URL n mod urls.
+fn spread(n: u64, channels: u64, urls: usize) -> (u64, usize) {
+    let channels = channels.max(1);
+    let (k, j) = (n % channels, n / channels);
+    // The remainder is below `urls`, a usize.
+    (k, ((k + j) % urls.max(1) as u64) as usize)
+}
+
+/// Checks that every template of `option` names its channel with `{k}`,
+/// which a run over several channels needs.
+fn need_channel(option: &'static str, templates: &[Template]) -> Result<()> {
+    match templates.iter().find(|t| !t.0.contains(CHANNEL)) {
+        None => Ok(()),
+        Some(t) => Err(Error::Usage {
+            option,
+            reason: format!("{}: has no {CHANNEL}, which several channels need", t.0),
+        }),
+    }
+}
+
+/// A URL with an optional `{i}` for the stream's number and `{k}` for the
+/// channel's, checked when the command line is parsed.
 #[derive(Debug, Clone)]
 pub(crate) struct Template(String);
 
@@ -167,7 +221,7 @@ impl std::str::FromStr for Template {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let sample = text.replace(INDEX, "0");
+        let sample = text.replace(INDEX, "0").replace(CHANNEL, "0");
         let url = reqwest::Url::parse(&sample).map_err(|e| format!("{text}: {e}"))?;
         match url.scheme() {
             "http" | "https" => Ok(Self(text.to_owned())),
@@ -177,9 +231,11 @@ impl std::str::FromStr for Template {
 }
 
 impl Template {
-    /// The URL of stream `i`.
-    pub(crate) fn url(&self, i: u32) -> String {
-        self.0.replace(INDEX, &i.to_string())
+    /// The URL for stream `i` on channel `k`.
+    pub(crate) fn url(&self, i: u64, k: u64) -> String {
+        self.0
+            .replace(INDEX, &i.to_string())
+            .replace(CHANNEL, &k.to_string())
     }
 }
 
@@ -220,10 +276,50 @@ mod tests {
     #[test]
     fn templates_number_the_streams() {
         let template: Template = "http://127.0.0.1:1/sub/c-{i}".parse().unwrap();
-        assert_eq!(template.url(7), "http://127.0.0.1:1/sub/c-7");
+        assert_eq!(template.url(7, 2), "http://127.0.0.1:1/sub/c-7");
         let one: Template = "http://h/v1/channels/c/events".parse().unwrap();
-        assert_eq!(one.url(3), "http://h/v1/channels/c/events");
+        assert_eq!(one.url(3, 0), "http://h/v1/channels/c/events");
+        let both: Template = "http://h:{k}0/c{k}/l{i}".parse().unwrap();
+        assert_eq!(both.url(5, 2), "http://h:20/c2/l5");
         assert!("ftp://h/{i}".parse::<Template>().is_err());
         assert!("not a url".parse::<Template>().is_err());
+    }
+
+    #[test]
+    fn one_channel_takes_the_urls_in_turn() {
+        let urls: Vec<usize> = (0..7).map(|n| spread(n, 1, 3).1).collect();
+        assert_eq!(urls, [0, 1, 2, 0, 1, 2, 0]);
+        assert!((0..5).all(|n| spread(n, 1, 1) == (0, 0)));
+    }
+
+    /// With as many channels as URLs, a plain n mod U would give each
+    /// channel one URL; the spread gives each channel every URL, and each
+    /// URL every channel, equally.
+    #[test]
+    fn every_channel_takes_every_url() {
+        for (channels, urls) in [(3, 3), (2, 2), (4, 2), (2, 3), (64, 3)] {
+            let mut seen = vec![vec![0u32; urls]; channels as usize];
+            let items = channels * urls as u64 * 5;
+            for n in 0..items {
+                let (k, url) = spread(n, channels, urls);
+                assert_eq!(k, n % channels);
+                seen[k as usize][url] += 1;
+            }
+            for per_url in &seen {
+                assert!(per_url.iter().all(|&count| count == 5), "{seen:?}");
+            }
+        }
+        // Fewer items than channels: one each, still over every URL.
+        let urls: Vec<usize> = (0..4).map(|n| spread(n, 64, 3).1).collect();
+        assert_eq!(urls, [0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn several_channels_need_k_in_every_url() {
+        let with: Template = "http://h/c{k}".parse().unwrap();
+        let without: Template = "http://h/c".parse().unwrap();
+        assert!(need_channel("--stream-url", std::slice::from_ref(&with)).is_ok());
+        let error = need_channel("--stream-url", &[with, without]).unwrap_err();
+        assert!(error.to_string().contains("http://h/c:"), "{error}");
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::cpu::{Cpu, CpuArgs};
 use super::publish::Publisher;
 use super::reader::{Reader, Received};
 use super::{Deliveries, STALL, Streams, Template, now_micros};
@@ -25,8 +26,10 @@ use crate::stats::Latencies;
 #[derive(Debug, clap::Args)]
 pub(crate) struct PerStreamArgs {
     /// URL a message for stream i is posted to, `{i}` standing for i.
-    #[arg(long)]
-    publish_url: Template,
+    /// Repeat it to spread the publishes over several nodes: the run's
+    /// m-th publish goes to the (m mod U)-th of the U URLs.
+    #[arg(long = "publish-url", value_name = "URL", required = true)]
+    publish_urls: Vec<Template>,
     #[command(flatten)]
     stream: Streams,
     /// Streams, each on a connection of its own.
@@ -38,17 +41,20 @@ pub(crate) struct PerStreamArgs {
     /// Publishes in flight at once (each on its own connection).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     publishers: u32,
+    #[command(flatten)]
+    cpu: CpuArgs,
 }
 
 /// Runs the measurement.
 pub(crate) async fn run(args: PerStreamArgs) -> Result<Report> {
+    let cpu = Cpu::open(&args.cpu).await?;
     let publisher = Publisher::new()?;
     let give_up = CancellationToken::new();
     let delivered = Arc::new(Semaphore::new(0));
     let since = now_micros();
     let readers = (0..args.streams)
         .map(|i| Reader {
-            url: args.stream.stream_url.url(i),
+            url: args.stream.url(i, 1),
             expected: args.rounds,
             since,
             stall: STALL,
@@ -57,6 +63,7 @@ pub(crate) async fn run(args: PerStreamArgs) -> Result<Report> {
         })
         .collect();
     let readers = args.stream.open(readers, &give_up).await?;
+    let cpu_before = cpu.sample().await?;
     let began = Instant::now();
     let rounds = match rounds(&args, &publisher, &delivered).await {
         Ok(rounds) => rounds,
@@ -64,11 +71,13 @@ pub(crate) async fn run(args: PerStreamArgs) -> Result<Report> {
     };
     let elapsed = began.elapsed();
     let deliveries = Deliveries::merge(join_all(readers).await?);
+    let cpu_after = cpu.sample().await?;
     let mut report = Report::new("peer per-stream");
     report.count("streams", u64::from(args.streams));
     report.count("rounds", args.rounds);
     report.latency("round", &rounds.summary());
     deliveries.report(&mut report, elapsed);
+    cpu.report(&cpu_before, &cpu_after, &mut report);
     Ok(report)
 }
 
@@ -81,7 +90,12 @@ async fn rounds(
     let mut times = Latencies::with_capacity(args.rounds as usize);
     for round in 0..args.rounds {
         let began = Instant::now();
-        let urls = (0..args.streams).map(|i| args.publish_url.url(i));
+        let first = round * u64::from(args.streams);
+        let urls = (0..args.streams).map(|i| {
+            let turn = (first + u64::from(i)) % args.publish_urls.len() as u64;
+            // The remainder is below the number of URLs, a usize.
+            args.publish_urls[turn as usize].url(u64::from(i), 0)
+        });
         publisher.publish_all(urls, args.publishers).await?;
         let all = delivered.acquire_many(args.streams);
         match tokio::time::timeout(STALL, all).await {
