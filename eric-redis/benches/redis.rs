@@ -210,34 +210,50 @@ async fn timed_broadcasts(
 /// Broadcasts to listeners that all stream on this node: the time from the
 /// first broadcast until every stream has yielded every message. Each
 /// broadcast is one log entry, read once by the node and fanned out in
-/// process, so what this measures is the node, not Redis.
+/// process, so what this measures is the node, not Redis. With one
+/// publisher each broadcast is awaited before the next: its round trip,
+/// slowed by the node's own fan-out work, then bounds the rate; with four
+/// in flight (as `eric load peer fanout` publishes) the fan-out does.
 fn fan_out(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
     let mut g = c.benchmark_group("redis");
     g.sample_size(10);
     for (listeners, broadcasts) in [(FAN_OUT, 100), (10 * FAN_OUT, 20)] {
         g.throughput(Throughput::Elements((listeners * broadcasts) as u64));
-        g.bench_function(format!("fan_out_{listeners}_streams"), |b| {
-            b.to_async(rt).iter_custom(|iters| async move {
-                let ch: RawChannel =
-                    Channel::new(&setup.engine(), None, ChannelSettings::default()).unwrap();
-                let (mut finished, readers) = streams::streaming(&ch, listeners, broadcasts).await;
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    for _ in 0..broadcasts {
-                        black_box(ch.broadcast(&message()).await.unwrap());
+        for publishers in [1, 4] {
+            let name = match publishers {
+                1 => format!("fan_out_{listeners}_streams"),
+                n => format!("fan_out_{listeners}_streams_{n}_publishers"),
+            };
+            g.bench_function(name, |b| {
+                b.to_async(rt).iter_custom(|iters| async move {
+                    let ch: RawChannel =
+                        Channel::new(&setup.engine(), None, ChannelSettings::default()).unwrap();
+                    let (mut finished, readers) =
+                        streams::streaming(&ch, listeners, broadcasts).await;
+                    let m = message();
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        stream::iter(0..broadcasts)
+                            .map(|_| ch.broadcast(&m))
+                            .buffer_unordered(publishers)
+                            .for_each(|outcome| {
+                                black_box(outcome.unwrap());
+                                async {}
+                            })
+                            .await;
+                        for _ in 0..listeners {
+                            finished.recv().await.unwrap();
+                        }
+                        total += start.elapsed();
                     }
-                    for _ in 0..listeners {
-                        finished.recv().await.unwrap();
+                    for reader in readers {
+                        reader.abort();
                     }
-                    total += start.elapsed();
-                }
-                for reader in readers {
-                    reader.abort();
-                }
-                total
-            })
-        });
+                    total
+                })
+            });
+        }
     }
     g.finish();
 }
