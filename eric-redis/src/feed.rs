@@ -70,6 +70,18 @@ struct Buffer {
     started: bool,
 }
 
+/// What `read_log` answers when it moves the node's group too.
+type ReadMoving = (u64, u64, Vec<(u64, String)>, u64, Vec<String>);
+
+/// How a read moved this node's group (see `group`).
+#[derive(Debug)]
+pub(crate) struct GroupMove {
+    /// The group's position now.
+    pub(crate) position: u64,
+    /// Departures recorded, as `read_log` lists them (listener, position).
+    pub(crate) left: Vec<String>,
+}
+
 /// A stream's share of the log, from [`Feed::slice`] or [`Feed::read_range`].
 #[derive(Debug, Default)]
 pub(crate) struct Slice {
@@ -192,15 +204,37 @@ impl Feed {
     /// Reads the log until `known` reaches `target` (at least once, if the
     /// log was never read). Concurrent callers share one read.
     pub(crate) async fn catch_up(&self, target: u64) -> Result<()> {
+        self.catch_up_moving(target, None).await.map(|_| ())
+    }
+
+    /// `catch_up`, moving `group` (this node's group id) to what each read
+    /// reaches in the same round trip; the last move, with the departures
+    /// read, when this call read at all.
+    pub(crate) async fn catch_up_moving(
+        &self,
+        target: u64,
+        group: Option<&str>,
+    ) -> Result<Option<GroupMove>> {
+        let mut moved: Option<GroupMove> = None;
         loop {
             if self.reached(target) {
-                return Ok(());
+                return Ok(moved);
             }
             let _reading = self.reading.lock().await;
             if self.reached(target) {
-                return Ok(());
+                return Ok(moved);
             }
-            self.read_more().await?;
+            let (_, this) = self.read_more(group).await?;
+            if let Some(this) = this {
+                moved = Some(match moved {
+                    None => this,
+                    Some(mut all) => {
+                        all.position = all.position.max(this.position);
+                        all.left.extend(this.left);
+                        all
+                    }
+                });
+            }
         }
     }
 
@@ -208,7 +242,7 @@ impl Feed {
     /// notifications may have been missed).
     pub(crate) async fn refresh(&self) -> Result<()> {
         let _reading = self.reading.lock().await;
-        while self.read_more().await? {}
+        while self.read_more(None).await?.0 {}
         Ok(())
     }
 
@@ -218,8 +252,8 @@ impl Feed {
     }
 
     /// One read after `known` (the reading lock held); whether it came back
-    /// full, so more may follow.
-    async fn read_more(&self) -> Result<bool> {
+    /// full, so more may follow, and how `group` moved with it.
+    async fn read_more(&self, group: Option<&str>) -> Result<(bool, Option<GroupMove>)> {
         let (started, after) = {
             let buffer = self.buffer();
             (buffer.started, buffer.known)
@@ -227,14 +261,14 @@ impl Feed {
         if !started {
             // The first read learns where the channel is; streams older than
             // that read Redis themselves.
-            let (seq, _, _) = self.read(0, 0).await?;
+            let (seq, _, _, _) = self.read(0, 0, None).await?;
             let mut buffer = self.buffer();
             buffer.floor = seq;
             buffer.known = seq;
             buffer.started = true;
-            return Ok(false);
+            return Ok((false, None));
         }
-        let (seq, trimmed, entries) = self.read(after, READ_BATCH).await?;
+        let (seq, trimmed, entries, moved) = self.read(after, READ_BATCH, group).await?;
         let full = entries.len() == READ_BATCH;
         let mut buffer = self.buffer();
         if trimmed > buffer.known {
@@ -252,7 +286,7 @@ impl Feed {
         buffer.known = buffer.known.max(read);
         buffer
             .drop_oldest(|buffer| buffer.entries.len() > BUFFERED || buffer.bytes > BUFFERED_BYTES);
-        Ok(full)
+        Ok((full, moved))
     }
 
     /// Every stream here that reads the feed is past `position`: what is
@@ -327,7 +361,7 @@ impl Feed {
         max: usize,
         subscriptions: &Subscriptions,
     ) -> Result<Slice> {
-        let (seq, trimmed, entries) = self.read(after, READ_BATCH).await?;
+        let (seq, trimmed, entries, _) = self.read(after, READ_BATCH, None).await?;
         let full = entries.len() == READ_BATCH;
         let mut slice = Slice {
             gap: trimmed > after,
@@ -354,18 +388,33 @@ impl Feed {
     }
 
     /// One `read_log` round trip: the channel's sequence, the trimmed mark
-    /// and up to `count` entries after `after`.
-    async fn read(&self, after: u64, count: usize) -> Result<(u64, u64, Vec<(u64, Message)>)> {
+    /// and up to `count` entries after `after`; with `group`, its move.
+    async fn read(
+        &self,
+        after: u64,
+        count: usize,
+        group: Option<&str>,
+    ) -> Result<(u64, u64, Vec<(u64, Message)>, Option<GroupMove>)> {
         let mut invocation = SCRIPTS.read_log.prepare_invoke();
         invocation
             .key(&self.logstate)
             .arg(&self.base)
             .arg(after)
             .arg(count);
-        let (seq, trimmed, raw): (u64, u64, Vec<(u64, String)>) = self
-            .client
-            .script("reading the broadcast log", &invocation)
-            .await?;
+        let operation = "reading the broadcast log";
+        let (seq, trimmed, raw, moved) = match group {
+            None => {
+                let (seq, trimmed, raw): (u64, u64, Vec<(u64, String)>) =
+                    self.client.script(operation, &invocation).await?;
+                (seq, trimmed, raw, None)
+            }
+            Some(group) => {
+                invocation.arg(group);
+                let (seq, trimmed, raw, position, left): ReadMoving =
+                    self.client.script(operation, &invocation).await?;
+                (seq, trimmed, raw, Some(GroupMove { position, left }))
+            }
+        };
         let mut entries = Vec::with_capacity(raw.len());
         for (number, json) in raw {
             let message: Message =
@@ -375,7 +424,7 @@ impl Feed {
                 })?;
             entries.push((number, message));
         }
-        Ok((seq, trimmed, entries))
+        Ok((seq, trimmed, entries, moved))
     }
 }
 

@@ -48,6 +48,9 @@ pub(crate) struct Group {
     acks: Mutex<Vec<String>>,
     /// A queue asked for a step (a join, a leave, a look at departures).
     wanted: AtomicBool,
+    /// Whether the group had members at the last look: the feed's reads
+    /// then move it in the same round trip.
+    populated: AtomicBool,
 }
 
 /// What a listener asks of its group's next step.
@@ -55,6 +58,18 @@ pub(crate) struct Group {
 pub(crate) enum Ask {
     Join(Join),
     Leave(Leave),
+}
+
+/// Departures as scripts list them (listener segment, position, ...).
+pub(crate) fn departures(raw: &[String]) -> Vec<(ListenerId, u64)> {
+    raw.chunks_exact(2)
+        .filter_map(|pair| {
+            Some((
+                ListenerId::from_key_segment(&pair[0]).ok()?,
+                pair[1].parse().ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// A member leaving at the node's request.
@@ -109,6 +124,7 @@ impl Group {
             acked: AtomicU64::new(0),
             acks: Mutex::new(Vec::new()),
             wanted: AtomicBool::new(false),
+            populated: AtomicBool::new(false),
         }
     }
 
@@ -136,6 +152,16 @@ impl Group {
     /// A queue needs a step (the caller wakes the feed's task).
     pub(crate) fn want(&self) {
         self.wanted.store(true, Ordering::Release);
+    }
+
+    /// Records whether the group has members here.
+    pub(crate) fn set_populated(&self, populated: bool) {
+        self.populated.store(populated, Ordering::Release);
+    }
+
+    /// Whether the group had members at the last look.
+    pub(crate) fn populated(&self) -> bool {
+        self.populated.load(Ordering::Acquire)
     }
 
     /// Whether a step was asked for since the last call.
@@ -202,18 +228,9 @@ impl Group {
             .client
             .script("moving a group of streams", &invocation)
             .await?;
-        let left = left
-            .chunks_exact(2)
-            .filter_map(|pair| {
-                Some((
-                    ListenerId::from_key_segment(&pair[0]).ok()?,
-                    pair[1].parse().ok()?,
-                ))
-            })
-            .collect();
         Ok(Stepped {
             position,
-            left,
+            left: departures(&left),
             leaves: leaves.into_iter().map(|b| b == 1).collect(),
             joins: joins.into_iter().map(|b| b == 1).collect(),
         })

@@ -481,8 +481,11 @@ pub(crate) struct Scripts {
     /// lease): every member gets its own cursor back at the group's
     /// position, recorded as a departure.
     pub(crate) group_dissolve: Script,
-    /// KEYS logstate; ARGV base, after, count. → {channel sequence, trimmed, {{seq,
-    /// message}...}}: the log after `after`.
+    /// KEYS logstate; ARGV base, after, count, and optionally the node's
+    /// group id. → {channel sequence, trimmed, {{seq, message}...}}: the
+    /// log after `after`; with a group id, the group also moves to what was
+    /// read (as `group_step` would, alone) and two more: {..., the group's
+    /// position, {listener, position it left at, ...}}.
     pub(crate) read_log: Script,
     /// KEYS logstate; ARGV base, listener. → how many messages wait for it: its queue and
     /// the log entries after its cursor that reach it.
@@ -874,7 +877,19 @@ if ARGV[3] ~= '0' then
 end
 local out = {}
 for _, e in ipairs(entries) do out[#out + 1] = {log_seq(e), e[2][2]} end
-return {state[1] or '0', state[2] or '0', out}
+if not ARGV[4] then return {state[1] or '0', state[2] or '0', out} end
+-- The node's group moves to what the node now knows of the log, in the
+-- same step (see `group_step`, which does it alone), and the departures
+-- come back to be applied before its members take that far.
+local pos = tonumber(state[1] or '0')
+if #entries > 0 and #entries == tonumber(ARGV[3]) then pos = log_seq(entries[#entries]) end
+local current = tonumber(redis.call('HGET', ARGV[1] .. ':group', ARGV[4]) or '-1')
+if pos > current then
+  redis.call('HSET', ARGV[1] .. ':group', ARGV[4], string.format('%d', pos))
+else
+  pos = current
+end
+return {state[1] or '0', state[2] or '0', out, pos, redis.call('HGETALL', ARGV[1] .. ':left:' .. ARGV[4])}
 "#,
     ),
     queued: script(

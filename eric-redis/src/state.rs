@@ -21,7 +21,7 @@ use crate::advance::Advancer;
 use crate::batch::Dispatcher;
 use crate::client::Client;
 use crate::feed::Feed;
-use crate::group::{Ask, Group};
+use crate::group::{self, Ask, Group};
 use crate::keys::ChannelKeys;
 use crate::lease::Leases;
 use crate::notify::{Notifier, WakeTarget};
@@ -125,11 +125,19 @@ impl ChannelState {
                 if !feed.has_readers() {
                     continue;
                 }
-                if let Err(error) = feed.catch_up(feed.announced()).await {
-                    // Streams read on their own takes and retry from there.
-                    tracing::debug!(%error, "reading the broadcast log failed");
-                }
                 let Some(state) = state.upgrade() else { return };
+                // With members here, the read moves the group too: one
+                // round trip per read for every caught-up stream.
+                let group = state.group.populated().then(|| state.group.id());
+                match feed.catch_up_moving(feed.announced(), group).await {
+                    Ok(Some(moved)) => {
+                        state.apply_departures(&group::departures(&moved.left));
+                        state.group.raise(moved.position);
+                    }
+                    Ok(None) => {}
+                    // Streams read on their own takes and retry from there.
+                    Err(error) => tracing::debug!(%error, "reading the broadcast log failed"),
+                }
                 state.step_group().await;
                 let mut slowest = u64::MAX;
                 for cached in state.cache().values() {
@@ -164,6 +172,7 @@ impl ChannelState {
                 None => members |= queue.in_group(),
             }
         }
+        self.group.set_populated(members);
         let wanted = self.group.take_wanted();
         if leaving.is_empty() && joining.is_empty() && !wanted && !(members && position > acked) {
             return;
@@ -182,16 +191,7 @@ impl ChannelState {
         let (join_members, joins): (Vec<_>, Vec<_>) = joining.into_iter().unzip();
         match self.group.step(position, &leaves, &joins).await {
             Ok(stepped) => {
-                // Departures first: a member taken out never takes past
-                // where it left, whatever the new position.
-                for (listener, left) in &stepped.left {
-                    let done = self
-                        .cached(listener)
-                        .is_none_or(|member| member.queue().group_left(*left));
-                    if done {
-                        self.group.ack(listener);
-                    }
-                }
+                self.apply_departures(&stepped.left);
                 self.group.raise(stepped.position);
                 for (member, applied) in leave_members.iter().zip(&stepped.leaves) {
                     member.queue().group_released(*applied);
@@ -214,6 +214,19 @@ impl ChannelState {
                     tokio::time::sleep(STEP_RETRY).await;
                     feed.changed.notify_one();
                 });
+            }
+        }
+    }
+
+    /// Members taken out of the group by others: before the group's new
+    /// position is raised, so none takes past where it left.
+    fn apply_departures(&self, left: &[(ListenerId, u64)]) {
+        for (listener, at) in left {
+            let done = self
+                .cached(listener)
+                .is_none_or(|member| member.queue().group_left(*at));
+            if done {
+                self.group.ack(listener);
             }
         }
     }
