@@ -113,12 +113,18 @@ async fn connection(
     shutdown: CancellationToken,
     head_timeout: Duration,
 ) {
-    let read = tokio::select! {
-        read = tokio::time::timeout(head_timeout, first::read(&mut stream)) => read,
-        // No request yet: nothing to finish.
-        () = shutdown.cancelled() => return,
-        () = context.close.cancelled() => return,
-    };
+    // Boxed, so the timer and the select are not part of the task's state
+    // for the rest of the connection's life.
+    let read = Box::pin(async {
+        tokio::select! {
+            read = tokio::time::timeout(head_timeout, first::read(&mut stream)) => Some(read),
+            // No request yet: nothing to finish.
+            () = shutdown.cancelled() => None,
+            () = context.close.cancelled() => None,
+        }
+    })
+    .await;
+    let Some(read) = read else { return };
     let bytes = match read {
         Ok(Ok(bytes)) if !bytes.is_empty() => bytes,
         Ok(Ok(_)) => return,
@@ -131,14 +137,17 @@ async fn connection(
             return;
         }
     };
+    // Each way on is boxed: inline, the connection's task would be sized by
+    // the larger of the two (hyper's connection state, several KiB) for its
+    // whole life, idle streams included.
     match first::stream_request(&bytes) {
         Some(request) => {
             drop(bytes);
-            streamed::serve(stream, request, app, context).await;
+            Box::pin(streamed::serve(stream, request, app, context)).await;
         }
         None => {
             let io = prefixed::Prefixed::new(bytes, stream);
-            with_hyper(io, app, context, shutdown, head_timeout).await;
+            Box::pin(with_hyper(io, app, context, shutdown, head_timeout)).await;
         }
     }
 }

@@ -79,8 +79,12 @@ async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io:
         stream.write_all(&head).await?;
         return stream.write_all(&bytes).await;
     }
+    // The head and the response's parts go before the stream's long wait:
+    // whatever is alive across it is held for the stream's whole life.
     let head = encode_head(parts.status, &parts.headers, Length::Chunked);
+    drop(parts);
     stream.write_all(&head).await?;
+    drop(head);
     let (mut reader, mut writer) = stream.split();
     let mut body = body;
     loop {
@@ -109,10 +113,12 @@ async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io:
 /// sending would otherwise keep this task reading, and a flood of them the
 /// whole server. Past the bound the connection is closed.
 async fn client_done(reader: &mut ReadHalf<'_>) -> io::Result<()> {
-    let mut sink = [0u8; 1024];
     let mut taken = 0usize;
     loop {
         reader.readable().await?;
+        // Declared after the wait, so the future does not hold it while the
+        // stream idles (a KiB per stream).
+        let mut sink = [0u8; 1024];
         match reader.try_read(&mut sink) {
             Ok(0) => return Ok(()),
             Ok(n) => {
