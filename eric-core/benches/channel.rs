@@ -248,29 +248,8 @@ fn fan_out(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| async move {
                 let ch: Channel<MemoryEngine, RawAdapter> =
                     Channel::new(&MemoryEngine::new(), None, ChannelSettings::default()).unwrap();
-                let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
-                let mut readers = Vec::with_capacity(listeners);
-                for _ in 0..listeners {
-                    let l = ch.add_listener().await.unwrap();
-                    ch.start_listener(l.id()).await.unwrap();
-                    let mut s = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
-                    let done = done.clone();
-                    readers.push(tokio::spawn(async move {
-                        loop {
-                            for _ in 0..broadcasts {
-                                match s.next().await {
-                                    Some(StreamItem::Message(d)) => {
-                                        black_box(d);
-                                    }
-                                    other => panic!("unexpected stream item {other:?}"),
-                                }
-                            }
-                            if done.send(()).is_err() {
-                                return;
-                            }
-                        }
-                    }));
-                }
+                let (mut finished, readers) =
+                    eric_core::testing::fan_out::streaming(&ch, listeners, broadcasts).await;
                 let m = message();
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {

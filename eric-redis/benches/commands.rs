@@ -28,8 +28,6 @@ type RawChannel = Channel<RedisEngine, RawAdapter>;
 // The tests' reading of `INFO commandstats`, shared rather than copied.
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "support/streams.rs"]
-mod streams;
 
 async fn reset_stats(url: &str) {
     let client = redis::Client::open(url).unwrap();
@@ -46,7 +44,7 @@ async fn reset_stats(url: &str) {
 async fn measure(redis: &TestRedis, listeners: usize) -> [(f64, BTreeMap<String, u64>); 2] {
     let engine = RedisEngine::connect(redis.config()).unwrap();
     let ch: RawChannel = Channel::new(&engine, None, ChannelSettings::default()).unwrap();
-    let (mut finished, readers) = streams::streaming(&ch, listeners, 1).await;
+    let (mut finished, readers) = eric_core::testing::fan_out::streaming(&ch, listeners, 1).await;
     let message = Message::try_new("bench", json!({"n": 1})).unwrap();
     // One broadcast first, so every stream has made its first take.
     ch.broadcast(&message).await.unwrap();

@@ -34,9 +34,6 @@ const LISTENERS: usize = 10;
 
 type RawChannel = Channel<RedisEngine, RawAdapter>;
 
-#[path = "support/streams.rs"]
-mod streams;
-
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -229,7 +226,7 @@ fn fan_out(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
                     let ch: RawChannel =
                         Channel::new(&setup.engine(), None, ChannelSettings::default()).unwrap();
                     let (mut finished, readers) =
-                        streams::streaming(&ch, listeners, broadcasts).await;
+                        eric_core::testing::fan_out::streaming(&ch, listeners, broadcasts).await;
                     let m = message();
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {

@@ -10,10 +10,10 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::RedisFixture;
+use common::{RedisFixture, channel};
 use eric_core::channel::RawAdapter;
 use eric_core::testing::within;
-use eric_core::{Channel, ChannelSettings, Message, StreamItem, StreamOptions};
+use eric_core::{Message, StreamItem, StreamOptions};
 use eric_redis::test_support::TestRedis;
 use eric_redis::{RedisConfig, RedisEngine};
 use futures_util::StreamExt;
@@ -39,19 +39,8 @@ mod idempotency {
     eric_core::idempotency_suite!(common::RedisFixture::cluster().await);
 }
 
-type RawChannel = Channel<RedisEngine, RawAdapter>;
-
 /// Enough channels that every shard serves several (about ten each).
 const CHANNELS: usize = 30;
-
-fn channel(engine: &RedisEngine, id: &str) -> RawChannel {
-    Channel::new(
-        engine,
-        Some(id.parse().unwrap()),
-        ChannelSettings::default(),
-    )
-    .unwrap()
-}
 
 fn msg(n: usize) -> Message {
     Message::try_new("t", json!(n)).unwrap()

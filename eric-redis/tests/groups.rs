@@ -7,28 +7,13 @@
 
 mod common;
 
-use common::RedisFixture;
-use eric_core::channel::RawAdapter;
+use common::{RawChannel, RedisFixture, channel};
 use eric_core::testing::within;
-use eric_core::{
-    Channel, ChannelSettings, Delivery, Error, ListenerId, Message, MessageStream, StreamItem,
-    StreamOptions,
-};
+use eric_core::{Delivery, Error, ListenerId, Message, MessageStream, StreamItem, StreamOptions};
 use eric_redis::test_support::TestRedis;
 use eric_redis::{RedisConfig, RedisEngine};
 use futures_util::StreamExt;
 use serde_json::json;
-
-type RawChannel = Channel<RedisEngine, RawAdapter>;
-
-fn channel(engine: &RedisEngine) -> RawChannel {
-    Channel::new(
-        engine,
-        Some("c".parse().unwrap()),
-        ChannelSettings::default(),
-    )
-    .unwrap()
-}
 
 fn msg(n: i64) -> Message {
     Message::try_new("t", json!(n)).unwrap()
@@ -141,7 +126,7 @@ async fn claimed_three(
     f: &RedisFixture,
     raw: &mut Raw,
 ) -> (RawChannel, ListenerId, MessageStream<Delivery>) {
-    let ch = channel(&f.engine);
+    let ch = channel(&f.engine, "c");
     let l = ch.add_listener().await.unwrap();
     ch.start_listener(l.id()).await.unwrap();
     let mut s = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
@@ -162,7 +147,7 @@ async fn a_pull_elsewhere_takes_a_member_out_and_nothing_is_lost_or_repeated() {
     let f = RedisFixture::new().await;
     let mut raw = Raw::new(f.redis.url(), &f.config).await;
     let (_ch, l, mut s) = claimed_three(&f, &mut raw).await;
-    let other = channel(&f.node());
+    let other = channel(&f.node(), "c");
     // Everything so far was claimed for the stream: nothing to pull.
     assert!(matches!(
         other.deliver_next(&l).await,
@@ -201,7 +186,7 @@ async fn a_member_whose_stream_ends_leaves_the_claimed_broadcasts_to_the_next_co
         !raw.cursor(&l).await.starts_with('g')
     })
     .await;
-    let other = channel(&f.node());
+    let other = channel(&f.node(), "c");
     for n in 2..=4 {
         assert_eq!(payload(&other.deliver_next(&l).await.unwrap()), n);
     }
@@ -218,7 +203,7 @@ async fn what_a_member_taken_out_never_took_is_given_back() {
     let f = RedisFixture::new().await;
     let mut raw = Raw::new(f.redis.url(), &f.config).await;
     let (_ch, l, s) = claimed_three(&f, &mut raw).await;
-    let other = channel(&f.node());
+    let other = channel(&f.node(), "c");
     assert!(matches!(
         other.deliver_next(&l).await,
         Err(Error::NoMessages { .. })
@@ -251,7 +236,7 @@ async fn a_dispatch_to_a_member_arrives_in_order_after_the_claimed_broadcasts() 
     let f = RedisFixture::new().await;
     let mut raw = Raw::new(f.redis.url(), &f.config).await;
     let (_ch, l, mut s) = claimed_three(&f, &mut raw).await;
-    let other = channel(&f.node());
+    let other = channel(&f.node(), "c");
     other.dispatch(&l, msg(5)).await.unwrap();
     other.broadcast(&msg(6)).await.unwrap();
     let mut got = Vec::new();
@@ -276,7 +261,7 @@ async fn a_dead_nodes_group_is_dissolved_when_its_lease_lapses() {
     };
     let dead = RedisEngine::connect(config.clone()).unwrap();
     let mut raw = Raw::new(redis.url(), &config).await;
-    let ch = channel(&dead);
+    let ch = channel(&dead, "c");
     let l = ch.add_listener().await.unwrap();
     ch.start_listener(l.id()).await.unwrap();
     let mut s = ch.stream(l.id(), StreamOptions::default()).await.unwrap();
@@ -289,7 +274,7 @@ async fn a_dead_nodes_group_is_dissolved_when_its_lease_lapses() {
     std::mem::forget((s, ch, dead));
 
     let alive = RedisEngine::connect(config).unwrap();
-    let on_alive = channel(&alive);
+    let on_alive = channel(&alive, "c");
     // Holding a lease makes the node tick (renew, then sweep) on its own.
     let _watch = on_alive.watch().await.unwrap();
     let mut renewals = alive.lease_renewals();

@@ -5,23 +5,13 @@
 
 mod common;
 
-use eric_core::channel::RawAdapter;
+use common::channel;
+
+use eric_core::StreamItem;
 use eric_core::testing::within;
-use eric_core::{Channel, ChannelSettings, StreamItem};
 use eric_redis::test_support::TestRedis;
 use eric_redis::{RedisConfig, RedisEngine};
 use futures_util::StreamExt;
-
-type RawChannel = Channel<RedisEngine, RawAdapter>;
-
-fn channel(engine: &RedisEngine) -> RawChannel {
-    Channel::new(
-        engine,
-        Some("c".parse().unwrap()),
-        ChannelSettings::default(),
-    )
-    .unwrap()
-}
 
 /// A short lease, so the test waits a fraction of a second for it to lapse.
 fn short_lease(redis: &TestRedis) -> RedisConfig {
@@ -36,7 +26,7 @@ async fn a_dead_nodes_watch_listener_is_removed_by_another_node_when_its_lease_l
     let redis = TestRedis::start().await;
     let config = short_lease(&redis);
     let dead = RedisEngine::connect(config.clone()).unwrap();
-    let on_dead = channel(&dead);
+    let on_dead = channel(&dead, "c");
     let watch = on_dead.watch().await.unwrap();
     let temporary = on_dead.listener_ids().await.unwrap();
     assert_eq!(temporary.len(), 1);
@@ -49,7 +39,7 @@ async fn a_dead_nodes_watch_listener_is_removed_by_another_node_when_its_lease_l
     let notify = format!("{}:{{c}}:notify", config.prefix);
     let (_subscriber, mut notices) = common::sharded_notices(redis.url(), &notify).await;
     let alive = RedisEngine::connect(config).unwrap();
-    let on_alive = channel(&alive);
+    let on_alive = channel(&alive, "c");
     let removal = format!("r {}", temporary[0].key_segment());
     within("the lapsed listener's removal", async {
         while let Some(payload) = notices.recv().await {
@@ -70,10 +60,10 @@ async fn a_live_nodes_watch_listener_outlives_many_leases() {
     let config = short_lease(&redis);
     let holder = RedisEngine::connect(config.clone()).unwrap();
     let sweeper = RedisEngine::connect(config).unwrap();
-    let on_holder = channel(&holder);
+    let on_holder = channel(&holder, "c");
     let mut watch = on_holder.watch().await.unwrap();
     let id = on_holder.listener_ids().await.unwrap().remove(0);
-    let on_sweeper = channel(&sweeper);
+    let on_sweeper = channel(&sweeper, "c");
     // Ten leases long, counted by the renewals the holder makes, not by a clock.
     let mut renewals = holder.lease_renewals();
     within("ten renewals", renewals.wait_for(|n| *n >= 30))

@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::{BTreeSet, HashSet};
 
-use common::RedisFixture;
+use common::{RawChannel, RedisFixture, channel};
 use eric_core::channel::{RawAdapter, StreamEnd};
 use eric_core::testing::within;
 use eric_core::{
@@ -23,17 +23,6 @@ use eric_redis::test_support::TestRedis;
 use eric_redis::{RedisConfig, RedisEngine};
 use futures_util::StreamExt;
 use serde_json::json;
-
-type RawChannel = Channel<RedisEngine, RawAdapter>;
-
-fn channel(engine: &RedisEngine, id: &str) -> RawChannel {
-    Channel::new(
-        engine,
-        Some(id.parse().unwrap()),
-        ChannelSettings::default(),
-    )
-    .unwrap()
-}
 
 fn msg(n: i64) -> Message {
     Message::try_new("t", json!(n)).unwrap()

@@ -8,27 +8,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::channel;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use eric_core::channel::RawAdapter;
 use eric_core::testing::within;
-use eric_core::{Channel, ChannelSettings, Error, Message, StreamItem, StreamOptions};
+use eric_core::{Error, Message, StreamItem, StreamOptions};
 use eric_redis::test_support::{TestRedis, TestSentinel};
 use eric_redis::{RedisConfig, RedisEngine};
 use futures_util::StreamExt;
 use serde_json::json;
-
-type RawChannel = Channel<RedisEngine, RawAdapter>;
-
-fn channel(engine: &RedisEngine) -> RawChannel {
-    Channel::new(
-        engine,
-        Some("c".parse().unwrap()),
-        ChannelSettings::default(),
-    )
-    .unwrap()
-}
 
 fn msg(n: u64) -> Message {
     Message::try_new("t", json!(n)).unwrap()
@@ -75,10 +67,10 @@ async fn failover_mid_traffic(set: &mut TestSentinel, config: RedisConfig) -> (V
         RedisEngine::connect(config.clone()).unwrap(),
         RedisEngine::connect(config).unwrap(),
     );
-    let on_a = channel(&a);
+    let on_a = channel(&a, "c");
     let listener = on_a.add_listener().await.unwrap();
     on_a.start_listener(listener.id()).await.unwrap();
-    let mut stream = channel(&b)
+    let mut stream = channel(&b, "c")
         .stream(listener.id(), StreamOptions::default())
         .await
         .unwrap();
@@ -155,7 +147,7 @@ async fn failover_mid_traffic(set: &mut TestSentinel, config: RedisConfig) -> (V
     })
     .await;
     assert_eq!(
-        channel(&b).listener_ids().await.unwrap(),
+        channel(&b, "c").listener_ids().await.unwrap(),
         [listener.id().clone()]
     );
     (confirmed, received)
@@ -207,7 +199,7 @@ async fn a_write_no_replica_acknowledged_is_an_unknown_outcome() {
         ..redis.config()
     })
     .unwrap();
-    let ch = channel(&engine);
+    let ch = channel(&engine, "c");
     let refused = ch.add_listener().await.unwrap_err();
     assert!(
         matches!(refused, Error::OutcomeUnknown { .. }),

@@ -24,6 +24,7 @@
 //! - [`persistence`]: [`KvStorage`] contract and persist/restore round trips.
 //! - [`topics`]: the topic-matching rule as a table of cases, and a
 //!   message's topic through every path of any [`Engine`].
+//! - [`fan_out`]: listeners streaming in tasks, for the fan-out benches.
 //! - [`subscriptions`]: listeners' subscriptions: broadcasts follow the
 //!   table, changes are atomic and bounded (run by `topics_suite!`).
 
@@ -31,6 +32,7 @@
 
 pub mod behaviour;
 pub mod bounds;
+pub mod fan_out;
 pub mod idempotency;
 pub mod persistence;
 pub mod subscriptions;

@@ -2,11 +2,24 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use eric_core::Persistence;
 use eric_core::channel::RawAdapter;
 use eric_core::testing::{EngineFixture, PersistenceFixture};
+use eric_core::{Channel, ChannelSettings, Persistence};
 use eric_redis::test_support::TestRedis;
 use eric_redis::{RedisConfig, RedisEngine};
+
+/// The channels the tests use.
+pub type RawChannel = Channel<RedisEngine, RawAdapter>;
+
+/// Channel `id` on `engine`, with default settings.
+pub fn channel(engine: &RedisEngine, id: &str) -> RawChannel {
+    Channel::new(
+        engine,
+        Some(id.parse().unwrap()),
+        ChannelSettings::default(),
+    )
+    .unwrap()
+}
 
 /// A private Redis (or `REDIS_URL` with a unique prefix) and one engine on it.
 pub struct RedisFixture {

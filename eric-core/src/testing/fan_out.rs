@@ -1,18 +1,21 @@
-//! Listeners streaming on one node, for the benches that broadcast to them.
+//! Listeners streaming on this process, for the benches that broadcast to
+//! them (the fan-out benches of every engine share it, so they measure the
+//! same readers).
 
 use std::hint::black_box;
 
-use eric_core::{Channel, RawAdapter, StreamItem, StreamOptions};
-use eric_redis::RedisEngine;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::channel::{Channel, RawAdapter, StreamItem, StreamOptions};
+use crate::engine::Engine;
+
 /// Readers of `listeners` new, started listeners of `ch`, each a task
 /// reading its stream and sending `()` after every `per_signal` messages;
 /// abort them when done (they wait for more).
-pub(crate) async fn streaming(
-    ch: &Channel<RedisEngine, RawAdapter>,
+pub async fn streaming<E: Engine>(
+    ch: &Channel<E, RawAdapter>,
     listeners: usize,
     per_signal: usize,
 ) -> (mpsc::UnboundedReceiver<()>, Vec<JoinHandle<()>>) {
