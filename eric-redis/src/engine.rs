@@ -160,9 +160,10 @@ impl RedisEngine {
         self.inner.leases.renewals()
     }
 
-    /// Counts the steps this node's groups of caught-up streams took (one
-    /// script each: joins, leaves and the move of their shared position;
-    /// see `docs/REDIS.md`), so a test can await one instead of sleeping.
+    /// Counts the steps this node's groups of caught-up streams took: each
+    /// `group_step` (joins, leaves, a move of their shared position) and
+    /// each read of the log that moved a group (see `docs/REDIS.md`,
+    /// "Groups"), so a test can await one instead of sleeping.
     pub fn group_steps(&self) -> watch::Receiver<u64> {
         self.inner.group_steps.subscribe()
     }

@@ -175,17 +175,23 @@ end
 -- log alike. Returns the first of `n` new numbers (`n` = 0: the next one,
 -- taking none). A channel stored before the log existed numbered each
 -- listener's queue apart (`<base>:seq`): the sequence starts above all of
--- those, and every member's cursor starts at it (once per channel).
+-- those, and every member's cursor starts at it, once per channel (field
+-- `placed`). Only a sequence still at zero can need that, so a channel
+-- that has numbered anything pays one command here, not a check as well.
 local function next_seqs(base, n)
   local state = base .. ':logstate'
-  if redis.call('HEXISTS', state, 'seq') == 0 then
+  local after = redis.call('HINCRBY', state, 'seq', n)
+  if after == n and redis.call('HSETNX', state, 'placed', '1') == 1 then
     local top = 0
     for _, v in ipairs(redis.call('HVALS', base .. ':seq')) do
       local s = tonumber(v)
       if s and s > top then top = s end
     end
+    if top > 0 then
+      after = top + n
+      redis.call('HSET', state, 'seq', string.format('%d', after))
+    end
     local at = string.format('%d', top)
-    redis.call('HSET', state, 'seq', at)
     local ids = redis.call('ZRANGE', base .. ':members', 0, -1)
     for c = 1, #ids, 1000 do
       local pairs_ = {}
@@ -197,7 +203,7 @@ local function next_seqs(base, n)
       redis.call('HSET', base .. ':since', unpack(pairs_))
     end
   end
-  return redis.call('HINCRBY', state, 'seq', n) - n + 1
+  return after - n + 1
 end
 local function last_seq(base)
   return next_seqs(base, 0) - 1

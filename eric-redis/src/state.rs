@@ -68,7 +68,7 @@ pub(crate) struct ChannelState {
     pub(crate) leases: Leases,
     /// Tells the engine's listeners that this channel was deleted.
     deletions: broadcast::Sender<ChannelId>,
-    /// Counts the node's group steps (see `RedisEngine::group_steps`).
+    /// Counts the node's group steps and moves (see `RedisEngine::group_steps`).
     steps: watch::Sender<u64>,
 }
 
@@ -133,6 +133,7 @@ impl ChannelState {
                     Ok(Some(moved)) => {
                         state.apply_departures(&group::departures(&moved.left));
                         state.group.raise(moved.position);
+                        state.steps.send_modify(|n| *n += 1);
                     }
                     Ok(None) => {}
                     // Streams read on their own takes and retry from there.
