@@ -75,6 +75,21 @@ pub struct HttpConfig {
     pub admin_tokens: Vec<Token>,
     /// Bearer tokens that may only open streams and pull messages.
     pub subscribe_tokens: Vec<Token>,
+    /// Publishes (broadcasts and dispatches, `/v1` and eric-api's) each
+    /// caller may make per second, a caller being its token, or its
+    /// address without one; beyond: 429 `rate_limited` with `Retry-After`.
+    /// 0 (the default): unlimited.
+    pub publish_per_second: u32,
+    /// Publishes a caller may make at once after a quiet spell; 0: as many
+    /// as `publish_per_second`.
+    pub publish_burst: u32,
+    /// Streams each caller may open per second (as `publish_per_second`).
+    pub streams_per_second: u32,
+    /// Streams a caller may open at once (as `publish_burst`).
+    pub streams_burst: u32,
+    /// Streams one listener may have open on this node at once; beyond:
+    /// 429 `too_many_streams`. 0 (the default): unlimited.
+    pub max_streams_per_listener: usize,
 }
 
 impl Default for HttpConfig {
@@ -90,6 +105,11 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             admin_tokens: Vec::new(),
             subscribe_tokens: Vec::new(),
+            publish_per_second: 0,
+            publish_burst: 0,
+            streams_per_second: 0,
+            streams_burst: 0,
+            max_streams_per_listener: 0,
         }
     }
 }

@@ -136,7 +136,7 @@ fn bearer(value: &str) -> Option<&str> {
 
 /// The token a request presents: its bearer header, or (where the route
 /// takes one) its `access_token` query parameter.
-fn presented(request: &Request, query_token: bool) -> Option<String> {
+pub(super) fn presented(request: &Request, query_token: bool) -> Option<String> {
     let header = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -18,6 +18,7 @@
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `error`, `extract`: the one error shape and the extractors that use it.
 //! - `idempotency`: `Idempotency-Key` on writes, `Idempotent-Replayed` answers.
+//! - `limits`: request rates per caller, streams per listener.
 //! - `state`: [`AppState`] and [`ConnectionContext`].
 
 mod auth;
@@ -26,6 +27,7 @@ mod cors;
 mod error;
 mod extract;
 mod idempotency;
+mod limits;
 mod ops;
 pub(crate) mod routes;
 mod sse;
@@ -65,6 +67,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             declared_length,
         ));
+    // Inside the token check (a refused caller spends no budget), and only
+    // where a limit is set.
+    if let Some(limits) = limits::Limits::new(&state.http) {
+        router = router.layer(middleware::from_fn_with_state(limits, limits::limit));
+    }
     // Only where tokens are configured: without, a request pays nothing.
     if auth::enabled(&state.http) {
         router = router.layer(middleware::from_fn_with_state(state.clone(), auth::require));

@@ -37,4 +37,7 @@ impl std::fmt::Debug for AppState {
 pub struct ConnectionContext {
     /// Closes the connection when cancelled.
     pub close: CancellationToken,
+    /// The client's address (rates are counted per address for callers
+    /// without a token).
+    pub peer: Option<std::net::IpAddr>,
 }

@@ -79,6 +79,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, options: ServeOpti
             let _ = stream.set_nodelay(true);
             let context = ConnectionContext {
                 close: close_all.child_token(),
+                peer: stream.peer_addr().ok().map(|addr| addr.ip()),
             };
             let (app, shutdown, metrics) = (
                 app.clone(),
