@@ -288,6 +288,25 @@ impl Config {
         if self.http.max_connections == 0 {
             return bad("http.max_connections must be at least 1".into());
         }
+        // A burst without a rate would read as a limit that is not there.
+        for (kind, rate, burst) in [
+            (
+                "publish",
+                self.http.publish_per_second,
+                self.http.publish_burst,
+            ),
+            (
+                "streams",
+                self.http.streams_per_second,
+                self.http.streams_burst,
+            ),
+        ] {
+            if burst > 0 && rate == 0 {
+                return bad(format!(
+                    "http.{kind}_burst needs http.{kind}_per_second (0 there means unlimited)"
+                ));
+            }
+        }
         for (key, tokens) in [
             ("admin_tokens", &self.http.admin_tokens),
             ("subscribe_tokens", &self.http.subscribe_tokens),
@@ -467,6 +486,10 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
         let err = Config::load(None, env(&[("ERIC__HTTP__MAX_BODY_BYTES", "0")])).unwrap_err();
         assert!(err.to_string().contains("max_body_bytes"), "{err}");
+        let err = Config::load(None, env(&[("ERIC__HTTP__PUBLISH_BURST", "10")])).unwrap_err();
+        assert!(err.to_string().contains("publish_per_second"), "{err}");
+        let err = Config::load(None, env(&[("ERIC__HTTP__STREAMS_PER_SECOND", "-1")])).unwrap_err();
+        assert!(err.to_string().contains("streams_per_second"), "{err}");
         let err = Config::load(None, env(&[("ERIC__HTTP__ADDR", "not an address")])).unwrap_err();
         assert!(matches!(err, Error::ConfigValue { .. }), "{err}");
         let err = Config::load(None, env(&[("ERIC__MEMORY__MAX_BYTES", "0")])).unwrap_err();
