@@ -248,24 +248,8 @@ fn fan_out(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| async move {
                 let ch: Channel<MemoryEngine, RawAdapter> =
                     Channel::new(&MemoryEngine::new(), None, ChannelSettings::default()).unwrap();
-                let (mut finished, readers) =
-                    eric_core::testing::fan_out::streaming(&ch, listeners, broadcasts).await;
-                let m = message();
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    for _ in 0..broadcasts {
-                        black_box(ch.broadcast(&m).await.unwrap());
-                    }
-                    for _ in 0..listeners {
-                        finished.recv().await.unwrap();
-                    }
-                    total += start.elapsed();
-                }
-                for reader in readers {
-                    reader.abort();
-                }
-                total
+                eric_core::testing::fan_out::timed(&ch, listeners, broadcasts, 1, &message(), iters)
+                    .await
             })
         });
     }

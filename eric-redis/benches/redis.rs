@@ -225,29 +225,15 @@ fn fan_out(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
                 b.to_async(rt).iter_custom(|iters| async move {
                     let ch: RawChannel =
                         Channel::new(&setup.engine(), None, ChannelSettings::default()).unwrap();
-                    let (mut finished, readers) =
-                        eric_core::testing::fan_out::streaming(&ch, listeners, broadcasts).await;
-                    let m = message();
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        stream::iter(0..broadcasts)
-                            .map(|_| ch.broadcast(&m))
-                            .buffer_unordered(publishers)
-                            .for_each(|outcome| {
-                                black_box(outcome.unwrap());
-                                async {}
-                            })
-                            .await;
-                        for _ in 0..listeners {
-                            finished.recv().await.unwrap();
-                        }
-                        total += start.elapsed();
-                    }
-                    for reader in readers {
-                        reader.abort();
-                    }
-                    total
+                    eric_core::testing::fan_out::timed(
+                        &ch,
+                        listeners,
+                        broadcasts,
+                        publishers,
+                        &message(),
+                        iters,
+                    )
+                    .await
                 })
             });
         }

@@ -3,13 +3,15 @@
 //! same readers).
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, stream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::channel::{Channel, RawAdapter, StreamItem, StreamOptions};
 use crate::engine::Engine;
+use crate::message::Message;
 
 /// Readers of `listeners` new, started listeners of `ch`, each a task
 /// reading its stream and sending `()` after every `per_signal` messages;
@@ -43,4 +45,39 @@ pub async fn streaming<E: Engine>(
         }));
     }
     (finished, readers)
+}
+
+/// The fan-out benches' measurement: `listeners` streaming listeners of
+/// `ch`, then `iters` rounds of `broadcasts` broadcasts of `message` with
+/// `publishers` in flight, each round timed until every stream has yielded
+/// every broadcast of it.
+pub async fn timed<E: Engine>(
+    ch: &Channel<E, RawAdapter>,
+    listeners: usize,
+    broadcasts: usize,
+    publishers: usize,
+    message: &Message,
+    iters: u64,
+) -> Duration {
+    let (mut finished, readers) = streaming(ch, listeners, broadcasts).await;
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        stream::iter(0..broadcasts)
+            .map(|_| ch.broadcast(message))
+            .buffer_unordered(publishers)
+            .for_each(|outcome| {
+                black_box(outcome.unwrap());
+                async {}
+            })
+            .await;
+        for _ in 0..listeners {
+            finished.recv().await.unwrap();
+        }
+        total += start.elapsed();
+    }
+    for reader in readers {
+        reader.abort();
+    }
+    total
 }
