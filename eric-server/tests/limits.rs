@@ -78,6 +78,8 @@ async fn publishes_past_a_callers_rate_get_429_with_retry_after_and_other_caller
     )
     .await;
     assert_eq!(dispatch.status(), StatusCode::TOO_MANY_REQUESTS);
+    let compat = send(&app, "POST", "/broadcast?channel_id=c", message, &auth).await;
+    assert_eq!(compat.status(), StatusCode::TOO_MANY_REQUESTS);
     // Another caller has a budget of its own, and reading is not a publish.
     let bob = [("authorization", "Bearer bob-token")];
     let broadcast = send(&app, "POST", "/v1/channels/c/messages", message, &bob).await;

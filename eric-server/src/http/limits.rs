@@ -62,16 +62,21 @@ type Buckets = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>
 struct Rate {
     buckets: Buckets,
     checks: AtomicU64,
+    /// What a refusal says: "too many {what} this caller (http.{setting})".
+    what: &'static str,
+    setting: &'static str,
 }
 
 impl Rate {
     /// `None` when `per_second` is 0 (unlimited).
-    fn new(per_second: u32, burst: u32) -> Option<Self> {
+    fn new(per_second: u32, burst: u32, what: &'static str, setting: &'static str) -> Option<Self> {
         let per_second = NonZeroU32::new(per_second)?;
         let burst = NonZeroU32::new(burst).unwrap_or(per_second);
         Some(Self {
             buckets: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             checks: AtomicU64::new(0),
+            what,
+            setting,
         })
     }
 
@@ -104,8 +109,18 @@ impl Limits {
     /// adds no layer, and a request pays nothing).
     pub(super) fn new(http: &HttpConfig) -> Option<Arc<Self>> {
         let limits = Self {
-            publish: Rate::new(http.publish_per_second, http.publish_burst),
-            streams: Rate::new(http.streams_per_second, http.streams_burst),
+            publish: Rate::new(
+                http.publish_per_second,
+                http.publish_burst,
+                "publishes from",
+                "publish_per_second",
+            ),
+            streams: Rate::new(
+                http.streams_per_second,
+                http.streams_burst,
+                "streams opened by",
+                "streams_per_second",
+            ),
             per_listener: http.max_streams_per_listener,
             open: Arc::default(),
         };
@@ -173,6 +188,19 @@ fn too_many(code: &'static str, message: String, retry_after: Option<u64>) -> Re
     response
 }
 
+/// Counts `request` against `rate` (none: unlimited); past it, the 429 to
+/// answer.
+fn refusal(rate: &Option<Rate>, request: &Request, query_token: bool) -> Option<Response> {
+    let rate = rate.as_ref()?;
+    rate.check(caller(request, query_token)).err().map(|secs| {
+        too_many(
+            "rate_limited",
+            format!("too many {} this caller (http.{})", rate.what, rate.setting),
+            Some(secs),
+        )
+    })
+}
+
 /// The middleware (see the module docs).
 pub(super) async fn limit(
     State(limits): State<Arc<Limits>>,
@@ -184,14 +212,8 @@ pub(super) async fn limit(
         .iter()
         .any(|(m, template)| method.as_str() == *m && fits(template, &path))
     {
-        if let Some(rate) = &limits.publish
-            && let Err(secs) = rate.check(caller(&request, false))
-        {
-            return too_many(
-                "rate_limited",
-                "too many publishes from this caller (http.publish_per_second)".into(),
-                Some(secs),
-            );
+        if let Some(refused) = refusal(&limits.publish, &request, false) {
+            return refused;
         }
         return next.run(request).await;
     }
@@ -201,14 +223,8 @@ pub(super) async fn limit(
     else {
         return next.run(request).await;
     };
-    if let Some(rate) = &limits.streams
-        && let Err(secs) = rate.check(caller(&request, true))
-    {
-        return too_many(
-            "rate_limited",
-            "too many streams opened by this caller (http.streams_per_second)".into(),
-            Some(secs),
-        );
+    if let Some(refused) = refusal(&limits.streams, &request, true) {
+        return refused;
     }
     let slot = match listener_of(route, &path).filter(|_| limits.per_listener > 0) {
         None => None,
