@@ -235,11 +235,6 @@ impl RedisQueue {
         (wants, Some(cursor))
     }
 
-    /// Whether the listener is in the group here (its position moves with it).
-    pub(crate) fn in_group(&self) -> bool {
-        self.place().mode == Mode::Member
-    }
-
     /// This node learned nothing for a while (a pub/sub reconnect), or the
     /// listener's subscriptions changed: the next take reads the listener's
     /// state and its list again. A member first leaves the group (what the
@@ -248,65 +243,52 @@ impl RedisQueue {
     pub(crate) fn forget(&self) {
         {
             let mut place = self.place();
-            match place.mode {
-                Mode::Alone => place.at = None,
-                Mode::Member => place.leave = true,
-                Mode::Joining | Mode::Leaving(_) | Mode::Releasing => {}
+            if place.mode == Mode::Alone {
+                place.at = None;
             }
         }
+        // A member leaves through it; a listener joining, leaving or
+        // alone needs no step for this.
         self.queue_changed();
-        self.want_step();
     }
 
-    /// What this listener asks of the group's next step, if anything; the
-    /// group's position is `acked`.
-    pub(crate) fn group_ask(&self, acked: u64) -> Option<Ask> {
+    /// What this listener asks of the group's next step, if anything, and
+    /// whether it stays a member meanwhile; the group's position is `acked`.
+    pub(crate) fn group_ask(&self, acked: u64) -> (Option<Ask>, bool) {
         let streams = self.streams.load(Ordering::Acquire);
         let mut place = self.place();
-        let (cursor, epoch) = place.at?;
+        let Some((cursor, epoch)) = place.at else {
+            return (None, false);
+        };
         let listener = self.listener.clone();
-        match place.mode {
+        let give_back = match place.mode {
             Mode::Alone if place.join => {
                 place.join = false;
                 if streams == 0 {
-                    return None;
+                    return (None, false);
                 }
                 place.mode = Mode::Joining;
-                Some(Ask::Join(Join {
+                let join = Join {
                     listener,
                     cursor,
                     epoch,
-                }))
+                };
+                return (Some(Ask::Join(join)), false);
             }
-            Mode::Member if place.leave || streams == 0 || acked > cursor + LAG => {
-                place.leave = false;
-                place.mode = Mode::Releasing;
-                Some(Ask::Leave(Leave {
-                    listener,
-                    cursor,
-                    give_back: streams == 0,
-                }))
-            }
-            Mode::Releasing if place.leave => {
-                // The last step failed: ask the same again.
-                place.leave = false;
-                Some(Ask::Leave(Leave {
-                    listener,
-                    cursor,
-                    give_back: streams == 0,
-                }))
-            }
-            Mode::Leaving(_) if place.leave || streams == 0 => {
-                place.leave = false;
-                place.mode = Mode::Releasing;
-                Some(Ask::Leave(Leave {
-                    listener,
-                    cursor,
-                    give_back: true,
-                }))
-            }
-            _ => None,
-        }
+            Mode::Member if place.leave || streams == 0 || acked > cursor + LAG => streams == 0,
+            // The last step failed: ask the same again.
+            Mode::Releasing if place.leave => streams == 0,
+            Mode::Leaving(_) if place.leave || streams == 0 => true,
+            mode => return (None, mode == Mode::Member),
+        };
+        place.leave = false;
+        place.mode = Mode::Releasing;
+        let leave = Leave {
+            listener,
+            cursor,
+            give_back,
+        };
+        (Some(Ask::Leave(leave)), false)
     }
 
     /// The step said someone else took the listener out of the group at

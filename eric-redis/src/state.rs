@@ -167,10 +167,12 @@ impl ChannelState {
         let mut members = false;
         for cached in self.cache().values() {
             let queue = cached.member.queue();
-            match queue.group_ask(acked) {
+            let (ask, member) = queue.group_ask(acked);
+            members |= member;
+            match ask {
                 Some(Ask::Join(join)) => joining.push((cached.member.clone(), join)),
                 Some(Ask::Leave(leave)) => leaving.push((cached.member.clone(), leave)),
-                None => members |= queue.in_group(),
+                None => {}
             }
         }
         self.group.set_populated(members);
