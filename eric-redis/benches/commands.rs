@@ -16,18 +16,18 @@
 
 use std::collections::BTreeMap;
 
-use eric_core::{Channel, ChannelSettings, Message, RawAdapter};
+use eric_core::{Channel, ChannelSettings, Message};
 use eric_redis::RedisEngine;
 use eric_redis::test_support::TestRedis;
 use serde_json::json;
 
 const BROADCASTS: usize = 50;
 
-type RawChannel = Channel<RedisEngine, RawAdapter>;
-
 // The tests' reading of `INFO commandstats`, shared rather than copied.
 #[path = "../tests/common/mod.rs"]
 mod common;
+
+use common::RawChannel;
 
 async fn reset_stats(url: &str) {
     let client = redis::Client::open(url).unwrap();

@@ -22,7 +22,6 @@ use eric_core::{
 use eric_redis::test_support::TestRedis;
 use eric_redis::{RedisConfig, RedisEngine};
 use futures_util::{StreamExt, stream};
-use serde_json::json;
 use tokio::runtime::Runtime;
 
 const BATCH: usize = 10_000;
@@ -32,19 +31,11 @@ const BROADCASTS: usize = 10;
 const CHANNELS: usize = 100;
 const LISTENERS: usize = 10;
 
-type RawChannel = Channel<RedisEngine, RawAdapter>;
+// The tests' fixtures, shared rather than copied.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn message() -> Message {
-    Message::try_new("bench", json!({"n": 1, "text": "hello"})).unwrap()
-}
+use common::{RawChannel, bench_message as message, two_worker_runtime as runtime};
 
 struct Setup {
     _redis: TestRedis,

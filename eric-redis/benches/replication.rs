@@ -16,28 +16,19 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use eric_core::{Channel, ChannelSettings, Listener, Message, Queue, RawAdapter};
+use eric_core::{Channel, ChannelSettings, Listener, Queue};
 use eric_redis::test_support::TestSentinel;
 use eric_redis::{RedisConfig, RedisEngine};
-use serde_json::json;
 use tokio::runtime::Runtime;
 
 const BATCH: usize = 10_000;
 const IN_FLIGHT: usize = 64;
 
-type RawChannel = Channel<RedisEngine, RawAdapter>;
+// The tests' fixtures, shared rather than copied.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn message() -> Message {
-    Message::try_new("bench", json!({"n": 1, "text": "hello"})).unwrap()
-}
+use common::{RawChannel, bench_message as message, two_worker_runtime as runtime};
 
 async fn listening(engine: &RedisEngine) -> (RawChannel, Listener) {
     let ch = Channel::new(engine, None, ChannelSettings::default()).unwrap();

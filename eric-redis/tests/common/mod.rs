@@ -21,6 +21,20 @@ pub fn channel(engine: &RedisEngine, id: &str) -> RawChannel {
     .unwrap()
 }
 
+/// The benches' runtime: two workers, as the machine has two cores.
+pub fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The small message the benches send.
+pub fn bench_message() -> eric_core::Message {
+    eric_core::Message::try_new("bench", serde_json::json!({"n": 1, "text": "hello"})).unwrap()
+}
+
 /// A private Redis (or `REDIS_URL` with a unique prefix) and one engine on it.
 pub struct RedisFixture {
     pub redis: TestRedis,
