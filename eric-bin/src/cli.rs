@@ -34,6 +34,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print the default configuration file.
     Config,
+    /// Print a JWT signed with the configured `http.jwt_secret` (HS256), for
+    /// development: in production tokens come from your own issuer.
+    Token(TokenArgs),
     /// Exit 0 if the server at --url is ready (for container health checks).
     Health {
         /// Wait (up to the server's request timeout) for it to become ready.
@@ -67,6 +70,31 @@ struct ServeArgs {
     log_json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// TOML configuration file holding `http.jwt_secret` (or set
+    /// `ERIC__HTTP__JWT_SECRET`).
+    #[arg(long, env = "ERIC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Grant everything.
+    #[arg(long)]
+    admin: bool,
+    /// May read listeners matching PATTERN (`CHANNEL` or
+    /// `CHANNEL/LISTENER`, `*` for any run of characters); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    subscribe: Vec<String>,
+    /// May broadcast to channels / dispatch to listeners matching PATTERN;
+    /// repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    publish: Vec<String>,
+    /// The caller's name (`sub`; rate limits count per subject).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 3600)]
+    ttl_secs: u64,
+}
+
 impl Cli {
     pub(crate) async fn run(self) -> Result<()> {
         match self.command {
@@ -78,6 +106,7 @@ impl Cli {
                 }
                 Ok(())
             }
+            Command::Token(args) => token(args),
             Command::Health { wait } => health(&self.url, wait).await,
             Command::Load(args) => Ok(eric_load::run(&self.url, args).await?),
             Command::Client(command) => {
@@ -85,6 +114,35 @@ impl Cli {
             }
         }
     }
+}
+
+/// Prints a token for `args`, signed with the configuration's secret.
+fn token(args: TokenArgs) -> Result<()> {
+    use eric_server::http::{Rights, TokenClaims, mint};
+    let config = Config::load(args.config.as_deref(), std::env::vars())?;
+    config.validate()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = TokenClaims {
+        sub: args.subject,
+        exp: now.saturating_add(args.ttl_secs),
+        iat: now,
+        jti: uuid::Uuid::new_v4().to_string(),
+        aud: config.http.jwt_audience.clone(),
+        iss: config.http.jwt_issuer.clone(),
+        eric: Rights {
+            admin: args.admin,
+            subscribe: args.subscribe,
+            publish: args.publish,
+        },
+    };
+    let token = mint(&config.http, &claims)?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{token}");
+    }
+    Ok(())
 }
 
 /// Asks the server whether it is ready. No token: `/readyz` is open, and a

@@ -741,3 +741,62 @@ async fn subscribe_with_a_listener_sets_its_subscriptions_and_keeps_its_queue() 
     assert_eq!(code, Some(0), "{stderr}");
     server.stop().await;
 }
+
+/// `eric token` mints, from the configured secret, a token the server takes
+/// with the rights asked for and no more; without a secret it says why.
+#[tokio::test]
+async fn eric_token_mints_a_scoped_token_the_server_accepts() {
+    let secret = "a-development-secret-of-32-bytes-or-more";
+    let mut config = config_on("127.0.0.1:0".parse().unwrap());
+    config.http.jwt_secret = Some(eric_server::http::Token::new(secret));
+    let server = TestServer::start(config).await;
+    let url = server.url();
+    let mint = |args: &'static [&'static str]| {
+        let mut command = command(&url, &["token"]);
+        command.args(args).env("ERIC__HTTP__JWT_SECRET", secret);
+        command
+    };
+    let minted = |mut command: Command| async move {
+        let output = timeout(DEADLINE, command.output()).await.unwrap().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let admin = minted(mint(&["--admin", "--subject", "ops"])).await;
+    let writer = minted(mint(&["--publish", "c/l", "--ttl-secs", "60"])).await;
+    let reader = minted(mint(&["--subscribe", "c/l"])).await;
+
+    ok(&url, &["--token", &admin, "create", "--id", "c"]).await;
+    ok(&url, &["--token", &admin, "add-listener", "c", "--id", "l"]).await;
+    ok(&url, &["--token", &admin, "add-listener", "c", "--id", "m"]).await;
+    ok(&url, &["--token", &admin, "start", "c", "l"]).await;
+    ok(&url, &["--token", &writer, "dispatch", "c", "l", "hi", "1"]).await;
+    let stderr = fails(&url, &["--token", &writer, "dispatch", "c", "m", "hi", "1"]).await;
+    assert!(stderr.contains("403"), "{stderr}");
+    let args = [
+        "--token",
+        reader.as_str(),
+        "listen",
+        "c",
+        "l",
+        "--max-events",
+        "1",
+    ];
+    assert_eq!(ok_json(&url, &args).await, event(1, "hi", json!(1)));
+    let stderr = fails(&url, &["--token", &reader, "listen", "c", "m"]).await;
+    assert!(stderr.contains("403"), "{stderr}");
+
+    // No secret: a clear error, no token.
+    let run = eric(&url, &["token", "--admin"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("http.jwt_secret"), "{run:?}");
+    // A pattern the server would refuse is refused here.
+    let bad = minted_err(mint(&["--subscribe", "a/b/c"])).await;
+    assert!(bad.contains("pattern"), "{bad}");
+    server.stop().await;
+}
+
+async fn minted_err(mut command: Command) -> String {
+    let output = timeout(DEADLINE, command.output()).await.unwrap().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    String::from_utf8(output.stderr).unwrap()
+}

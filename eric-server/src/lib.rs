@@ -161,12 +161,12 @@ impl Server {
             let (broker, shutdown) = (broker.clone(), shutdown.clone());
             async move { broker.follow_deletions(shutdown).await }
         });
-        let state = http::AppState {
-            broker: broker.clone(),
-            http: Arc::new(self.config.http.clone()),
-            metrics: metrics.clone(),
-            shutdown: shutdown.clone(),
-        };
+        let state = http::AppState::new(
+            broker.clone(),
+            self.config.http.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
         tracing::info!(
             addr = %http_addr,
             engine = broker.engine_name(),

@@ -18,6 +18,7 @@ fn app_with_tokens() -> Router {
     common::app_with(HttpConfig {
         admin_tokens: vec![eric_server::http::Token::new(ADMIN)],
         subscribe_tokens: vec![eric_server::http::Token::new(READER)],
+        compat_routes_with_auth: true,
         cors_origins: vec!["https://app.example".into()],
         ..HttpConfig::default()
     })

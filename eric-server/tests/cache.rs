@@ -19,12 +19,15 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 fn app(broker: Broker) -> Router {
-    router(AppState {
-        broker,
-        http: Arc::new(HttpConfig::default()),
-        metrics: Arc::new(Metrics::new()),
-        shutdown: CancellationToken::new(),
-    })
+    router(
+        AppState::new(
+            broker,
+            HttpConfig::default(),
+            Arc::new(Metrics::new()),
+            CancellationToken::new(),
+        )
+        .unwrap(),
+    )
 }
 
 async fn get(app: &Router, uri: &str) -> StatusCode {

@@ -11,6 +11,7 @@ mod common;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use eric_server::config::HttpConfig;
+use eric_server::http::{Rights, Token, TokenClaims, mint};
 use http_body_util::BodyExt;
 
 use common::{channel_c_with_listener_l, send};
@@ -47,28 +48,28 @@ async fn first_refusal(
     panic!("{uri}: never refused");
 }
 
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789";
+
 #[tokio::test]
 async fn publishes_past_a_callers_rate_get_429_with_retry_after_and_other_callers_go_on() {
+    // Callers are told apart by the tokens the check lets through.
     let app = common::app_with(HttpConfig {
         publish_per_second: 1,
         publish_burst: 3,
+        admin_tokens: vec![Token::new(ALICE), Token::new(BOB)],
+        compat_routes_with_auth: true,
         ..HttpConfig::default()
     });
-    channel_c_with_listener_l(&app, &[]).await;
+    channel_c_with_listener_l(&app, &[("authorization", "Bearer bob-token-0123456789")]).await;
     let message = Some(r#"{"type": "t", "payload": 1}"#);
-    let (granted, retry, code) = first_refusal(
-        &app,
-        "POST",
-        "/v1/channels/c/messages",
-        message,
-        "alice-token",
-    )
-    .await;
+    let (granted, retry, code) =
+        first_refusal(&app, "POST", "/v1/channels/c/messages", message, ALICE).await;
     assert!(granted >= 3, "the burst is granted first ({granted})");
     assert!(retry >= 1);
     assert_eq!(code, "rate_limited");
     // Dispatches and eric-api's publishes draw on the same budget.
-    let auth = [("authorization", "Bearer alice-token")];
+    let auth = [("authorization", "Bearer alice-token-0123456789")];
     let dispatch = send(
         &app,
         "POST",
@@ -81,11 +82,91 @@ async fn publishes_past_a_callers_rate_get_429_with_retry_after_and_other_caller
     let compat = send(&app, "POST", "/broadcast?channel_id=c", message, &auth).await;
     assert_eq!(compat.status(), StatusCode::TOO_MANY_REQUESTS);
     // Another caller has a budget of its own, and reading is not a publish.
-    let bob = [("authorization", "Bearer bob-token")];
+    let bob = [("authorization", "Bearer bob-token-0123456789")];
     let broadcast = send(&app, "POST", "/v1/channels/c/messages", message, &bob).await;
     assert!(broadcast.status().is_success());
     let listing = send(&app, "GET", "/v1/channels/c", None, &auth).await;
     assert_eq!(listing.status(), StatusCode::OK);
+}
+
+/// With authentication off, a token is not checked, so it is not who the
+/// caller is: a made-up one draws on the same budget as none.
+#[tokio::test]
+async fn unchecked_tokens_do_not_open_fresh_budgets() {
+    let app = common::app_with(HttpConfig {
+        publish_per_second: 1,
+        publish_burst: 2,
+        ..HttpConfig::default()
+    });
+    channel_c_with_listener_l(&app, &[]).await;
+    let message = Some(r#"{"type": "t", "payload": 1}"#);
+    let (granted, _, _) = first_refusal(
+        &app,
+        "POST",
+        "/v1/channels/c/messages",
+        message,
+        "made-up-1",
+    )
+    .await;
+    assert!(granted >= 2);
+    let other = [("authorization", "Bearer made-up-2")];
+    let again = send(&app, "POST", "/v1/channels/c/messages", message, &other).await;
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A JWT's subject is the caller: two tokens for one subject share its
+/// budget, another subject has its own.
+#[tokio::test]
+async fn jwts_of_one_subject_share_its_budget() {
+    let http = HttpConfig {
+        publish_per_second: 1,
+        publish_burst: 2,
+        jwt_secret: Some(Token::new("a-test-secret-of-at-least-32-bytes!!")),
+        ..HttpConfig::default()
+    };
+    let token = |subject: &str, id: &str| {
+        let claims = TokenClaims {
+            sub: Some(subject.into()),
+            exp: u64::MAX / 2,
+            iat: 0,
+            jti: id.into(),
+            aud: None,
+            iss: None,
+            eric: Rights {
+                admin: true,
+                ..Rights::default()
+            },
+        };
+        mint(&http, &claims).unwrap()
+    };
+    let app = common::app_with(http.clone());
+    let first = token("app-1", "a");
+    let admin = format!("Bearer {first}");
+    channel_c_with_listener_l(&app, &[("authorization", &admin)]).await;
+    let message = Some(r#"{"type": "t", "payload": 1}"#);
+    let (granted, _, _) =
+        first_refusal(&app, "POST", "/v1/channels/c/messages", message, &first).await;
+    assert!(granted >= 2);
+    let same = format!("Bearer {}", token("app-1", "b"));
+    let again = send(
+        &app,
+        "POST",
+        "/v1/channels/c/messages",
+        message,
+        &[("authorization", &same)],
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = format!("Bearer {}", token("app-2", "c"));
+    let theirs = send(
+        &app,
+        "POST",
+        "/v1/channels/c/messages",
+        message,
+        &[("authorization", &other)],
+    )
+    .await;
+    assert!(theirs.status().is_success(), "{}", theirs.status());
 }
 
 #[tokio::test]

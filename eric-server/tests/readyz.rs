@@ -28,12 +28,15 @@ async fn readyz_names_the_state_not_the_cause() {
     let url = format!("redis://127.0.0.1:{}", free_port());
     let config = RedisConfig::with_url(url).with_prefix("readyz-free-port");
     let engine = RedisEngine::connect(config).unwrap();
-    let app = router(AppState {
-        broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(HttpConfig::default()),
-        metrics: Arc::new(Metrics::new()),
-        shutdown: CancellationToken::new(),
-    });
+    let app = router(
+        AppState::new(
+            Broker::new(engine, ChannelSettings::default()),
+            HttpConfig::default(),
+            Arc::new(Metrics::new()),
+            CancellationToken::new(),
+        )
+        .unwrap(),
+    );
     let request = Request::get("/readyz").body(Body::empty()).unwrap();
     let response = app.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -362,12 +362,15 @@ async fn a_subscriber_streams_a_running_listener_but_never_restarts_it() {
 async fn without_tokens_streams_start_and_head_changes_nothing() {
     let metrics = Arc::new(Metrics::new());
     let engine = MemoryEngine::with_observer(metrics.clone());
-    let app = router(AppState {
-        broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(HttpConfig::default()),
-        metrics,
-        shutdown: CancellationToken::new(),
-    });
+    let app = router(
+        AppState::new(
+            Broker::new(engine, ChannelSettings::default()),
+            HttpConfig::default(),
+            metrics,
+            CancellationToken::new(),
+        )
+        .unwrap(),
+    );
     for (uri, body) in [
         ("/v1/channels", r#"{"id": "c"}"#),
         ("/v1/channels/c/listeners", r#"{"id": "l"}"#),
@@ -418,6 +421,7 @@ fn app() -> Router {
     common::app_with(HttpConfig {
         admin_tokens: vec![Token::new(ADMIN)],
         subscribe_tokens: vec![Token::new(READER)],
+        compat_routes_with_auth: true,
         ..HttpConfig::default()
     })
 }

@@ -77,12 +77,15 @@ async fn subscribing_an_existing_listener_is_idempotent() {
 async fn one_mib_dispatches_stop_at_the_byte_bounds() {
     let metrics = Arc::new(Metrics::new());
     let engine = MemoryEngine::with_observer(metrics.clone()).with_budget(12 << 20);
-    let app = router(AppState {
-        broker: Broker::new(engine, ChannelSettings::default()),
-        http: Arc::new(HttpConfig::default()),
-        metrics,
-        shutdown: CancellationToken::new(),
-    });
+    let app = router(
+        AppState::new(
+            Broker::new(engine, ChannelSettings::default()),
+            HttpConfig::default(),
+            metrics,
+            CancellationToken::new(),
+        )
+        .unwrap(),
+    );
     let payload = "x".repeat((1 << 20) - 64);
     let body = format!(r#"{{"type":"big","payload":"{payload}"}}"#);
     // Stored as sent: each message counts its body's length.

@@ -16,6 +16,9 @@ use subtle::{Choice, ConstantTimeEq};
 /// Fewest bytes a token may have: shorter ones can be guessed.
 const MIN_TOKEN_BYTES: usize = 16;
 
+/// Fewest bytes of an HS256 secret: the hash's own size (RFC 7518, 3.2).
+const MIN_SECRET_BYTES: usize = 32;
+
 /// A configured secret; `Debug` never shows it, so logging the
 /// configuration cannot leak it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +43,12 @@ impl Token {
         Ok(())
     }
 
+    /// The secret itself, for the one place that needs it (signing and
+    /// verifying JWTs).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `presented` is this token, in time that depends on the
     /// lengths only (`subtle`'s vetted comparison, not a hand-written one
     /// the optimiser may shortcut).
@@ -57,6 +66,26 @@ impl fmt::Debug for Token {
 /// Why `tokens` cannot be used, if they cannot.
 pub fn check_tokens(tokens: &[Token]) -> Result<(), String> {
     tokens.iter().try_for_each(Token::check)
+}
+
+/// Why `secret` cannot sign JWTs (`http.jwt_secret`), if it cannot.
+pub fn check_secret(secret: &Token) -> Result<(), String> {
+    if secret.0.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "an HS256 secret needs at least {MIN_SECRET_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Why `name` cannot be a cookie's name (`http.auth_cookie`), if it cannot:
+/// an RFC 6265 token (visible ASCII, none of its separators).
+pub fn check_cookie_name(name: &str) -> Result<(), String> {
+    let separator = |b: u8| b"()<>@,;:\\\"/[]?={} \t".contains(&b);
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && !separator(b)) {
+        return Err(format!("{name:?} is not a cookie name"));
+    }
+    Ok(())
 }
 
 /// Whether `presented` is one of `tokens`.

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 mod access;
 
 pub(crate) use access::any_matches;
-pub use access::{Token, check_cors_origins, check_tokens};
+pub use access::{Token, check_cookie_name, check_cors_origins, check_secret, check_tokens};
 
 /// The broker's settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -75,6 +75,26 @@ pub struct HttpConfig {
     pub admin_tokens: Vec<Token>,
     /// Bearer tokens that may only open streams and pull messages.
     pub subscribe_tokens: Vec<Token>,
+    /// HS256 secret (at least 32 bytes) that signs JWTs; with it, or a key
+    /// below, JWTs are accepted and authentication is on. Their `eric`
+    /// claim scopes them (`docs/HTTP.md`, Authentication).
+    pub jwt_secret: Option<Token>,
+    /// PEM file of an RSA (RS256) or P-256 (ES256) public key that
+    /// verifies JWTs.
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS file (JSON) of RS256 / ES256 public keys, picked by `kid`.
+    pub jwt_jwks: Option<PathBuf>,
+    /// The `aud` every JWT must name; unset: `aud` is not checked.
+    pub jwt_audience: Option<String>,
+    /// The `iss` every JWT must carry; unset: `iss` is not checked.
+    pub jwt_issuer: Option<String>,
+    /// Name of a cookie holding the token, taken on stream routes (a
+    /// browser's `EventSource` sends cookies, not headers).
+    pub auth_cookie: Option<String>,
+    /// Keep eric-api's routes when authentication is on (they are off
+    /// then by default: their writes name channels in the query, which
+    /// scoped tokens cannot be checked against, so only admin may use them).
+    pub compat_routes_with_auth: bool,
     /// Publishes (broadcasts and dispatches, `/v1` and eric-api's) each
     /// caller may make per second, a caller being its token, or its
     /// address without one; beyond: 429 `rate_limited` with `Retry-After`.
@@ -105,6 +125,13 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             admin_tokens: Vec::new(),
             subscribe_tokens: Vec::new(),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_jwks: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            auth_cookie: None,
+            compat_routes_with_auth: false,
             publish_per_second: 0,
             publish_burst: 0,
             streams_per_second: 0,
@@ -115,6 +142,16 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
+    /// Whether a JWT key is configured.
+    pub fn jwt_enabled(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key.is_some() || self.jwt_jwks.is_some()
+    }
+
+    /// Whether authentication is on: a static token or a JWT key.
+    pub fn auth_enabled(&self) -> bool {
+        !(self.admin_tokens.is_empty() && self.subscribe_tokens.is_empty()) || self.jwt_enabled()
+    }
+
     /// The keep-alive interval.
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.keep_alive_secs)
@@ -314,6 +351,12 @@ impl Config {
             if let Err(reason) = check_tokens(tokens) {
                 return bad(format!("http.{key}: {reason}"));
             }
+        }
+        if let Some(Err(reason)) = self.http.jwt_secret.as_ref().map(check_secret) {
+            return bad(format!("http.jwt_secret: {reason}"));
+        }
+        if let Some(Err(reason)) = self.http.auth_cookie.as_deref().map(check_cookie_name) {
+            return bad(format!("http.auth_cookie: {reason}"));
         }
         if let Err(reason) = check_cors_origins(&self.http.cors_origins) {
             return bad(format!("http.cors_origins: {reason}"));

@@ -3,8 +3,8 @@
 //!
 //! - **Rates.** Publishes (a broadcast or a dispatch, on `/v1` and on
 //!   eric-api's routes) and stream openings each have a token bucket per
-//!   caller: its bearer token (or `?access_token=` on a stream route) when
-//!   it presents one, else its address. Beyond the bucket: 429
+//!   caller: who the token check let through (a JWT's subject, else its
+//!   token), else its address. Beyond the bucket: 429
 //!   `rate_limited` with `Retry-After` (whole seconds, at least 1). The
 //!   buckets are `governor`'s (GCRA: one timestamp per caller, no timer);
 //!   callers idle long enough to have a full bucket again are forgotten
@@ -34,11 +34,10 @@ use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use http_body_util::BodyExt;
-use percent_encoding::percent_decode_str;
 
 use super::auth;
 use super::error::ApiError;
-use super::routes::{StreamRoute, fits};
+use super::routes::{StreamRoute, captures, fits};
 use super::state::ConnectionContext;
 use crate::config::HttpConfig;
 
@@ -152,10 +151,13 @@ impl Drop for Slot {
     }
 }
 
-/// Who the caller is, for its bucket: its token, else its address.
-fn caller(request: &Request, query_token: bool) -> String {
-    if let Some(token) = auth::presented(request, query_token) {
-        return format!("t {token}");
+/// Who the caller is, for its bucket: the one the token check let through
+/// (a JWT's subject, else its token), else its address. Never an
+/// unchecked token: with authentication off, a client could otherwise
+/// draw on a fresh bucket with every made-up token.
+fn caller(request: &Request) -> String {
+    if let Some(caller) = request.extensions().get::<auth::Caller>() {
+        return caller.key.to_string();
     }
     let peer: Option<IpAddr> = request
         .extensions()
@@ -166,16 +168,8 @@ fn caller(request: &Request, query_token: bool) -> String {
 
 /// The (channel, listener) a listener stream's path names, decoded.
 fn listener_of(route: StreamRoute, path: &str) -> Option<(String, String)> {
-    let segments: Vec<&str> = path.split('/').collect();
-    let (channel, listener) = match route {
-        StreamRoute::Channel => return None,
-        // /stream/{channel}/{listener}
-        StreamRoute::Compat => (segments.get(2)?, segments.get(3)?),
-        // /v1/channels/{channel}/listeners/{listener}/events
-        StreamRoute::Listener => (segments.get(3)?, segments.get(5)?),
-    };
-    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
-    Some((decode(channel), decode(listener)))
+    let target = captures(route.template(), path)?;
+    Some((target.channel?, target.listener?))
 }
 
 fn too_many(code: &'static str, message: String, retry_after: Option<u64>) -> Response {
@@ -190,9 +184,9 @@ fn too_many(code: &'static str, message: String, retry_after: Option<u64>) -> Re
 
 /// Counts `request` against `rate` (none: unlimited); past it, the 429 to
 /// answer.
-fn refusal(rate: &Option<Rate>, request: &Request, query_token: bool) -> Option<Response> {
+fn refusal(rate: &Option<Rate>, request: &Request) -> Option<Response> {
     let rate = rate.as_ref()?;
-    rate.check(caller(request, query_token)).err().map(|secs| {
+    rate.check(caller(request)).err().map(|secs| {
         too_many(
             "rate_limited",
             format!("too many {} this caller (http.{})", rate.what, rate.setting),
@@ -212,7 +206,7 @@ pub(super) async fn limit(
         .iter()
         .any(|(m, template)| method.as_str() == *m && fits(template, &path))
     {
-        if let Some(refused) = refusal(&limits.publish, &request, false) {
+        if let Some(refused) = refusal(&limits.publish, &request) {
             return refused;
         }
         return next.run(request).await;
@@ -223,7 +217,7 @@ pub(super) async fn limit(
     else {
         return next.run(request).await;
     };
-    if let Some(refused) = refusal(&limits.streams, &request, true) {
+    if let Some(refused) = refusal(&limits.streams, &request) {
         return refused;
     }
     let slot = match listener_of(route, &path).filter(|_| limits.per_listener > 0) {

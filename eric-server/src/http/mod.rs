@@ -5,7 +5,10 @@
 //!
 //! - `compat`: eric-api's routes.
 //! - `cors`: which web origins may call the API (`http.cors_origins`).
-//! - `auth`: bearer tokens and their two roles, admin and subscribe.
+//! - `auth`: where tokens come from, the rights table, the check.
+//! - `grant`: what a token grants (static roles, a JWT's patterns) and
+//!   the right each request needs.
+//! - `jwt`: JWT keys and verification, and minting for `eric token`.
 //!
 //! Tokens and origins are configuration, checked there
 //! ([`crate::config::Token`]); these modules enforce them.
@@ -26,7 +29,9 @@ mod compat;
 mod cors;
 mod error;
 mod extract;
+mod grant;
 mod idempotency;
+mod jwt;
 mod limits;
 mod ops;
 pub(crate) mod routes;
@@ -45,6 +50,7 @@ use axum::routing::get;
 // Where they were first: the public paths stay.
 pub use crate::config::{Token, check_cors_origins, check_tokens};
 pub use error::ApiError;
+pub use jwt::{Rights, TokenClaims, mint};
 pub use state::{AppState, ConnectionContext};
 
 use self::routes::StreamRoute;
@@ -52,10 +58,17 @@ use self::routes::StreamRoute;
 /// The whole API on `state`. Tests drive it without a socket.
 pub fn router(state: AppState) -> Router {
     let cors = cors::layer(&state.http.cors_origins);
-    let mut router = Router::new()
-        .merge(compat::routes())
+    // eric-api's routes are off when authentication is on, unless kept:
+    // their writes name channels in the query, beyond the rights table's
+    // reach, and their clients send no token anyway.
+    let compat = !state.http.auth_enabled() || state.http.compat_routes_with_auth;
+    let mut router = Router::new();
+    if compat {
+        router = router.merge(compat::routes());
+    }
+    let mut router = router
         .merge(v1::routes())
-        .merge(stream_routes())
+        .merge(stream_routes(compat))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -73,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         router = router.layer(middleware::from_fn_with_state(limits, limits::limit));
     }
     // Only where tokens are configured: without, a request pays nothing.
-    if auth::enabled(&state.http) {
+    if state.http.auth_enabled() {
         router = router.layer(middleware::from_fn_with_state(state.clone(), auth::require));
     }
     // Outside the token check: a target this long is refused unread.
@@ -87,10 +100,12 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
-/// The stream routes, one per [`StreamRoute`], each with its handlers.
-fn stream_routes() -> Router<AppState> {
+/// The stream routes, one per [`StreamRoute`], each with its handlers
+/// (eric-api's only with `compat`).
+fn stream_routes(compat: bool) -> Router<AppState> {
     StreamRoute::ALL
         .into_iter()
+        .filter(|route| compat || *route != StreamRoute::Compat)
         .fold(Router::new(), |router, route| {
             let handlers = match route {
                 StreamRoute::Compat => compat::stream_route(),

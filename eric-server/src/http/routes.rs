@@ -12,6 +12,8 @@
 //! non-empty segment. The rights table uses the same syntax for its other
 //! rows, matched by [`fits`].
 
+use percent_encoding::percent_decode_str;
+
 /// A route that opens an SSE stream (`GET`), or tells what opening it
 /// would answer (`HEAD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,32 @@ pub(crate) fn fits(template: &str, path: &str) -> bool {
     }
 }
 
+/// The channel and listener segments `path` gives `template`'s `{channel}`
+/// and `{listener}`, percent-decoded as the router decodes them; `None`
+/// when the path does not fit.
+pub(crate) fn captures(template: &str, path: &str) -> Option<Target> {
+    if !fits(template, path) {
+        return None;
+    }
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let mut target = Target::default();
+    for (wanted, actual) in template.split('/').zip(path.split('/')) {
+        match wanted {
+            "{channel}" => target.channel = Some(decode(actual)),
+            "{listener}" => target.listener = Some(decode(actual)),
+            _ => {}
+        }
+    }
+    Some(target)
+}
+
+/// What a route's path names (see [`captures`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) channel: Option<String>,
+    pub(crate) listener: Option<String>,
+}
+
 fn is_parameter(segment: &str) -> bool {
     segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}')
 }
@@ -92,15 +120,18 @@ mod tests {
     /// listener `l`.
     async fn app() -> Router {
         let metrics = Arc::new(Metrics::new());
-        let app = router(AppState {
-            broker: Broker::new(
-                MemoryEngine::with_observer(metrics.clone()),
-                ChannelSettings::default(),
-            ),
-            http: Arc::new(HttpConfig::default()),
-            metrics,
-            shutdown: CancellationToken::new(),
-        });
+        let app = router(
+            AppState::new(
+                Broker::new(
+                    MemoryEngine::with_observer(metrics.clone()),
+                    ChannelSettings::default(),
+                ),
+                HttpConfig::default(),
+                metrics,
+                CancellationToken::new(),
+            )
+            .unwrap(),
+        );
         let created = send(&app, "PUT", "/create?channel_id=c", "").await;
         assert!(created.status().is_success());
         let added = send(&app, "POST", "/v1/channels/c/listeners", r#"{"id":"l"}"#).await;
@@ -176,8 +207,9 @@ mod tests {
             let route = StreamRoute::of_target(&path);
             assert_eq!(streams, route.is_some(), "the router on GET {template}");
             for method in [Method::GET, Method::HEAD] {
-                let needed = auth::needs(&method, &path);
-                let as_stream = needed == (auth::Right::Subscribe, true);
+                let (rule, _) = auth::needs(&method, &path);
+                let as_stream =
+                    rule.ambient && matches!(rule.right, auth::Right::Read | auth::Right::Watch);
                 assert_eq!(
                     as_stream, streams,
                     "the rights table on {method} {template}"
@@ -185,11 +217,11 @@ mod tests {
             }
         }
         for row in auth::rules() {
-            if row.query_token {
+            if row.ambient {
                 assert!(
                     StreamRoute::ALL.iter().any(|r| r.template() == row.path)
                         && StreamRoute::METHODS.contains(&row.method),
-                    "{row:?} takes a query token but is no stream route"
+                    "{row:?} takes an ambient token but is no stream route"
                 );
             }
         }

@@ -67,7 +67,7 @@ pub(super) async fn listener_events(
     caller: Option<Extension<Caller>>,
     connection: Option<Extension<ConnectionContext>>,
 ) -> ApiResult<Response> {
-    let start = Caller::may_change_listener_state(caller.map(|Extension(c)| c));
+    let start = Caller::may_change_listener_state(caller.as_ref().map(|Extension(c)| c));
     let opened = state
         .broker
         .stream(channel, listener, resume, start)

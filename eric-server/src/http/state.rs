@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::jwt::Verifier;
 use crate::broker::Broker;
 use crate::config::HttpConfig;
+use crate::error::Result;
 use crate::metrics::Metrics;
 
 /// Handler state (cheap to clone).
@@ -19,6 +21,29 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Fires once at shutdown: streams end cleanly.
     pub shutdown: CancellationToken,
+    /// The JWT keys of `http`, loaded once.
+    pub(super) jwt: Option<Arc<Verifier>>,
+}
+
+impl AppState {
+    /// The state of a server with `http`'s settings; fails when a JWT key
+    /// file cannot be read or parsed (the error names the setting and the
+    /// file).
+    pub fn new(
+        broker: Broker,
+        http: HttpConfig,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<Self> {
+        let jwt = Verifier::from_config(&http)?.map(Arc::new);
+        Ok(Self {
+            broker,
+            http: Arc::new(http),
+            metrics,
+            shutdown,
+            jwt,
+        })
+    }
 }
 
 impl std::fmt::Debug for AppState {

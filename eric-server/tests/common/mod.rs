@@ -31,12 +31,15 @@ pub fn app_with(http: HttpConfig) -> Router {
 pub fn app_with_defaults(http: HttpConfig, defaults: ChannelSettings) -> Router {
     let metrics = Arc::new(Metrics::new());
     let engine = MemoryEngine::with_observer(metrics.clone());
-    router(AppState {
-        broker: Broker::new(engine, defaults),
-        http: Arc::new(http),
-        metrics,
-        shutdown: CancellationToken::new(),
-    })
+    router(
+        AppState::new(
+            Broker::new(engine, defaults),
+            http,
+            metrics,
+            CancellationToken::new(),
+        )
+        .unwrap(),
+    )
 }
 
 /// One request with `headers`, and a JSON body when one is given.
