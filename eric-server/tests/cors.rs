@@ -57,3 +57,38 @@ async fn cors_allows_the_configured_origins_only() {
     let (_, headers) = headers_of(&any, "GET", "/channels", &other).await;
     assert_eq!(allowed_origin(&headers), Some("*"));
 }
+
+/// With a token cookie configured, listed origins may send it
+/// (`withCredentials`); `*` never may, and without the cookie setting no
+/// origin is told it may.
+#[tokio::test]
+async fn listed_origins_may_send_the_token_cookie() {
+    let page = [("origin", "https://app.example")];
+    let credentials = |headers: &axum::http::HeaderMap| {
+        headers
+            .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for (origins, cookie, expected) in [
+        (
+            vec!["https://app.example"],
+            Some("eric_token"),
+            Some("true"),
+        ),
+        (vec!["https://app.example"], None, None),
+        (vec!["*"], Some("eric_token"), None),
+    ] {
+        let app = common::app_with(HttpConfig {
+            cors_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            auth_cookie: cookie.map(str::to_owned),
+            ..HttpConfig::default()
+        });
+        let (_, headers) = headers_of(&app, "GET", "/v1/channels", &page).await;
+        assert_eq!(
+            credentials(&headers).as_deref(),
+            expected,
+            "{origins:?} {cookie:?}"
+        );
+        assert!(allowed_origin(&headers).is_some());
+    }
+}

@@ -57,7 +57,7 @@ use self::routes::StreamRoute;
 
 /// The whole API on `state`. Tests drive it without a socket.
 pub fn router(state: AppState) -> Router {
-    let cors = cors::layer(&state.http.cors_origins);
+    let cors = cors::layer(&state.http.cors_origins, state.http.auth_cookie.is_some());
     // eric-api's routes are off when authentication is on, unless kept:
     // their writes name channels in the query, beyond the rights table's
     // reach, and their clients send no token anyway.
