@@ -371,6 +371,13 @@ impl Config {
         let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
         let redis = toml::to_string_pretty(&RedisConfig::default()).unwrap_or_default();
         let commented: String = redis.lines().map(|l| format!("# {l}\n")).collect();
+        // Unset by default, so not in `body`: shown commented at the end of
+        // `[http]`, where they belong.
+        let tls = "# TLS on the HTTP port (HTTP/2 and HTTP/1.1 by ALPN); both files, PEM,\n\
+                   # read again on SIGHUP:\n\
+                   # tls_cert = \"/etc/eric/cert.pem\"\n\
+                   # tls_key = \"/etc/eric/key.pem\"\n";
+        let body = body.replacen("\n[socket]\n", &format!("{tls}\n[socket]\n"), 1);
         format!(
             "# eric's settings and their defaults. Every key can also be set as an\n\
              # environment variable ERIC__<SECTION>__<KEY> (e.g. ERIC__HTTP__ADDR).\n\n\
@@ -570,11 +577,24 @@ mod tests {
         );
     }
 
+    /// The TLS deployment example is a valid configuration.
+    #[test]
+    fn the_tls_deploy_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tls/eric.toml");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(c.http.tls_files().unwrap().is_some());
+    }
+
     #[test]
     fn printed_defaults_parse_back() {
         let text = Config::defaults_toml();
         let parsed: Config = toml::from_str(&text).unwrap();
         assert_eq!(parsed, Config::default());
         assert!(text.contains("# [redis]"));
+        let http = &text[text.find("[http]").unwrap()..text.find("[socket]").unwrap()];
+        assert!(
+            http.contains("# tls_cert = ") && http.contains("# tls_key = "),
+            "{http}"
+        );
     }
 }
