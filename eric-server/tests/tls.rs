@@ -194,6 +194,19 @@ async fn what_is_not_a_handshake_is_closed() {
     server.stop().await;
 }
 
+/// A client that chose HTTP/2 and then sends nothing (no preface) is
+/// closed after the head timeout, as a silent HTTP/1.1 client is.
+#[tokio::test]
+async fn a_silent_h2_client_is_closed() {
+    let certs = TestCerts::new();
+    let server = start(&certs, |c| c.http.request_timeout_secs = 1).await;
+    let mut tls = certs.connect(server.addr, &[b"h2"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let mut rest = Vec::new();
+    let _ = within("the connection to close", tls.read_to_end(&mut rest)).await;
+    server.stop().await;
+}
+
 /// The certificate covers the loopback address too: a client that names
 /// the server by address is served.
 #[tokio::test]

@@ -124,7 +124,12 @@ where
         () = serving.shutdown.cancelled() => finish(conn.as_mut(), &close).await,
         () = idle_for(&mut idle, serving.idle_timeout) => {
             tracing::debug!(timeout = ?serving.idle_timeout, "HTTP/2 connection idle; closing");
-            finish(conn.as_mut(), &close).await
+            // Bounded: a client that never sent its preface is still in
+            // the handshake, which a graceful close waits out.
+            tokio::time::timeout(serving.idle_timeout, finish(conn.as_mut(), &close))
+                .await
+                .ok()
+                .flatten()
         }
     };
     if let Some(Err(error)) = result {
