@@ -68,6 +68,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A TLS certificate or key file cannot be read or used: at start (the
+    /// server does not start) or on a reload (the previous pair stays).
+    #[error("cannot use TLS file {}: {source}", path.display())]
+    Tls {
+        /// The certificate or key file at fault.
+        path: PathBuf,
+        /// The cause: the file cannot be read, or (`InvalidData`) holds
+        /// no usable PEM certificate or key, or a key that does not
+        /// belong to the certificate.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The engine or a broker operation failed.
     #[error(transparent)]
     Core(#[from] eric_core::Error),

@@ -26,7 +26,9 @@
 //!   hyper bypass in `serve` and the rights table.
 //! - `accept`: the accept loop HTTP and the socket share (connection cap,
 //!   back-off cut short by shutdown, tasks on a tracker).
-//! - `serve`: HTTP connections (per-connection kill switch, shutdown).
+//! - `serve`: HTTP connections: HTTP/1.1 and HTTP/2 (h2c, or ALPN over
+//!   TLS), per-connection and per-HTTP/2-request kill switches, shutdown;
+//!   TLS with [`Tls`], whose certificate reloads on SIGHUP.
 //! - [`metrics`]: Prometheus metrics (the storage's figures come as a
 //!   [`StorageReport`]).
 //! - [`socket`]: eric's Unix-socket protocol.
@@ -59,6 +61,7 @@ pub use broker::Broker;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use metrics::Metrics;
+pub use serve::Tls;
 
 /// Open file descriptors the server asks for (each SSE client holds one).
 const WANTED_FILES: u64 = 1 << 20;
@@ -70,12 +73,18 @@ pub struct Server {
     http: TcpListener,
     socket: Option<tokio::net::UnixListener>,
     metrics: Arc<Metrics>,
+    tls: Option<Tls>,
 }
 
 impl Server {
-    /// Binds the HTTP address (port 0 picks a free one).
+    /// Binds the HTTP address (port 0 picks a free one), after reading the
+    /// TLS certificate and key when they are set.
     pub async fn bind(config: Config) -> Result<Self> {
         config.validate()?;
+        let tls = match config.http.tls_files()? {
+            Some((cert, key)) => Some(Tls::load(cert, key).await?),
+            None => None,
+        };
         let addr = config.http.addr;
         let http = TcpListener::bind(addr)
             .await
@@ -91,7 +100,14 @@ impl Server {
             http,
             socket,
             metrics: Arc::new(Metrics::new()),
+            tls,
         })
+    }
+
+    /// The port's TLS, when configured: [`Tls::reload`] reads the
+    /// certificate and key again, as SIGHUP does.
+    pub fn tls(&self) -> Option<Tls> {
+        self.tls.clone()
     }
 
     /// The bound HTTP address.
@@ -108,7 +124,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` fires, then lets streams end cleanly within
-    /// the grace period.
+    /// the grace period. With TLS, each SIGHUP meanwhile reloads the
+    /// certificate ([`Tls::reload`]).
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         raise_file_limit();
         let metrics = self.metrics.clone();
@@ -167,21 +184,38 @@ impl Server {
             metrics.clone(),
             shutdown.clone(),
         )?;
+        // Listening before the server says it serves: from then on a
+        // SIGHUP reloads (its default action would end the process).
+        let reloads = self
+            .tls
+            .clone()
+            .and_then(|tls| serve::tls::reload_on_hangup(tls, shutdown.clone()));
         tracing::info!(
             addr = %http_addr,
             engine = broker.engine_name(),
+            tls = self.tls.is_some(),
             "eric is serving"
         );
+        let http = &self.config.http;
         let options = serve::ServeOptions {
             shutdown,
-            grace: self.config.http.shutdown_grace(),
-            max_connections: self.config.http.max_connections,
-            head_timeout: self.config.http.request_timeout(),
+            grace: http.shutdown_grace(),
+            max_connections: http.max_connections,
+            head_timeout: http.request_timeout(),
             metrics,
+            tls: self.tls,
+            h2: serve::H2Options {
+                max_concurrent_streams: http.h2_max_concurrent_streams,
+                ping_interval: http.keep_alive(),
+                ping_timeout: http.send_timeout(),
+            },
         };
         serve::serve(self.http, http::router(state), options).await;
         if let Some(socket) = socket {
             let _ = socket.await;
+        }
+        if let Some(reloads) = reloads {
+            let _ = reloads.await;
         }
         let _ = deletions.await;
         broker.shutdown();

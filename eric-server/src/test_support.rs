@@ -1,10 +1,17 @@
 //! A server running inside a test's process (feature `test-support`), for
 //! the tests of the crates that talk to it: the client library, the
-//! command line, the load tool. Failing to start or stop is a test failure,
-//! so these panic with what went wrong.
+//! command line, the load tool; and [`TestCerts`], certificates made at
+//! test time for TLS. Failing to start or stop is a test failure, so these
+//! panic with what went wrong.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -75,4 +82,118 @@ pub fn config_on(addr: SocketAddr) -> Config {
     let mut config = Config::default();
     config.http.addr = addr;
     config
+}
+
+/// A certificate authority made at test time, and the server certificate
+/// it issued last (for `localhost` and `127.0.0.1`), as the PEM files
+/// `http.tls_cert` and `http.tls_key` name, in a directory removed on drop.
+#[derive(Debug)]
+pub struct TestCerts {
+    dir: tempfile::TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl TestCerts {
+    /// A new CA, and a first server certificate in the files.
+    ///
+    /// # Panics
+    ///
+    /// When the files cannot be written.
+    pub fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "eric test CA");
+        let key = KeyPair::generate().expect("a CA key");
+        let ca = CertifiedIssuer::self_signed(params, key).expect("a CA certificate");
+        let certs = Self {
+            dir: tempfile::tempdir().expect("a directory for the certificates"),
+            ca,
+        };
+        certs.issue();
+        certs
+    }
+
+    /// The certificate chain file (`http.tls_cert`).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    /// The key file (`http.tls_key`).
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
+    }
+
+    /// Issues a new server certificate, with a new key, into the files;
+    /// returns it (what a client then sees, once the server read it).
+    ///
+    /// # Panics
+    ///
+    /// When the files cannot be written.
+    pub fn issue(&self) -> CertificateDer<'static> {
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let params = CertificateParams::new(names).expect("server parameters");
+        let key = KeyPair::generate().expect("a server key");
+        let cert = params
+            .signed_by(&key, &self.ca)
+            .expect("a server certificate");
+        write(&self.cert_path(), cert.pem().as_bytes());
+        write(&self.key_path(), key.serialize_pem().as_bytes());
+        cert.der().clone()
+    }
+
+    /// A client configuration trusting this CA, offering `alpn`.
+    ///
+    /// # Panics
+    ///
+    /// Never for a CA made here.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("the CA as a root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config
+    }
+
+    /// A TLS connection to `addr` (as `localhost`), offering `alpn`.
+    ///
+    /// # Panics
+    ///
+    /// When the connection or the handshake fails.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        alpn: &[&[u8]],
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(self.client_config(alpn)));
+        let tcp = TcpStream::connect(addr).await.expect("a TCP connection");
+        let name = ServerName::try_from("localhost").expect("a server name");
+        connector.connect(name, tcp).await.expect("a TLS handshake")
+    }
+
+    /// `config` serving TLS with these files.
+    pub fn serve_with(&self, mut config: Config) -> Config {
+        config.http.tls_cert = Some(self.cert_path());
+        config.http.tls_key = Some(self.key_path());
+        config
+    }
+}
+
+impl Default for TestCerts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Replaces `path` whole: a reader sees the old file or the new one.
+fn write(path: &Path, bytes: &[u8]) {
+    let next = path.with_extension("new");
+    std::fs::write(&next, bytes).expect("a certificate file written");
+    std::fs::rename(&next, path).expect("a certificate file replaced");
 }

@@ -110,6 +110,17 @@ pub struct HttpConfig {
     /// Streams one listener may have open on this node at once; beyond:
     /// 429 `too_many_streams`. 0 (the default): unlimited.
     pub max_streams_per_listener: usize,
+    /// PEM file of the certificate chain served over TLS (the server's
+    /// certificate first). With `tls_key`, the HTTP port speaks TLS only,
+    /// offering HTTP/2 and HTTP/1.1 (ALPN); both files are read again on
+    /// SIGHUP. Unset (the default): clear text (HTTP/1.1, and HTTP/2 with
+    /// prior knowledge).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Streams one HTTP/2 connection may have open at once; the client is
+    /// told (`SETTINGS_MAX_CONCURRENT_STREAMS`) and more are refused.
+    pub h2_max_concurrent_streams: u32,
 }
 
 impl Default for HttpConfig {
@@ -137,6 +148,9 @@ impl Default for HttpConfig {
             streams_per_second: 0,
             streams_burst: 0,
             max_streams_per_listener: 0,
+            tls_cert: None,
+            tls_key: None,
+            h2_max_concurrent_streams: 100,
         }
     }
 }
@@ -170,6 +184,19 @@ impl HttpConfig {
     /// The shutdown grace period.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The TLS certificate and key files, if set: both or neither. (Not
+    /// part of [`Config::validate`], which runs after each environment
+    /// variable, and the two come as two variables.)
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            _ => Err(Error::Config {
+                reason: "http.tls_cert and http.tls_key go together: set both or neither".into(),
+            }),
+        }
     }
 }
 
@@ -361,6 +388,9 @@ impl Config {
         if let Err(reason) = check_cors_origins(&self.http.cors_origins) {
             return bad(format!("http.cors_origins: {reason}"));
         }
+        if self.http.h2_max_concurrent_streams == 0 {
+            return bad("http.h2_max_concurrent_streams must be at least 1".into());
+        }
         if self.memory.max_bytes == 0 {
             return bad("memory.max_bytes must be at least 1".into());
         }
@@ -384,6 +414,13 @@ impl Config {
         let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
         let redis = toml::to_string_pretty(&RedisConfig::default()).unwrap_or_default();
         let commented: String = redis.lines().map(|l| format!("# {l}\n")).collect();
+        // Unset by default, so not in `body`: shown commented at the end of
+        // `[http]`, where they belong.
+        let tls = "# TLS on the HTTP port (HTTP/2 and HTTP/1.1 by ALPN); both files, PEM,\n\
+                   # read again on SIGHUP:\n\
+                   # tls_cert = \"/etc/eric/cert.pem\"\n\
+                   # tls_key = \"/etc/eric/key.pem\"\n";
+        let body = body.replacen("\n[socket]\n", &format!("{tls}\n[socket]\n"), 1);
         format!(
             "# eric's settings and their defaults. Every key can also be set as an\n\
              # environment variable ERIC__<SECTION>__<KEY> (e.g. ERIC__HTTP__ADDR).\n\n\
@@ -422,6 +459,11 @@ fn settle(table: toml::Table) -> std::result::Result<Config, String> {
 /// what an environment value is read as comes from here.
 fn template() -> Result<toml::Table> {
     let all = Config {
+        http: HttpConfig {
+            tls_cert: Some(PathBuf::new()),
+            tls_key: Some(PathBuf::new()),
+            ..HttpConfig::default()
+        },
         redis: Some(RedisConfig::default()),
         socket: SocketConfig {
             path: Some(PathBuf::new()),
@@ -552,10 +594,50 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_come_from_the_environment_in_pairs() {
+        let vars = env(&[
+            ("ERIC__HTTP__TLS_CERT", "/etc/eric/123"),
+            ("ERIC__HTTP__TLS_KEY", "/etc/eric/key.pem"),
+        ]);
+        let c = Config::load(None, vars).unwrap();
+        assert_eq!(c.http.tls_cert.as_deref(), Some(Path::new("/etc/eric/123")));
+        assert_eq!(c.http.h2_max_concurrent_streams, 100);
+        assert_eq!(
+            c.http.tls_files().unwrap(),
+            Some((Path::new("/etc/eric/123"), Path::new("/etc/eric/key.pem")))
+        );
+        let c = Config::load(None, env(&[("ERIC__HTTP__TLS_KEY", "k.pem")])).unwrap();
+        let err = c.http.tls_files().unwrap_err();
+        assert!(
+            err.to_string().contains("http.tls_cert and http.tls_key"),
+            "{err}"
+        );
+        let vars = env(&[("ERIC__HTTP__H2_MAX_CONCURRENT_STREAMS", "0")]);
+        let err = Config::load(None, vars).unwrap_err();
+        assert!(
+            err.to_string().contains("h2_max_concurrent_streams"),
+            "{err}"
+        );
+    }
+
+    /// The TLS deployment example is a valid configuration.
+    #[test]
+    fn the_tls_deploy_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tls/eric.toml");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(c.http.tls_files().unwrap().is_some());
+    }
+
+    #[test]
     fn printed_defaults_parse_back() {
         let text = Config::defaults_toml();
         let parsed: Config = toml::from_str(&text).unwrap();
         assert_eq!(parsed, Config::default());
         assert!(text.contains("# [redis]"));
+        let http = &text[text.find("[http]").unwrap()..text.find("[socket]").unwrap()];
+        assert!(
+            http.contains("# tls_cert = ") && http.contains("# tls_key = "),
+            "{http}"
+        );
     }
 }

@@ -8,7 +8,14 @@
 //!   ends and the stream gives back what it took but did not send (the
 //!   reference kept consuming an abandoned stream's messages);
 //! * a client that stopped reading: the buffer stays full for the send
-//!   timeout, the task cuts the connection;
+//!   timeout, the task ends (giving back what it took but did not send)
+//!   and cancels its [`ConnectionContext`]'s `close`. On HTTP/1.1 that
+//!   token is the connection's: the connection is cut. On HTTP/2 it is the
+//!   request's own, so the connection and its other streams go on; hyper
+//!   does not poll a body whose flow-control window is closed, so the
+//!   HTTP/2 stream stays open with what was already buffered for it until
+//!   the client reads again (then it gets those bytes and a `RST_STREAM`:
+//!   the body ends with an error), resets it or closes the connection;
 //! * shutdown: it writes a last comment and ends the response cleanly.
 //!
 //! Wire format: a first chunk with `retry:` (the channel's setting, sent once
@@ -18,7 +25,6 @@
 //! each idle `keep_alive`; `event: eric-gap` when a resume could not be made
 //! whole, and `event: eric-end` with the reason when the stream ends.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Extension;
@@ -108,6 +114,7 @@ fn respond(
     connection: Option<Extension<ConnectionContext>>,
 ) -> Response {
     let connection = connection.map(|Extension(c)| c);
+    let cut = connection.as_ref().map(|c| c.close.clone());
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER_CHUNKS);
     let setup = StreamSetup {
         retry_ms,
@@ -123,7 +130,19 @@ fn respond(
         metrics: state.metrics.clone(),
     };
     tokio::spawn(producer.run());
-    let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    let chunks = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
+    // After the last chunk: an error if the stream was cut, so the client
+    // is told (HTTP/2: the stream is reset) rather than seeing a clean end.
+    let end =
+        futures_util::stream::once(async move { cut.filter(CancellationToken::is_cancelled) })
+            .filter_map(|cut| async move {
+                cut.map(|_| {
+                    Err(std::io::Error::other(
+                        "the client stopped reading; stream cut",
+                    ))
+                })
+            });
+    let body = Body::from_stream(chunks.chain(end));
     let mut response = (StatusCode::OK, body).into_response();
     stream_headers(response.headers_mut());
     response

@@ -60,7 +60,9 @@ impl std::fmt::Debug for AppState {
 /// and it fires when the server closes the connection.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionContext {
-    /// Closes the connection when cancelled.
+    /// Closes the connection when cancelled (HTTP/1.1). On HTTP/2 each
+    /// request has its own, a child of the connection's: cancelling it ends
+    /// that request's stream only, and it fires when the connection closes.
     pub close: CancellationToken,
     /// The client's address (rates are counted per address for callers
     /// without a token).

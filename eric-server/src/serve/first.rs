@@ -11,11 +11,13 @@
 //! several reads, a body, an upgrade, HTTP/1.0, a malformed head) goes to
 //! hyper with the bytes already read, so hyper's own parsing and errors
 //! apply exactly as before.
+//!
+//! The same first bytes tell HTTP/2 with prior knowledge (h2c): a client
+//! that starts with the connection preface goes to hyper's HTTP/2 server.
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::http::routes::StreamRoute;
 
@@ -25,11 +27,27 @@ pub(super) const FIRST_READ: usize = 4096;
 /// Headers parsed at most; more, and hyper handles the request.
 const MAX_HEADERS: usize = 48;
 
+/// What a client speaking HTTP/2 with prior knowledge sends first
+/// (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// Reads what the client sent first (empty: it closed without a word).
-pub(super) async fn read(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// The start of an HTTP/2 preface is read on until the preface is whole
+/// (or the bytes stop matching it), so [`is_h2_preface`] can tell.
+pub(super) async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(FIRST_READ);
     stream.read_buf(&mut bytes).await?;
+    while !bytes.is_empty() && bytes.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&bytes) {
+        if stream.read_buf(&mut bytes).await? == 0 {
+            break;
+        }
+    }
     Ok(bytes)
+}
+
+/// Whether `bytes` open an HTTP/2 connection with prior knowledge.
+pub(super) fn is_h2_preface(bytes: &[u8]) -> bool {
+    bytes.starts_with(H2_PREFACE)
 }
 
 /// `bytes` as a request for a stream route, if it is exactly one complete
@@ -89,6 +107,30 @@ mod tests {
         let mut text = lines.join("\r\n");
         text.push_str("\r\n\r\n");
         text.into_bytes()
+    }
+
+    #[test]
+    fn the_h2_preface_is_told_from_http1() {
+        assert!(is_h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04"));
+        assert!(!is_h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM"));
+        assert!(!is_h2_preface(&head(&[
+            "GET /stream/c/l HTTP/1.1",
+            "Host: x"
+        ])));
+    }
+
+    /// A preface that comes in pieces is read whole before it is judged.
+    #[tokio::test]
+    async fn a_preface_split_over_reads_is_read_whole() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let reading = tokio::spawn(async move { read(&mut server).await.unwrap() });
+        for piece in [&b"PRI * HT"[..], b"TP/2.0\r\n\r\n", b"SM\r\n\r\n"] {
+            client.write_all(piece).await.unwrap();
+            client.flush().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        assert!(is_h2_preface(&reading.await.unwrap()));
     }
 
     #[test]

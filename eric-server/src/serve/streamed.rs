@@ -13,6 +13,7 @@
 //! stream cancels it when its client stops reading, the server when the
 //! shutdown grace runs out.
 
+use std::future::Future;
 use std::io;
 use std::time::SystemTime;
 
@@ -21,9 +22,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::ReadHalf;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
 
 use crate::http::ConnectionContext;
@@ -35,10 +36,42 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// client that means well sends more of.
 const MAX_AFTER_HEAD: usize = 8 * 1024;
 
+/// A connection this writer serves: one it can write to and watch for its
+/// client leaving.
+pub(super) trait Watched: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Waits for the client to send something, reads it and drops it:
+    /// how many bytes (0: the client closed its side).
+    fn discard(&mut self) -> impl Future<Output = io::Result<usize>> + Send;
+}
+
+impl Watched for TcpStream {
+    async fn discard(&mut self) -> io::Result<usize> {
+        loop {
+            self.readable().await?;
+            // Declared after the wait, so the future does not hold it while
+            // the stream idles (a KiB per stream).
+            let mut sink = [0u8; 1024];
+            match self.try_read(&mut sink) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                read => return read,
+            }
+        }
+    }
+}
+
+impl Watched for TlsStream<TcpStream> {
+    /// Reads through TLS: the bytes must be decrypted to be seen (and
+    /// rustls holds buffers of its own, far larger than this one).
+    async fn discard(&mut self) -> io::Result<usize> {
+        let mut sink = [0u8; 1024];
+        self.read(&mut sink).await
+    }
+}
+
 /// Answers `request` on `stream` until the answer ends, the client leaves
 /// or the connection's token fires.
-pub(super) async fn serve(
-    mut stream: TcpStream,
+pub(super) async fn serve<C: Watched>(
+    mut stream: C,
     mut request: Request<Body>,
     app: Router,
     context: ConnectionContext,
@@ -64,7 +97,7 @@ pub(super) async fn serve(
     }
 }
 
-async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io::Result<()> {
+async fn write_response<C: Watched>(stream: &mut C, response: Response<Body>) -> io::Result<()> {
     let (parts, body) = response.into_parts();
     let is_stream = parts.status == StatusCode::OK
         && parts
@@ -77,7 +110,8 @@ async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io:
             .map_err(io::Error::other)?;
         let head = encode_head(parts.status, &parts.headers, Length::Known(bytes.len()));
         stream.write_all(&head).await?;
-        return stream.write_all(&bytes).await;
+        stream.write_all(&bytes).await?;
+        return stream.flush().await;
     }
     // The head and the response's parts go before the stream's long wait:
     // whatever is alive across it is held for the stream's whole life.
@@ -85,23 +119,29 @@ async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io:
     drop(parts);
     stream.write_all(&head).await?;
     drop(head);
-    let (mut reader, mut writer) = stream.split();
+    // Writes are flushed one by one: a TLS connection holds what it was
+    // given until flushed (a plain one sends it at once).
+    stream.flush().await?;
     let mut body = body;
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
-            done = client_done(&mut reader) => return done,
+            done = client_done(stream) => return done,
         };
         match frame {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data()
                     && !data.is_empty()
                 {
-                    writer.write_all_buf(&mut chunk(data)).await?;
+                    stream.write_all_buf(&mut chunk(data)).await?;
+                    stream.flush().await?;
                 }
             }
             Some(Err(error)) => return Err(io::Error::other(error)),
-            None => return writer.write_all(b"0\r\n\r\n").await,
+            None => {
+                stream.write_all(b"0\r\n\r\n").await?;
+                return stream.flush().await;
+            }
         }
     }
 }
@@ -112,16 +152,12 @@ async fn write_response(stream: &mut TcpStream, response: Response<Body>) -> io:
 /// request is served on it), but only up to that bound: a client that keeps
 /// sending would otherwise keep this task reading, and a flood of them the
 /// whole server. Past the bound the connection is closed.
-async fn client_done(reader: &mut ReadHalf<'_>) -> io::Result<()> {
+async fn client_done<C: Watched>(stream: &mut C) -> io::Result<()> {
     let mut taken = 0usize;
     loop {
-        reader.readable().await?;
-        // Declared after the wait, so the future does not hold it while the
-        // stream idles (a KiB per stream).
-        let mut sink = [0u8; 1024];
-        match reader.try_read(&mut sink) {
-            Ok(0) => return Ok(()),
-            Ok(n) => {
+        match stream.discard().await? {
+            0 => return Ok(()),
+            n => {
                 taken += n;
                 if taken > MAX_AFTER_HEAD {
                     return Err(io::Error::new(
@@ -132,8 +168,6 @@ async fn client_done(reader: &mut ReadHalf<'_>) -> io::Result<()> {
                     ));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
         }
     }
 }
