@@ -312,7 +312,7 @@ fn identify(s: &AppState, token: &str) -> Result<(Caller, Option<String>), Refus
     };
     Ok((
         Caller {
-            grant: Arc::new(grant),
+            grant,
             key: Arc::from(key),
         },
         id,

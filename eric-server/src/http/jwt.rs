@@ -10,13 +10,24 @@
 //! family, so an RSA public key can never be used as an HMAC secret (the
 //! "HS/RS confusion"); `alg: none` is no algorithm at all and fails to
 //! parse.
+//!
+//! Verified tokens are remembered (by the SHA-256 of their text, with
+//! their times) so that opening another stream with the same token, as a
+//! browser does on every reconnect and in every tab, costs a hash and a
+//! lookup, not a signature check: an RS256 check takes ~80 µs and an ES256
+//! one ~300 µs (`BENCHMARKS.md`). Only tokens that verified are kept, so
+//! bad tokens cannot fill the table; `exp` and `nbf` are checked again on
+//! every hit.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::grant::Grant;
 use crate::config::HttpConfig;
@@ -28,11 +39,26 @@ const LEEWAY_SECS: u64 = 30;
 /// Most bytes a token may have: more is refused before any parsing.
 pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Most verified tokens remembered. Past it, expired ones are dropped,
+/// and if that frees nothing the table starts over: a bound, and a cost
+/// only to callers who come back after the reset (one signature check).
+const CACHE_ENTRIES: usize = 16 * 1024;
+
 /// The keys and checks of `http.jwt_*`.
 pub(crate) struct Verifier {
     keys: Vec<Key>,
     /// One per algorithm in use, built once.
     validations: Vec<(Algorithm, Validation)>,
+    /// Tokens that verified, by the SHA-256 of their text.
+    cache: Mutex<HashMap<[u8; 32], Remembered>>,
+}
+
+/// A verified token's grant and times.
+#[derive(Clone)]
+struct Remembered {
+    verified: Verified,
+    expires: u64,
+    not_before: Option<u64>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -52,9 +78,9 @@ struct Key {
 
 /// A verified token: what it grants, and who it is for the logs and the
 /// rate limits.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Verified {
-    pub(crate) grant: Grant,
+    pub(crate) grant: Arc<Grant>,
     /// `sub`: the caller, for the rate limits.
     pub(crate) subject: Option<String>,
     /// `jti`: the one part of a token the logs show.
@@ -119,6 +145,11 @@ impl Refusal {
 /// The claims eric reads; others are ignored.
 #[derive(Deserialize)]
 struct Claims {
+    /// Checked by `jsonwebtoken` (required); kept for the cache. A number,
+    /// integral or not, as RFC 7519's NumericDate allows.
+    exp: f64,
+    #[serde(default)]
+    nbf: Option<f64>,
     #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
@@ -228,15 +259,62 @@ impl Verifier {
             validation.set_required_spec_claims(&required);
             validations.push((key.algorithm, validation));
         }
-        Ok(Some(Self { keys, validations }))
+        Ok(Some(Self {
+            keys,
+            validations,
+            cache: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// Verifies `token`: its form, signature and times, then its `eric`
-    /// claim.
+    /// claim; a token verified before only has its times checked again.
     pub(crate) fn verify(&self, token: &str) -> Result<Verified, Refusal> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Refusal::Malformed);
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = jsonwebtoken::get_current_timestamp();
+        let remembered = self.cache().get(&digest).cloned();
+        if let Some(remembered) = remembered {
+            // The checks `jsonwebtoken` made, with the same leeway.
+            if remembered.expires.saturating_add(LEEWAY_SECS) < now {
+                self.cache().remove(&digest);
+                return Err(Refusal::Expired);
+            }
+            if remembered
+                .not_before
+                .is_some_and(|nbf| nbf > now + LEEWAY_SECS)
+            {
+                return Err(Refusal::NotYetValid);
+            }
+            return Ok(remembered.verified);
+        }
+        let (verified, expires, not_before) = self.check(token)?;
+        let mut cache = self.cache();
+        if cache.len() >= CACHE_ENTRIES {
+            cache.retain(|_, r| r.expires.saturating_add(LEEWAY_SECS) >= now);
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            digest,
+            Remembered {
+                verified: verified.clone(),
+                expires,
+                not_before,
+            },
+        );
+        Ok(verified)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Remembered>> {
+        // A panic elsewhere leaves a table of verified tokens: still valid.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The full check: form, key, signature, times, claims.
+    fn check(&self, token: &str) -> Result<(Verified, u64, Option<u64>), Refusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // An `alg` outside the crate's list (`none` among them).
             ErrorKind::Json(_) => Refusal::UnsupportedAlgorithm,
@@ -281,7 +359,9 @@ impl Verifier {
     }
 }
 
-fn verified(claims: Claims) -> Result<Verified, Refusal> {
+/// What verified claims grant, with their `exp` and `nbf` (whole seconds,
+/// rounded as `jsonwebtoken` compares them).
+fn verified(claims: Claims) -> Result<(Verified, u64, Option<u64>), Refusal> {
     let grant = match &claims.eric {
         Some(rights) => rights.grant().map_err(|_| Refusal::BadClaim)?,
         // A valid token that grants nothing: every route but the probes
@@ -291,11 +371,17 @@ fn verified(claims: Claims) -> Result<Verified, Refusal> {
             publish: Vec::new(),
         },
     };
-    Ok(Verified {
-        grant,
-        subject: claims.sub,
-        id: claims.jti,
-    })
+    // Saturating casts: a NaN or negative time is 0, a huge one u64::MAX.
+    let (expires, not_before) = (claims.exp as u64, claims.nbf.map(|nbf| nbf.ceil() as u64));
+    Ok((
+        Verified {
+            grant: Arc::new(grant),
+            subject: claims.sub,
+            id: claims.jti,
+        },
+        expires,
+        not_before,
+    ))
 }
 
 fn read(setting: &str, path: &Path) -> Result<Vec<u8>> {
@@ -361,4 +447,84 @@ pub fn mint(http: &HttpConfig, claims: &TokenClaims) -> Result<String> {
         .map_err(|e| bad(format!("http.jwt_secret: {e}")))?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
         .map_err(|e| bad(format!("signing the token: {e}")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::Token;
+
+    fn verifier() -> (Verifier, HttpConfig) {
+        let http = HttpConfig {
+            jwt_secret: Some(Token::new("a-test-secret-of-at-least-32-bytes!!")),
+            ..HttpConfig::default()
+        };
+        (Verifier::from_config(&http).unwrap().unwrap(), http)
+    }
+
+    fn token(http: &HttpConfig, jti: &str) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = TokenClaims {
+            sub: None,
+            exp: now + 600,
+            iat: now,
+            jti: jti.into(),
+            aud: None,
+            iss: None,
+            eric: Rights {
+                subscribe: vec!["c".into()],
+                ..Rights::default()
+            },
+        };
+        mint(http, &claims).unwrap()
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_and_its_times_checked_on_every_hit() {
+        let (verifier, http) = verifier();
+        let token = token(&http, "t1");
+        let first = verifier.verify(&token).unwrap();
+        assert_eq!(first.id.as_deref(), Some("t1"));
+        assert!(verifier.cache().contains_key(&digest(&token)));
+        let again = verifier.verify(&token).unwrap();
+        assert!(Arc::ptr_eq(&first.grant, &again.grant), "not checked again");
+
+        let now = jsonwebtoken::get_current_timestamp();
+        verifier
+            .cache()
+            .get_mut(&digest(&token))
+            .unwrap()
+            .not_before = Some(now + 600);
+        assert_eq!(verifier.verify(&token).unwrap_err(), Refusal::NotYetValid);
+        verifier.cache().get_mut(&digest(&token)).unwrap().expires = now - 600;
+        assert_eq!(verifier.verify(&token).unwrap_err(), Refusal::Expired);
+        assert!(!verifier.cache().contains_key(&digest(&token)));
+        // Refusals are not remembered.
+        assert!(verifier.verify(&format!("{token}x")).is_err());
+        assert!(verifier.cache().is_empty());
+    }
+
+    #[test]
+    fn the_table_stays_within_its_bound() {
+        let (verifier, http) = verifier();
+        let kept = verifier.verify(&token(&http, "seed")).unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let filler = Remembered {
+            verified: kept,
+            expires: now + 600,
+            not_before: None,
+        };
+        for i in 0..CACHE_ENTRIES {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            verifier.cache().insert(key, filler.clone());
+        }
+        verifier.verify(&token(&http, "one more")).unwrap();
+        assert!(verifier.cache().len() <= CACHE_ENTRIES);
+    }
 }
