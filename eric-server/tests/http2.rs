@@ -67,10 +67,16 @@ async fn a_reset_stream_stops_consuming() {
 /// first (its window stays shut) and keeps reading the second. The first is
 /// cut after the send timeout, its listener released; the second goes on,
 /// and the connection with it. When the client finally reads the first, it
-/// gets what was buffered and then a reset.
+/// gets what was buffered and then a reset. The cut stream's slot under
+/// `http.max_streams_per_listener` is free at once, while its HTTP/2
+/// stream still waits for the client.
 #[tokio::test]
 async fn a_stalled_stream_is_cut_alone() {
-    let server = Running::start(Config::default(), |c| c.http.send_timeout_secs = 1).await;
+    let server = Running::start(Config::default(), |c| {
+        c.http.send_timeout_secs = 1;
+        c.http.max_streams_per_listener = 1;
+    })
+    .await;
     let mut builder = h2::client::Builder::new();
     // Small stream windows, a large connection window: the stalled stream
     // fills its own window without shutting the others'.
@@ -106,6 +112,12 @@ async fn a_stalled_stream_is_cut_alone() {
         .as_u64()
         .unwrap();
     assert_eq!(after, before + 1);
+    // The listener's one stream slot is free again: a new stream opens
+    // and takes what was queued.
+    let mut other = h2c(&server).await;
+    let mut again = other.events("stalled").await;
+    assert!(again.event().await.contains("data: "));
+    drop(again);
     // Reading the cut stream now: the buffered bytes, then a reset.
     let mut cut = wire::Events::new(stalled.into_body());
     let end = loop {

@@ -7,7 +7,6 @@
 //! in memory mode); a boolean payload stays a boolean (pydantic made it an
 //! integer); listeners created on other nodes can be streamed here.
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -19,12 +18,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, PathParams, QueryParams, channel_id, listener_id};
 use super::idempotency::{self, WriteKey};
-use super::sse;
-use super::state::{AppState, ConnectionContext};
+use super::sse::{self, StreamRequest};
+use super::state::AppState;
 use super::v1::last_event_id;
 
 /// The compatible routes but the stream route, which `super::routes`
@@ -141,12 +139,11 @@ async fn stream(
     State(s): State<AppState>,
     PathParams((channel, listener)): PathParams<(String, String)>,
     headers: HeaderMap,
-    caller: Option<Extension<Caller>>,
-    connection: Option<Extension<ConnectionContext>>,
+    request: StreamRequest,
 ) -> Result<Response, ApiError> {
     let (channel, listener) = (channel_id(&channel)?, listener_id(&listener)?);
     let resume = last_event_id(&headers, None)?;
-    sse::listener_events(&s, (&channel, &listener), resume, caller, connection).await
+    sse::listener_events(&s, (&channel, &listener), resume, request).await
 }
 
 async fn head_stream(

@@ -11,8 +11,10 @@
 //!   every [`PRUNE_EVERY`] checks, so the table holds only recent callers.
 //! - **Streams per listener.** A listener may have at most so many streams
 //!   open on this node; one more is 429 `too_many_streams`. The slot is
-//!   taken before the stream opens and given back when its body ends
-//!   (`Slot` travels with the body). Channel streams (`watch`) make a
+//!   taken before the stream opens and given back when its body ends or
+//!   its producer does, whichever is first (`StreamSlot`), so a stream cut
+//!   on HTTP/2, whose body lives on until its client reads, frees its slot
+//!   at once. Channel streams (`watch`) make a
 //!   listener each and are not counted. Counted per node: nodes do not
 //!   share the count.
 //!
@@ -22,7 +24,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Body;
@@ -128,10 +130,24 @@ impl Limits {
     }
 }
 
-/// A stream's place in its listener's count, given back when dropped.
+/// A stream's place in its listener's count, held by the response body
+/// and by the stream's producer, and given back by the **first** of them
+/// to let go: the body when the client leaves or the connection closes,
+/// the producer when it cuts the stream (an HTTP/2 stream's body lives on
+/// until its client reads, but the stream is over) or the handler fails.
+#[derive(Clone)]
+pub(super) struct StreamSlot(Arc<Slot>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 struct Slot {
     open: Arc<Mutex<Open>>,
     key: (String, String),
+    released: AtomicBool,
 }
 
 // Map updates cannot leave it half-changed: poison is harmless.
@@ -139,8 +155,11 @@ fn lock(open: &Mutex<Open>) -> MutexGuard<'_, Open> {
     open.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
+impl Slot {
+    fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let mut open = lock(&self.open);
         if let Some(n) = open.get_mut(&self.key) {
             *n -= 1;
@@ -239,21 +258,25 @@ pub(super) async fn limit(
             Some(Slot {
                 open: limits.open.clone(),
                 key,
+                released: AtomicBool::new(false),
             })
         }
     };
+    let Some(slot) = slot.map(|slot| StreamSlot(Arc::new(slot))) else {
+        return next.run(request).await;
+    };
+    let mut request = request;
+    // The stream handler moves this one into the stream's producer.
+    request.extensions_mut().insert(slot.clone());
     let response = next.run(request).await;
-    match slot {
-        // The slot lives as long as the stream's body.
-        Some(slot) if response.status() == StatusCode::OK => {
-            let (parts, body) = response.into_parts();
-            // The closure owns the slot: it goes when the body does.
-            let body = Body::new(body.map_frame(move |frame| {
-                let _ = &slot;
-                frame
-            }));
-            Response::from_parts(parts, body)
-        }
-        _ => response,
+    if response.status() != StatusCode::OK {
+        return response;
     }
+    let (parts, body) = response.into_parts();
+    // The closure owns the other one: it goes when the body does.
+    let body = Body::new(body.map_frame(move |frame| {
+        let _ = &slot;
+        frame
+    }));
+    Response::from_parts(parts, body)
 }

@@ -25,10 +25,12 @@
 //! each idle `keep_alive`; `event: eric-gap` when a resume could not be made
 //! whole, and `event: eric-end` with the reason when the stream ends.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -43,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Caller;
 use super::error::ApiResult;
+use super::limits::StreamSlot;
 use super::state::{AppState, ConnectionContext};
 use crate::broker::OpenedStream;
 
@@ -70,15 +73,14 @@ pub(super) async fn listener_events(
     state: &AppState,
     (channel, listener): (&ChannelId, &ListenerId),
     resume: Option<u64>,
-    caller: Option<Extension<Caller>>,
-    connection: Option<Extension<ConnectionContext>>,
+    request: StreamRequest,
 ) -> ApiResult<Response> {
-    let start = Caller::may_change_listener_state(caller.as_ref().map(|Extension(c)| c));
+    let start = Caller::may_change_listener_state(request.caller.as_ref());
     let opened = state
         .broker
         .stream(channel, listener, resume, start)
         .await?;
-    Ok(respond(state, opened, connection))
+    Ok(respond(state, opened, request))
 }
 
 /// `HEAD` of a stream route: the head a `GET` would get, with no side
@@ -101,19 +103,41 @@ pub(super) async fn channel_events(
     state: &AppState,
     channel: &ChannelId,
     subscriptions: Subscriptions,
-    connection: Option<Extension<ConnectionContext>>,
+    request: StreamRequest,
 ) -> ApiResult<Response> {
     let opened = state.broker.watch(channel, subscriptions).await?;
-    Ok(respond(state, opened, connection))
+    Ok(respond(state, opened, request))
+}
+
+/// What a stream request carries from the layers before its handler: the
+/// caller (`auth`), the connection (`serve`) and the listener's stream
+/// slot (`limits`), which the stream's producer then holds.
+pub(super) struct StreamRequest {
+    caller: Option<Caller>,
+    connection: Option<ConnectionContext>,
+    slot: Option<StreamSlot>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self {
+            caller: parts.extensions.get::<Caller>().cloned(),
+            connection: parts.extensions.get::<ConnectionContext>().cloned(),
+            slot: parts.extensions.remove::<StreamSlot>(),
+        })
+    }
 }
 
 /// An SSE response streaming what `opened` holds.
 fn respond(
     state: &AppState,
     OpenedStream { stream, retry_ms }: OpenedStream,
-    connection: Option<Extension<ConnectionContext>>,
+    StreamRequest {
+        connection, slot, ..
+    }: StreamRequest,
 ) -> Response {
-    let connection = connection.map(|Extension(c)| c);
     let cut = connection.as_ref().map(|c| c.close.clone());
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER_CHUNKS);
     let setup = StreamSetup {
@@ -128,6 +152,7 @@ fn respond(
         shutdown: state.shutdown.clone(),
         connection,
         metrics: state.metrics.clone(),
+        _slot: slot,
     };
     tokio::spawn(producer.run());
     let chunks = ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
@@ -164,6 +189,8 @@ struct Producer {
     shutdown: CancellationToken,
     connection: Option<ConnectionContext>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Given back when the producer ends, however it ends.
+    _slot: Option<StreamSlot>,
 }
 
 /// Why the producer stopped.

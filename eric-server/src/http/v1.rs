@@ -1,6 +1,5 @@
 //! The resource-style API under `/v1` (documented in `docs/HTTP.md`).
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,14 +9,13 @@ use eric_core::{ChannelId, ChannelSettings, ListenerId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{
     MessageJson, OptionalJson, PathParams, QueryParams, channel_id, listener_id, listener_path,
 };
 use super::idempotency::{self, WriteKey};
-use super::sse;
-use super::state::{AppState, ConnectionContext};
+use super::sse::{self, StreamRequest};
+use super::state::AppState;
 use super::subscriptions::{self, SubscriptionBody};
 use crate::broker::{ChannelInfo, ListenerInfo};
 
@@ -291,12 +289,11 @@ async fn events(
     PathParams(p): Ids,
     headers: HeaderMap,
     QueryParams(q): QueryParams<ResumeQuery>,
-    caller: Option<Extension<Caller>>,
-    connection: Option<Extension<ConnectionContext>>,
+    request: StreamRequest,
 ) -> ApiResult<Response> {
     let (channel, listener) = ids(p)?;
     let resume = last_event_id(&headers, q.last_event_id.as_deref())?;
-    sse::listener_events(&s, (&channel, &listener), resume, caller, connection).await
+    sse::listener_events(&s, (&channel, &listener), resume, request).await
 }
 
 async fn head_events(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<Response> {
@@ -315,10 +312,10 @@ async fn watch(
     State(s): State<AppState>,
     PathParams(channel): PathParams<String>,
     RawQuery(query): RawQuery,
-    connection: Option<Extension<ConnectionContext>>,
+    request: StreamRequest,
 ) -> ApiResult<Response> {
     let filters = subscriptions::from_query(query.as_deref())?;
-    sse::channel_events(&s, &channel_id(&channel)?, filters, connection).await
+    sse::channel_events(&s, &channel_id(&channel)?, filters, request).await
 }
 
 #[cfg(test)]
