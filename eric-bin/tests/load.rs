@@ -332,24 +332,35 @@ async fn peer_fanout_counts_every_delivery() {
     let channel = eric_client::NewChannel::new().id("fan");
     client.create_channel(&channel).await.unwrap();
     let base = &server.url;
+    let (publish, stream) = (
+        format!("{base}/v1/channels/fan/messages"),
+        format!("{base}/v1/channels/fan/events"),
+    );
     let args = [
         "peer",
         "fanout",
         "--publish-url",
-        &format!("{base}/v1/channels/fan/messages"),
+        &publish,
         "--stream-url",
-        &format!("{base}/v1/channels/fan/events"),
+        &stream,
         "--streams",
         "5",
         "--messages",
         "30",
     ];
-    let figures = server.figures(&args).await;
-    assert_eq!(figures["mode"], "peer fanout");
-    assert_eq!(number(&figures, "delivered"), 150.0, "{figures}");
-    assert_eq!(number(&figures, "stale"), 0.0, "{figures}");
-    assert!(number(&figures, "delivery_rate") > 0.0, "{figures}");
-    assert_latency(&figures, "end_to_end");
+    // Over HTTP/1.1, then over HTTP/2 (h2c), two streams per connection.
+    for http2 in [None, Some("2")] {
+        let mut args = args.to_vec();
+        if let Some(per) = http2 {
+            args.extend(["--http2-streams-per-connection", per]);
+        }
+        let figures = server.figures(&args).await;
+        assert_eq!(figures["mode"], "peer fanout");
+        assert_eq!(number(&figures, "delivered"), 150.0, "{figures}");
+        assert_eq!(number(&figures, "stale"), 0.0, "{figures}");
+        assert!(number(&figures, "delivery_rate") > 0.0, "{figures}");
+        assert_latency(&figures, "end_to_end");
+    }
     server.stop().await;
 }
 

@@ -113,6 +113,13 @@ struct Streams {
     /// Streams opened at once.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     open_concurrency: u32,
+    /// Open the streams over HTTP/2, this many on each connection (h2c with
+    /// prior knowledge: `http:` URLs), as a browser
+    /// multiplexes its `EventSource`s; 0 (the default): HTTP/1.1, a
+    /// connection per stream. Keep it within the server's concurrent
+    /// streams per connection (eric: `http.h2_max_concurrent_streams`).
+    #[arg(long, default_value_t = 0)]
+    http2_streams_per_connection: u32,
 }
 
 impl Streams {
@@ -136,8 +143,18 @@ impl Streams {
         if limit < needed {
             return Err(Error::FileLimit { limit, needed });
         }
-        let client = http_client(false)?;
-        let (tasks, ready) = reader::spawn(&client, readers.into_iter(), self.open_concurrency);
+        let clients = match self.http2_streams_per_connection {
+            0 => vec![http_client(false)?],
+            per => {
+                // One client per connection: each keeps one HTTP/2
+                // connection and multiplexes its streams on it.
+                let connections = (readers.len() as u64).div_ceil(u64::from(per)).max(1);
+                (0..connections)
+                    .map(|_| http2_client())
+                    .collect::<Result<_>>()?
+            }
+        };
+        let (tasks, ready) = reader::spawn(&clients, readers.into_iter(), self.open_concurrency);
         crate::all_ready(tasks, ready, give_up, OPEN_TIMEOUT, "opening every stream").await
     }
 }
@@ -262,6 +279,22 @@ pub(crate) fn http_client(pooled: bool) -> Result<reqwest::Client> {
         url: "(client set-up)".to_owned(),
         source,
     })
+}
+
+/// A client that speaks HTTP/2 only, on one connection per origin.
+fn http2_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_user_timeout(None)
+        .user_agent(concat!("eric-load/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|source| Error::Http {
+            url: "(client set-up)".to_owned(),
+            source,
+        })
 }
 
 /// Microseconds since the Unix epoch, as the messages carry them.

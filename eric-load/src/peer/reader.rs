@@ -54,12 +54,13 @@ pub(crate) struct Received {
     pub(crate) last: Instant,
 }
 
-/// Starts a task per reader; each opens its stream once it holds one of
+/// Starts a task per reader, reader i on client i mod the clients' number
+/// (one per HTTP/2 connection; one for HTTP/1.1); each opens its stream once it holds one of
 /// `concurrency` slots (so thousands of connections do not arrive as one
 /// burst), signals its receiver when the server has answered with a
 /// stream, and then reads. A task that fails before that drops its sender.
 pub(crate) fn spawn(
-    client: &reqwest::Client,
+    clients: &[reqwest::Client],
     readers: impl Iterator<Item = Reader>,
     concurrency: u32,
 ) -> (
@@ -69,9 +70,10 @@ pub(crate) fn spawn(
     let slots = Arc::new(Semaphore::new(concurrency as usize));
     let mut tasks = Vec::new();
     let mut ready = Vec::new();
-    for reader in readers {
+    for (i, reader) in readers.enumerate() {
         let (tx, rx) = oneshot::channel();
-        tasks.push(tokio::spawn(reader.run(client.clone(), slots.clone(), tx)));
+        let client = clients[i % clients.len()].clone();
+        tasks.push(tokio::spawn(reader.run(client, slots.clone(), tx)));
         ready.push(rx);
     }
     (tasks, ready)
