@@ -37,6 +37,7 @@ enum Need {
     Read,
     Watch,
     AddListener,
+    Subscriptions,
     Broadcast,
     Dispatch,
     Admin,
@@ -111,19 +112,19 @@ fn table() -> Vec<Row> {
             "GET",
             "/v1/channels/c/listeners/l/subscriptions",
             None,
-            Admin,
+            Subscriptions,
         ),
         row(
             "PUT",
             "/v1/channels/c/listeners/l/subscriptions",
             Some(r#"{"subscriptions": [{"type": "t"}]}"#),
-            Admin,
+            Subscriptions,
         ),
         row(
             "PATCH",
             "/v1/channels/c/listeners/l/subscriptions",
             Some(r#"{"add": [{"type": "u"}]}"#),
-            Admin,
+            Subscriptions,
         ),
         // eric-api's routes are off with authentication on: the stream
         // route's row still reads a listener (a 404 for the right token),
@@ -163,7 +164,7 @@ fn right_grant(need: Need) -> Value {
     match need {
         Need::Open | Need::Admin => json!({"admin": true}),
         Need::Read => json!({"subscribe": ["c/l"]}),
-        Need::Watch | Need::AddListener => json!({"subscribe": ["c"]}),
+        Need::Watch | Need::AddListener | Need::Subscriptions => json!({"subscribe": ["c"]}),
         Need::Broadcast => json!({"publish": ["c"]}),
         Need::Dispatch => json!({"publish": ["c/l"]}),
     }
@@ -174,7 +175,9 @@ fn right_grant(need: Need) -> Value {
 fn wrong_grant(need: Need) -> Value {
     match need {
         Need::Open | Need::Admin => json!({"subscribe": ["*"], "publish": ["*"]}),
-        Need::Read | Need::Watch | Need::AddListener => json!({"publish": ["c"]}),
+        Need::Read | Need::Watch | Need::AddListener | Need::Subscriptions => {
+            json!({"publish": ["c"]})
+        }
         Need::Broadcast | Need::Dispatch => json!({"subscribe": ["c"]}),
     }
 }

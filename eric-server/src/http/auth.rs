@@ -126,6 +126,24 @@ const RULES: &[Rule] = &[
         false,
     ),
     rule(
+        "GET",
+        "/v1/channels/{channel}/listeners/{listener}/subscriptions",
+        Right::Subscriptions,
+        false,
+    ),
+    rule(
+        "PUT",
+        "/v1/channels/{channel}/listeners/{listener}/subscriptions",
+        Right::Subscriptions,
+        false,
+    ),
+    rule(
+        "PATCH",
+        "/v1/channels/{channel}/listeners/{listener}/subscriptions",
+        Right::Subscriptions,
+        false,
+    ),
+    rule(
         "POST",
         "/v1/channels/{channel}/listeners/{listener}/messages",
         Right::Dispatch,

@@ -6,8 +6,8 @@
 //! Authentication):
 //!
 //! - `subscribe`: open the streams of, and pull from, the matching
-//!   listeners; a `CHANNEL` pattern also grants the channel's own stream
-//!   and adding listeners to it;
+//!   listeners; a `CHANNEL` pattern also grants the channel's own stream,
+//!   adding listeners to it and setting their subscriptions;
 //! - `publish`: broadcast to the matching channels, dispatch to the
 //!   matching listeners (a `CHANNEL` pattern: to all of the channel's).
 
@@ -29,12 +29,15 @@ pub(crate) enum Right {
     Watch,
     /// Add a listener to a channel.
     AddListener,
+    /// Read or change a listener's subscriptions (what it receives of the
+    /// channel's broadcasts).
+    Subscriptions,
     /// Broadcast to a channel.
     Broadcast,
     /// Dispatch to one listener.
     Dispatch,
     /// Anything else: create and remove channels, start and stop
-    /// listeners, change subscriptions, `/metrics`.
+    /// listeners, `/metrics`.
     Admin,
 }
 
@@ -46,6 +49,7 @@ impl Right {
             Self::Read => "subscribe (listener)",
             Self::Watch => "subscribe (channel)",
             Self::AddListener => "subscribe (channel), to add a listener",
+            Self::Subscriptions => "subscribe (channel), to change subscriptions",
             Self::Broadcast => "publish (channel)",
             Self::Dispatch => "publish (listener)",
             Self::Admin => "admin",
@@ -113,7 +117,11 @@ impl Grant {
                     // A listener right on a path without a listener cannot
                     // be decided: refused (no such row exists).
                     Right::Read => listener.is_some() && any(subscribe, listener),
-                    Right::Watch | Right::AddListener => any(subscribe, None),
+                    // Whoever may add a listener with any subscriptions
+                    // may change them: the same right on the channel.
+                    Right::Watch | Right::AddListener | Right::Subscriptions => {
+                        any(subscribe, None)
+                    }
                     Right::Broadcast => any(publish, None),
                     Right::Dispatch => listener.is_some() && any(publish, listener),
                     Right::Admin => false,
@@ -303,11 +311,13 @@ mod tests {
         assert!(grant.allows(action(Right::Read, "news", Some("anyone"))));
         assert!(grant.allows(action(Right::Watch, "news", None)));
         assert!(grant.allows(action(Right::AddListener, "news", None)));
+        assert!(grant.allows(action(Right::Subscriptions, "news", Some("l"))));
         // subscribe "users/alice": alice's stream only.
         assert!(grant.allows(action(Right::Read, "users", Some("alice"))));
         assert!(!grant.allows(action(Right::Read, "users", Some("bob"))));
         assert!(!grant.allows(action(Right::Watch, "users", None)));
         assert!(!grant.allows(action(Right::AddListener, "users", None)));
+        assert!(!grant.allows(action(Right::Subscriptions, "users", Some("alice"))));
         // publish "news-*", not "news".
         assert!(grant.allows(action(Right::Broadcast, "news-1", None)));
         assert!(grant.allows(action(Right::Dispatch, "news-1", Some("l"))));
