@@ -36,8 +36,8 @@ enum Need {
     Open,
     Read,
     Watch,
-    AddListener,
-    Subscriptions,
+    /// Add, remove, re-subscribe listeners.
+    Listeners,
     Broadcast,
     Dispatch,
     Admin,
@@ -98,12 +98,12 @@ fn table() -> Vec<Row> {
             "POST",
             "/v1/channels/c/listeners",
             Some(r#"{"id": "m"}"#),
-            AddListener,
+            Listeners,
         ),
         row("GET", "/v1/channels/c/listeners/l", None, Admin),
-        row("DELETE", "/v1/channels/c/listeners/l", None, Admin),
-        row("POST", "/v1/channels/c/listeners/l/start", None, Admin),
-        row("POST", "/v1/channels/c/listeners/l/stop", None, Admin),
+        row("DELETE", "/v1/channels/c/listeners/l", None, Listeners),
+        row("POST", "/v1/channels/c/listeners/l/start", None, Listeners),
+        row("POST", "/v1/channels/c/listeners/l/stop", None, Listeners),
         row("POST", "/v1/channels/c/listeners/l/messages", M, Dispatch),
         row("POST", "/v1/channels/c/listeners/l/next", None, Read),
         stream("GET", "/v1/channels/c/listeners/l/events", Read),
@@ -112,19 +112,19 @@ fn table() -> Vec<Row> {
             "GET",
             "/v1/channels/c/listeners/l/subscriptions",
             None,
-            Subscriptions,
+            Listeners,
         ),
         row(
             "PUT",
             "/v1/channels/c/listeners/l/subscriptions",
             Some(r#"{"subscriptions": [{"type": "t"}]}"#),
-            Subscriptions,
+            Listeners,
         ),
         row(
             "PATCH",
             "/v1/channels/c/listeners/l/subscriptions",
             Some(r#"{"add": [{"type": "u"}]}"#),
-            Subscriptions,
+            Listeners,
         ),
         // eric-api's routes are off with authentication on: the stream
         // route's row still reads a listener (a 404 for the right token),
@@ -164,7 +164,7 @@ fn right_grant(need: Need) -> Value {
     match need {
         Need::Open | Need::Admin => json!({"admin": true}),
         Need::Read => json!({"subscribe": ["c/l"]}),
-        Need::Watch | Need::AddListener | Need::Subscriptions => json!({"subscribe": ["c"]}),
+        Need::Watch | Need::Listeners => json!({"subscribe": ["c"]}),
         Need::Broadcast => json!({"publish": ["c"]}),
         Need::Dispatch => json!({"publish": ["c/l"]}),
     }
@@ -175,7 +175,7 @@ fn right_grant(need: Need) -> Value {
 fn wrong_grant(need: Need) -> Value {
     match need {
         Need::Open | Need::Admin => json!({"subscribe": ["*"], "publish": ["*"]}),
-        Need::Read | Need::Watch | Need::AddListener | Need::Subscriptions => {
+        Need::Read | Need::Watch | Need::Listeners => {
             json!({"publish": ["c"]})
         }
         Need::Broadcast | Need::Dispatch => json!({"subscribe": ["c"]}),
@@ -585,4 +585,36 @@ async fn hostile_tokens_get_typed_refusals_and_stay_out_of_the_logs() {
         );
     }
     assert!(!logged.contains(&reader[reader.len() - 20..]));
+}
+
+/// A stream route starts a stopped listener for whoever manages the
+/// channel's listeners (`subscribe` on the channel), not for a grant of the
+/// one listener: an admin may have stopped it.
+#[tokio::test]
+async fn a_channel_grant_starts_a_stopped_listener_a_listener_grant_does_not() {
+    let app = common::app_with(http());
+    setup(&app).await;
+    let admin = [bearer(&token(json!({"admin": true})))];
+    let uri = "/v1/channels/c/listeners/l";
+    let (status, _) = send(&app, "POST", &format!("{uri}/stop"), None, &admin).await;
+    assert!(status.is_success());
+    let events = format!("{uri}/events");
+    let one = [bearer(&token(json!({"subscribe": ["c/l"]})))];
+    let (status, body) = send(&app, "GET", &events, None, &one).await;
+    assert_eq!(
+        (status, common::code(&body)),
+        (StatusCode::CONFLICT, "listener_stopped")
+    );
+    let running = |body: Value| body["running"].as_bool();
+    assert_eq!(
+        running(send(&app, "GET", uri, None, &admin).await.1),
+        Some(false)
+    );
+    let channel = [bearer(&token(json!({"subscribe": ["c"]})))];
+    let (status, _) = send(&app, "GET", &events, None, &channel).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        running(send(&app, "GET", uri, None, &admin).await.1),
+        Some(true)
+    );
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from servers import TOKEN, Node, Redis, unique
+from servers import JWT_SECRET, TOKEN, Node, Redis, unique
 
 
 @pytest.fixture
@@ -27,6 +27,16 @@ def memory_node():
 def guarded_node():
     """A node in memory that wants a token on every request."""
     node = Node(env={"ERIC__HTTP__ADMIN_TOKENS": f'["{TOKEN}"]'})
+    yield node
+    node.terminate()
+
+
+@pytest.fixture(scope="session")
+def jwt_node():
+    """A node in memory with an admin token and scoped JWTs."""
+    node = Node(
+        env={"ERIC__HTTP__ADMIN_TOKENS": f'["{TOKEN}"]', "ERIC__HTTP__JWT_SECRET": JWT_SECRET}
+    )
     yield node
     node.terminate()
 

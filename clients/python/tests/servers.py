@@ -23,6 +23,9 @@ START_DEADLINE = 20.0
 #: The admin token of the tests' node that wants one.
 TOKEN = "a-token-of-at-least-16-bytes"
 
+#: The HS256 secret of the tests' node that takes scoped JWTs.
+JWT_SECRET = "a-jwt-secret-of-at-least-32-bytes!!"
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -32,6 +35,20 @@ def eric_binary() -> str:
     if not Path(path).exists():
         raise RuntimeError(f"{path} is missing: run `cargo build --workspace` or set ERIC_BIN")
     return path
+
+
+def mint(*rights: str) -> str:
+    """A JWT for JWT_SECRET with `rights` (`eric token` flags, such as
+    `--subscribe C`), made by the eric binary as a developer would."""
+    done = subprocess.run(
+        [eric_binary(), "token", *rights],
+        env={**os.environ, "ERIC__HTTP__JWT_SECRET": JWT_SECRET},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=START_DEADLINE,
+    )
+    return done.stdout.strip()
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from events import Base, Derived, Done, Probe, Tick
-from servers import TOKEN, unique
+from servers import TOKEN, mint, unique
 
 from eric_juice import (
     EricError,
@@ -259,6 +259,36 @@ def test_a_subscriber_sends_the_token_from_eric_token(guarded_node, monkeypatch)
         subscriber.subscribe(Tick)
         publisher.publish(Tick(n=1))
         assert subscriber.get(timeout=DEADLINE) == Tick(n=1)
+
+
+def test_scoped_tokens_let_a_subscriber_and_a_publisher_do_their_part(jwt_node, monkeypatch):
+    """A subscriber with `subscribe` on the channel makes, subscribes and
+    removes its listener; a publisher with `publish` sends; neither may do
+    the other's part. The channel is made by an admin beforehand."""
+    channel = unique("scoped")
+    base = f"http://{jwt_node.addr}/v1/channels"
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    httpx.post(base, json={"id": channel}, headers=admin).raise_for_status()
+    uri = jwt_node.uri(channel)
+    reader, writer = mint("--subscribe", channel), mint("--publish", channel)
+    monkeypatch.setenv("ERIC_TOKEN", reader)
+    subscriber = SubscriberBlocking(uri)
+    wrong_publisher = PublisherBlocking(uri)
+    monkeypatch.setenv("ERIC_TOKEN", writer)
+    with subscriber, PublisherBlocking(uri) as publisher, wrong_publisher:
+        subscriber.subscribe(Tick)
+        subscriber.subscribe(Done)
+        publisher.publish(Tick(n=1))
+        assert subscriber.get(timeout=DEADLINE) == Tick(n=1)
+        with pytest.raises(EricError) as refused:
+            wrong_publisher.publish(Tick(n=2))
+        assert (refused.value.code, refused.value.status) == ("forbidden", 403)
+    with SubscriberBlocking(uri) as wrong_subscriber, pytest.raises(EricError) as refused:
+        wrong_subscriber.subscribe(Tick)
+    assert (refused.value.code, refused.value.status) == ("forbidden", 403)
+    # The subscriber removed its listener when it closed.
+    listed = httpx.get(f"{base}/{channel}/listeners", headers=admin)
+    assert listed.json() == [], listed.text
 
 
 # -- async -------------------------------------------------------------

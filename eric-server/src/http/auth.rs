@@ -52,10 +52,10 @@ pub(super) struct Caller {
 }
 
 impl Caller {
-    /// Whether the caller may start a stopped listener (a stream route
-    /// starts it only for one who may).
-    pub(super) fn may_change_listener_state(caller: Option<&Self>) -> bool {
-        caller.is_none_or(|c| c.grant.may_change_listener_state())
+    /// Whether the caller may start a stopped listener of `channel` (a
+    /// stream route starts it only for one who may).
+    pub(super) fn may_change_listener_state(caller: Option<&Self>, channel: &str) -> bool {
+        caller.is_none_or(|c| c.grant.may_change_listener_state(channel))
     }
 }
 
@@ -116,7 +116,7 @@ const RULES: &[Rule] = &[
     rule(
         "POST",
         "/v1/channels/{channel}/listeners",
-        Right::AddListener,
+        Right::Listeners,
         false,
     ),
     rule(
@@ -126,21 +126,39 @@ const RULES: &[Rule] = &[
         false,
     ),
     rule(
+        "DELETE",
+        "/v1/channels/{channel}/listeners/{listener}",
+        Right::Listeners,
+        false,
+    ),
+    rule(
+        "POST",
+        "/v1/channels/{channel}/listeners/{listener}/start",
+        Right::Listeners,
+        false,
+    ),
+    rule(
+        "POST",
+        "/v1/channels/{channel}/listeners/{listener}/stop",
+        Right::Listeners,
+        false,
+    ),
+    rule(
         "GET",
         "/v1/channels/{channel}/listeners/{listener}/subscriptions",
-        Right::Subscriptions,
+        Right::Listeners,
         false,
     ),
     rule(
         "PUT",
         "/v1/channels/{channel}/listeners/{listener}/subscriptions",
-        Right::Subscriptions,
+        Right::Listeners,
         false,
     ),
     rule(
         "PATCH",
         "/v1/channels/{channel}/listeners/{listener}/subscriptions",
-        Right::Subscriptions,
+        Right::Listeners,
         false,
     ),
     rule(
@@ -380,7 +398,12 @@ mod tests {
         );
         for (path, right, listener) in [
             ("/v1/channels/c/listeners/l/next", Right::Read, l.clone()),
-            ("/v1/channels/c/listeners", Right::AddListener, None),
+            ("/v1/channels/c/listeners", Right::Listeners, None),
+            (
+                "/v1/channels/c/listeners/l/start",
+                Right::Listeners,
+                l.clone(),
+            ),
             ("/v1/channels/c/messages", Right::Broadcast, None),
             (
                 "/v1/channels/c/listeners/l/messages",
@@ -398,7 +421,7 @@ mod tests {
             (&post, "/v1/channels/c/listeners/l/events"),
             (&post, "/dispatch"),
             (&post, "/broadcast"),
-            (&post, "/v1/channels/c/listeners/l/start"),
+            (&get, "/v1/channels/c/listeners/l"),
             (&get, "/v1/channels"),
             (&get, "/stream/c/l/extra"),
             (&get, "/stream//l"),

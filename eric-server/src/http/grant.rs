@@ -6,8 +6,8 @@
 //! Authentication):
 //!
 //! - `subscribe`: open the streams of, and pull from, the matching
-//!   listeners; a `CHANNEL` pattern also grants the channel's own stream,
-//!   adding listeners to it and setting their subscriptions;
+//!   listeners; a `CHANNEL` pattern also grants the channel's own stream
+//!   and managing its listeners (add, remove, set subscriptions);
 //! - `publish`: broadcast to the matching channels, dispatch to the
 //!   matching listeners (a `CHANNEL` pattern: to all of the channel's).
 
@@ -27,16 +27,15 @@ pub(crate) enum Right {
     Read,
     /// Open a channel's stream (a watch).
     Watch,
-    /// Add a listener to a channel.
-    AddListener,
-    /// Read or change a listener's subscriptions (what it receives of the
-    /// channel's broadcasts).
-    Subscriptions,
+    /// Add listeners to a channel, remove, start and stop them, read or
+    /// set their subscriptions (what they receive of the channel's
+    /// broadcasts).
+    Listeners,
     /// Broadcast to a channel.
     Broadcast,
     /// Dispatch to one listener.
     Dispatch,
-    /// Anything else: create and remove channels, start and stop
+    /// Anything else: create and remove channels, list them and their
     /// listeners, `/metrics`.
     Admin,
 }
@@ -48,8 +47,7 @@ impl Right {
             Self::Open => "open",
             Self::Read => "subscribe (listener)",
             Self::Watch => "subscribe (channel)",
-            Self::AddListener => "subscribe (channel), to add a listener",
-            Self::Subscriptions => "subscribe (channel), to change subscriptions",
+            Self::Listeners => "subscribe (channel), to manage its listeners",
             Self::Broadcast => "publish (channel)",
             Self::Dispatch => "publish (listener)",
             Self::Admin => "admin",
@@ -117,11 +115,9 @@ impl Grant {
                     // A listener right on a path without a listener cannot
                     // be decided: refused (no such row exists).
                     Right::Read => listener.is_some() && any(subscribe, listener),
-                    // Whoever may add a listener with any subscriptions
-                    // may change them: the same right on the channel.
-                    Right::Watch | Right::AddListener | Right::Subscriptions => {
-                        any(subscribe, None)
-                    }
+                    // Whoever may read every listener of the channel may
+                    // manage them: no more than consuming their queues.
+                    Right::Watch | Right::Listeners => any(subscribe, None),
                     Right::Broadcast => any(publish, None),
                     Right::Dispatch => listener.is_some() && any(publish, listener),
                     Right::Admin => false,
@@ -130,10 +126,16 @@ impl Grant {
         }
     }
 
-    /// Whether the caller may change a listener's running state (a stream
-    /// route starts a stopped listener only for one who may).
-    pub(crate) fn may_change_listener_state(&self) -> bool {
-        matches!(self, Self::All)
+    /// Whether the caller may change the running state of `channel`'s
+    /// listeners (a stream route starts a stopped listener only for one who
+    /// may): whoever manages the channel's listeners. A grant of one
+    /// listener may not restart it: an admin may have stopped it.
+    pub(crate) fn may_change_listener_state(&self, channel: &str) -> bool {
+        self.allows(Action {
+            right: Right::Listeners,
+            channel: Some(channel),
+            listener: None,
+        })
     }
 }
 
@@ -310,14 +312,14 @@ mod tests {
         // subscribe "news": its listeners, its stream, adding listeners.
         assert!(grant.allows(action(Right::Read, "news", Some("anyone"))));
         assert!(grant.allows(action(Right::Watch, "news", None)));
-        assert!(grant.allows(action(Right::AddListener, "news", None)));
-        assert!(grant.allows(action(Right::Subscriptions, "news", Some("l"))));
+        assert!(grant.allows(action(Right::Listeners, "news", None)));
+        assert!(grant.allows(action(Right::Listeners, "news", Some("l"))));
         // subscribe "users/alice": alice's stream only.
         assert!(grant.allows(action(Right::Read, "users", Some("alice"))));
         assert!(!grant.allows(action(Right::Read, "users", Some("bob"))));
         assert!(!grant.allows(action(Right::Watch, "users", None)));
-        assert!(!grant.allows(action(Right::AddListener, "users", None)));
-        assert!(!grant.allows(action(Right::Subscriptions, "users", Some("alice"))));
+        assert!(!grant.allows(action(Right::Listeners, "users", None)));
+        assert!(!grant.allows(action(Right::Listeners, "users", Some("alice"))));
         // publish "news-*", not "news".
         assert!(grant.allows(action(Right::Broadcast, "news-1", None)));
         assert!(grant.allows(action(Right::Dispatch, "news-1", Some("l"))));
@@ -332,7 +334,7 @@ mod tests {
             assert!(Grant::Reader.allows(action(right, "c", Some("l"))));
         }
         for right in [
-            Right::AddListener,
+            Right::Listeners,
             Right::Broadcast,
             Right::Dispatch,
             Right::Admin,

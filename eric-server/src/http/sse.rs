@@ -75,7 +75,7 @@ pub(super) async fn listener_events(
     resume: Option<u64>,
     request: StreamRequest,
 ) -> ApiResult<Response> {
-    let start = Caller::may_change_listener_state(request.caller.as_ref());
+    let start = Caller::may_change_listener_state(request.caller.as_ref(), channel.as_str());
     let opened = state
         .broker
         .stream(channel, listener, resume, start)
