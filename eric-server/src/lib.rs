@@ -34,7 +34,7 @@
 //! - [`socket`]: eric's Unix-socket protocol.
 //! - [`error`]: the crate's [`Error`].
 //! - `test_support` (feature `test-support`): `TestServer`, a server inside
-//!   a test's process.
+//!   a test's process, and `TestCerts`, certificates made at test time.
 
 mod accept;
 pub mod backend;

@@ -6,11 +6,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, PublicKeyData,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 
 use tokio::task::JoinHandle;
@@ -91,6 +94,8 @@ pub fn config_on(addr: SocketAddr) -> Config {
 pub struct TestCerts {
     dir: tempfile::TempDir,
     ca: CertifiedIssuer<'static, KeyPair>,
+    /// The SubjectPublicKeyInfo (DER) of the server certificate issued last.
+    spki: Mutex<Vec<u8>>,
 }
 
 impl TestCerts {
@@ -110,6 +115,7 @@ impl TestCerts {
         let certs = Self {
             dir: tempfile::tempdir().expect("a directory for the certificates"),
             ca,
+            spki: Mutex::default(),
         };
         certs.issue();
         certs
@@ -140,7 +146,44 @@ impl TestCerts {
             .expect("a server certificate");
         write(&self.cert_path(), cert.pem().as_bytes());
         write(&self.key_path(), key.serialize_pem().as_bytes());
+        *self.spki.lock().expect("the SPKI lock") = key.subject_public_key_info();
         cert.der().clone()
+    }
+
+    /// The SubjectPublicKeyInfo (DER) of the server certificate issued
+    /// last: what a client that pins keys rather than trusting the CA
+    /// hashes (chromium's `--ignore-certificate-errors-spki-list` takes
+    /// its SHA-256).
+    ///
+    /// # Panics
+    ///
+    /// Never: no lock holder panics.
+    pub fn server_spki(&self) -> Vec<u8> {
+        self.spki.lock().expect("the SPKI lock").clone()
+    }
+
+    /// A server configuration serving the certificate in the files,
+    /// offering `alpn`: for a test's own TLS server (a page a browser
+    /// loads from the same site as eric).
+    ///
+    /// # Panics
+    ///
+    /// When the files cannot be read.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> rustls::ServerConfig {
+        let chain = CertificateDer::pem_file_iter(self.cert_path())
+            .expect("the certificate file")
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .expect("the certificate chain");
+        let key = PrivateKeyDer::from_pem_file(self.key_path()).expect("the key file");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("the certificate and its key");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config
     }
 
     /// A client configuration trusting this CA, offering `alpn`.

@@ -144,7 +144,7 @@ async fn shutdown_ends_streams_cleanly_and_says_goaway() {
         events.comment("shutting down").await;
         assert_eq!(events.block().await.unwrap(), None, "not a clean end");
     }
-    let H2 { send, driver } = client;
+    let H2 { send, driver, .. } = client;
     drop(send);
     within("the client's connection to end", driver)
         .await
@@ -159,7 +159,7 @@ async fn an_idle_connection_is_closed() {
     let server = Running::start(Config::default(), |c| c.http.request_timeout_secs = 1).await;
     let mut client = h2c(&server).await;
     client.call("GET", "/healthz", None).await;
-    let H2 { send, driver } = client;
+    let H2 { send, driver, .. } = client;
     within("the idle connection to close", driver)
         .await
         .unwrap()

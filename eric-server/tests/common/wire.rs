@@ -87,6 +87,8 @@ impl Running {
 pub struct H2 {
     pub send: SendRequest<Bytes>,
     pub driver: JoinHandle<Result<(), h2::Error>>,
+    /// Sent as `Authorization: Bearer` on every request, when set.
+    pub bearer: Option<String>,
 }
 
 impl H2 {
@@ -106,7 +108,11 @@ impl H2 {
             .await
             .unwrap();
         let driver = tokio::spawn(connection);
-        Self { send, driver }
+        Self {
+            send,
+            driver,
+            bearer: None,
+        }
     }
 
     /// Sends a request; its response head and body stream.
@@ -121,6 +127,9 @@ impl H2 {
             .uri(format!("http://localhost{path}"));
         if body.is_some() {
             request = request.header("content-type", "application/json");
+        }
+        if let Some(token) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
         }
         let request = request.body(()).unwrap();
         let send = within("a stream slot", self.send.clone().ready())
