@@ -7,19 +7,11 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use eric_core::{ChannelSettings, MemoryEngine};
+use axum::http::{StatusCode, header};
 use eric_server::config::HttpConfig;
-use eric_server::http::{AppState, Token, router};
-use eric_server::{Broker, Metrics};
-use http_body_util::BodyExt;
+use eric_server::http::Token;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-0123456789";
 const READER: &str = "reader-token-0123456789";
@@ -157,25 +149,11 @@ async fn send(
     body: Option<&str>,
     authorization: Option<&str>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header(header::CONTENT_TYPE, "application/json");
-    }
-    if let Some(value) = authorization {
-        request = request.header(header::AUTHORIZATION, value);
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let (status, headers) = (response.status(), response.headers().clone());
-    if headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()) == Some(b"text/event-stream") {
-        // A stream: its body never ends; the head is what is checked.
-        return (status, headers, Value::Null);
-    }
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, headers, value)
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|v| ("authorization", v))
+        .into_iter()
+        .collect();
+    common::exchange(app, method, uri, body, &headers).await
 }
 
 /// Channel `c` with a stopped listener `l`, made with the admin token.
@@ -360,17 +338,7 @@ async fn a_subscriber_streams_a_running_listener_but_never_restarts_it() {
 /// listeners as eric-api's did, and HEAD still changes nothing.
 #[tokio::test]
 async fn without_tokens_streams_start_and_head_changes_nothing() {
-    let metrics = Arc::new(Metrics::new());
-    let engine = MemoryEngine::with_observer(metrics.clone());
-    let app = router(
-        AppState::new(
-            Broker::new(engine, ChannelSettings::default()),
-            HttpConfig::default(),
-            metrics,
-            CancellationToken::new(),
-        )
-        .unwrap(),
-    );
+    let app = common::app();
     for (uri, body) in [
         ("/v1/channels", r#"{"id": "c"}"#),
         ("/v1/channels/c/listeners", r#"{"id": "l"}"#),

@@ -17,15 +17,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use eric_server::config::HttpConfig;
 use eric_server::http::Token;
-use http_body_util::BodyExt;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 const COOKIE: &str = "eric_token";
@@ -213,32 +210,9 @@ async fn send(
     body: Option<&str>,
     headers: &[(&str, String)],
 ) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header(header::CONTENT_TYPE, "application/json");
-    }
-    for (name, value) in headers {
-        request = request.header(*name, value.as_str());
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let streaming = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.as_bytes())
-        == Some(b"text/event-stream");
-    if streaming {
-        // A stream's body never ends: its head is what is checked.
-        return (status, Value::Null);
-    }
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let (status, _, body) = common::exchange(app, method, uri, body, &headers).await;
+    (status, body)
 }
 
 fn bearer(token: &str) -> (&'static str, String) {

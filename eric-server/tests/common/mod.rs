@@ -63,6 +63,26 @@ pub async fn send(
     app.clone().oneshot(request).await.unwrap()
 }
 
+/// One request with `headers`; the status, the headers and the body as JSON
+/// (`null` when it is none). A stream's body never ends: for an event
+/// stream only the head is read.
+pub async fn exchange(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = send(app, method, uri, body, headers).await;
+    let (status, headers) = (response.status(), response.headers().clone());
+    if headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()) == Some(b"text/event-stream") {
+        return (status, headers, Value::Null);
+    }
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, value)
+}
+
 /// One request; the status and the body (JSON when it parses, else a string).
 pub async fn call(
     app: &Router,
