@@ -24,6 +24,11 @@ pub(crate) struct Cli {
     /// `http.subscribe_tokens` set (client subcommands).
     #[arg(long, global = true, env = "ERIC_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of CA certificates to trust, beyond the system's roots,
+    /// for an `https://` server whose certificate a private CA signed
+    /// (client subcommands, `health`, the load tool).
+    #[arg(long, global = true, env = "ERIC_CA_FILE", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,10 +112,17 @@ impl Cli {
                 Ok(())
             }
             Command::Token(args) => token(args),
-            Command::Health { wait } => health(&self.url, wait).await,
-            Command::Load(args) => Ok(eric_load::run(&self.url, args).await?),
+            Command::Health { wait } => health(&self.url, self.ca_file, wait).await,
+            Command::Load(args) => {
+                Ok(eric_load::run(&self.url, self.ca_file.as_deref(), args).await?)
+            }
             Command::Client(command) => {
-                crate::client::run(&self.url, self.token.as_deref(), command).await
+                let server = crate::client::Server {
+                    url: &self.url,
+                    token: self.token.as_deref(),
+                    ca_file: self.ca_file,
+                };
+                crate::client::run(server, command).await
             }
         }
     }
@@ -147,9 +159,12 @@ fn token(args: TokenArgs) -> Result<()> {
 
 /// Asks the server whether it is ready. No token: `/readyz` is open, and a
 /// container's health check has none.
-async fn health(base: &str, wait: bool) -> Result<()> {
-    let client = eric_client::Client::new(base)?;
-    Ok(client.ready(wait).await?)
+async fn health(base: &str, ca_file: Option<PathBuf>, wait: bool) -> Result<()> {
+    let mut client = eric_client::Client::builder(base);
+    if let Some(path) = ca_file {
+        client = client.ca_certificates(eric_client::CaCertificates::load(path).await?);
+    }
+    Ok(client.build()?.ready(wait).await?)
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

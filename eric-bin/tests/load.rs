@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use eric_redis::test_support::TestRedis;
-use eric_server::test_support::{TestServer, config_on};
+use eric_server::test_support::{TestCerts, TestServer, config_on};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -110,7 +110,11 @@ impl TwoNodes {
     async fn counters(&self, name: &str) -> [f64; 2] {
         let mut counts = [0.0; 2];
         for (count, node) in counts.iter_mut().zip(&self.nodes) {
-            let text = reqwest::get(format!("{}/metrics", node.url()))
+            let text = eric_client::http_client_builder(None, false)
+                .build()
+                .unwrap()
+                .get(format!("{}/metrics", node.url()))
+                .send()
                 .await
                 .unwrap()
                 .text()
@@ -362,6 +366,91 @@ async fn peer_fanout_counts_every_delivery() {
         assert_latency(&figures, "end_to_end");
     }
     server.stop().await;
+}
+
+/// `peer fanout` over TLS: `https://` URLs, a server certificate of a CA
+/// made here and trusted through `--ca-file`; over HTTP/1.1 (ALPN
+/// `http/1.1`), then HTTP/2 (ALPN `h2`, two streams per connection). Each
+/// client offers only its one protocol and speaks only it, so a run that
+/// delivers every message spoke it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_fanout_over_tls() {
+    let (server, base, certs) = tls_server().await;
+    let client = eric_client::Client::builder(&base)
+        .ca_file(certs.ca_path())
+        .build()
+        .unwrap();
+    let channel = eric_client::NewChannel::new().id("fan-tls");
+    client.create_channel(&channel).await.unwrap();
+    let (publish, stream) = (
+        format!("{base}/v1/channels/fan-tls/messages"),
+        format!("{base}/v1/channels/fan-tls/events"),
+    );
+    let ca = certs.ca_path();
+    let args = [
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "peer",
+        "fanout",
+        "--publish-url",
+        &publish,
+        "--stream-url",
+        &stream,
+        "--streams",
+        "5",
+        "--messages",
+        "30",
+    ];
+    for http2 in [None, Some("2")] {
+        let mut args = args.to_vec();
+        if let Some(per) = http2 {
+            args.extend(["--http2-streams-per-connection", per]);
+        }
+        let figures = figures(&base, &args).await;
+        assert_eq!(figures["mode"], "peer fanout");
+        assert_eq!(number(&figures, "delivered"), 150.0, "{figures}");
+        assert_eq!(number(&figures, "stale"), 0.0, "{figures}");
+        assert_latency(&figures, "end_to_end");
+    }
+
+    // Without the CA, the first stream fails on the certificate.
+    let output = eric_load(&base, &args[2..]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    server.stop().await;
+}
+
+/// The `/v1` modes over TLS (here `stream`): eric-client's clients with
+/// the CA of `--ca-file`, HTTP/1.1 as over `http:`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_over_tls() {
+    let (server, base, certs) = tls_server().await;
+    let ca = certs.ca_path();
+    let args = [
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "stream",
+        "--messages",
+        "50",
+        "--streams",
+        "2",
+        "--no-backlog",
+    ];
+    let figures = figures(&base, &args).await;
+    assert_eq!(number(&figures, "delivered"), 100.0, "{figures}");
+    assert_latency(&figures, "end_to_end");
+    server.stop().await;
+}
+
+/// A memory server serving TLS with a certificate of a CA made here; its
+/// `https://` URL (the certificate names `localhost`), and the CA.
+async fn tls_server() -> (TestServer, String, TestCerts) {
+    let certs = TestCerts::new();
+    let config = certs.serve_with(config_on("127.0.0.1:0".parse().unwrap()));
+    let server = TestServer::start(config).await;
+    let base = format!("https://localhost:{}", server.addr().port());
+    (server, base, certs)
 }
 
 /// `peer per-stream` counts one message per stream per round, and tells

@@ -1,6 +1,9 @@
 //! `eric serve` with TLS, as a real process: a real SIGHUP reloads the
 //! certificate for new connections while a stream opened before goes on,
-//! and SIGTERM still ends it cleanly.
+//! and SIGTERM still ends it cleanly. And the `eric` client commands over
+//! TLS, against a server started in this process: with `--ca-file` (or
+//! `ERIC_CA_FILE`) they reach it, without they fail on its certificate,
+//! in one line.
 //!
 //! Nothing sleeps to wait: every wait is a deadline on a real signal (a log
 //! line, bytes on a connection, the process exiting).
@@ -10,7 +13,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use eric_server::test_support::TestCerts;
+use eric_server::test_support::{TestCerts, TestServer, config_on};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -146,4 +149,116 @@ async fn sighup_reloads_the_certificate_and_streams_go_on() {
     eric.signal("-TERM").await;
     let status = timeout(DEADLINE, eric.child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// A memory server serving TLS with `certs`, in this process; its
+/// `https://` URL (the certificate names `localhost`).
+async fn tls_server(certs: &TestCerts) -> (TestServer, String) {
+    let config = certs.serve_with(config_on("127.0.0.1:0".parse().unwrap()));
+    let server = TestServer::start(config).await;
+    let url = format!("https://localhost:{}", server.addr().port());
+    (server, url)
+}
+
+/// `eric --url URL ARGS...` run to completion, with no `ERIC_*` settings
+/// from the environment but `env`: its exit code, stdout and stderr.
+async fn eric(url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eric"));
+    command
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env_remove("ERIC_URL")
+        .env_remove("ERIC_TOKEN")
+        .env_remove("ERIC_CA_FILE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = timeout(DEADLINE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("eric {args:?} did not finish"))
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Runs a command that must succeed; its stdout, trimmed.
+async fn ok(url: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let (code, stdout, stderr) = eric(url, args, env).await;
+    assert_eq!(code, Some(0), "eric {args:?} failed: {stderr}");
+    stdout.trim_end().to_owned()
+}
+
+/// Runs a command that must fail with status 1 and one line on stderr,
+/// not a panic; that line.
+async fn fails(url: &str, args: &[&str]) -> String {
+    let (code, stdout, stderr) = eric(url, args, &[]).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "eric {args:?} should fail: {stdout} {stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn client_commands_reach_a_tls_server_through_the_ca_file() {
+    let certs = TestCerts::new();
+    let (server, url) = tls_server(&certs).await;
+    let ca = certs.ca_path();
+    let ca = ca.to_str().unwrap();
+    let with = |args: &[&'static str]| -> Vec<&str> {
+        let mut all = vec!["--ca-file", ca];
+        all.extend_from_slice(args);
+        all
+    };
+
+    assert_eq!(ok(&url, &with(&["create", "--id", "c"]), &[]).await, "c");
+    let added = ok(&url, &with(&["add-listener", "c", "--id", "l"]), &[]).await;
+    assert_eq!(added, "l");
+    let dispatch = ["dispatch", "c", "l", "greet", r#""over TLS""#];
+    assert_eq!(ok(&url, &with(&dispatch), &[]).await, "1");
+    // The variable does what the flag does.
+    let listen = ["listen", "c", "l", "--max-events", "1"];
+    let line = ok(&url, &listen, &[("ERIC_CA_FILE", ca)]).await;
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        event,
+        serde_json::json!({"id": 1, "event": "greet", "data": "over TLS"})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_ca_file_commands_fail_on_the_certificate() {
+    let certs = TestCerts::new();
+    let (server, url) = tls_server(&certs).await;
+    let stderr = fails(&url, &["create", "--id", "c"]).await;
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(stderr.contains(&url), "{stderr}");
+    let stderr = fails(&url, &["health"]).await;
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    // A CA file that is not there is named, before any request.
+    let missing = certs.ca_path().with_file_name("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let stderr = fails(&url, &["--ca-file", missing, "channels"]).await;
+    assert!(stderr.contains(missing), "{stderr}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_waits_for_a_tls_server() {
+    let certs = TestCerts::new();
+    let (server, url) = tls_server(&certs).await;
+    let ca = certs.ca_path();
+    let args = ["--ca-file", ca.to_str().unwrap(), "health", "--wait"];
+    assert_eq!(ok(&url, &args, &[]).await, "");
+    server.stop().await;
 }

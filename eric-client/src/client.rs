@@ -5,7 +5,13 @@
 //! percent-encodes each one: ids may hold `/`, `?` or `#` and still name one
 //! path segment. The server's URL may carry a path prefix (a reverse proxy's
 //! `/eric/`); segments are appended to it.
+//!
+//! Over `https:` the server's certificate must chain to the system's roots
+//! or to the CA certificates given ([`ClientBuilder::ca_file`]); ALPN
+//! settles HTTP/2 or HTTP/1.1 with the server. Over `http:` requests are
+//! HTTP/1.1.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -15,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
+use crate::tls::{CaCertificates, http_client_builder};
 
 /// How long connecting may take by default: a server that does not answer
 /// a SYN in this time is as good as down.
@@ -58,6 +65,17 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     no_proxy: bool,
     pool_max_idle_per_host: Option<usize>,
+    /// A private CA to trust beyond the system's roots, read when the
+    /// client is built.
+    ca: Option<CaSource>,
+}
+
+/// Where [`ClientBuilder`]'s CA certificates come from.
+#[derive(Debug)]
+enum CaSource {
+    File(PathBuf),
+    Pem(Vec<u8>),
+    Read(CaCertificates),
 }
 
 impl ClientBuilder {
@@ -81,8 +99,32 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts, beyond the system's roots, the CA certificates in the PEM
+    /// file at `path` (a private CA that signed the server's certificate).
+    /// The file is read by [`build`](Self::build), which fails with
+    /// [`Error::InvalidCa`] naming it if it cannot be read or holds no
+    /// certificate.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(CaSource::File(path.into()));
+        self
+    }
+
+    /// As [`ca_file`](Self::ca_file), with the PEM text given.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(CaSource::Pem(pem.into()));
+        self
+    }
+
+    /// As [`ca_file`](Self::ca_file), with the certificates read already
+    /// (one read for many clients).
+    pub fn ca_certificates(mut self, ca: CaCertificates) -> Self {
+        self.ca = Some(CaSource::Read(ca));
+        self
+    }
+
     /// Ignores the environment's proxy settings (a benchmark must not be
-    /// rerouted), and speaks HTTP/1.1 only, with Nagle off.
+    /// rerouted), and speaks HTTP/1.1 only (over TLS too: ALPN offers
+    /// `http/1.1` alone), with Nagle off.
     pub fn no_proxy(mut self) -> Self {
         self.no_proxy = true;
         self
@@ -96,8 +138,8 @@ impl ClientBuilder {
         self
     }
 
-    /// The client. Fails if the URL cannot take path segments (no host) or
-    /// the token cannot be a header.
+    /// The client. Fails if the URL cannot take path segments (no host),
+    /// the token cannot be a header, or the CA certificates cannot be used.
     pub fn build(self) -> Result<Client> {
         let mut headers = HeaderMap::new();
         if let Some(token) = &self.token {
@@ -116,7 +158,13 @@ impl ClientBuilder {
                 reason: "not an http:// or https:// URL with a host".to_owned(),
             });
         }
-        let mut builder = reqwest::Client::builder()
+        let ca = match self.ca {
+            None => None,
+            Some(CaSource::File(path)) => Some(CaCertificates::read(path)?),
+            Some(CaSource::Pem(pem)) => Some(CaCertificates::from_pem(&pem)?),
+            Some(CaSource::Read(ca)) => Some(ca),
+        };
+        let mut builder = http_client_builder(ca.as_ref(), base.scheme() == "https")
             .default_headers(headers)
             .connect_timeout(self.connect_timeout)
             .tcp_keepalive(TCP_KEEPALIVE)
@@ -198,6 +246,7 @@ impl Client {
             request_timeout: REQUEST_TIMEOUT,
             no_proxy: false,
             pool_max_idle_per_host: None,
+            ca: None,
         }
     }
 

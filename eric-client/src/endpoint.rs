@@ -1,7 +1,9 @@
 //! [`Endpoint`]: the publish/subscribe API's address, one URI naming both
 //! the server and the channel that carries the events:
 //! `http://HOST:PORT/CHANNEL`, or `http://HOST:PORT` for the channel
-//! [`DEFAULT_CHANNEL`]. A bearer token comes from `ERIC_TOKEN` when set.
+//! [`DEFAULT_CHANNEL`]. A bearer token comes from `ERIC_TOKEN` when set,
+//! and a private CA to trust (an `https:` server) from `ERIC_CA_FILE`, as
+//! for the `eric` command line.
 
 use reqwest::Url;
 
@@ -14,6 +16,10 @@ pub const DEFAULT_CHANNEL: &str = "juice";
 
 /// The environment variable a token is read from.
 pub const TOKEN_VARIABLE: &str = "ERIC_TOKEN";
+
+/// The environment variable naming a PEM file of CA certificates to trust
+/// beyond the system's roots.
+pub const CA_FILE_VARIABLE: &str = "ERIC_CA_FILE";
 
 /// A server and one of its channels.
 #[derive(Debug, Clone)]
@@ -50,6 +56,9 @@ impl Endpoint {
         let mut builder = Client::builder(url.as_str());
         if let Some(token) = std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty()) {
             builder = builder.token(token);
+        }
+        if let Some(path) = std::env::var_os(CA_FILE_VARIABLE).filter(|p| !p.is_empty()) {
+            builder = builder.ca_file(path);
         }
         Ok(Self::new(builder.build()?, channel))
     }

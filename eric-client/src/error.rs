@@ -14,13 +14,15 @@ const MAX_QUOTED_BODY: usize = 300;
 #[non_exhaustive]
 pub enum Error {
     /// The server could not be reached, or its answer not read (a refused
-    /// connection, a reset, a timeout, a body that is not what the route
-    /// answers).
-    #[error("request to {url} failed: {source}")]
+    /// connection, a certificate that is not trusted, a reset, a timeout, a
+    /// body that is not what the route answers). The line gives the cause
+    /// and the causes under it (`invalid peer certificate: UnknownIssuer`),
+    /// which reqwest's own line leaves out.
+    #[error("request to {url} failed: {}", causes(source))]
     Request {
         /// The URL.
         url: String,
-        /// The cause.
+        /// The cause (without the URL, which `url` holds).
         #[source]
         source: reqwest::Error,
     },
@@ -92,6 +94,18 @@ pub enum Error {
         /// The URL as given.
         url: String,
         /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// The CA certificates to trust beyond the system's roots cannot be
+    /// used: their file cannot be read, is not PEM, holds no certificate,
+    /// or one that cannot be a trust anchor.
+    #[error("CA certificates {}: {reason}", ca_origin(path.as_deref()))]
+    InvalidCa {
+        /// The file (`ClientBuilder::ca_file`, `--ca-file`); `None` for
+        /// PEM given as bytes.
+        path: Option<std::path::PathBuf>,
+        /// What is wrong with them.
         reason: String,
     },
 
@@ -195,10 +209,27 @@ impl Error {
         }
     }
 
+    /// What went wrong, without the URL this error's line names: for an
+    /// [`Error::Request`] the transport's failure and its causes
+    /// (`error sending request: client error (Connect): invalid peer
+    /// certificate: UnknownIssuer`), for an [`Error::Stream`] the problem,
+    /// for others the whole line.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Request { source, .. } => causes(source),
+            Self::Stream { problem, .. } => problem.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// An [`Error::Request`] for `url`, for `map_err`.
     pub(crate) fn request(url: &reqwest::Url) -> impl FnOnce(reqwest::Error) -> Self {
         let url = url.to_string();
-        move |source| Self::Request { url, source }
+        // The line names the URL once, not again in reqwest's words.
+        move |source| Self::Request {
+            url,
+            source: source.without_url(),
+        }
     }
 
     /// An [`Error::Api`] from an error answer's status and body.
@@ -222,6 +253,41 @@ impl Error {
             code,
             message,
         }
+    }
+}
+
+/// `error` and each cause under it on one line, `: `-separated, as
+/// [`Error::Request`] prints reqwest's errors (whose own line leaves out
+/// the cause: `error sending request` but not `invalid peer certificate:
+/// UnknownIssuer`); a cause that only repeats the one above it (an I/O
+/// error wrapping a TLS error) is said once. For a program that reports
+/// reqwest's errors itself, as the load tool's `peer` modes do.
+///
+/// ```
+/// let io = std::io::Error::other("connection reset");
+/// assert_eq!(eric_client::causes(&io), "connection reset");
+/// ```
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut last = line.clone();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if text != last && !last.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        last = text;
+        cause = next.source();
+    }
+    line
+}
+
+/// Where CA certificates came from, for an error line.
+fn ca_origin(path: Option<&std::path::Path>) -> String {
+    match path {
+        Some(path) => format!("file {}", path.display()),
+        None => "(PEM given)".to_owned(),
     }
 }
 

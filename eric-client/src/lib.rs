@@ -49,9 +49,13 @@
 //!   [`BlockingSubscriber`].
 //! - `subscriptions`: [`Subscription`], and a listener's subscriptions as
 //!   calls.
+//! - `tls`: [`CaCertificates`] (a private CA to trust beyond the system's
+//!   roots) and [`http_client_builder`], the one place every reqwest
+//!   client of the workspace gets its TLS (rustls on `ring`) from.
 //! - `sse`: the incremental SSE parser the streams read with.
 //! - `backoff`: the waits between reconnections and retries.
-//! - `error`: [`Error`], [`StreamProblem`] and [`EndReason`].
+//! - `error`: [`Error`], [`StreamProblem`] and [`EndReason`]; [`causes`],
+//!   an error and its causes on one line.
 
 mod backoff;
 mod channels;
@@ -67,11 +71,12 @@ mod sse;
 mod stream;
 mod subscriber;
 mod subscriptions;
+mod tls;
 
 pub use channels::{ChannelInfo, ChannelSettings, NewChannel};
 pub use client::{Client, ClientBuilder, Write, Written};
-pub use endpoint::{DEFAULT_CHANNEL, Endpoint, TOKEN_VARIABLE};
-pub use error::{EndReason, Error, Result, StreamProblem};
+pub use endpoint::{CA_FILE_VARIABLE, DEFAULT_CHANNEL, Endpoint, TOKEN_VARIABLE};
+pub use error::{EndReason, Error, Result, StreamProblem, causes};
 pub use event::{Event, event_message};
 pub use listeners::ListenerInfo;
 pub use messages::{Broadcast, Delivery, Message, Queued};
@@ -80,3 +85,4 @@ pub use reqwest::Url;
 pub use stream::{EventStream, StreamEvent, StreamItem, StreamRequest};
 pub use subscriber::{BlockingSubscriber, Subscriber, SubscriberBuilder};
 pub use subscriptions::Subscription;
+pub use tls::{CaCertificates, http_client_builder, install_crypto_provider};

@@ -328,10 +328,7 @@ async fn read(url: &Url, idle: Duration, body: &mut Body) -> Result<Bytes> {
     };
     match tokio::time::timeout(idle, body.next()).await {
         Ok(Some(Ok(chunk))) => Ok(chunk),
-        Ok(Some(Err(source))) => Err(Error::Request {
-            url: url.to_string(),
-            source,
-        }),
+        Ok(Some(Err(source))) => Err(Error::request(url)(source)),
         Ok(None) => Err(stream_error(StreamProblem::Closed)),
         Err(_) => Err(stream_error(StreamProblem::Idle(idle))),
     }

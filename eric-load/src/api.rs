@@ -1,32 +1,66 @@
-//! [`Api`]: the `eric-client` set-up every mode shares: the calls that set
-//! a run up and tear it down (channels, listeners, queue depth), the
-//! streams, and where messages go ([`Target`]).
+//! [`Api`]: the `eric-client` set-up every mode shares: the server and how
+//! to reach it ([`Server`]), the calls that set a run up and tear it down
+//! (channels, listeners, queue depth), the streams, and where messages go
+//! ([`Target`]).
 
 use std::time::Duration;
 
-use eric_client::{Client, Message, NewChannel, StreamRequest, Url, Write};
+use eric_client::{
+    CaCertificates, Client, ClientBuilder, Message, NewChannel, StreamRequest, Url, Write,
+};
 
 use crate::error::Result;
 
 /// How long a set-up call may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A client for load: no proxy (the environment's proxy settings must not
-/// reroute a benchmark), HTTP/1.1 with Nagle off, connections kept alive.
-///
-/// A client with one task issuing one request at a time keeps exactly one
-/// connection; tasks sharing a client get one connection each for requests
-/// that overlap.
-pub(crate) fn client(base: &str) -> Result<Client> {
-    Ok(Client::builder(base)
-        .no_proxy()
-        .request_timeout(SETUP_TIMEOUT)
-        .build()?)
+/// The server a run drives: its URL, and the CA certificates (read once,
+/// `--ca-file`) its certificate may chain to beyond the system's roots.
+/// Cheap to clone: a task that needs a client of its own takes a copy.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    base: String,
+    ca: Option<CaCertificates>,
+}
+
+impl Server {
+    /// The server at `base`.
+    pub(crate) fn new(base: &str, ca: Option<CaCertificates>) -> Self {
+        Self {
+            base: base.to_owned(),
+            ca,
+        }
+    }
+
+    /// Its URL, as given.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A client for load: no proxy (the environment's proxy settings must
+    /// not reroute a benchmark), HTTP/1.1 (over TLS too) with Nagle off,
+    /// connections kept alive.
+    ///
+    /// A client with one task issuing one request at a time keeps exactly
+    /// one connection; tasks sharing a client get one connection each for
+    /// requests that overlap.
+    pub(crate) fn client(&self) -> Result<Client> {
+        Ok(self.builder().request_timeout(SETUP_TIMEOUT).build()?)
+    }
+
+    fn builder(&self) -> ClientBuilder {
+        let builder = Client::builder(self.base.as_str()).no_proxy();
+        match &self.ca {
+            Some(ca) => builder.ca_certificates(ca.clone()),
+            None => builder,
+        }
+    }
 }
 
 /// The server's `/v1` API, for set-up, tear-down and streams.
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
+    server: Server,
     client: Client,
     /// For SSE streams: every stream on a new connection, as a browser's
     /// `EventSource` opens it (a connection reused from set-up calls would
@@ -35,21 +69,19 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    /// The API of the server at `base`.
-    pub(crate) fn new(base: &str) -> Result<Self> {
-        let streams = Client::builder(base)
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .build()?;
+    /// The API of `server`.
+    pub(crate) fn new(server: &Server) -> Result<Self> {
+        let streams = server.builder().pool_max_idle_per_host(0).build()?;
         Ok(Self {
-            client: client(base)?,
+            server: server.clone(),
+            client: server.client()?,
             streams,
         })
     }
 
-    /// The server's URL.
-    pub(crate) fn base(&self) -> &str {
-        self.client.base_url().as_str()
+    /// The server.
+    pub(crate) fn server(&self) -> &Server {
+        &self.server
     }
 
     /// A listener's stream, on a connection of its own; a stream that

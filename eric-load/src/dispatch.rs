@@ -15,7 +15,7 @@ use eric_client::StreamItem;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{self, Api, Target};
+use super::api::{self, Api, Server, Target};
 use super::pipeline::{Answers, Batching, Endpoint, Pipeline};
 use super::report::Report;
 use super::stats::{Latencies, RateReporter, per_second};
@@ -74,8 +74,8 @@ impl Tally {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(base: &str, args: DispatchArgs) -> Result<Report> {
-    let api = Api::new(base)?;
+pub(crate) async fn run(server: &Server, args: DispatchArgs) -> Result<Report> {
+    let api = Api::new(server)?;
     with_channel(&api, Some(args.queue_capacity), |channel| {
         measure(&api, channel, args)
     })
@@ -113,12 +113,12 @@ async fn measure(api: &Api, channel: String, args: DispatchArgs) -> Result<Repor
     let tasks = (0..args.connections as usize)
         .map(|first| {
             let (targets, sent) = (targets.clone(), sent.clone());
-            let base = api.base().to_owned();
+            let server = api.server().clone();
             if args.batching.batch {
                 let size = args.batching.batch_size as usize;
-                tokio::spawn(batch_worker(base, targets, first, size, deadline, sent))
+                tokio::spawn(batch_worker(server, targets, first, size, deadline, sent))
             } else {
-                tokio::spawn(worker(base, targets, first, deadline, sent))
+                tokio::spawn(worker(server, targets, first, deadline, sent))
             }
         })
         .collect();
@@ -177,14 +177,14 @@ fn report(
 
 /// One connection sending one request at a time until `deadline`.
 async fn worker(
-    base: String,
+    server: Server,
     targets: Arc<[Target]>,
     first: usize,
     deadline: Instant,
     sent: Arc<AtomicU64>,
 ) -> Result<Tally> {
     // A client per task: its own pool, so its own connection.
-    let client = api::client(&base)?;
+    let client = server.client()?;
     let message = api::message(&PAYLOAD)?;
     let mut tally = Tally {
         latencies: Latencies::with_capacity(1 << 16),
@@ -215,7 +215,7 @@ async fn worker(
 
 /// One connection pipelining batches of `size` requests until `deadline`.
 async fn batch_worker(
-    base: String,
+    server: Server,
     targets: Arc<[Target]>,
     first: usize,
     size: usize,
@@ -224,7 +224,7 @@ async fn batch_worker(
 ) -> Result<Tally> {
     // The batch is the same every round: written once.
     let mut requests = Vec::with_capacity(size * 256);
-    let client = api::client(&base)?;
+    let client = server.client()?;
     let body = api::body(&api::message(&PAYLOAD)?)?;
     let mut target = None;
     for k in 0..size {

@@ -15,11 +15,13 @@ pub enum Error {
     Client(#[from] eric_client::Error),
 
     /// A plain HTTP request or stream of the neutral modes (`peer`) failed.
-    #[error("{url}: {source}")]
+    /// The line gives the causes too (`invalid peer certificate:
+    /// UnknownIssuer`), which reqwest's own line leaves out.
+    #[error("{url}: {}", eric_client::causes(source))]
     Http {
         /// The URL.
         url: String,
-        /// The cause.
+        /// The cause (without the URL, which `url` holds).
         #[source]
         source: reqwest::Error,
     },
@@ -107,6 +109,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Http`] for `url`, for `map_err`.
+    pub(crate) fn http(url: impl Into<String>) -> impl FnOnce(reqwest::Error) -> Self {
+        let url = url.into();
+        // The line names the URL once, not again in reqwest's words.
+        move |source| Self::Http {
+            url,
+            source: source.without_url(),
+        }
+    }
+
     /// An [`Error::Io`] for `target` while doing `action`, for `map_err`.
     pub(crate) fn io(
         target: impl Into<String>,

@@ -21,7 +21,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::api::Api;
+use super::api::{Api, Server};
 use super::procfs::{Process, Sample};
 use super::report::Report;
 use super::with_channel;
@@ -66,7 +66,7 @@ struct Readings {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(base: &str, args: IdleArgs) -> Result<Report> {
+pub(crate) async fn run(server: &Server, args: IdleArgs) -> Result<Report> {
     let needed = u64::from(args.streams) + SPARE_FILES;
     // Each stream is a socket here too.
     let limit = rlimit::increase_nofile_limit(needed).unwrap_or(0);
@@ -74,7 +74,7 @@ pub(crate) async fn run(base: &str, args: IdleArgs) -> Result<Report> {
         return Err(Error::FileLimit { limit, needed });
     }
     let process = Process::open(args.server_pid).await?;
-    let api = Api::new(base)?;
+    let api = Api::new(server)?;
     let before = process.sample().await?;
     let api = &api;
     with_channel(api, None, |channel| async move {

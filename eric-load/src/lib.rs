@@ -21,17 +21,25 @@
 //!   and publishes over several nodes when given several URLs
 //!   (`bench/scale.sh`).
 //!
+//! An `https://` server's certificate must chain to the system's roots or
+//! to the CA certificates of `--ca-file` (read once, before the run). Over
+//! TLS the modes speak HTTP/1.1 as in clear text (ALPN `http/1.1`), and
+//! `peer --http2-streams-per-connection` HTTP/2 (ALPN `h2`).
+//!
 //! ## Layout
 //!
 //! - the modes above, one file each (`peer` is a folder, a file per
 //!   scenario), and `procfs` (the server's `/proc` readings for `idle`,
 //!   `peer idle` and `peer`'s `--cpu-pid`);
-//! - `api`: the `eric-client` set-up shared by the modes (set-up calls,
-//!   streams, where messages go). Every `/v1` call and stream goes through
+//! - `api`: the `eric-client` set-up shared by the modes (the server and the
+//!   CA certificates of `--ca-file`, set-up calls, streams, where messages
+//!   go). Every `/v1` call and stream goes through
 //!   `eric-client`, except the pipelined dispatches of `--batch`
 //!   (`pipeline`) and the socket protocol (`socket`), which write their
-//!   own bytes, and `peer`, which speaks plain HTTP and SSE (`reqwest`,
-//!   `eventsource-stream`) and no `/v1` at all;
+//!   own bytes (`--batch`: plain `http://` only), and `peer`, which speaks plain HTTP
+//!   and SSE (`reqwest`, `eventsource-stream`) and no `/v1` at all; its
+//!   reqwest clients come from `eric_client::http_client_builder`, the
+//!   one place TLS is set up (`https:` URLs: see `peer`);
 //! - `stats` (latency recorder, rate reporter), `report` (the only
 //!   output);
 //! - `error`: [`Error`].
@@ -56,8 +64,10 @@ mod subscribe;
 
 pub use error::{Error, Result};
 
+use std::path::Path;
 use std::time::Duration;
 
+use eric_client::CaCertificates;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -96,16 +106,22 @@ enum Mode {
     Peer(peer::PeerArgs),
 }
 
-/// Runs the load tool against the server at `url`.
-pub async fn run(url: &str, args: LoadArgs) -> Result<()> {
-    let base = url;
+/// Runs the load tool against the server at `url`, trusting for an
+/// `https:` server (or `peer` URL) the system's roots and, when given, the
+/// CA certificates in the PEM file `ca_file` (read once, before the run).
+pub async fn run(url: &str, ca_file: Option<&Path>, args: LoadArgs) -> Result<()> {
+    let ca = match ca_file {
+        Some(path) => Some(CaCertificates::load(path).await?),
+        None => None,
+    };
+    let server = api::Server::new(url, ca.clone());
     let report = match args.mode {
-        Mode::Dispatch(mode) => dispatch::run(base, mode).await,
-        Mode::Stream(mode) => stream::run(base, mode).await,
-        Mode::Idle(mode) => idle::run(base, mode).await,
+        Mode::Dispatch(mode) => dispatch::run(&server, mode).await,
+        Mode::Stream(mode) => stream::run(&server, mode).await,
+        Mode::Idle(mode) => idle::run(&server, mode).await,
         Mode::Socket(mode) => socket::run(mode).await,
-        Mode::Subscribe(mode) => subscribe::run(base, mode).await,
-        Mode::Peer(mode) => peer::run(mode).await,
+        Mode::Subscribe(mode) => subscribe::run(&server, mode).await,
+        Mode::Peer(mode) => peer::run(mode, ca.as_ref()).await,
     }?;
     report.print(args.json);
     Ok(())

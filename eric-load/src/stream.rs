@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{self, Api, Target, now_micros};
+use super::api::{self, Api, Server, Target, now_micros};
 use super::pipeline::{Batching, Endpoint, Pipeline};
 use super::report::Report;
 use super::stats::{Latencies, per_second};
@@ -92,8 +92,8 @@ impl Received {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(base: &str, args: StreamArgs) -> Result<Report> {
-    let api = Api::new(base)?;
+pub(crate) async fn run(server: &Server, args: StreamArgs) -> Result<Report> {
+    let api = Api::new(server)?;
     let backlog = args.backlog.unwrap_or(args.messages);
     // Every listener's queue must hold all its messages at once.
     let capacity = args.messages.max(backlog);
@@ -317,16 +317,16 @@ pub(crate) async fn produce(
     let tasks = (0..producers)
         .map(|_| {
             let (targets, next) = (targets.clone(), next.clone());
-            let base = api.base().to_owned();
+            let server = api.server().clone();
             match batching.batch {
                 true => tokio::spawn(batch_producer(
-                    base,
+                    server,
                     targets,
                     next,
                     total,
                     u64::from(batching.batch_size),
                 )),
-                false => tokio::spawn(producer(base, targets, next, total)),
+                false => tokio::spawn(producer(server, targets, next, total)),
             }
         })
         .collect();
@@ -337,12 +337,12 @@ pub(crate) async fn produce(
 /// One connection dispatching claimed messages one at a time, each
 /// carrying its send time.
 async fn producer(
-    base: String,
+    server: Server,
     targets: Arc<[Target]>,
     next: Arc<AtomicU64>,
     total: u64,
 ) -> Result<()> {
-    let client = api::client(&base)?;
+    let client = server.client()?;
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         if i >= total {
@@ -355,13 +355,13 @@ async fn producer(
 
 /// One connection dispatching claimed messages in pipelined batches.
 async fn batch_producer(
-    base: String,
+    server: Server,
     targets: Arc<[Target]>,
     next: Arc<AtomicU64>,
     total: u64,
     size: u64,
 ) -> Result<()> {
-    let client = api::client(&base)?;
+    let client = server.client()?;
     let mut paths = Vec::with_capacity(targets.len());
     let mut endpoint = None;
     for target in targets.iter() {
@@ -394,7 +394,7 @@ async fn batch_producer(
         latencies.clear();
         if let Some(status) = answers.first_failure {
             return Err(Error::Unexpected {
-                target: base.clone(),
+                target: server.base().to_owned(),
                 answer: format!(
                     "status {status} to {} of {} pipelined dispatches",
                     answers.failed,

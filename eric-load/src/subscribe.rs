@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use eric_client::{Endpoint, StreamEvent, Subscriber};
 
-use super::api::{self, Api, Target, now_micros};
+use super::api::{self, Api, Server, Target, now_micros};
 use super::pipeline::Batching;
 use super::report::Report;
 use super::stats::{Latencies, per_second};
@@ -49,11 +49,11 @@ pub(crate) struct SubscribeArgs {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(base: &str, args: SubscribeArgs) -> Result<Report> {
-    let api = Api::new(base)?;
+pub(crate) async fn run(server: &Server, args: SubscribeArgs) -> Result<Report> {
+    let api = Api::new(server)?;
     let api = &api;
     with_channel(api, Some(args.messages), |channel| async move {
-        let endpoint = Endpoint::new(api::client(base)?, channel.clone());
+        let endpoint = Endpoint::new(server.client()?, channel.clone());
         let mut subscriber = match args.ephemeral {
             true => Subscriber::builder(endpoint).ephemeral().build(),
             false => Subscriber::new(endpoint),

@@ -89,7 +89,9 @@ pub fn config_on(addr: SocketAddr) -> Config {
 
 /// A certificate authority made at test time, and the server certificate
 /// it issued last (for `localhost` and `127.0.0.1`), as the PEM files
-/// `http.tls_cert` and `http.tls_key` name, in a directory removed on drop.
+/// `http.tls_cert` and `http.tls_key` name, with the CA's certificate in a
+/// third (what a client is told to trust, `--ca-file`), in a directory
+/// removed on drop.
 #[derive(Debug)]
 pub struct TestCerts {
     dir: tempfile::TempDir,
@@ -117,8 +119,19 @@ impl TestCerts {
             ca,
             spki: Mutex::default(),
         };
+        write(&certs.ca_path(), certs.ca_pem().as_bytes());
         certs.issue();
         certs
+    }
+
+    /// The CA's certificate file (PEM): what a client trusts.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The CA's certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
     }
 
     /// The certificate chain file (`http.tls_cert`).

@@ -58,7 +58,7 @@ impl Running {
             addr,
             token,
             thread: Some(thread),
-            http: reqwest::Client::builder()
+            http: eric_client::http_client_builder(None, false)
                 .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),

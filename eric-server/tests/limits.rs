@@ -231,7 +231,9 @@ async fn callers_without_a_token_are_counted_by_their_address() {
     let url = format!("http://{}", server.http_addr().unwrap());
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(server.run(shutdown.clone()));
-    let client = reqwest::Client::new();
+    let client = eric_client::http_client_builder(None, false)
+        .build()
+        .unwrap();
     let created = client
         .post(format!("{url}/v1/channels"))
         .json(&serde_json::json!({"id": "c"}))

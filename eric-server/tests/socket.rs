@@ -397,7 +397,9 @@ async fn watch_streams_broadcasts_and_ends_with_its_channel() {
         .stream(&format!(r#"{{"v": "w", "c": "{channel}"}}"#))
         .await;
     // Its listener is there once the channel lists two: broadcasts reach it.
-    let http = reqwest::Client::new();
+    let http = eric_client::http_client_builder(None, false)
+        .build()
+        .unwrap();
     within(async {
         loop {
             let url = format!("http://{}/", server.http);
@@ -425,7 +427,9 @@ async fn watch_streams_broadcasts_and_ends_with_its_channel() {
 async fn channels_are_shared_with_http() {
     let server = TestServer::start().await;
     let channel = server.call(r#"{"v": "c"}"#).await;
-    let http = reqwest::Client::new();
+    let http = eric_client::http_client_builder(None, false)
+        .build()
+        .unwrap();
     let base = format!("http://{}", server.http);
     let listed: Vec<String> = http
         .get(format!("{base}/channels"))

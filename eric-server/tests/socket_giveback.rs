@@ -63,7 +63,9 @@ impl TestServer {
             _redis: redis,
             path,
             http,
-            client: reqwest::Client::new(),
+            client: eric_client::http_client_builder(None, false)
+                .build()
+                .unwrap(),
             token,
             task,
         }

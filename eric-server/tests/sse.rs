@@ -53,7 +53,9 @@ impl Running {
             token,
             task,
             metrics,
-            http: reqwest::Client::new(),
+            http: eric_client::http_client_builder(None, false)
+                .build()
+                .unwrap(),
         }
     }
 
@@ -65,14 +67,16 @@ impl Running {
     async fn stream_get(&self, via: Via, path: &str) -> reqwest::RequestBuilder {
         let url = self.url(path);
         match via {
-            Via::Direct => reqwest::Client::builder()
+            Via::Direct => eric_client::http_client_builder(None, false)
                 .pool_max_idle_per_host(0)
                 .build()
                 .unwrap()
                 .get(url),
             Via::Hyper => {
                 // The stream request reuses the connection left idle here.
-                let client = reqwest::Client::new();
+                let client = eric_client::http_client_builder(None, false)
+                    .build()
+                    .unwrap();
                 let health = client.get(self.url("/healthz")).send().await.unwrap();
                 health.bytes().await.unwrap();
                 client.get(url)

@@ -28,16 +28,34 @@ impl Base for String {
     }
 }
 
+/// A reqwest client builder as every client of the workspace starts from:
+/// eric-client's, which installs the TLS crypto provider reqwest needs
+/// before it builds a client (the tests speak plain `http:`).
+pub fn reqwest_builder() -> reqwest::ClientBuilder {
+    eric_client::http_client_builder(None, false)
+}
+
 /// An HTTP client for the `/v1` API.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Http {
     client: reqwest::Client,
 }
 
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Http {
     /// A client (connections pooled per node).
+    ///
+    /// # Panics
+    ///
+    /// When reqwest cannot set a client up.
     pub fn new() -> Self {
-        Self::default()
+        let client = reqwest_builder().build().expect("a reqwest client");
+        Self { client }
     }
 
     /// POSTs JSON; the status and the JSON answer (`null` if none).

@@ -42,7 +42,7 @@ async fn a_redis_node_survives_every_attack_and_keeps_answering() {
 }
 
 async fn attack(engine: &str, node: &Node) {
-    let http = reqwest::Client::new();
+    let http = eric_tests::client::reqwest_builder().build().unwrap();
     post(node, "/v1/channels", json!({"id": "c"}), 201).await;
     for l in ["l", "big"] {
         post(node, "/v1/channels/c/listeners", json!({"id": l}), 201).await;
@@ -95,7 +95,7 @@ async fn attack(engine: &str, node: &Node) {
 
 /// Asks `url` every 20 ms until `stop`; the latencies and the failures.
 async fn probe(url: String, mut stop: watch::Receiver<bool>) -> (Vec<Duration>, Vec<String>) {
-    let client = reqwest::Client::builder()
+    let client = eric_tests::client::reqwest_builder()
         .timeout(PROBE_BOUND)
         .build()
         .unwrap();

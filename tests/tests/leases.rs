@@ -24,7 +24,11 @@ async fn a_killed_nodes_channel_stream_listeners_are_removed_by_the_others() {
     http.create_channel(&a, "news", json!({})).await;
     http.subscribe(&a, "news", "kept").await;
     // A channel stream registers its temporary listener before answering.
-    let response = reqwest::get(a.url("/v1/channels/news/events"))
+    let response = eric_tests::client::reqwest_builder()
+        .build()
+        .unwrap()
+        .get(a.url("/v1/channels/news/events"))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);

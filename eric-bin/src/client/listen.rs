@@ -86,7 +86,8 @@ async fn follow_stream(request: StreamRequest, target: Target, args: &StreamArgs
                 return Ok(());
             }
             StreamItem::Disconnected(why) => {
-                note(&format!("connection lost ({}); reconnecting", cause(&why)));
+                // The transport's own words, without the URL.
+                note(&format!("connection lost ({}); reconnecting", why.detail()));
             }
             StreamItem::Reconnected { resumed_after } => {
                 note(&reconnected(target, resumed_after));
@@ -96,16 +97,6 @@ async fn follow_stream(request: StreamRequest, target: Target, args: &StreamArgs
         }
     }
     Ok(())
-}
-
-/// What broke a connection: the transport's own words, without the URL
-/// the client's error adds.
-fn cause(error: &eric_client::Error) -> String {
-    match error {
-        eric_client::Error::Request { source, .. } => source.to_string(),
-        eric_client::Error::Stream { problem, .. } => problem.to_string(),
-        other => other.to_string(),
-    }
 }
 
 fn reconnected(target: Target, resumed_after: Option<u64>) -> String {

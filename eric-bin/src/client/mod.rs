@@ -20,7 +20,9 @@
 mod listen;
 mod output;
 
-use eric_client::{Client, Message, NewChannel, Subscription, Write, Written};
+use std::path::PathBuf;
+
+use eric_client::{CaCertificates, Client, Message, NewChannel, Subscription, Write, Written};
 use eric_core::id::IdErrorReason;
 use eric_core::{ChannelId, IdError, ListenerId, MessageType, Topic, TopicFilter};
 use serde::Serialize;
@@ -28,7 +30,8 @@ use serde_json::value::RawValue;
 
 use crate::error::Result;
 
-/// The client subcommands (`--url` names the server).
+/// The client subcommands (`--url` names the server; `--token` and
+/// `--ca-file` say how to reach it).
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ClientCommand {
     /// Create a channel; prints its id.
@@ -254,12 +257,28 @@ impl Once {
     }
 }
 
-/// Runs `command` against the server at `url`, with `token` as the bearer
-/// token of every request when given.
-pub(crate) async fn run(url: &str, token: Option<&str>, command: ClientCommand) -> Result<()> {
-    let mut client = Client::builder(url);
-    if let Some(token) = token {
+/// The server the client subcommands talk to, and how (the global
+/// options).
+#[derive(Debug)]
+pub(crate) struct Server<'a> {
+    /// Its URL (`--url`).
+    pub url: &'a str,
+    /// The bearer token of every request (`--token`).
+    pub token: Option<&'a str>,
+    /// CA certificates to trust beyond the system's roots (`--ca-file`).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Runs `command` against `server`.
+pub(crate) async fn run(server: Server<'_>, command: ClientCommand) -> Result<()> {
+    let mut client = Client::builder(server.url);
+    if let Some(token) = server.token {
         client = client.token(token);
+    }
+    if let Some(path) = server.ca_file {
+        // Read here without blocking the runtime (`ca_file` would read it
+        // in `build`).
+        client = client.ca_certificates(CaCertificates::load(path).await?);
     }
     let client = client.build()?;
     match command {

@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use eric_client::CaCertificates;
 use tokio_util::sync::CancellationToken;
 
 use super::cpu::{Cpu, CpuArgs};
@@ -89,10 +90,10 @@ impl FanoutArgs {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(args: FanoutArgs) -> Result<Report> {
+pub(crate) async fn run(args: FanoutArgs, ca: Option<&CaCertificates>) -> Result<Report> {
     args.check()?;
     let cpu = Cpu::open(&args.cpu).await?;
-    let publisher = Publisher::new()?;
+    let publisher = Publisher::new(&args.publish_urls, ca)?;
     let give_up = CancellationToken::new();
     let since = now_micros();
     let readers = (0..args.streams)
@@ -105,7 +106,7 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<Report> {
             give_up: give_up.clone(),
         })
         .collect();
-    let readers = args.stream.open(readers, &give_up).await?;
+    let readers = args.stream.open(readers, &give_up, ca).await?;
     let cpu_before = cpu.sample().await?;
     let began = Instant::now();
     let publishing = async {

@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use eric_client::CaCertificates;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +108,7 @@ struct Readings {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(args: IdleArgs) -> Result<Report> {
+pub(crate) async fn run(args: IdleArgs, ca: Option<&CaCertificates>) -> Result<Report> {
     let groups = [
         Group::open(&args.pids).await?,
         Group::open(&args.backend_pids).await?,
@@ -126,7 +127,7 @@ pub(crate) async fn run(args: IdleArgs) -> Result<Report> {
         .collect();
     let before = sample(&groups).await?;
     let began = Instant::now();
-    let streams = args.stream.open(readers, &hold).await?;
+    let streams = args.stream.open(readers, &hold, ca).await?;
     let readings = async {
         let open_time = began.elapsed();
         let with_streams = sample(&groups).await?;

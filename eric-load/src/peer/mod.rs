@@ -13,6 +13,13 @@
 //! run spreads its messages over K channels (`fanout --channels K`), 0
 //! otherwise.
 //!
+//! `https:` URLs are reached over TLS as every eric client reaches them:
+//! rustls on `ring`, trusting the system's roots and the CA certificates
+//! of `--ca-file`. Streams and publishes speak HTTP/1.1 there too (ALPN
+//! offers `http/1.1` alone), and with `--http2-streams-per-connection`
+//! HTTP/2 by ALPN (`h2` alone), where `http:` URLs get h2c with prior
+//! knowledge.
+//!
 //! Several nodes: `--stream-url` and `--publish-url` may be given several
 //! times, a URL each (repeated rather than comma-separated, as a URL may
 //! hold a comma), typically one per node of a cluster. Streams and
@@ -47,6 +54,7 @@ mod reader;
 
 use std::time::{Duration, Instant};
 
+use eric_client::CaCertificates;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -92,12 +100,13 @@ enum Scenario {
     Idle(idle::IdleArgs),
 }
 
-/// Runs a scenario.
-pub(crate) async fn run(args: PeerArgs) -> Result<Report> {
+/// Runs a scenario; `ca`: the CA certificates `https:` servers' may
+/// chain to beyond the system's roots.
+pub(crate) async fn run(args: PeerArgs, ca: Option<&CaCertificates>) -> Result<Report> {
     match args.scenario {
-        Scenario::Fanout(args) => fanout::run(args).await,
-        Scenario::PerStream(args) => per_stream::run(args).await,
-        Scenario::Idle(args) => idle::run(args).await,
+        Scenario::Fanout(args) => fanout::run(args, ca).await,
+        Scenario::PerStream(args) => per_stream::run(args, ca).await,
+        Scenario::Idle(args) => idle::run(args, ca).await,
     }
 }
 
@@ -114,8 +123,8 @@ struct Streams {
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     open_concurrency: u32,
     /// Open the streams over HTTP/2, this many on each connection (h2c with
-    /// prior knowledge: `http:` URLs), as a browser
-    /// multiplexes its `EventSource`s; 0 (the default): HTTP/1.1, a
+    /// prior knowledge for `http:` URLs, ALPN `h2` for `https:`), as a
+    /// browser multiplexes its `EventSource`s; 0 (the default): HTTP/1.1, a
     /// connection per stream. Keep it within the server's concurrent
     /// streams per connection (eric: `http.h2_max_concurrent_streams`).
     #[arg(long, default_value_t = 0)]
@@ -136,6 +145,7 @@ impl Streams {
         &self,
         readers: Vec<Reader>,
         give_up: &CancellationToken,
+        ca: Option<&CaCertificates>,
     ) -> Result<Vec<JoinHandle<Result<Received>>>> {
         // Each stream is a socket here too.
         let needed = readers.len() as u64 + SPARE_FILES;
@@ -143,14 +153,15 @@ impl Streams {
         if limit < needed {
             return Err(Error::FileLimit { limit, needed });
         }
+        let tls = any_tls(&self.stream_urls);
         let clients = match self.http2_streams_per_connection {
-            0 => vec![http_client(false)?],
+            0 => vec![http_client(false, ca, tls)?],
             per => {
                 // One client per connection: each keeps one HTTP/2
                 // connection and multiplexes its streams on it.
                 let connections = (readers.len() as u64).div_ceil(u64::from(per)).max(1);
                 (0..connections)
-                    .map(|_| http2_client())
+                    .map(|_| http2_client(ca, tls))
                     .collect::<Result<_>>()?
             }
         };
@@ -220,19 +231,29 @@ fn spread(n: u64, channels: u64, urls: usize) -> (u64, usize) {
 /// Checks that every template of `option` names its channel with `{k}`,
 /// which a run over several channels needs.
 fn need_channel(option: &'static str, templates: &[Template]) -> Result<()> {
-    match templates.iter().find(|t| !t.0.contains(CHANNEL)) {
+    match templates.iter().find(|t| !t.text.contains(CHANNEL)) {
         None => Ok(()),
         Some(t) => Err(Error::Usage {
             option,
-            reason: format!("{}: has no {CHANNEL}, which several channels need", t.0),
+            reason: format!("{}: has no {CHANNEL}, which several channels need", t.text),
         }),
     }
+}
+
+/// Whether any of `templates` is an `https:` URL: a client for them needs
+/// the system's roots.
+fn any_tls(templates: &[Template]) -> bool {
+    templates.iter().any(|t| t.tls)
 }
 
 /// A URL with an optional `{i}` for the stream's number and `{k}` for the
 /// channel's, checked when the command line is parsed.
 #[derive(Debug, Clone)]
-pub(crate) struct Template(String);
+pub(crate) struct Template {
+    text: String,
+    /// Whether it is an `https:` URL.
+    tls: bool,
+}
 
 impl std::str::FromStr for Template {
     type Err = String;
@@ -241,7 +262,10 @@ impl std::str::FromStr for Template {
         let sample = text.replace(INDEX, "0").replace(CHANNEL, "0");
         let url = reqwest::Url::parse(&sample).map_err(|e| format!("{text}: {e}"))?;
         match url.scheme() {
-            "http" | "https" => Ok(Self(text.to_owned())),
+            scheme @ ("http" | "https") => Ok(Self {
+                text: text.to_owned(),
+                tls: scheme == "https",
+            }),
             other => Err(format!("{text}: {other}: is not http: or https:")),
         }
     }
@@ -250,19 +274,24 @@ impl std::str::FromStr for Template {
 impl Template {
     /// The URL for stream `i` on channel `k`.
     pub(crate) fn url(&self, i: u64, k: u64) -> String {
-        self.0
+        self.text
             .replace(INDEX, &i.to_string())
             .replace(CHANNEL, &k.to_string())
     }
 }
 
 /// A client as the load tool needs it: no proxy (the environment's must not
-/// reroute a benchmark), HTTP/1.1 with Nagle off. With `pooled`, idle
-/// connections are kept for the next request (publishers); without, every
-/// request gets a connection of its own (streams, as a browser's
-/// `EventSource` opens them).
-pub(crate) fn http_client(pooled: bool) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+/// reroute a benchmark), HTTP/1.1 (over TLS too) with Nagle off. With
+/// `pooled`, idle connections are kept for the next request (publishers);
+/// without, every request gets a connection of its own (streams, as a
+/// browser's `EventSource` opens them). TLS as eric-client's (`tls`: for
+/// `https:` URLs, trusting the system's roots and `ca`).
+pub(crate) fn http_client(
+    pooled: bool,
+    ca: Option<&CaCertificates>,
+    tls: bool,
+) -> Result<reqwest::Client> {
+    let mut builder = eric_client::http_client_builder(ca, tls)
         .no_proxy()
         .http1_only()
         .tcp_nodelay(true)
@@ -275,15 +304,17 @@ pub(crate) fn http_client(pooled: bool) -> Result<reqwest::Client> {
         // nothing is what `peer idle` measures, not a fault.
         builder = builder.pool_max_idle_per_host(0).tcp_user_timeout(None);
     }
-    builder.build().map_err(|source| Error::Http {
-        url: "(client set-up)".to_owned(),
-        source,
-    })
+    builder.build().map_err(Error::http("(client set-up)"))
 }
 
 /// A client that speaks HTTP/2 only, on one connection per origin.
-fn http2_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+///
+/// "Prior knowledge" is what h2c needs for `http:` URLs; for `https:`
+/// reqwest then offers ALPN `h2` alone and speaks HTTP/2 on the TLS
+/// connection, so one setting serves both (a server that does not choose
+/// `h2` fails the stream rather than falling back to HTTP/1.1).
+fn http2_client(ca: Option<&CaCertificates>, tls: bool) -> Result<reqwest::Client> {
+    eric_client::http_client_builder(ca, tls)
         .no_proxy()
         .http2_prior_knowledge()
         .tcp_nodelay(true)
@@ -291,10 +322,7 @@ fn http2_client() -> Result<reqwest::Client> {
         .tcp_user_timeout(None)
         .user_agent(concat!("eric-load/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|source| Error::Http {
-            url: "(client set-up)".to_owned(),
-            source,
-        })
+        .map_err(Error::http("(client set-up)"))
 }
 
 /// Microseconds since the Unix epoch, as the messages carry them.
@@ -315,6 +343,8 @@ mod tests {
         let both: Template = "http://h:{k}0/c{k}/l{i}".parse().unwrap();
         assert_eq!(both.url(5, 2), "http://h:20/c2/l5");
         assert!("ftp://h/{i}".parse::<Template>().is_err());
+        assert!(!one.tls);
+        assert!("HTTPS://h/{i}".parse::<Template>().unwrap().tls);
         assert!("not a url".parse::<Template>().is_err());
     }
 

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use eric_client::CaCertificates;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -46,9 +47,9 @@ pub(crate) struct PerStreamArgs {
 }
 
 /// Runs the measurement.
-pub(crate) async fn run(args: PerStreamArgs) -> Result<Report> {
+pub(crate) async fn run(args: PerStreamArgs, ca: Option<&CaCertificates>) -> Result<Report> {
     let cpu = Cpu::open(&args.cpu).await?;
-    let publisher = Publisher::new()?;
+    let publisher = Publisher::new(&args.publish_urls, ca)?;
     let give_up = CancellationToken::new();
     let delivered = Arc::new(Semaphore::new(0));
     let since = now_micros();
@@ -62,7 +63,7 @@ pub(crate) async fn run(args: PerStreamArgs) -> Result<Report> {
             give_up: give_up.clone(),
         })
         .collect();
-    let readers = args.stream.open(readers, &give_up).await?;
+    let readers = args.stream.open(readers, &give_up, ca).await?;
     let cpu_before = cpu.sample().await?;
     let began = Instant::now();
     let rounds = match rounds(&args, &publisher, &delivered).await {

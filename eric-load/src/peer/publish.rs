@@ -1,8 +1,9 @@
 //! [`Publisher`]: the run's messages as plain `POST`s.
 
+use eric_client::CaCertificates;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::{REQUEST_TIMEOUT, http_client, now_micros};
+use super::{REQUEST_TIMEOUT, Template, any_tls, http_client, now_micros};
 use crate::error::{Error, Result};
 
 /// Posts the run's messages over kept-alive connections.
@@ -12,20 +13,18 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher with a pool of its own.
-    pub(crate) fn new() -> Result<Self> {
+    /// A publisher to `urls`, with a pool of its own; `ca`: as for the
+    /// streams.
+    pub(crate) fn new(urls: &[Template], ca: Option<&CaCertificates>) -> Result<Self> {
         Ok(Self {
-            client: http_client(true)?,
+            client: http_client(true, ca, any_tls(urls))?,
         })
     }
 
     /// Posts one message, stamped with the time it leaves, to `url`; an
     /// answer other than a success is an error.
     pub(crate) async fn publish(&self, url: &str) -> Result<()> {
-        let http = |source| Error::Http {
-            url: url.to_owned(),
-            source,
-        };
+        let http = |source| Error::http(url)(source);
         let response = self
             .client
             .post(url)

@@ -156,10 +156,7 @@ impl Reader {
             .header(reqwest::header::CACHE_CONTROL, "no-cache")
             .send()
             .await
-            .map_err(|source| Error::Http {
-                url: self.url.clone(),
-                source,
-            })?;
+            .map_err(Error::http(&self.url))?;
         let is_stream = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
