@@ -419,7 +419,15 @@ impl Config {
         let tls = "# TLS on the HTTP port (HTTP/2 and HTTP/1.1 by ALPN); both files, PEM,\n\
                    # read again on SIGHUP:\n\
                    # tls_cert = \"/etc/eric/cert.pem\"\n\
-                   # tls_key = \"/etc/eric/key.pem\"\n";
+                   # tls_key = \"/etc/eric/key.pem\"\n\
+                   # Scoped JWTs (docs/HTTP.md, Authentication); any key turns them on:\n\
+                   # jwt_secret = \"an HS256 secret of at least 32 bytes\"\n\
+                   # jwt_public_key = \"/etc/eric/jwt.pub.pem\"\n\
+                   # jwt_jwks = \"/etc/eric/jwks.json\"\n\
+                   # jwt_audience = \"eric\"\n\
+                   # jwt_issuer = \"https://issuer.example\"\n\
+                   # The cookie a browser's EventSource sends the token in:\n\
+                   # auth_cookie = \"eric_token\"\n";
         let body = body.replacen("\n[socket]\n", &format!("{tls}\n[socket]\n"), 1);
         format!(
             "# eric's settings and their defaults. Every key can also be set as an\n\
@@ -635,9 +643,26 @@ mod tests {
         assert_eq!(parsed, Config::default());
         assert!(text.contains("# [redis]"));
         let http = &text[text.find("[http]").unwrap()..text.find("[socket]").unwrap()];
-        assert!(
-            http.contains("# tls_cert = ") && http.contains("# tls_key = "),
-            "{http}"
-        );
+        for key in [
+            "tls_cert",
+            "tls_key",
+            "jwt_secret",
+            "jwt_public_key",
+            "jwt_jwks",
+            "jwt_audience",
+            "jwt_issuer",
+            "auth_cookie",
+        ] {
+            assert!(http.contains(&format!("# {key} = ")), "{key}: {http}");
+        }
+        // Each commented line, uncommented, is a valid setting.
+        let uncommented: String = http
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let table: toml::Table = toml::from_str(&uncommented).unwrap();
+        let _: HttpConfig = toml::Value::Table(table).try_into().unwrap();
     }
 }
