@@ -150,6 +150,9 @@ fn stream_open(c: &mut Criterion) {
     let mut group = c.benchmark_group("stream_open_check");
     for (name, http, jwt) in cases {
         let app = app(http, &rt);
+        // The server chose jsonwebtoken's provider before the first token
+        // was signed here.
+        assert_eq!(eric_server::http::signature_library(), "ring");
         let fixed = match (name, jwt) {
             ("off", _) => None,
             (_, None) => Some(format!("Bearer {STATIC}")),

@@ -12,8 +12,6 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -341,33 +339,6 @@ async fn sources_that_disagree_are_refused() {
     );
 }
 
-/// A private key made by `openssl` (PKCS#8 PEM) and its public key (SPKI
-/// PEM), in `dir`.
-fn openssl_key(dir: &Path, name: &str, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub.pem"));
-    let made = Command::new("openssl")
-        .arg("genpkey")
-        .args(args)
-        .arg("-out")
-        .arg(&private)
-        .output()
-        .expect("openssl is installed (scripts/install-test-deps)");
-    assert!(made.status.success(), "{made:?}");
-    let made = Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&private)
-        .arg("-out")
-        .arg(&public)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    (
-        std::fs::read(private).unwrap(),
-        std::fs::read(public).unwrap(),
-    )
-}
-
 /// Captures what the server logs, to check tokens never reach it.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -395,12 +366,12 @@ async fn hostile_tokens_get_typed_refusals_and_stay_out_of_the_logs() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let (rsa_private, rsa_public) = openssl_key(
+    let (rsa_private, rsa_public) = common::openssl_key(
         dir.path(),
         "rsa",
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
     );
-    let (ec_private, _) = openssl_key(
+    let (ec_private, _) = common::openssl_key(
         dir.path(),
         "ec",
         &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],

@@ -50,7 +50,7 @@ use axum::routing::get;
 // Where they were first: the public paths stay.
 pub use crate::config::{Token, check_cors_origins, check_tokens};
 pub use error::ApiError;
-pub use jwt::{Rights, TokenClaims, mint};
+pub use jwt::{Rights, TokenClaims, mint, signature_library};
 pub use state::{AppState, ConnectionContext};
 
 use self::routes::StreamRoute;

@@ -133,3 +133,31 @@ pub fn allowed_origin(headers: &axum::http::HeaderMap) -> Option<&str> {
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
         .and_then(|v| v.to_str().ok())
 }
+
+/// A private key made by `openssl` (PKCS#8 PEM) and its public key (SPKI
+/// PEM), in `dir` as `NAME.pem` and `NAME.pub.pem`; `args` choose the key
+/// (`-algorithm RSA ...`, `-algorithm EC ...`).
+pub fn openssl_key(dir: &std::path::Path, name: &str, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    let made = std::process::Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .arg("-out")
+        .arg(&private)
+        .output()
+        .expect("openssl is installed (scripts/install-test-deps)");
+    assert!(made.status.success(), "{made:?}");
+    let made = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    (
+        std::fs::read(private).unwrap(),
+        std::fs::read(public).unwrap(),
+    )
+}

@@ -3,7 +3,8 @@
 //! `aud` / `iss` where configured) and the `eric` claim that carries a
 //! token's [`Grant`]; and [`mint`], which `eric token` uses.
 //!
-//! Verification is `jsonwebtoken`'s (RustCrypto backend: no C build). The
+//! Verification is `jsonwebtoken`'s (RustCrypto backend: no C build; RS256
+//! and ES256 signatures checked by `ring`, see `ring_verify`). The
 //! accepted algorithm is the key's: HS256 for the secret, RS256 for an RSA
 //! key, ES256 for a P-256 key. A token is checked only against keys of the
 //! algorithm its header names, and `jsonwebtoken` refuses a key of another
@@ -18,6 +19,8 @@
 //! one ~300 µs (`BENCHMARKS.md`). Only tokens that verified are kept, so
 //! bad tokens cannot fill the table; `exp` and `nbf` are checked again on
 //! every hit.
+
+mod ring_verify;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -186,6 +189,7 @@ impl Verifier {
     /// The verifier `http` configures, `None` when it configures no JWT
     /// key. Errors name the setting and the file.
     pub(crate) fn from_config(http: &HttpConfig) -> Result<Option<Self>> {
+        ring_verify::install();
         let bad = |reason: String| Error::Config { reason };
         let mut keys = Vec::new();
         if let Some(secret) = &http.jwt_secret {
@@ -259,6 +263,11 @@ impl Verifier {
             validation.set_required_spec_claims(&required);
             validations.push((key.algorithm, validation));
         }
+        tracing::info!(
+            keys = keys.len(),
+            signatures = signature_library(),
+            "JWT keys loaded"
+        );
         Ok(Some(Self {
             keys,
             validations,
@@ -408,6 +417,17 @@ fn public_key(pem: &[u8]) -> Result<Key, String> {
         .map_err(|e| format!("not an RSA or P-256 public key in PEM ({e})"))
 }
 
+/// The library that checks RS256 and ES256 signatures in this process:
+/// `"ring"`, or `"RustCrypto"` when something used `jsonwebtoken` before
+/// the server could choose.
+pub fn signature_library() -> &'static str {
+    if ring_verify::installed() {
+        "ring"
+    } else {
+        "RustCrypto"
+    }
+}
+
 /// What `eric token` puts in a token.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenClaims {
@@ -434,6 +454,7 @@ pub struct TokenClaims {
 /// production tokens come from the application's own issuer. Patterns are
 /// checked first, so a token the server would refuse is never made.
 pub fn mint(http: &HttpConfig, claims: &TokenClaims) -> Result<String> {
+    ring_verify::install();
     let bad = |reason: String| Error::Config { reason };
     let secret = http
         .jwt_secret
