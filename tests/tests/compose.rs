@@ -180,30 +180,21 @@ async fn users_build_eric_and_pull_redis_and_the_override_only_swaps_images() {
             .lines()
             .filter_map(|l| l.trim().strip_prefix("image: "))
             .map(|i| i.trim_matches(['\'', '"']).to_owned())
+            // The proxy's profile is listed by docker-compose 1 and left
+            // out by `docker compose` 2; neither file's business here.
+            .filter(|i| !i.starts_with("nginx:"))
             .collect();
         images.sort();
         images
     };
     assert_eq!(
         images(&users),
-        [
-            "eric:latest",
-            "eric:latest",
-            "eric:latest",
-            "nginx:1.27",
-            "redis:7"
-        ],
+        ["eric:latest", "eric:latest", "eric:latest", "redis:7"],
         "{users}"
     );
     assert_eq!(
         images(&local),
-        [
-            "eric-redis:local",
-            "eric:local",
-            "eric:local",
-            "eric:local",
-            "nginx:1.27"
-        ],
+        ["eric-redis:local", "eric:local", "eric:local", "eric:local"],
         "{local}"
     );
     for text in [&users, &local] {
