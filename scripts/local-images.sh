@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the images docker-compose.yml uses by default, FROM scratch, from
-# binaries on this machine (this Docker engine cannot pull any base image):
+# Builds the images deploy/compose.local.yml puts into docker-compose.yml in
+# place of the users' ones, FROM scratch, from binaries on this machine (this
+# Docker engine cannot pull any base image):
 #   eric:local        the release `eric` binary and the shared libraries it loads
 #   eric-redis:local  Debian's redis-server and redis-cli with their libraries
 # Usage: scripts/local-images.sh            (both)

@@ -1,4 +1,5 @@
-//! The command line: `eric serve`, `eric config`, and the client subcommands.
+//! The command line: `eric serve`, `eric config`, `eric completions`, and
+//! the client subcommands.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +53,12 @@ enum Command {
     /// latency percentiles, idle streams); `load peer` drives any SSE
     /// server by URL, to compare eric with its peers.
     Load(eric_load::LoadArgs),
+    /// Print a completion script for SHELL (e.g. `eric completions bash >
+    /// ~/.local/share/bash-completion/completions/eric`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(crate::client::ClientCommand),
 }
@@ -116,6 +123,7 @@ impl Cli {
             Command::Load(args) => {
                 Ok(eric_load::run(&self.url, self.ca_file.as_deref(), args).await?)
             }
+            Command::Completions { shell } => completions(shell).await,
             Command::Client(command) => {
                 let server = crate::client::Server {
                     url: &self.url,
@@ -125,6 +133,27 @@ impl Cli {
                 crate::client::run(server, command).await
             }
         }
+    }
+}
+
+/// Prints the completion script for `shell`, generated from this very
+/// command line, so it cannot fall behind it. A reader closing the pipe
+/// early is not an error, as for the client subcommands.
+async fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use clap::CommandFactory as _;
+    use tokio::io::AsyncWriteExt as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "eric", &mut script);
+    let mut out = tokio::io::stdout();
+    let written = match out.write_all(&script).await {
+        Ok(()) => out.flush().await,
+        Err(error) => Err(error),
+    };
+    match written {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::error::Error::Output { source: error })
+        }
+        _ => Ok(()),
     }
 }
 

@@ -7,7 +7,7 @@
 //! ## Layout
 //!
 //! - `cli`: the clap command line and `eric serve` / `eric config` /
-//!   `eric health`.
+//!   `eric health` / `eric completions`.
 //! - `client`: the client subcommands and how they print.
 //! - `shutdown`, `telemetry`: signals and logging.
 //! - `error`: the binary's `Error`.

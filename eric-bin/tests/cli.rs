@@ -800,3 +800,73 @@ async fn minted_err(mut command: Command) -> String {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     String::from_utf8(output.stderr).unwrap()
 }
+
+/// Every shell gets a script that knows the subcommands, and bash's parses.
+#[tokio::test]
+async fn completions_cover_every_shell_and_bash_parses_its_script() {
+    // No server: `completions` never connects.
+    let url = "http://127.0.0.1:9";
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = ok(url, &["completions", shell]).await;
+        for subcommand in ["serve", "completions", "dispatch", "listen"] {
+            assert!(
+                script.contains(subcommand),
+                "{shell}'s script lacks {subcommand}"
+            );
+        }
+    }
+    let bash = ok(url, &["completions", "bash"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eric.bash");
+    std::fs::write(&path, bash).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output();
+    let check = timeout(DEADLINE, check).await.unwrap().unwrap();
+    assert!(check.status.success(), "bash -n: {check:?}");
+    let unknown = eric(url, &["completions", "tcsh"]).await;
+    assert_eq!(unknown.code, Some(2), "a usage error: {unknown:?}");
+    assert!(unknown.stderr.contains("tcsh"), "{unknown:?}");
+}
+
+/// Logs to a pipe (a file, a collector) carry no terminal colour codes,
+/// even with `NO_COLOR` unset: the pipe alone decides.
+#[tokio::test]
+async fn serve_logs_to_a_pipe_without_colour_codes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eric"))
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .env_remove("ERIC__LOG__FORMAT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let serving = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line);
+            if seen.last().unwrap().contains("eric is serving") {
+                return;
+            }
+        }
+        panic!("eric's log ended before it served: {seen:?}");
+    };
+    timeout(DEADLINE, serving)
+        .await
+        .expect("eric did not serve in time");
+    assert!(
+        seen.iter().any(|l| l.contains("INFO")),
+        "text log: {seen:?}"
+    );
+    for line in &seen {
+        assert!(!line.contains("\x1b["), "colour code in {line:?}");
+    }
+    child.start_kill().unwrap();
+    timeout(DEADLINE, child.wait()).await.unwrap().unwrap();
+}
