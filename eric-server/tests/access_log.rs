@@ -129,6 +129,19 @@ async fn requests_and_streams_are_logged_without_their_query() {
         "{ended}"
     );
 
+    // The stream's life went into its histogram before its line was written.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lifetimes = "eric_sse_stream_duration_seconds_count{method=\"GET\",\
+                     route=\"/v1/channels/{channel}/listeners/{listener}/events\"} 1";
+    assert!(metrics.lines().any(|l| l == lifetimes), "{metrics}");
+
     let missing = http.get(format!("{base}/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(lines.wait_for("/nope").await["route"], "unmatched");
