@@ -34,8 +34,13 @@ pub(super) struct Sample {
 
 impl Sample {
     /// Reads `/proc/self` (blocking file reads: call off the runtime's
-    /// workers). `None` where there is no `/proc` or it does not parse.
+    /// workers). `None` off Linux, or where `/proc` does not parse.
     pub(super) fn read() -> Option<Self> {
+        // Elsewhere a `/proc` (FreeBSD's linprocfs) may look alike but
+        // mean otherwise: the metrics are documented as Linux's.
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
         let boot = std::fs::read_to_string("/proc/stat").ok()?;
