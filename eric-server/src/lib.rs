@@ -30,7 +30,8 @@
 //!   TLS), per-connection and per-HTTP/2-request kill switches, shutdown;
 //!   TLS with [`Tls`], whose certificate reloads on SIGHUP.
 //! - [`metrics`]: Prometheus metrics (the storage's figures come as a
-//!   [`StorageReport`]).
+//!   [`StorageReport`]; `process_*` from `/proc`; per-route requests, fed
+//!   by the access log layer in `http`), listed in `docs/OPERATIONS.md`.
 //! - [`socket`]: eric's Unix-socket protocol.
 //! - [`error`]: the crate's [`Error`].
 //! - `test_support` (feature `test-support`): `TestServer`, a server inside

@@ -19,11 +19,13 @@
 //!   bypass (`serve`) and the rights table (`auth`).
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
+//! - `access`: the access log and per-route request metrics (outermost).
 //! - `error`, `extract`: the one error shape and the extractors that use it.
 //! - `idempotency`: `Idempotency-Key` on writes, `Idempotent-Replayed` answers.
 //! - `limits`: request rates per caller, streams per listener.
 //! - `state`: [`AppState`] and [`ConnectionContext`].
 
+mod access;
 mod auth;
 mod compat;
 mod cors;
@@ -57,6 +59,7 @@ use self::routes::StreamRoute;
 
 /// The whole API on `state`. Tests drive it without a socket.
 pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     let cors = cors::layer(&state.http.cors_origins, state.http.auth_cookie.is_some());
     // eric-api's routes are off when authentication is on, unless kept:
     // their writes name channels in the query, beyond the rights table's
@@ -93,11 +96,15 @@ pub fn router(state: AppState) -> Router {
     let router = router
         .layer(middleware::from_fn(uri_limit))
         .with_state(state);
-    // Outermost, so error answers and preflights carry the headers too.
-    match cors {
+    // Outside the other layers, so error answers and preflights carry the
+    // headers too.
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
-    }
+    };
+    // Around everything, so every answer (refusals, preflights) is counted
+    // and logged with its final status.
+    router.layer(middleware::from_fn_with_state(metrics, access::track))
 }
 
 /// The stream routes, one per [`StreamRoute`], each with its handlers

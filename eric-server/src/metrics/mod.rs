@@ -5,7 +5,16 @@
 //! listeners, queue depths) are read from the [`Broker`] at scrape time; the
 //! storage's own figures (Redis command counts and latencies) come from the
 //! engine as a [`StorageReport`], which names them: this module knows no
-//! engine.
+//! engine. `docs/OPERATIONS.md` lists every metric (a test holds it to
+//! what `/metrics` shows).
+//!
+//! ## Layout
+//!
+//! - `http`: per-route request counts, latencies and stream lifetimes.
+//! - `process`: the standard `process_*` metrics, from `/proc`.
+
+mod http;
+mod process;
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +31,17 @@ use tokio::sync::watch;
 use crate::backend::StorageReport;
 use crate::broker::Broker;
 
+use self::http::{AtomicHistogram, REQUEST_BUCKETS, RequestLabels, RouteLabels, STREAM_BUCKETS};
+pub use self::http::{Route, method_label};
+use self::process::{ProcessCollector, Sample};
+
+/// This build's version and, when it was built in a git checkout, commit
+/// (`build.rs`).
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const COMMIT: &str = env!("ERIC_GIT_COMMIT");
+
+type HistogramFamily<L> = Family<L, AtomicHistogram, fn() -> AtomicHistogram>;
+
 /// Channels whose queue depths a scrape reads at most (each costs a round
 /// trip per listener on Redis).
 const DEPTH_CHANNELS: usize = 1_000;
@@ -29,6 +49,12 @@ const DEPTH_CHANNELS: usize = 1_000;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabel {
     channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
 }
 
 /// The broker's metrics.
@@ -49,6 +75,10 @@ pub struct Metrics {
     listeners: Gauge,
     queue_depth: Family<ChannelLabel, Gauge>,
     storage: Arc<StorageCollector>,
+    process: Arc<ProcessCollector>,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily<RouteLabels>,
+    stream_duration: HistogramFamily<RouteLabels>,
 }
 
 impl Default for Metrics {
@@ -60,7 +90,9 @@ impl Default for Metrics {
 impl Metrics {
     /// All metrics, registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("eric");
+        // The root holds the `process_*` metrics, under their standard
+        // names; eric's own go in the `eric_` sub-registry.
+        let mut registry = Registry::default();
         let m = Self {
             dispatched: Counter::default(),
             delivered: Counter::default(),
@@ -73,9 +105,45 @@ impl Metrics {
             listeners: Gauge::default(),
             queue_depth: Family::default(),
             storage: Arc::new(StorageCollector::default()),
+            process: Arc::new(ProcessCollector::default()),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(|| {
+                AtomicHistogram::new(&REQUEST_BUCKETS)
+            }),
+            stream_duration: Family::new_with_constructor(|| AtomicHistogram::new(&STREAM_BUCKETS)),
             registry: Registry::default(),
         };
-        let r = &mut registry;
+        registry.register_collector(Box::new(m.process.clone()));
+        let r = registry.sub_registry_with_prefix("eric");
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: VERSION,
+                commit: COMMIT,
+            })
+            .set(1);
+        r.register(
+            "build_info",
+            "1, labelled with the version and git commit of this build",
+            build,
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status (streams when their head is sent)",
+            m.requests.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "Time from a request to its response head, by method and route template",
+            Unit::Seconds,
+            m.request_duration.clone(),
+        );
+        r.register_with_unit(
+            "sse_stream_duration",
+            "Lifetimes of SSE streams, recorded when they end, by route template",
+            Unit::Seconds,
+            m.stream_duration.clone(),
+        );
         r.register(
             "messages_dispatched",
             "Messages queued (one per listener reached)",
@@ -135,6 +203,33 @@ impl Metrics {
         self.stream_events.send_modify(|state| *state = (open, cut));
     }
 
+    /// A response head went out `seconds` after its request came in.
+    pub fn request_answered(&self, method: &'static str, route: &Route, status: u16, seconds: f64) {
+        let route = route.clone();
+        self.request_duration
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
+
+    /// An SSE stream on `route` ended after `seconds`.
+    pub fn stream_ended(&self, method: &'static str, route: &Route, seconds: f64) {
+        let labels = RouteLabels {
+            method,
+            route: route.clone(),
+        };
+        self.stream_duration.get_or_create(&labels).observe(seconds);
+    }
+
     /// Watches (open SSE streams, streams cut for not reading).
     pub fn stream_events(&self) -> watch::Receiver<(i64, u64)> {
         self.stream_events.subscribe()
@@ -144,6 +239,12 @@ impl Metrics {
     pub async fn render(&self, broker: &Broker) -> String {
         self.read_state(broker).await;
         self.storage.set(broker.storage_report());
+        // Blocking file reads, kept off the runtime's workers.
+        let sample = tokio::task::spawn_blocking(Sample::read)
+            .await
+            .ok()
+            .flatten();
+        self.process.set(sample);
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");
