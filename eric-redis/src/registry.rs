@@ -188,17 +188,11 @@ impl RedisRegistry {
             1 => {
                 // Kept: the same Redis list, under the stored member id.
                 let id = eric_core::MemberId::new(&stored)?;
-                let kept = match self.shared.cached(&listener) {
-                    Some(existing) => {
-                        // Streams on the replaced object end (see RegisterMode).
-                        if !existing.listener().same_object(member.listener()) {
-                            existing.listener().stop();
-                        }
-                        existing.with_listener(member.listener().clone())
-                    }
-                    None => member.with_id(id),
-                };
-                self.shared.insert(kept.clone(), running);
+                let (kept, replaced) = self.shared.keep(member, id, running);
+                // Streams on the replaced object end (see RegisterMode).
+                if let Some(replaced) = replaced {
+                    replaced.stop();
+                }
                 if encoded.is_some() {
                     self.shared.resubscribed(&listener);
                 }

@@ -276,6 +276,47 @@ impl ChannelState {
         entry.member.clone()
     }
 
+    /// Caches `member`, registered again under the member id `id`, in
+    /// place of what this node held for its listener (whose member id it
+    /// keeps, with `member`'s listener object); returns the cached member
+    /// and the listener object it replaced, if another.
+    ///
+    /// The caller stops the replaced object, so its streams end. It is out
+    /// of the cache first, in this one step: a late notification or a
+    /// revalidation that sets the cached object's running flag would
+    /// otherwise restart it between its stop and its replacement, and its
+    /// streams would run on, out of reach.
+    pub(crate) fn keep(
+        &self,
+        member: Member,
+        id: eric_core::MemberId,
+        remote_running: bool,
+    ) -> (Member, Option<eric_core::Listener>) {
+        let listener = member.listener_id().clone();
+        let changed = self.stamp();
+        let mut cache = self.cache();
+        let (kept, replaced) = match cache.get(&listener) {
+            Some(previous) => {
+                let old = previous.member.listener();
+                let replaced = (!old.same_object(member.listener())).then(|| old.clone());
+                (
+                    previous.member.with_listener(member.listener().clone()),
+                    replaced,
+                )
+            }
+            None => (member.with_id(id), None),
+        };
+        cache.insert(
+            listener,
+            Cached {
+                member: kept.clone(),
+                remote_running,
+                changed,
+            },
+        );
+        (kept, replaced)
+    }
+
     /// Takes `listener` out of the cache.
     pub(crate) fn take(&self, listener: &ListenerId) -> Option<Member> {
         self.cache().remove(listener).map(|c| c.member)
