@@ -211,3 +211,62 @@ async fn the_table_is_what_the_redis_engine_exposes() {
     check(&text, true);
     server.stop().await;
 }
+
+/// The metric names an expression reads: identifiers starting with `eric_`
+/// or `process_`, a histogram's `_bucket` series named by its family.
+fn metrics_in(expr: &str) -> BTreeSet<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    expr.split(|c: char| !is_name(c))
+        .filter(|word| word.starts_with("eric_") || word.starts_with("process_"))
+        .map(|word| {
+            word.strip_suffix("_bucket")
+                .or_else(|| word.strip_suffix("_sum"))
+                .or_else(|| word.strip_suffix("_count"))
+                .unwrap_or(word)
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `deploy/grafana/eric.json` charts documented metrics only (so a renamed
+/// metric cannot leave an empty panel), each query scoped to the chosen
+/// nodes, and every part of the table has a panel: HTTP, streams,
+/// messages, queues, Redis, the process.
+#[test]
+fn the_grafana_dashboard_reads_documented_metrics() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../deploy/grafana/eric.json")).unwrap();
+    let documented = documented();
+    let mut charted = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            assert!(
+                expr.contains("$instance"),
+                "{expr}: not scoped to $instance"
+            );
+            let names = metrics_in(expr);
+            assert!(!names.is_empty(), "{expr}: reads no metric");
+            for name in names {
+                assert!(
+                    documented.contains_key(&name),
+                    "{name} ({expr}) is not in docs/OPERATIONS.md"
+                );
+                charted.insert(name);
+            }
+        }
+    }
+    for family in [
+        "eric_http_",
+        "eric_sse_",
+        "eric_messages_",
+        "eric_queue_",
+        "eric_redis_",
+        "process_",
+    ] {
+        assert!(
+            charted.iter().any(|name| name.starts_with(family)),
+            "no panel reads {family}*"
+        );
+    }
+}
