@@ -138,7 +138,10 @@ start_eric() {
   URL="http://127.0.0.1:$PORT"
   local args=(serve --http "127.0.0.1:$PORT")
   [ -z "$redis" ] || args+=(--redis "$redis")
-  "$ERIC" "${args[@]}" >"$WORK/eric-$name.log" 2>&1 &
+  # No access log: nginx's is off too (bench/nchan.conf.in), and a line
+  # per request would be measured with the server.
+  ERIC__LOG__FILTER="info,eric::access=off" \
+    "$ERIC" "${args[@]}" >"$WORK/eric-$name.log" 2>&1 &
   PID=$!
   PIDS+=("$PID")
   wait_for "eric $name" "$WORK/eric-$name.log" curl -fs -o /dev/null "$URL/readyz"
