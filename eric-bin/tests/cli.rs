@@ -5,8 +5,9 @@
 //! process exiting, a line arriving on a child's stdout).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::process::Stdio;
-use std::time::Duration;
 
 use eric_redis::test_support::TestRedis;
 use eric_server::test_support::{TestServer, config_on};
@@ -15,41 +16,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
 
-/// Longest wait for anything; a healthy run takes a fraction of it.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// What a finished `eric` run left.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn command(url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eric"));
-    command
-        .arg("--url")
-        .arg(url)
-        .args(args)
-        .env_remove("ERIC_URL")
-        .env_remove("ERIC_TOKEN")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
+use common::{DEADLINE, Run, command};
 
 /// Runs `eric --url URL ARGS...` to completion.
 async fn eric(url: &str, args: &[&str]) -> Run {
-    let output = timeout(DEADLINE, command(url, args).output())
-        .await
-        .unwrap_or_else(|_| panic!("eric {args:?} did not finish"))
-        .unwrap();
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    common::run(command(url, args)).await
 }
 
 /// Runs a command that must succeed; its stdout, trimmed.

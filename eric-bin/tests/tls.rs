@@ -9,9 +9,10 @@
 //! line, bytes on a connection, the process exiting).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::Duration;
 
 use eric_server::test_support::{TestCerts, TestServer, config_on};
 use serde_json::Value;
@@ -20,7 +21,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-const DEADLINE: Duration = Duration::from_secs(20);
+use common::{DEADLINE, Run};
 
 /// A running `eric serve` and its log, one JSON entry per line.
 struct Serving {
@@ -163,26 +164,14 @@ async fn tls_server(certs: &TestCerts) -> (TestServer, String) {
 /// `eric --url URL ARGS...` run to completion, with no `ERIC_*` settings
 /// from the environment but `env`: its exit code, stdout and stderr.
 async fn eric(url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eric"));
-    command
-        .arg("--url")
-        .arg(url)
-        .args(args)
-        .env_remove("ERIC_URL")
-        .env_remove("ERIC_TOKEN")
-        .env_remove("ERIC_CA_FILE")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = timeout(DEADLINE, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("eric {args:?} did not finish"))
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    let mut command = common::command(url, args);
+    command.envs(env.iter().copied());
+    let Run {
+        code,
+        stdout,
+        stderr,
+    } = common::run(command).await;
+    (code, stdout, stderr)
 }
 
 /// Runs a command that must succeed; its stdout, trimmed.
