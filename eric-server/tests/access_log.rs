@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,20 +79,7 @@ async fn requests_and_streams_are_logged_without_their_query() {
         .build()
         .unwrap();
     let base = server.url();
-    for (uri, body) in [
-        ("/v1/channels", r#"{"id": "c"}"#),
-        ("/v1/channels/c/listeners", r#"{"id": "l"}"#),
-        ("/v1/channels/c/messages", r#"{"type": "t"}"#),
-    ] {
-        let response = http
-            .post(format!("{base}{uri}"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
-    }
+    common::channel_c_with_listener_l_and_a_broadcast(&http, &base).await;
     let created = lines.wait_for("/v1/channels").await;
     assert_eq!(created["method"], "POST");
     assert_eq!(created["route"], "/v1/channels");

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -114,20 +116,7 @@ async fn scrape_after_traffic(addr: SocketAddr) -> String {
         .build()
         .unwrap();
     let base = format!("http://{addr}");
-    for (uri, body) in [
-        ("/v1/channels", r#"{"id": "c"}"#),
-        ("/v1/channels/c/listeners", r#"{"id": "l"}"#),
-        ("/v1/channels/c/messages", r#"{"type": "t"}"#),
-    ] {
-        let response = http
-            .post(format!("{base}{uri}"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{uri}: {response:?}");
-    }
+    common::channel_c_with_listener_l_and_a_broadcast(&http, &base).await;
     let mut stream = http
         .get(format!("{base}/v1/channels/c/listeners/l/events"))
         .send()

@@ -161,3 +161,23 @@ pub fn openssl_key(dir: &std::path::Path, name: &str, args: &[&str]) -> (Vec<u8>
         std::fs::read(public).unwrap(),
     )
 }
+
+/// Channel `c`, its listener `l` and one broadcast `t`, made through the
+/// `/v1` API of the server at `base` (a real socket, unlike the router
+/// helpers above).
+pub async fn channel_c_with_listener_l_and_a_broadcast(http: &reqwest::Client, base: &str) {
+    for (uri, body) in [
+        ("/v1/channels", r#"{"id": "c"}"#),
+        ("/v1/channels/c/listeners", r#"{"id": "l"}"#),
+        ("/v1/channels/c/messages", r#"{"type": "t"}"#),
+    ] {
+        let response = http
+            .post(format!("{base}{uri}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{uri}: {response:?}");
+    }
+}
