@@ -335,37 +335,45 @@ async fn peer_fanout_counts_every_delivery() {
     let client = eric_client::Client::new(&server.url).unwrap();
     let channel = eric_client::NewChannel::new().id("fan");
     client.create_channel(&channel).await.unwrap();
-    let base = &server.url;
-    let (publish, stream) = (
-        format!("{base}/v1/channels/fan/messages"),
-        format!("{base}/v1/channels/fan/events"),
-    );
-    let args = [
-        "peer",
-        "fanout",
-        "--publish-url",
-        &publish,
-        "--stream-url",
-        &stream,
-        "--streams",
-        "5",
-        "--messages",
-        "30",
-    ];
     // Over HTTP/1.1, then over HTTP/2 (h2c), two streams per connection.
+    fanout_both_ways(&server.url, &[], "fan").await;
+    server.stop().await;
+}
+
+/// `peer fanout` of 30 messages to 5 streams on `channel` at `base`, over
+/// HTTP/1.1 and then HTTP/2 (two streams per connection), `global` going
+/// before the mode (`--ca-file`): every stream gets every message, and
+/// nothing stale. The arguments of the HTTP/1.1 run.
+async fn fanout_both_ways(base: &str, global: &[&str], channel: &str) -> Vec<String> {
+    let mut args: Vec<String> = global.iter().map(|a| (*a).to_owned()).collect();
+    args.extend(
+        [
+            "peer",
+            "fanout",
+            "--publish-url",
+            &format!("{base}/v1/channels/{channel}/messages"),
+            "--stream-url",
+            &format!("{base}/v1/channels/{channel}/events"),
+            "--streams",
+            "5",
+            "--messages",
+            "30",
+        ]
+        .map(str::to_owned),
+    );
     for http2 in [None, Some("2")] {
-        let mut args = args.to_vec();
+        let mut run: Vec<&str> = args.iter().map(String::as_str).collect();
         if let Some(per) = http2 {
-            args.extend(["--http2-streams-per-connection", per]);
+            run.extend(["--http2-streams-per-connection", per]);
         }
-        let figures = server.figures(&args).await;
+        let figures = figures(base, &run).await;
         assert_eq!(figures["mode"], "peer fanout");
         assert_eq!(number(&figures, "delivered"), 150.0, "{figures}");
         assert_eq!(number(&figures, "stale"), 0.0, "{figures}");
         assert!(number(&figures, "delivery_rate") > 0.0, "{figures}");
         assert_latency(&figures, "end_to_end");
     }
-    server.stop().await;
+    args
 }
 
 /// `peer fanout` over TLS: `https://` URLs, a server certificate of a CA
@@ -382,36 +390,9 @@ async fn peer_fanout_over_tls() {
         .unwrap();
     let channel = eric_client::NewChannel::new().id("fan-tls");
     client.create_channel(&channel).await.unwrap();
-    let (publish, stream) = (
-        format!("{base}/v1/channels/fan-tls/messages"),
-        format!("{base}/v1/channels/fan-tls/events"),
-    );
     let ca = certs.ca_path();
-    let args = [
-        "--ca-file",
-        ca.to_str().unwrap(),
-        "peer",
-        "fanout",
-        "--publish-url",
-        &publish,
-        "--stream-url",
-        &stream,
-        "--streams",
-        "5",
-        "--messages",
-        "30",
-    ];
-    for http2 in [None, Some("2")] {
-        let mut args = args.to_vec();
-        if let Some(per) = http2 {
-            args.extend(["--http2-streams-per-connection", per]);
-        }
-        let figures = figures(&base, &args).await;
-        assert_eq!(figures["mode"], "peer fanout");
-        assert_eq!(number(&figures, "delivered"), 150.0, "{figures}");
-        assert_eq!(number(&figures, "stale"), 0.0, "{figures}");
-        assert_latency(&figures, "end_to_end");
-    }
+    let args = fanout_both_ways(&base, &["--ca-file", ca.to_str().unwrap()], "fan-tls").await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     // Without the CA, the first stream fails on the certificate.
     let output = eric_load(&base, &args[2..]).await;
