@@ -48,6 +48,8 @@
 //! - [`listener`]: [`Listener`] and its [`OnMessage`] hook.
 //! - [`member`]: [`Member`], a listener paired with its queue (the
 //!   reference's "connection"), and [`MemberFactory`].
+//! - [`journal`]: [`journal::Journal`], where an engine keeping its state
+//!   in this process writes each change through to durable storage.
 //! - [`registry`]: [`MemberRegistry`], where a channel keeps its members.
 //! - [`engine`]: the [`Engine`] trait and [`MemoryEngine`].
 //! - [`settings`]: [`ChannelSettings`], what a channel is created and
@@ -74,6 +76,7 @@ pub mod engine;
 pub mod error;
 pub mod id;
 pub mod idempotency;
+pub mod journal;
 pub mod listener;
 pub mod member;
 pub mod message;

@@ -13,6 +13,7 @@ use super::idempotency_log::{IdempotencyLog, Recorded};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
 use crate::idempotency::Applied;
+use crate::journal::{Change, Journal};
 use crate::listener::Listener;
 use crate::member::{Member, MemberFactory};
 use crate::message::Message;
@@ -33,6 +34,7 @@ use crate::subscription::{SubscriptionChange, Subscriptions};
 pub struct MemoryEngine {
     observer: Arc<dyn Observer>,
     budget: Arc<MemoryBudget>,
+    journal: Option<Arc<dyn Journal>>,
 }
 
 impl MemoryEngine {
@@ -47,6 +49,7 @@ impl MemoryEngine {
         Self {
             observer,
             budget: Arc::new(MemoryBudget::new(DEFAULT_MEMORY_BUDGET)),
+            journal: None,
         }
     }
 
@@ -69,6 +72,17 @@ impl MemoryEngine {
     /// The node-wide budget and what of it is used.
     pub fn budget(&self) -> &MemoryBudget {
         &self.budget
+    }
+
+    /// This engine, telling `journal` every change its queues and
+    /// registries make, and answering writes once the journal settled them
+    /// (see [`crate::journal`]): the base of an engine that keeps its
+    /// working state here and writes it through to disk.
+    pub fn with_journal(self, journal: Arc<dyn Journal>) -> Self {
+        Self {
+            journal: Some(journal),
+            ..self
+        }
     }
 }
 
@@ -102,14 +116,16 @@ impl Engine for MemoryEngine {
             channel: channel.clone(),
             limits: settings.queue_limits(),
             budget: self.budget.clone(),
+            journal: self.journal.clone(),
         }
     }
 
     fn registry(&self, channel: &ChannelId, settings: &ChannelSettings) -> InMemoryRegistry {
-        InMemoryRegistry::new(
+        InMemoryRegistry::journaled(
             channel.clone(),
             self.budget.clone(),
             settings.max_subscriptions,
+            self.journal.clone(),
         )
     }
 
@@ -125,6 +141,7 @@ pub struct InMemoryMemberFactory {
     channel: ChannelId,
     limits: QueueLimits,
     budget: Arc<MemoryBudget>,
+    journal: Option<Arc<dyn Journal>>,
 }
 
 impl MemberFactory for InMemoryMemberFactory {
@@ -135,11 +152,26 @@ impl MemberFactory for InMemoryMemberFactory {
             channel: self.channel.clone(),
             listener: listener.clone(),
         };
-        InMemoryQueue::new(owner, self.limits, self.budget.clone())
+        let queue = InMemoryQueue::new(owner, self.limits, self.budget.clone());
+        match &self.journal {
+            Some(journal) => queue.with_journal(journal.clone()),
+            None => queue,
+        }
     }
 }
 
 /// A registered member and the subscriptions it holds.
+/// How a registration reaches the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// Loaded from the journal's own storage: nothing to write.
+    Restored,
+    /// A listener that outlives its streams.
+    Lasting,
+    /// A listener for one stream (`Channel::watch`).
+    Temporary,
+}
+
 struct Slot {
     member: Member<InMemoryQueue>,
     subscriptions: Subscriptions,
@@ -200,6 +232,8 @@ struct RegistryInner {
     members: RwLock<Members>,
     /// Idempotency keys of applied writes (see [`crate::idempotency`]).
     applied: Mutex<IdempotencyLog>,
+    /// Told every change of the members (see [`crate::journal`]).
+    journal: Option<Arc<dyn Journal>>,
 }
 
 impl InMemoryRegistry {
@@ -207,6 +241,17 @@ impl InMemoryRegistry {
     /// `budget` (the one its queues count against) and whose listeners
     /// hold at most `max_subscriptions` each.
     pub fn new(channel: ChannelId, budget: Arc<MemoryBudget>, max_subscriptions: usize) -> Self {
+        Self::journaled(channel, budget, max_subscriptions, None)
+    }
+
+    /// [`InMemoryRegistry::new`], telling `journal` (if any) every change
+    /// of its members (see [`crate::journal`]).
+    pub fn journaled(
+        channel: ChannelId,
+        budget: Arc<MemoryBudget>,
+        max_subscriptions: usize,
+        journal: Option<Arc<dyn Journal>>,
+    ) -> Self {
         Self {
             inner: Arc::new(RegistryInner {
                 channel,
@@ -217,7 +262,35 @@ impl InMemoryRegistry {
                     audience: Audience::new(),
                 }),
                 applied: Mutex::new(IdempotencyLog::new()),
+                journal,
             }),
+        }
+    }
+
+    /// Tells the journal, if any, about `change` (made by the caller under
+    /// the members' lock, so changes of one listener arrive in order).
+    fn record(&self, change: impl FnOnce(ChannelId) -> Change) {
+        if let Some(journal) = &self.inner.journal {
+            journal.record(change(self.inner.channel.clone()));
+        }
+    }
+
+    /// `result`, once the journal (if any) has settled what this call
+    /// recorded; an error recorded nothing, so it answers at once.
+    fn settle<T: Send + 'static>(
+        &self,
+        result: Result<T>,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let settled = match (&result, &self.inner.journal) {
+            (Ok(_), Some(journal)) => Some(journal.settled()),
+            _ => None,
+        };
+        async move {
+            let value = result?;
+            if let Some(settled) = settled {
+                settled.await?;
+            }
+            Ok(value)
         }
     }
 
@@ -266,6 +339,7 @@ impl InMemoryRegistry {
         member: Member<InMemoryQueue>,
         mode: RegisterMode,
         subscriptions: Option<Subscriptions>,
+        registration: Registration,
     ) -> Result<Member<InMemoryQueue>> {
         let mut members = self.write();
         let id = member.listener_id().clone();
@@ -288,14 +362,35 @@ impl InMemoryRegistry {
                 )
             }
         };
+        if registration != Registration::Restored {
+            self.record(|channel| Change::Registered {
+                channel,
+                listener: id.clone(),
+                member: registered.id().clone(),
+                running: registered.listener().is_running(),
+                subscriptions: subs.clone(),
+                temporary: registration == Registration::Temporary,
+            });
+        }
         members.insert(id, registered.clone(), subs);
         Ok(registered)
     }
 
     fn remove_now(&self, listener: &ListenerId) -> Result<Member<InMemoryQueue>> {
-        let removed = self.write().remove(listener);
-        let slot = removed.ok_or_else(|| self.invalid(listener))?;
+        let mut members = self.write();
+        let slot = members
+            .remove(listener)
+            .ok_or_else(|| self.invalid(listener))?;
+        // Closed before the removal is recorded, under the members' lock:
+        // a push that found the member before is recorded before it, and
+        // none after (the queue refuses it), so no message of a removed
+        // listener outlives it in the journal.
         slot.member.queue().close();
+        self.record(|channel| Change::Removed {
+            channel,
+            listener: listener.clone(),
+        });
+        drop(members);
         Ok(slot.member)
     }
 
@@ -313,6 +408,11 @@ impl InMemoryRegistry {
             .ok_or_else(|| self.invalid(listener))?;
         let next = change.apply(listener, &slot.subscriptions, self.inner.max_subscriptions)?;
         let member = slot.member.clone();
+        self.record(|channel| Change::Subscribed {
+            channel,
+            listener: listener.clone(),
+            subscriptions: next.clone(),
+        });
         members.insert(listener.clone(), member, next.clone());
         Ok(next)
     }
@@ -378,7 +478,20 @@ impl MemberRegistry for InMemoryRegistry {
         mode: RegisterMode,
         subscriptions: Option<Subscriptions>,
     ) -> impl Future<Output = Result<Member<InMemoryQueue>>> + Send {
-        ready(self.register_now(member, mode, subscriptions))
+        self.settle(self.register_now(member, mode, subscriptions, Registration::Lasting))
+    }
+
+    fn register_temporary(
+        &self,
+        member: Member<InMemoryQueue>,
+        subscriptions: Subscriptions,
+    ) -> impl Future<Output = Result<Member<InMemoryQueue>>> + Send {
+        self.settle(self.register_now(
+            member,
+            RegisterMode::New,
+            Some(subscriptions),
+            Registration::Temporary,
+        ))
     }
 
     fn restore(
@@ -387,8 +500,13 @@ impl MemberRegistry for InMemoryRegistry {
         subscriptions: Subscriptions,
     ) -> impl Future<Output = Result<()>> + Send {
         ready(
-            self.register_now(member, RegisterMode::KeepQueue, Some(subscriptions))
-                .map(|_| ()),
+            self.register_now(
+                member,
+                RegisterMode::KeepQueue,
+                Some(subscriptions),
+                Registration::Restored,
+            )
+            .map(|_| ()),
         )
     }
 
@@ -410,14 +528,14 @@ impl MemberRegistry for InMemoryRegistry {
         listener: &ListenerId,
         change: SubscriptionChange,
     ) -> impl Future<Output = Result<Subscriptions>> + Send {
-        ready(self.change_subscriptions_now(listener, &change))
+        self.settle(self.change_subscriptions_now(listener, &change))
     }
 
     fn remove(
         &self,
         listener: &ListenerId,
     ) -> impl Future<Output = Result<Member<InMemoryQueue>>> + Send + 'static {
-        ready(self.remove_now(listener))
+        self.settle(self.remove_now(listener))
     }
 
     fn get(
@@ -458,7 +576,7 @@ impl MemberRegistry for InMemoryRegistry {
             }),
         };
         drop(members);
-        ready(result)
+        self.settle(result)
     }
 
     fn dispatch(
@@ -466,11 +584,11 @@ impl MemberRegistry for InMemoryRegistry {
         listener: &ListenerId,
         message: Message,
     ) -> impl Future<Output = Result<u64>> + Send {
-        ready(self.dispatch_now(listener, message))
+        self.settle(self.dispatch_now(listener, message))
     }
 
     fn broadcast(&self, message: &Message) -> impl Future<Output = Result<Broadcast>> + Send {
-        ready(self.broadcast_now(message))
+        self.settle(self.broadcast_now(message))
     }
 
     fn dispatch_once(
@@ -488,7 +606,8 @@ impl MemberRegistry for InMemoryRegistry {
                 Applied::fresh(seq)
             }),
         };
-        ready(result)
+        drop(applied);
+        self.settle(result)
     }
 
     fn broadcast_once(
@@ -506,7 +625,8 @@ impl MemberRegistry for InMemoryRegistry {
                 Applied::fresh(outcome)
             }),
         };
-        ready(result)
+        drop(applied);
+        self.settle(result)
     }
 
     fn set_running(
@@ -514,9 +634,22 @@ impl MemberRegistry for InMemoryRegistry {
         listener: &ListenerId,
         running: bool,
     ) -> impl Future<Output = Result<()>> + Send {
-        ready(
-            self.get_now(listener)
-                .map(|c| c.listener().set_running(running)),
-        )
+        // The write lock orders the flag and its record against another
+        // start or stop of the same listener.
+        let members = self.write();
+        let result = match members.all.get(listener) {
+            Some(slot) => {
+                slot.member.listener().set_running(running);
+                self.record(|channel| Change::Running {
+                    channel,
+                    listener: listener.clone(),
+                    running,
+                });
+                Ok(())
+            }
+            None => Err(self.invalid(listener)),
+        };
+        drop(members);
+        self.settle(result)
     }
 }

@@ -8,6 +8,7 @@ use super::QueueLimits;
 use super::{Delivery, MemoryBudget, Queue, QueueSnapshot, Rewind, Taken, Wakeup, stored_size};
 use crate::error::{Error, NoMessagesReason, QueueBound, Result};
 use crate::id::{ChannelId, ListenerId};
+use crate::journal::{Change, Journal};
 use crate::message::Message;
 
 /// Whose queue this is; named in errors.
@@ -37,6 +38,7 @@ pub struct InMemoryQueue {
     budget: Arc<MemoryBudget>,
     state: Mutex<State>,
     wakeup: Wakeup,
+    journal: Option<Arc<dyn Journal>>,
 }
 
 #[derive(Debug)]
@@ -111,6 +113,46 @@ impl InMemoryQueue {
                 closed: false,
             }),
             wakeup: Wakeup::new(),
+            journal: None,
+        }
+    }
+
+    /// This queue, telling `journal` every change of its contents (an
+    /// engine that writes its state through to disk, see
+    /// [`crate::journal`]); its writes then answer once the journal has
+    /// settled them.
+    pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Tells the journal, if any, about `change` (made by the caller under
+    /// the state lock, so the journal sees this queue's changes in order).
+    fn record(&self, change: impl FnOnce(ChannelId, ListenerId) -> Change) {
+        if let Some(journal) = &self.journal {
+            journal.record(change(
+                self.owner.channel.clone(),
+                self.owner.listener.clone(),
+            ));
+        }
+    }
+
+    /// `result`, once the journal (if any) has settled what this call
+    /// recorded; an error recorded nothing, so it answers at once.
+    pub(crate) fn settle<T: Send + 'static>(
+        &self,
+        result: Result<T>,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let settled = match (&result, &self.journal) {
+            (Ok(_), Some(journal)) => Some(journal.settled()),
+            _ => None,
+        };
+        async move {
+            let value = result?;
+            if let Some(settled) = settled {
+                settled.await?;
+            }
+            Ok(value)
         }
     }
 
@@ -186,6 +228,12 @@ impl InMemoryQueue {
             let seq = state.next_seq;
             state.next_seq += 1;
             state.bytes += size;
+            self.record(|channel, listener| Change::Queued {
+                channel,
+                listener,
+                seq,
+                message: message.clone(),
+            });
             state.queued.push_back(Delivery { seq, message });
             Ok(seq)
         })?;
@@ -201,6 +249,11 @@ impl InMemoryQueue {
                 reason: NoMessagesReason::Empty,
             })?;
             state.removed(&self.budget, std::slice::from_ref(&d));
+            self.record(|channel, listener| Change::Dropped {
+                channel,
+                listener,
+                seqs: vec![d.seq],
+            });
             Ok(d)
         })
     }
@@ -212,12 +265,35 @@ impl InMemoryQueue {
         batch
     }
 
+    /// Pops up to `max` messages for good (not kept for replay).
+    fn pop_batch_now(&self, max: usize) -> Result<Vec<Delivery>> {
+        self.with_open(|state| {
+            let batch = self.drain(state, max);
+            if !batch.is_empty() {
+                self.record(|channel, listener| Change::Dropped {
+                    channel,
+                    listener,
+                    seqs: batch.iter().map(|d| d.seq).collect(),
+                });
+            }
+            Ok(batch)
+        })
+    }
+
     fn take_now(&self, max: usize) -> Result<Taken> {
         self.with_open(|state| {
             let batch = self.drain(state, max);
+            if !batch.is_empty() {
+                self.record(|channel, listener| Change::Taken {
+                    channel,
+                    listener,
+                    seqs: batch.iter().map(|d| d.seq).collect(),
+                });
+            }
             state.window_bytes += size_of(&batch);
             state.delivered.extend(batch.iter().cloned());
             // Oldest first out, until the window is within both bounds.
+            let mut evicted = Vec::new();
             while state.delivered.len() > self.limits.replay_window
                 || state.window_bytes > self.limits.max_bytes
             {
@@ -228,6 +304,14 @@ impl InMemoryQueue {
                     .window_bytes
                     .saturating_sub(stored_size(&gone.message));
                 state.evicted_up_to = gone.seq;
+                evicted.push(gone.seq);
+            }
+            if !evicted.is_empty() {
+                self.record(|channel, listener| Change::Dropped {
+                    channel,
+                    listener,
+                    seqs: evicted,
+                });
             }
             Ok(Taken {
                 deliveries: batch,
@@ -243,6 +327,13 @@ impl InMemoryQueue {
             let back: Vec<Delivery> = state.delivered.drain(keep..).collect();
             state.window_bytes = state.window_bytes.saturating_sub(size_of(&back));
             let restored = back.len();
+            if restored > 0 {
+                self.record(|channel, listener| Change::Returned {
+                    channel,
+                    listener,
+                    messages: back.iter().map(|d| (d.seq, d.message.clone())).collect(),
+                });
+            }
             state.rewinds += 1;
             state.put_back(&self.budget, back.into_iter().rev());
             Ok(Rewind {
@@ -275,6 +366,11 @@ impl InMemoryQueue {
                 keep
             });
             state.window_bytes = state.window_bytes.saturating_sub(freed);
+            self.record(|channel, listener| Change::Returned {
+                channel,
+                listener,
+                messages: unread.iter().map(|d| (d.seq, d.message.clone())).collect(),
+            });
             state.put_back(&self.budget, taken.deliveries.into_iter().rev());
             Ok(true)
         })?;
@@ -286,12 +382,31 @@ impl InMemoryQueue {
 
     fn restore_now(&self, snapshot: QueueSnapshot) -> Result<()> {
         self.with_open(|state| {
-            let last = snapshot.messages.last().map_or(0, |d| d.seq);
+            let last = snapshot
+                .messages
+                .last()
+                .or(snapshot.window.last())
+                .map_or(0, |d| d.seq);
             state.next_seq = snapshot.next_seq.max(last + 1).max(state.next_seq);
             let bytes = size_of(&snapshot.messages);
             self.budget.release(state.bytes);
             self.budget.force(bytes);
             state.bytes = bytes;
+            // Only a snapshot that carries a window replaces it: older
+            // records (and the key-value repositories) keep none.
+            if let Some(first) = snapshot.window.first() {
+                state.evicted_up_to = first.seq.saturating_sub(1);
+                state.window_bytes = size_of(&snapshot.window);
+                state.delivered = snapshot.window.iter().cloned().collect();
+            }
+            let pair = |d: &Delivery| (d.seq, d.message.clone());
+            self.record(|channel, listener| Change::Replaced {
+                channel,
+                listener,
+                next_seq: state.next_seq,
+                window: state.delivered.iter().map(pair).collect(),
+                messages: snapshot.messages.iter().map(pair).collect(),
+            });
             state.queued = snapshot.messages.into();
             Ok(())
         })?;
@@ -310,15 +425,15 @@ impl Drop for InMemoryQueue {
 
 impl Queue for InMemoryQueue {
     fn push(&self, message: Message) -> impl Future<Output = Result<u64>> + Send {
-        ready(self.push_now(message))
+        self.settle(self.push_now(message))
     }
 
     fn pop(&self) -> impl Future<Output = Result<Delivery>> + Send {
-        ready(self.pop_now())
+        self.settle(self.pop_now())
     }
 
     fn pop_batch(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>>> + Send {
-        ready(self.with_open(|state| Ok(self.drain(state, max))))
+        self.settle(self.pop_batch_now(max))
     }
 
     fn len(&self) -> impl Future<Output = Result<usize>> + Send {
@@ -326,28 +441,33 @@ impl Queue for InMemoryQueue {
     }
 
     fn take(&self, max: usize) -> impl Future<Output = Result<Taken>> + Send {
-        ready(self.take_now(max))
+        self.settle(self.take_now(max))
     }
 
     fn rewind(&self, after: u64) -> impl Future<Output = Result<Rewind>> + Send {
-        ready(self.rewind_now(after))
+        self.settle(self.rewind_now(after))
     }
 
     fn unread(&self, taken: Taken) -> impl Future<Output = Result<()>> + Send + 'static {
-        ready(self.unread_now(taken))
+        self.settle(self.unread_now(taken))
     }
 
     fn snapshot(&self) -> impl Future<Output = Result<Option<QueueSnapshot>>> + Send {
         ready(self.with_open(|state| {
+            // A journaled queue is stored by its journal already.
+            if self.journal.is_some() {
+                return Ok(None);
+            }
             Ok(Some(QueueSnapshot {
                 next_seq: state.next_seq,
                 messages: state.queued.iter().cloned().collect(),
+                window: Vec::new(),
             }))
         }))
     }
 
     fn restore(&self, snapshot: QueueSnapshot) -> impl Future<Output = Result<()>> + Send {
-        ready(self.restore_now(snapshot))
+        self.settle(self.restore_now(snapshot))
     }
 
     fn wakeup(&self) -> &Wakeup {

@@ -91,6 +91,12 @@ pub struct QueueSnapshot {
     pub next_seq: u64,
     /// The queued messages, oldest first.
     pub messages: Vec<Delivery>,
+    /// The replay window: messages handed out and kept for resumes, oldest
+    /// first, all older than `messages`. Only an engine that stores windows
+    /// fills it (`eric-disk`); [`Queue::snapshot`] leaves it empty, and
+    /// [`Queue::restore`] leaves the window alone when it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub window: Vec<Delivery>,
 }
 
 /// A listener's FIFO queue.

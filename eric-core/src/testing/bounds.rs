@@ -218,6 +218,7 @@ pub async fn byte_count_stays_exact_across_take_rewind_unread_restore_and_delive
     q.restore(QueueSnapshot {
         next_seq: last_seq + 3,
         messages: restored,
+        window: Vec::new(),
     })
     .await
     .unwrap();

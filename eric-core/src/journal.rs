@@ -1,0 +1,144 @@
+//! [`Journal`]: where an engine that keeps its working state in this
+//! process writes every change through to durable storage.
+//!
+//! The in-memory queues and registry ([`crate::InMemoryQueue`],
+//! [`crate::engine::InMemoryRegistry`]) stay the state every read and
+//! delivery uses; an engine built on them with a journal (`eric-disk`) is
+//! told each change as a [`Change`], recorded under the lock that made it,
+//! so the journal sees one listener's changes in the order they happened.
+//! A write answers its caller only once [`Journal::settled`] resolves: what
+//! "settled" means (written, or on disk) is the journal's durability policy.
+//!
+//! A change names messages by their sequence number in the listener's
+//! queue: a message is queued ([`Change::Queued`]), may move to the replay
+//! window ([`Change::Taken`]) and back ([`Change::Returned`]), and leaves
+//! for good ([`Change::Dropped`]). The window's messages are always older
+//! than the queue's, so a store can keep both in one ordered table.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::Result;
+use crate::id::{ChannelId, ListenerId, MemberId};
+use crate::message::Message;
+use crate::subscription::Subscriptions;
+
+/// A future that resolves once what was recorded before it was made is
+/// as durable as the journal's policy promises.
+pub type Settled = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
+
+/// One change of an engine's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A listener was registered (or registered again, keeping its queue).
+    Registered {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// Its member id.
+        member: MemberId,
+        /// Whether it runs.
+        running: bool,
+        /// What it subscribes to.
+        subscriptions: Subscriptions,
+        /// It lives as long as one stream (`Channel::watch`): a store drops
+        /// it when the process restarts, as the process that used it died.
+        temporary: bool,
+    },
+    /// A listener's subscriptions changed.
+    Subscribed {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// The set it now holds.
+        subscriptions: Subscriptions,
+    },
+    /// A listener was started or stopped.
+    Running {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// Whether it now runs.
+        running: bool,
+    },
+    /// A listener was removed, with its queue and replay window.
+    Removed {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+    },
+    /// A message joined the tail of a listener's queue.
+    Queued {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// Its sequence number.
+        seq: u64,
+        /// The message.
+        message: Message,
+    },
+    /// Messages moved from the head of the queue to the replay window.
+    Taken {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// Their sequence numbers.
+        seqs: Vec<u64>,
+    },
+    /// Messages moved from the replay window back to the head of the queue
+    /// (a rewind, or a stream giving back what it did not send).
+    Returned {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// The messages, with their sequence numbers: one pushed out of the
+        /// window meanwhile comes back too.
+        messages: Vec<(u64, Message)>,
+    },
+    /// Messages left the queue or the window for good (popped, or pushed
+    /// out of the window by newer ones).
+    Dropped {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// Their sequence numbers.
+        seqs: Vec<u64>,
+    },
+    /// The queue's contents were replaced (restoring a snapshot): the
+    /// whole state follows.
+    Replaced {
+        /// Its channel.
+        channel: ChannelId,
+        /// The listener.
+        listener: ListenerId,
+        /// The sequence number of the next push.
+        next_seq: u64,
+        /// The replay window, oldest first.
+        window: Vec<(u64, Message)>,
+        /// The queued messages, oldest first.
+        messages: Vec<(u64, Message)>,
+    },
+}
+
+/// Durable storage behind an in-memory engine.
+///
+/// [`Journal::record`] is called while the engine holds the lock of the
+/// state it changed, so it must not block: it appends to a buffer a writer
+/// drains.
+pub trait Journal: Send + Sync + fmt::Debug + 'static {
+    /// Records `change`, after what was recorded before it.
+    fn record(&self, change: Change);
+
+    /// Resolves once every change recorded so far is settled, or with the
+    /// error that kept it from being written.
+    fn settled(&self) -> Settled;
+}

@@ -1,0 +1,291 @@
+//! [`Writer`]: the one thread that writes the data file, with group
+//! commit; it is the engine's [`Journal`].
+//!
+//! Changes are recorded into a buffer under a plain mutex (the engine
+//! records them while holding its own locks, so recording must not wait on
+//! the disk). The thread takes everything buffered, applies it in one
+//! transaction and commits; what arrives meanwhile waits for the next
+//! commit, so concurrent writers share one commit, and under `always` one
+//! fsync (group commit). Callers wait on [`Journal::settled`] for the
+//! commit that holds their change.
+//!
+//! The thread is a plain OS thread, not a Tokio task: redb's calls block on
+//! the disk, and a blocking task would hold one of the runtime's workers
+//! for the whole life of the engine.
+//!
+//! Backpressure: the buffer holds what callers are waiting for; each
+//! caller waits for its commit before it writes again, so the buffer is
+//! bounded by the number of concurrent writes (connections, streams),
+//! which the server bounds.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use eric_core::journal::{Change, Journal, Settled};
+use eric_core::{ChannelId, ListenerId};
+use redb::Durability;
+use tokio::sync::watch;
+
+use crate::config::Fsync;
+use crate::error::Error;
+use crate::store::{Op, Store};
+
+/// What a snapshot restore from this store looks like, to skip writing it
+/// back: (next sequence number, window length, queue length).
+type Loaded = (u64, usize, usize);
+
+/// Where the writer stands, for waiters.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Every op recorded before this count is committed.
+    committed: u64,
+    /// The first failure; nothing is written after it.
+    failed: Option<Arc<str>>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    ops: Vec<Op>,
+    /// Ops recorded so far (committed or not).
+    recorded: u64,
+    /// Queues just loaded from the file, whose restore writes nothing.
+    loaded: HashMap<(ChannelId, ListenerId), Loaded>,
+    /// Stop after the next commit.
+    closing: bool,
+    /// A write failed: nothing more is buffered (waiters get the failure).
+    failed: bool,
+}
+
+/// Counters of the writer, for metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) syncs: AtomicU64,
+    pub(crate) ops: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    progress: watch::Sender<Progress>,
+    counters: Counters,
+}
+
+impl Shared {
+    // Every critical section leaves `Pending` consistent: poison is harmless.
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The writer thread's handle: the engine's journal. Dropping the last
+/// handle ([`Writer::close`]) commits what is buffered, syncs, and ends
+/// the thread.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the thread writing to `store` under `fsync`.
+    pub(crate) fn start(store: Arc<Store>, fsync: Fsync) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
+            counters: Counters::default(),
+        });
+        let thread = std::thread::Builder::new()
+            .name("eric-disk-writer".into())
+            .spawn({
+                let shared = shared.clone();
+                move || run(&store, fsync, &shared)
+            })?;
+        Ok(Self {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Appends `op` after everything recorded before it.
+    pub(crate) fn push(&self, op: Op) {
+        let mut pending = self.shared.pending();
+        if pending.failed {
+            return;
+        }
+        pending.ops.push(op);
+        pending.recorded += 1;
+        drop(pending);
+        self.shared.wake.notify_one();
+    }
+
+    /// Marks queues as just loaded from the file: restoring them writes
+    /// nothing (they are stored as they are).
+    pub(crate) fn loaded(
+        &self,
+        queues: impl IntoIterator<Item = ((ChannelId, ListenerId), Loaded)>,
+    ) {
+        self.shared.pending().loaded.extend(queues);
+    }
+
+    /// The first write failure, if any.
+    pub(crate) fn failure(&self) -> Option<Arc<str>> {
+        self.shared.progress.borrow().failed.clone()
+    }
+
+    /// The writer's counters.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Commits and syncs what is buffered, then ends the thread; waits for
+    /// it. Later records are not written.
+    pub(crate) fn close(&self) {
+        self.shared.pending().closing = true;
+        self.shared.wake.notify_one();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            // A panicked writer has nothing left to flush; its failure is
+            // already what waiters see.
+            let _ = thread.join();
+        }
+    }
+
+    fn settled_at(&self, target: u64) -> Settled {
+        let mut progress = self.shared.progress.subscribe();
+        Box::pin(async move {
+            let reached = progress
+                .wait_for(|p| p.committed >= target || p.failed.is_some())
+                .await;
+            match reached {
+                Ok(p) if p.committed >= target => Ok(()),
+                Ok(p) => Err(stopped(p.failed.as_deref().unwrap_or("unknown"))),
+                // The thread is gone and dropped its sender: it ended
+                // without committing this.
+                Err(_) => Err(stopped("the writer ended")),
+            }
+        })
+    }
+}
+
+fn stopped(reason: &str) -> eric_core::Error {
+    Error::Stopped {
+        reason: reason.to_owned(),
+    }
+    .into_core("writing to disk")
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Journal for Writer {
+    fn record(&self, change: Change) {
+        if let Change::Replaced {
+            channel,
+            listener,
+            next_seq,
+            window,
+            messages,
+        } = &change
+        {
+            let mut pending = self.shared.pending();
+            let key = (channel.clone(), listener.clone());
+            if pending.loaded.get(&key) == Some(&(*next_seq, window.len(), messages.len())) {
+                pending.loaded.remove(&key);
+                return;
+            }
+        }
+        self.push(Op::Change(change));
+    }
+
+    fn settled(&self) -> Settled {
+        let target = self.shared.pending().recorded;
+        self.settled_at(target)
+    }
+}
+
+/// The thread: commit what is buffered, as it comes; under `everysec` and
+/// `no`, sync at most [`Fsync::delay`] after the first unsynced commit.
+fn run(store: &Store, fsync: Fsync, shared: &Shared) {
+    let durability = match fsync {
+        Fsync::Always => Durability::Immediate,
+        Fsync::Everysec | Fsync::No => Durability::None,
+    };
+    // When the oldest commit not yet synced must be synced.
+    let mut sync_due: Option<Instant> = None;
+    loop {
+        let mut pending = shared.pending();
+        while pending.ops.is_empty() && !pending.closing {
+            match sync_due {
+                None => pending = shared.wake.wait(pending).unwrap_or_else(|p| p.into_inner()),
+                Some(due) => {
+                    let now = Instant::now();
+                    if now >= due {
+                        break;
+                    }
+                    pending = shared
+                        .wake
+                        .wait_timeout(pending, due - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        let ops = std::mem::take(&mut pending.ops);
+        let upto = pending.recorded;
+        let closing = pending.closing;
+        drop(pending);
+
+        let result = if ops.is_empty() {
+            Ok(())
+        } else {
+            let count = ops.len() as u64;
+            let result = store.write(ops, durability);
+            if result.is_ok() {
+                shared.counters.commits.fetch_add(1, Ordering::Relaxed);
+                shared.counters.ops.fetch_add(count, Ordering::Relaxed);
+                if fsync == Fsync::Always {
+                    shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                } else if sync_due.is_none() {
+                    sync_due = fsync.delay().map(|d| Instant::now() + d);
+                }
+            }
+            result
+        };
+        let result = result.and_then(|()| {
+            let due = sync_due.is_some_and(|due| closing || Instant::now() >= due);
+            if due {
+                store.sync()?;
+                shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                sync_due = None;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => shared.progress.send_modify(|p| p.committed = upto),
+            Err(e) => {
+                shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, file = %store.path().display(), "disk write failed; no more writes until restart");
+                let reason: Arc<str> = e.to_string().into();
+                let mut pending = shared.pending();
+                pending.failed = true;
+                pending.ops.clear();
+                drop(pending);
+                shared.progress.send_modify(|p| p.failed = Some(reason));
+                return;
+            }
+        }
+        if closing {
+            return;
+        }
+    }
+}
