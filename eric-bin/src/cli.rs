@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::{shutdown, telemetry};
 use clap::{Parser, Subcommand};
-use eric_server::config::{Config, LogFormat};
+use eric_server::config::{Config, Fsync, LogFormat, StorageEngine};
 
 /// eric: a Redis-backed message broker that streams over Server-Sent Events.
 #[derive(Debug, Parser)]
@@ -74,9 +74,21 @@ struct ServeArgs {
     /// Serve eric's Unix-socket protocol at this path.
     #[arg(long)]
     socket: Option<PathBuf>,
-    /// Use Redis at this URL (several nodes, persistence).
-    #[arg(long, env = "ERIC_REDIS_URL")]
+    /// Use Redis at this URL (several nodes share it) instead of the data
+    /// directory.
+    #[arg(long, env = "ERIC_REDIS_URL", conflicts_with_all = ["memory", "data_dir"])]
     redis: Option<String>,
+    /// Keep channels, listeners and queues in this directory, which a
+    /// restart loads back [default: ./eric-data; config storage.data_dir].
+    #[arg(long, value_name = "DIR", conflicts_with = "memory")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory only: a restart starts empty.
+    #[arg(long)]
+    memory: bool,
+    /// When an acknowledged write is on disk: always, everysec (default)
+    /// or no (config storage.fsync).
+    #[arg(long, value_name = "POLICY")]
+    fsync: Option<Fsync>,
     /// Log JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -206,6 +218,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(url) = args.redis {
         config.redis.get_or_insert_with(Default::default).url = url;
+    }
+    if let Some(dir) = args.data_dir {
+        config.storage.engine = StorageEngine::Disk;
+        config.storage.data_dir = dir;
+    }
+    if args.memory {
+        config.storage.engine = StorageEngine::Memory;
+    }
+    if let Some(fsync) = args.fsync {
+        config.storage.fsync = fsync;
     }
     if args.log_json {
         config.log.format = LogFormat::Json;

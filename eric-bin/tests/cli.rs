@@ -807,7 +807,7 @@ async fn completions_cover_every_shell_and_bash_parses_its_script() {
 #[tokio::test]
 async fn serve_logs_to_a_pipe_without_colour_codes() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eric"))
-        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(["serve", "--http", "127.0.0.1:0", "--memory"])
         .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")
         .env_remove("ERIC__LOG__FORMAT")

@@ -32,7 +32,7 @@ struct Serving {
 impl Serving {
     fn spawn(certs: &TestCerts) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eric"))
-            .args(["serve", "--http", "127.0.0.1:0", "--log-json"])
+            .args(["serve", "--http", "127.0.0.1:0", "--log-json", "--memory"])
             .env("ERIC__HTTP__TLS_CERT", certs.cert_path())
             .env("ERIC__HTTP__TLS_KEY", certs.key_path())
             .env("RUST_LOG", "info")

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use eric_core::persistence::ChannelRepository;
 use eric_core::{ChannelId, Engine, MemoryEngine, Persistence};
+use eric_disk::{DiskEngine, DiskStats};
 use eric_redis::stats::LATENCY_BUCKETS_US;
 use eric_redis::{PubSubActivity, RedisEngine, RedisStats};
 use tokio::sync::{broadcast, watch};
@@ -58,6 +59,32 @@ pub struct LatencyHistogram {
 }
 
 impl StorageReport {
+    /// The disk engine's writer.
+    fn disk(stats: DiskStats) -> Self {
+        let counter = |name, help, value| StorageCounter { name, help, value };
+        Self {
+            counters: vec![
+                counter(
+                    "disk_commits",
+                    "Transactions the disk engine committed (each holds every write that waited for it)",
+                    stats.commits,
+                ),
+                counter(
+                    "disk_syncs",
+                    "Commits the disk engine made durable (fsync)",
+                    stats.syncs,
+                ),
+                counter("disk_writes", "Changes the disk engine wrote", stats.writes),
+                counter(
+                    "disk_errors",
+                    "Failed disk commits (the first stops writes until a restart)",
+                    stats.errors,
+                ),
+            ],
+            latency: None,
+        }
+    }
+
     /// The Redis engine's command connections and pub/sub subscriber.
     fn redis(commands: &RedisStats, pubsub: &PubSubActivity) -> Self {
         let counter = |name, help, value| StorageCounter { name, help, value };
@@ -112,6 +139,9 @@ pub enum NotReady {
     /// The Redis subscriber that wakes streams is not connected.
     #[error("the Redis pub/sub subscriber is not connected")]
     Subscriber,
+    /// The disk engine stopped writing after a failed write.
+    #[error("the disk engine stopped writing: {0}")]
+    Disk(String),
 }
 
 impl NotReady {
@@ -120,6 +150,7 @@ impl NotReady {
         match self {
             Self::Storage(_) => "redis unavailable",
             Self::Subscriber => "redis subscriber disconnected",
+            Self::Disk(_) => "disk writes failed",
         }
     }
 }
@@ -148,8 +179,9 @@ pub trait Backend: Engine {
     /// Statistics of the storage's connections, if the engine keeps any.
     fn storage_report(&self) -> Option<StorageReport>;
 
-    /// Stops background work (the Redis subscriber) at shutdown.
-    fn shutdown(&self);
+    /// Stops background work at shutdown (the Redis subscriber), and
+    /// makes what is written durable (the disk engine's last sync).
+    fn shutdown(&self) -> impl Future<Output = ()> + Send;
 }
 
 impl Backend for MemoryEngine {
@@ -177,7 +209,7 @@ impl Backend for MemoryEngine {
         None
     }
 
-    fn shutdown(&self) {}
+    async fn shutdown(&self) {}
 }
 
 impl Backend for RedisEngine {
@@ -210,8 +242,45 @@ impl Backend for RedisEngine {
         Some(StorageReport::redis(&self.stats(), &pubsub))
     }
 
-    fn shutdown(&self) {
+    async fn shutdown(&self) {
         RedisEngine::shutdown(self);
+    }
+}
+
+impl Backend for DiskEngine {
+    fn channel_repository(&self) -> Option<Arc<dyn ChannelRepository>> {
+        Some(Arc::new(DiskEngine::channel_repository(self)))
+    }
+
+    fn persistence(&self) -> Option<Persistence<Self>> {
+        Some(DiskEngine::persistence(self))
+    }
+
+    async fn readiness(&self) -> Result<(), NotReady> {
+        match self.failure() {
+            None => Ok(()),
+            Some(reason) => Err(NotReady::Disk(reason)),
+        }
+    }
+
+    fn readiness_changes(&self) -> Option<watch::Receiver<bool>> {
+        None
+    }
+
+    fn channel_deletions(&self) -> Option<broadcast::Receiver<ChannelId>> {
+        None
+    }
+
+    fn storage_report(&self) -> Option<StorageReport> {
+        Some(StorageReport::disk(self.stats()))
+    }
+
+    async fn shutdown(&self) {
+        // The last commit and its fsync block on the disk.
+        let engine = self.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || engine.close()).await {
+            tracing::error!(%error, "closing the data file failed");
+        }
     }
 }
 

@@ -88,6 +88,10 @@ pub enum Error {
     /// The Redis engine could not be set up.
     #[error(transparent)]
     Redis(#[from] eric_redis::Error),
+
+    /// The disk engine could not open its data directory.
+    #[error(transparent)]
+    Disk(#[from] eric_disk::Error),
 }
 
 /// Where a setting came from, for errors.

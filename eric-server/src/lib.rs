@@ -53,13 +53,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use eric_core::MemoryEngine;
+use eric_disk::DiskEngine;
 use eric_redis::RedisEngine;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use backend::{Backend, NotReady, StorageReport};
 pub use broker::Broker;
-pub use config::Config;
+pub use config::{Config, StorageEngine};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use serve::Tls;
@@ -133,10 +134,25 @@ impl Server {
         let defaults = self.config.channels.clone();
         // The one place that names an engine: from here on, `Broker` is the
         // same type for both.
+        let memory =
+            MemoryEngine::with_observer(metrics.clone()).with_budget(self.config.memory.max_bytes);
         let broker = match self.config.redis.clone() {
+            None if self.config.storage.engine == StorageEngine::Memory => {
+                Broker::new(memory, defaults)
+            }
             None => {
-                let engine = MemoryEngine::with_observer(metrics.clone())
-                    .with_budget(self.config.memory.max_bytes);
+                let disk = self.config.storage.disk();
+                // Opening reads and checks the whole file.
+                let engine = tokio::task::spawn_blocking(move || DiskEngine::open(disk, memory))
+                    .await
+                    .map_err(|e| {
+                        Error::Core(eric_core::Error::repository("opening the data file", e))
+                    })??;
+                tracing::info!(
+                    file = %engine.data_file().display(),
+                    fsync = %engine.config().fsync,
+                    "data file open"
+                );
                 Broker::new(engine, defaults)
             }
             Some(redis) => {
@@ -219,7 +235,7 @@ impl Server {
             let _ = reloads.await;
         }
         let _ = deletions.await;
-        broker.shutdown();
+        broker.shutdown().await;
         tracing::info!("eric stopped");
         Ok(())
     }

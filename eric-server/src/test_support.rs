@@ -80,10 +80,12 @@ impl TestServer {
     }
 }
 
-/// The default configuration, serving HTTP on `addr`.
+/// The default configuration, serving HTTP on `addr`, in memory (tests
+/// run side by side; a data directory is one process's).
 pub fn config_on(addr: SocketAddr) -> Config {
     let mut config = Config::default();
     config.http.addr = addr;
+    config.storage.engine = crate::StorageEngine::Memory;
     config
 }
 

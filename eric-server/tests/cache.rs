@@ -61,5 +61,5 @@ async fn a_cached_channel_redis_lost_answers_not_found() {
     flushall(redis.url()).await;
     assert_eq!(get(&app, "/v1/channels/c").await, StatusCode::NOT_FOUND);
     assert_eq!(get(&app, "/v1/channels/c").await, StatusCode::NOT_FOUND);
-    broker.shutdown();
+    broker.shutdown().await;
 }

@@ -44,6 +44,8 @@ impl Running {
                 .unwrap();
             runtime.block_on(async move {
                 let mut config = Config::default();
+                // In memory: no data directory to share.
+                config.storage.engine = eric_server::StorageEngine::Memory;
                 config.http.addr = "127.0.0.1:0".parse().unwrap();
                 tune(&mut config);
                 let server = Server::bind(config).await.unwrap();

@@ -225,6 +225,8 @@ async fn a_listener_has_at_most_its_cap_of_streams_and_an_ended_stream_frees_its
 async fn callers_without_a_token_are_counted_by_their_address() {
     let mut config = eric_server::Config::default();
     config.http.addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // In memory: no data directory to share.
+    config.storage.engine = eric_server::StorageEngine::Memory;
     config.http.publish_per_second = 1;
     config.http.publish_burst = 2;
     let server = eric_server::Server::bind(config).await.unwrap();

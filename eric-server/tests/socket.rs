@@ -81,6 +81,8 @@ fn config(path: &Path, tune: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::default();
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.socket.path = Some(path.to_owned());
+    // The default engine, on disk, in the test's own directory.
+    config.storage.data_dir = path.with_extension("data");
     tune(&mut config);
     config
 }
@@ -380,9 +382,13 @@ async fn removing_a_streamed_listener_ends_its_stream_with_one_error_text() {
     let ended = format!("InvalidListenerException('{listener}')");
     assert_eq!(rest(&mut stream).await, ended);
 
-    // `rc` removes the channel's listeners: their streams end too.
+    // `rc` removes the channel's listeners: their streams end too. The
+    // stream is open once a broadcast arrives on it.
     let (channel, listener) = channel_with_listener(&server).await;
     let mut stream = server.stream(&listen(&channel, &listener)).await;
+    let b = format!(r#"{{"v": "b", "c": "{channel}", "t": "x", "p": 2}}"#);
+    assert_eq!(server.call(&b).await, "ack");
+    assert_eq!(next_line(&mut stream).await, line("x", "2"));
     assert_eq!(server.call(&remove_channel(&channel)).await, "ack");
     let ended = format!("InvalidListenerException('{listener}')");
     assert_eq!(rest(&mut stream).await, ended);

@@ -46,6 +46,8 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eric.sock");
         let mut config = Config::default();
+        // In memory: no data directory to share.
+        config.storage.engine = eric_server::StorageEngine::Memory;
         config.http.addr = "127.0.0.1:0".parse().unwrap();
         config.socket.path = Some(path.clone());
         let redis = match engine {

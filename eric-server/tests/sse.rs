@@ -29,6 +29,8 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
 }
 
 struct Running {
+    // The data directory of the default engine (on disk), the test's own.
+    _data: tempfile::TempDir,
     addr: SocketAddr,
     token: CancellationToken,
     task: tokio::task::JoinHandle<eric_server::Result<()>>,
@@ -38,8 +40,10 @@ struct Running {
 
 impl Running {
     async fn start(tune: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.http.addr = "127.0.0.1:0".parse().unwrap();
+        config.storage.data_dir = data.path().to_owned();
         tune(&mut config);
         let server = Server::bind(config).await.unwrap();
         let (addr, metrics, token) = (
@@ -49,6 +53,7 @@ impl Running {
         );
         let task = tokio::spawn(server.run(token.clone()));
         Self {
+            _data: data,
             addr,
             token,
             task,

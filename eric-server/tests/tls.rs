@@ -129,6 +129,7 @@ async fn unusable_files_stop_the_start() {
     let bind = |tune: &dyn Fn(&mut Config)| {
         let mut config = certs.serve_with(Config::default());
         config.http.addr = "127.0.0.1:0".parse().unwrap();
+        config.storage.engine = eric_server::StorageEngine::Memory;
         tune(&mut config);
         Server::bind(config)
     };

@@ -25,6 +25,8 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
 
 async fn start() -> (SocketAddr, CancellationToken) {
     let mut config = Config::default();
+    // In memory: no data directory to share.
+    config.storage.engine = eric_server::StorageEngine::Memory;
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     let server = Server::bind(config).await.unwrap();
     let (addr, token) = (server.http_addr().unwrap(), CancellationToken::new());

@@ -71,7 +71,7 @@ impl Node {
     /// Starts a node on the in-memory engine; `extra` adds `ERIC__...`
     /// settings.
     pub async fn start_memory(extra: &[(&str, &str)]) -> Self {
-        Self::spawn(&[], extra).await
+        Self::spawn(&["--memory"], extra).await
     }
 
     async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {

@@ -1,5 +1,6 @@
-"""Real servers for the tests: `eric serve` processes (in memory, or nodes
-sharing a private `redis-server`), started on free loopback ports and
+"""Real servers for the tests: `eric serve` processes (on the default disk
+engine in a private data directory, or nodes sharing a private
+`redis-server`), started on free loopback ports and
 waited for by reading their logs, never by sleeping."""
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class Node(_Process):
         prefix: str | None = None,
         port: int = 0,
         env: dict[str, str] | None = None,
+        data_dir: str | None = None,
     ) -> None:
         argv = [eric_binary(), "serve", "--http", f"127.0.0.1:{port}", "--log-json"]
         settings = {"RUST_LOG": "info", **(env or {})}
@@ -145,6 +147,12 @@ class Node(_Process):
             argv += ["--redis", redis_url]
             settings["ERIC__REDIS__PREFIX"] = prefix or unique("juice")
             settings["ERIC__REDIS__COMMAND_TIMEOUT_MS"] = "2000"
+        else:
+            # The default engine, on disk: a directory per node (one
+            # process per data directory), kept by a restart.
+            data_dir = data_dir or tempfile.mkdtemp(prefix="eric-data-")
+            argv += ["--data-dir", data_dir]
+        self.data_dir = data_dir
         self.redis_url = redis_url
         self.env = env or {}
         self.settings = settings
@@ -162,6 +170,7 @@ class Node(_Process):
             prefix=self.settings.get("ERIC__REDIS__PREFIX"),
             port=self.port,
             env=self.env,
+            data_dir=self.data_dir,
         )
 
 

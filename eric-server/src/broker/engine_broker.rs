@@ -176,16 +176,21 @@ impl<E: Backend> Operations for EngineBroker<E> {
 
     async fn delete_channel(&self, id: &ChannelId) -> Result<()> {
         let channel = self.channel(id).await?;
-        match self.engine.persistence() {
-            Some(persistence) => persistence.delete(id).await?,
-            None => {
-                for listener in channel.listener_ids().await? {
-                    // Removed concurrently: fine, it is gone either way.
-                    let _ = channel.remove_listener(&listener).await;
-                }
-            }
+        if let Some(persistence) = self.engine.persistence() {
+            persistence.delete(id).await?;
         }
         let _ = self.channels.remove(id);
+        // An engine whose channels live in this process (memory, disk)
+        // removes the listeners here, which ends their streams, once the
+        // channel is gone (a stream that ends asks whether it still
+        // exists); a shared one (Redis) ends them on every node from its
+        // deletion notice.
+        if self.engine.channel_deletions().is_none() {
+            for listener in channel.listener_ids().await? {
+                // Removed concurrently: fine, it is gone either way.
+                let _ = channel.remove_listener(&listener).await;
+            }
+        }
         Ok(())
     }
 
@@ -425,7 +430,7 @@ impl<E: Backend> Operations for EngineBroker<E> {
         self.engine.storage_report()
     }
 
-    fn shutdown(&self) {
-        self.engine.shutdown();
+    async fn shutdown(&self) {
+        self.engine.shutdown().await;
     }
 }

@@ -276,7 +276,7 @@ pub trait Operations: fmt::Debug + Send + Sync + 'static {
     /// Statistics of the storage's connections, if the engine keeps any.
     fn storage_report(&self) -> Option<StorageReport>;
 
-    /// Stops the engine's background work (the Redis subscriber) at
-    /// shutdown.
-    fn shutdown(&self);
+    /// Stops the engine's background work (the Redis subscriber) and makes
+    /// its writes durable (the disk engine) at shutdown.
+    async fn shutdown(&self);
 }

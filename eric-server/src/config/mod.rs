@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eric_core::ChannelSettings;
+use eric_disk::DiskConfig;
+pub use eric_disk::Fsync;
 use eric_redis::RedisConfig;
 use serde::{Deserialize, Serialize};
 
@@ -37,9 +39,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// eric's Unix-socket protocol (off unless a path is set).
     pub socket: SocketConfig,
-    /// The Redis engine; without it, the in-memory engine.
+    /// The Redis engine; without it, `storage` says which engine.
     pub redis: Option<RedisConfig>,
-    /// The in-memory engine (used when `redis` is not set).
+    /// A node without Redis: on disk (the default) or in memory.
+    pub storage: StorageConfig,
+    /// The in-memory working state of a node without Redis (its budget).
     pub memory: MemoryConfig,
     /// Settings of channels created without their own.
     pub channels: ChannelSettings,
@@ -231,6 +235,52 @@ impl SocketConfig {
     }
 }
 
+/// The engine of a node without Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageEngine {
+    /// Channels, listeners, queues, subscriptions and replay windows in
+    /// `storage.data_dir`: a restart loads them back.
+    #[default]
+    Disk,
+    /// In this process only: a restart starts empty.
+    Memory,
+}
+
+/// Where a node without Redis keeps its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `disk` or `memory`.
+    pub engine: StorageEngine,
+    /// The disk engine's data directory (created if missing; one process
+    /// at a time). Relative paths are from the working directory.
+    pub data_dir: PathBuf,
+    /// When an acknowledged write is on disk: `always` (before the
+    /// answer), `everysec` (within a second), `no` (within 30 seconds).
+    pub fsync: Fsync,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            engine: StorageEngine::Disk,
+            data_dir: PathBuf::from("eric-data"),
+            fsync: Fsync::Everysec,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The disk engine's settings.
+    pub fn disk(&self) -> DiskConfig {
+        DiskConfig {
+            data_dir: self.data_dir.clone(),
+            fsync: self.fsync,
+        }
+    }
+}
+
 /// In-memory engine settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -406,6 +456,9 @@ impl Config {
         if let Some(redis) = &self.redis {
             redis.validate().or_else(|e| bad(format!("redis: {e}")))?;
         }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return bad("storage.data_dir must not be empty".into());
+        }
         Ok(())
     }
 
@@ -433,7 +486,7 @@ impl Config {
             "# eric's settings and their defaults. Every key can also be set as an\n\
              # environment variable ERIC__<SECTION>__<KEY> (e.g. ERIC__HTTP__ADDR).\n\n\
              {body}\n\
-             # Uncomment to use Redis (several nodes, persistence) instead of memory:\n\
+             # Uncomment to use Redis (several nodes) instead of [storage]:\n\
              # [redis]\n{commented}"
         )
     }

@@ -42,6 +42,8 @@ impl Running {
     pub async fn start(config: Config, tune: impl FnOnce(&mut Config)) -> Self {
         let mut config = config;
         config.http.addr = "127.0.0.1:0".parse().unwrap();
+        // In memory: no data directory to share.
+        config.storage.engine = eric_server::StorageEngine::Memory;
         tune(&mut config);
         let server = Server::bind(config).await.unwrap();
         let (addr, metrics, tls) = (server.http_addr().unwrap(), server.metrics(), server.tls());
