@@ -33,7 +33,16 @@ function showError(error) {
     askForToken(token() ? "The token was refused." : null);
   }
   const text = error instanceof ApiError ? error.message : `error: ${error.message ?? error}`;
+  const box = $("errors");
+  // A refusal that repeats on every refresh (a token without admin, say)
+  // is shown once, moved to the top.
+  const same = [...box.children].find((item) => item.dataset.text === text);
+  if (same) {
+    box.prepend(same);
+    return;
+  }
   const item = document.createElement("p");
+  item.dataset.text = text;
   item.className = "error";
   item.textContent = text;
   const close = document.createElement("button");
@@ -42,7 +51,6 @@ function showError(error) {
   close.setAttribute("aria-label", `Dismiss: ${text}`);
   close.addEventListener("click", () => item.remove());
   item.append(" ", close);
-  const box = $("errors");
   box.prepend(item);
   while (box.children.length > 5) {
     box.lastElementChild.remove();

@@ -202,13 +202,19 @@ def drive_the_console(driver) -> None:
     assert payload == '{"hello":"from the console"}', cells
     wait(driver, "the dispatch's answer", text_of(driver, "publish-result", "dispatched to"))
 
+    # The channel's own stream (watch), from its button in the list,
+    # pressed with the keyboard; then a broadcast.
+    watch = f'article[data-channel="{channel}"] button[data-key="watch {channel}"]'
+    wait(driver, "the watch button", lambda d: press(d.find_element(By.CSS_SELECTOR, watch)))
+    wait(driver, "the watch to open", text_of(driver, "stream-status", f"Streaming channel {channel}"))
     fill(driver, "publish-listener", "")
     fill(driver, "publish-type", "news")
     fill(driver, "publish-topic", "")
     fill(driver, "publish-payload", "[1, 2, 3]")
     driver.find_element(By.ID, "publish-send").click()
     wait(driver, "the broadcast event", event_row("news", "[1,2,3]"))
-    wait(driver, "the broadcast's answer", text_of(driver, "publish-result", "broadcast to 1 listener"))
+    # The listener and the watch's own.
+    wait(driver, "the broadcast's answer", text_of(driver, "publish-result", "broadcast to 2 listeners"))
 
     # A payload that is no JSON never leaves the page.
     fill(driver, "publish-payload", "{not json")
@@ -219,6 +225,12 @@ def drive_the_console(driver) -> None:
     wait(driver, "the node's figures", lambda d: d.find_element(By.ID, "streams").text.isdigit())
     assert d_text(driver, "health") == "ok"
     assert d_text(driver, "readiness") == "ready"
+
+
+def press(button) -> bool:
+    """Presses `button` from the keyboard: focus, then Enter."""
+    button.send_keys(Keys.ENTER)
+    return True
 
 
 def d_text(driver, element_id: str) -> str:
