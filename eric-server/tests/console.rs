@@ -140,6 +140,8 @@ async fn with_authentication_on_the_console_is_open_and_the_api_is_not() {
         assert_eq!(status, StatusCode::OK, "{uri} without a token");
         assert_console_headers(uri, &headers);
     }
+    let (status, _) = common::headers_of(&app, "HEAD", "/ui/console.js", &[]).await;
+    assert_eq!(status, StatusCode::OK, "HEAD without a token");
     // An unknown file is no longer the console's: like any unknown path,
     // an admin's.
     let (status, _, _) = get(&app, "/ui/console.js/x", &[]).await;

@@ -14,7 +14,9 @@ forms (one submitted with the keyboard), opens the listener's stream in the
 viewer, publishes through the form and waits for the event in the live
 view; it checks that a refused request shows eric's `code: message`, that
 the page made no CSP violation or script error, and that it fits a phone's
-width. With authentication on, the console asks for a token first. The
+width. With authentication on, the console asks for a token first. One
+more test runs the console's SSE reader (chunks cut inside a CRLF and a
+value, eric's notices) and its metrics parser in the page itself. The
 screenshots are CI artefacts: `$ERIC_ARTIFACTS`, else `target/artifacts/`
 (`console.png`, `console-auth.png`, `console-phone.png`).
 
@@ -293,3 +295,80 @@ def test_with_authentication_the_console_asks_for_a_token(browser, jwt_node):
     assert not browser.find_element(By.ID, "token-form").is_displayed()
     browser.save_screenshot(str(artifacts() / "console-auth.png"))
     assert_no_script_errors(browser)
+
+
+#: Run in the page: the console's SSE reader over chunks cut at awkward
+#: places (inside a CRLF, inside a JSON value), and its metrics parser.
+PARSERS = r"""
+const done = arguments[arguments.length - 1];
+(async () => {
+  const { Stream } = await import("/ui/stream.js");
+  const { parse, Sampler } = await import("/ui/metrics.js");
+  const chunks = [
+    "retry: 7000\n: connected\n\nid: 1\r\nevent: greet\r\ntopic: a.b\r\ndata: {\"a\":",
+    "1}\r",
+    "\n\r\nid:2\ndata: x\ndata:y\n\n",
+    "event: eric-gap\ndata: {\"after\":1}\n\n",
+    "event: eric-end\ndata: {\"reason\":\"stopped\"}\n\nid: 9\ndata: after the end\n\n",
+  ];
+  const encoder = new TextEncoder();
+  const body = new ReadableStream({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(encoder.encode(chunk));
+      controller.close();
+    },
+  });
+  const seen = { events: [], notices: [] };
+  // The reader without a connection: the constructor would fetch.
+  const stream = Object.create(Stream.prototype);
+  Object.assign(stream, {
+    lastId: null,
+    retryMs: 1000,
+    handlers: {
+      onEvent: (e) => seen.events.push(e),
+      onNotice: (text) => seen.notices.push(text),
+    },
+  });
+  seen.ended = await stream.read(body);
+  seen.lastId = stream.lastId;
+  seen.retryMs = stream.retryMs;
+  const text = [
+    "# TYPE eric_queue_depth gauge",
+    'eric_queue_depth{channel="a b"} 3',
+    'eric_queue_depth{channel="c}"} 4',
+    "eric_sse_streams 2",
+    "eric_messages_dispatched_total 10",
+    "eric_messages_delivered_total 4",
+    "# EOF",
+  ].join("\n");
+  const sums = parse(text);
+  const sampler = new Sampler();
+  sampler.sample(sums, 1000);
+  const later = parse(text.replace("dispatched_total 10", "dispatched_total 30"));
+  const figures = sampler.sample(later, 3000);
+  seen.metrics = { depth: sums.get("eric_queue_depth"), figures };
+  done(seen);
+})().catch((e) => done({ error: String(e && e.stack || e) }));
+"""
+
+
+def test_the_consoles_parsers_in_the_browser(browser, memory_node):
+    browser.get(f"http://{memory_node.addr}/ui")
+    browser.set_script_timeout(DEADLINE)
+    seen = browser.execute_async_script(PARSERS)
+    assert "error" not in seen, seen.get("error")
+    assert seen["events"] == [
+        {"id": "1", "type": "greet", "topic": "a.b", "data": '{"a":1}'},
+        {"id": "2", "type": "message", "topic": None, "data": "x\ny"},
+    ]
+    assert seen["notices"] == ["messages after 1 were lost (eric-gap)"]
+    assert seen["ended"] == "stopped"
+    # Notices carry no id: the last one is the last message's.
+    assert seen["lastId"] == "2"
+    assert seen["retryMs"] == 7000
+    metrics = seen["metrics"]
+    assert metrics["depth"] == 7
+    figures = metrics["figures"]
+    assert figures["rate"] == 10  # (30 - 10) messages in 2 s
+    assert figures["delivered"] == 0
+    assert figures["streams"] == 2 and figures["depth"] == 7

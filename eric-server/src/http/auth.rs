@@ -105,9 +105,9 @@ pub(super) fn rules() -> impl Iterator<Item = Rule> {
         })
         .chain(RULES.iter().copied())
         .chain(
-            console::TEMPLATES
-                .into_iter()
-                .map(|path| rule("GET", path, Right::Open, false)),
+            console::TEMPLATES.into_iter().flat_map(|path| {
+                ["GET", "HEAD"].map(|method| rule(method, path, Right::Open, false))
+            }),
         )
 }
 

@@ -29,7 +29,8 @@ pub(super) fn routes() -> axum::Router<AppState> {
         .route("/ui/{asset}", get(asset))
 }
 
-/// The route templates of [`routes`], for the rights table (open).
+/// The route templates of [`routes`], for the rights table (open, `GET`
+/// and the `HEAD` axum answers with it).
 pub(super) const TEMPLATES: [&str; 3] = ["/ui", "/ui/", "/ui/{asset}"];
 
 /// What browsers may do with a console answer: load scripts, styles and
