@@ -127,6 +127,14 @@ async fn unknown_files_are_404_in_erics_error_shape() {
 }
 
 #[tokio::test]
+async fn a_name_that_is_no_utf_8_is_refused_in_erics_error_shape() {
+    let (status, _, body) = get(&common::app(), "/ui/%FF.js", &[]).await;
+    assert!(status.is_client_error(), "{status}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(body["error"]["code"].is_string(), "{body}");
+}
+
+#[tokio::test]
 async fn with_authentication_on_the_console_is_open_and_the_api_is_not() {
     let app = common::app_with(HttpConfig {
         admin_tokens: vec![Token::new(ADMIN)],

@@ -12,13 +12,13 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::extract::PathParams;
 use super::state::AppState;
 
 /// The console's routes: the page at `/ui` and `/ui/`, its files below.
@@ -107,7 +107,7 @@ async fn page(headers: HeaderMap) -> Response {
     serve(&PAGE, &headers)
 }
 
-async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn asset(PathParams(name): PathParams<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().find(|asset| asset.name == name) {
         Some(asset) => serve(asset, &headers),
         None => ApiError::new(
