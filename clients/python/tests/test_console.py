@@ -208,7 +208,8 @@ def drive_the_console(driver) -> None:
     # pressed with the keyboard; then a broadcast.
     watch = f'article[data-channel="{channel}"] button[data-key="watch {channel}"]'
     wait(driver, "the watch button", lambda d: press(d.find_element(By.CSS_SELECTOR, watch)))
-    wait(driver, "the watch to open", text_of(driver, "stream-status", f"Streaming channel {channel}"))
+    opened = f"Streaming channel {channel}"
+    wait(driver, "the watch to open", text_of(driver, "stream-status", opened))
     fill(driver, "publish-listener", "")
     fill(driver, "publish-type", "news")
     fill(driver, "publish-topic", "")
@@ -216,7 +217,8 @@ def drive_the_console(driver) -> None:
     driver.find_element(By.ID, "publish-send").click()
     wait(driver, "the broadcast event", event_row("news", "[1,2,3]"))
     # The listener and the watch's own.
-    wait(driver, "the broadcast's answer", text_of(driver, "publish-result", "broadcast to 2 listeners"))
+    answer = "broadcast to 2 listeners"
+    wait(driver, "the broadcast's answer", text_of(driver, "publish-result", answer))
 
     # A payload that is no JSON never leaves the page.
     fill(driver, "publish-payload", "{not json")
