@@ -79,6 +79,10 @@ fn table() -> Vec<Row> {
         row("GET", "/healthz", None, Open),
         row("GET", "/readyz", None, Open),
         row("GET", "/metrics", None, Admin),
+        // The web console's page and files: no data in them.
+        row("GET", "/ui", None, Open),
+        row("GET", "/ui/", None, Open),
+        row("GET", "/ui/console.js", None, Open),
         // eric-api's routes.
         row("GET", "/", None, Admin),
         row("GET", "/channels", None, Admin),

@@ -11,7 +11,8 @@
 //! request's right is checked against what its path names (the channel and
 //! listener of the route's template), so a token for one listener opens
 //! that listener's stream and no other. The handlers learn the caller from
-//! the [`Caller`] extension. `/healthz` and `/readyz` stay open for probes;
+//! the [`Caller`] extension. `/healthz` and `/readyz` stay open for probes,
+//! and the web console's files (`console`) for browsers;
 //! `/metrics`, whose labels name channels, needs admin.
 //!
 //! Where a token comes from: `Authorization: Bearer <token>` (the scheme in
@@ -33,6 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::console;
 use super::error::ApiError;
 pub(super) use super::grant::Right;
 use super::grant::{Action, Grant};
@@ -84,7 +86,9 @@ const fn rule(method: &'static str, path: &'static str, right: Right, ambient: b
 
 /// Who may call what: a row per stream route and method (from
 /// [`StreamRoute::ALL`]: a listener's stream is [`Right::Read`], a
-/// channel's [`Right::Watch`]), then [`RULES`]. Any request no row matches
+/// channel's [`Right::Watch`]), then [`RULES`], then the web console's
+/// pages (open: they hold no data, and the calls they make carry the
+/// user's token). Any request no row matches
 /// (every other route, and paths no route knows: a 404 once allowed) needs
 /// [`Right::Admin`] and a header token. Changing a listener's running
 /// state is not a right of its own: that is admin everywhere; a stream
@@ -100,6 +104,11 @@ pub(super) fn rules() -> impl Iterator<Item = Rule> {
             StreamRoute::METHODS.map(|method| rule(method, route.template(), right, true))
         })
         .chain(RULES.iter().copied())
+        .chain(
+            console::TEMPLATES.into_iter().flat_map(|path| {
+                ["GET", "HEAD"].map(|method| rule(method, path, Right::Open, false))
+            }),
+        )
 }
 
 /// The rows beside the stream routes'. eric-api's write routes name their
@@ -379,6 +388,18 @@ mod tests {
         assert_eq!(needs(&get, "/healthz"), (Right::Open, false, None, None));
         assert_eq!(needs(&get, "/readyz"), (Right::Open, false, None, None));
         assert_eq!(needs(&get, "/metrics"), (Right::Admin, false, None, None));
+        for path in ["/ui", "/ui/", "/ui/console.js", "/ui/nothing"] {
+            assert_eq!(
+                needs(&get, path),
+                (Right::Open, false, None, None),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            needs(&get, "/ui/a/b"),
+            (Right::Admin, false, None, None),
+            "below the console's files"
+        );
         for path in ["/stream/c/l", "/v1/channels/c/listeners/l/events"] {
             for method in [&get, &head] {
                 let want = (Right::Read, true, c.clone(), l.clone());

@@ -19,6 +19,8 @@
 //!   bypass (`serve`) and the rights table (`auth`).
 //! - `sse`: SSE responses (producer task, keep-alive, stall and shutdown).
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
+//! - `console`: the web console at `/ui` (files in `eric-server/console/`,
+//!   compiled in).
 //! - `access`: the access log and per-route request metrics (outermost).
 //! - `error`, `extract`: the one error shape and the extractors that use it.
 //! - `idempotency`: `Idempotency-Key` on writes, `Idempotent-Replayed` answers.
@@ -28,6 +30,7 @@
 mod access;
 mod auth;
 mod compat;
+mod console;
 mod cors;
 mod error;
 mod extract;
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = router
         .merge(v1::routes())
         .merge(stream_routes(compat))
+        .merge(console::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
