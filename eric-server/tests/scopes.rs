@@ -79,6 +79,7 @@ fn table() -> Vec<Row> {
     vec![
         row("GET", "/healthz", None, Open),
         row("GET", "/readyz", None, Open),
+        row("GET", "/v1/openapi.json", None, Open),
         row("GET", "/metrics", None, Admin),
         row("GET", "/v1/channels", None, Admin),
         row("POST", "/v1/channels", Some(r#"{"id": "new"}"#), Admin),

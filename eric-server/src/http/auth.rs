@@ -11,7 +11,8 @@
 //! request's right is checked against what its path names (the channel and
 //! listener of the route's template), so a token for one listener opens
 //! that listener's stream and no other. The handlers learn the caller from
-//! the [`Caller`] extension. `/healthz` and `/readyz` stay open for probes;
+//! the [`Caller`] extension. `/healthz` and `/readyz` stay open for probes, and
+//! `/v1/openapi.json` for clients that read the API's description;
 //! `/metrics`, whose labels name channels, needs admin.
 //!
 //! Where a token comes from: `Authorization: Bearer <token>` (the scheme in
@@ -107,6 +108,7 @@ pub(super) fn rules() -> impl Iterator<Item = Rule> {
 const RULES: &[Rule] = &[
     rule("GET", "/healthz", Right::Open, false),
     rule("GET", "/readyz", Right::Open, false),
+    rule("GET", "/v1/openapi.json", Right::Open, false),
     rule(
         "POST",
         "/v1/channels/{channel}/listeners/{listener}/next",
@@ -378,6 +380,10 @@ mod tests {
         let (c, l) = (Some("c".to_owned()), Some("l".to_owned()));
         assert_eq!(needs(&get, "/healthz"), (Right::Open, false, None, None));
         assert_eq!(needs(&get, "/readyz"), (Right::Open, false, None, None));
+        assert_eq!(
+            needs(&get, "/v1/openapi.json"),
+            (Right::Open, false, None, None)
+        );
         assert_eq!(needs(&get, "/metrics"), (Right::Admin, false, None, None));
         for path in ["/stream/c/l", "/v1/channels/c/listeners/l/events"] {
             for method in [&get, &head] {
