@@ -336,6 +336,15 @@ impl Checker {
             documented.is_object(),
             "{at}: {status} not documented (got {content_type:?})"
         );
+        // eric's own answer headers are documented where they come.
+        for name in ["idempotent-replayed", "retry-after", "www-authenticate"] {
+            if response.headers().contains_key(name) {
+                let listed = documented["headers"]
+                    .as_object()
+                    .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)));
+                assert!(listed, "{at}: {status} sends {name}, not documented");
+            }
+        }
         self.seen
             .entry((call.method.to_owned(), call.template.to_owned()))
             .or_default()

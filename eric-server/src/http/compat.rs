@@ -210,12 +210,12 @@ async fn subscribe(
     ),
     request_body(content = MessageBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Queued", body = Null),
+        (status = 200, description = "Queued", body = Null, headers(("Idempotent-Replayed" = String, description = "`true` when the write was a repeat within the window, answered as the first was"))),
         (status = 400, description = "`invalid_id`, `invalid_message`, `malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
         (status = 404, description = "`channel_not_found`, `listener_not_found`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_query`, `invalid_body`", body = ErrorBody),
-        (status = 429, description = "`queue_full`, `rate_limited`", body = ErrorBody),
+        (status = 429, description = "`queue_full`, `rate_limited`", body = ErrorBody, headers(("Retry-After" = u64, description = "With `rate_limited`: whole seconds to wait"))),
         (status = 504, description = "`outcome_unknown`", body = ErrorBody),
         (status = 507, description = "`storage_full`", body = ErrorBody),
     )
@@ -248,12 +248,12 @@ async fn dispatch(
     ),
     request_body(content = MessageBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Queued", body = Null),
+        (status = 200, description = "Queued", body = Null, headers(("Idempotent-Replayed" = String, description = "`true` when the write was a repeat within the window, answered as the first was"))),
         (status = 400, description = "`invalid_id`, `invalid_message`, `malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
         (status = 404, description = "`channel_not_found`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_query`, `invalid_body`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody, headers(("Retry-After" = u64, description = "With `rate_limited`: whole seconds to wait"))),
         (status = 504, description = "`outcome_unknown`", body = ErrorBody),
         (status = 507, description = "`storage_full`", body = ErrorBody),
     )
@@ -291,7 +291,7 @@ async fn broadcast(
         (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_last_event_id`", body = ErrorBody),
         (status = 404, description = "`channel_not_found`, `listener_not_found`", body = ErrorBody),
         (status = 409, description = "`listener_stopped`: a caller who may not start it", body = ErrorBody),
-        (status = 429, description = "`rate_limited`, `too_many_streams`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `too_many_streams`", body = ErrorBody, headers(("Retry-After" = u64, description = "With `rate_limited`: whole seconds to wait"))),
     )
 )]
 async fn stream(

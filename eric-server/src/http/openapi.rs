@@ -20,6 +20,7 @@ use std::sync::LazyLock;
 
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
@@ -197,12 +198,16 @@ fn complete(method: &Method, template: &str, operation: &mut Operation) {
         template,
         "/healthz" | "/readyz" | "/metrics" | "/v1/openapi.json"
     );
-    let mut add = |status: &str, description: &str| {
+    let mut add = |status: &str, description: &str, header: Option<(&str, &str)>| {
         let responses = &mut operation.responses.responses;
         if responses.contains_key(status) {
             return;
         }
         let mut response = ResponseBuilder::new().description(description);
+        if let Some((name, description)) = header {
+            let header = HeaderBuilder::new().description(Some(description)).build();
+            response = response.header(name, header);
+        }
         if !head {
             response = response.content(
                 "application/json",
@@ -217,29 +222,42 @@ fn complete(method: &Method, template: &str, operation: &mut Operation) {
         add(
             "400",
             "`conflicting_tokens`: the request carries different tokens",
+            None,
         );
         add(
             "401",
             "`unauthorized`: no token, or one that is unknown, expired or badly signed (authentication on)",
+            Some(("WWW-Authenticate", "`Bearer`")),
         );
         add(
             "403",
             "`forbidden`: the token does not grant this (authentication on)",
+            None,
         );
     }
     if has_body {
         add(
             "413",
             "`payload_too_large`: the body is over `http.max_body_bytes`",
+            None,
         );
     }
-    add("414", "`uri_too_long`: the request target is over 8 KiB");
+    add(
+        "414",
+        "`uri_too_long`: the request target is over 8 KiB",
+        None,
+    );
     if broker {
-        add("500", "`internal`: a bug or a corrupt record (logged)");
+        add(
+            "500",
+            "`internal`: a bug or a corrupt record (logged)",
+            None,
+        );
     }
     add(
         "503",
         "`timeout`: no response head within `http.request_timeout_secs`; `storage_unavailable`",
+        None,
     );
 }
 

@@ -433,12 +433,12 @@ async fn stop(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<Status
     ),
     request_body(content = Message, content_type = "application/json"),
     responses(
-        (status = 202, description = "Queued", body = Dispatched),
+        (status = 202, description = "Queued", body = Dispatched, headers(("Idempotent-Replayed" = String, description = "`true` when the write was a repeat within the window, answered as the first was"))),
         (status = 400, description = "`invalid_id`, `invalid_topic`, `invalid_message`, `malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
         (status = 404, description = "`channel_not_found`, `listener_not_found`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not declared JSON", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
-        (status = 429, description = "`queue_full`, `rate_limited` (with `Retry-After`)", body = ErrorBody),
+        (status = 429, description = "`queue_full`, `rate_limited` (with `Retry-After`)", body = ErrorBody, headers(("Retry-After" = u64, description = "With `rate_limited`: whole seconds to wait"))),
         (status = 504, description = "`outcome_unknown`: retry with the same `Idempotency-Key`", body = ErrorBody),
         (status = 507, description = "`storage_full`", body = ErrorBody),
     )
@@ -476,12 +476,12 @@ async fn dispatch(
     ),
     request_body(content = Message, content_type = "application/json"),
     responses(
-        (status = 202, description = "Queued; listeners whose queue was full are named", body = Broadcast),
+        (status = 202, description = "Queued; listeners whose queue was full are named", body = Broadcast, headers(("Idempotent-Replayed" = String, description = "`true` when the write was a repeat within the window, answered as the first was"))),
         (status = 400, description = "`invalid_id`, `invalid_topic`, `invalid_message`, `malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
         (status = 404, description = "`channel_not_found`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not declared JSON", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (with `Retry-After`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `Retry-After`)", body = ErrorBody, headers(("Retry-After" = u64, description = "With `rate_limited`: whole seconds to wait"))),
         (status = 504, description = "`outcome_unknown`: retry with the same `Idempotency-Key`", body = ErrorBody),
         (status = 507, description = "`storage_full`", body = ErrorBody),
     )
@@ -548,7 +548,7 @@ async fn next(State(s): State<AppState>, PathParams(p): Ids) -> ApiResult<Respon
         (status = 404, description = "`channel_not_found`, `listener_not_found`", body = ErrorBody),
         (status = 409, description = "`listener_stopped`: a caller who may not start it", body = ErrorBody),
         (status = 422, description = "`invalid_query`", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (with `Retry-After`), `too_many_streams`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `Retry-After`), `too_many_streams`", body = ErrorBody, headers(("Retry-After" = u64, description = "With `rate_limited`: whole seconds to wait"))),
     )
 )]
 async fn events(
@@ -615,7 +615,7 @@ async fn head_watch(
         (status = 200, description = "The event stream (`docs/HTTP.md`, SSE streams)", content_type = "text/event-stream", body = String),
         (status = 400, description = "`invalid_id`, `invalid_path`, `invalid_topic`, `too_many_subscriptions`", body = ErrorBody),
         (status = 404, description = "`channel_not_found`", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (with `Retry-After`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `Retry-After`)", body = ErrorBody, headers(("Retry-After" = u64, description = "With `rate_limited`: whole seconds to wait"))),
     )
 )]
 async fn watch(
