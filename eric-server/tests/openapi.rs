@@ -269,7 +269,9 @@ impl<'a> Call<'a> {
 }
 
 impl Checker {
-    async fn start() -> (TestServer, Self) {
+    /// A server with tokens, eric-api's routes kept, small limits, and
+    /// what `tune` changes.
+    async fn start(tune: impl FnOnce(&mut HttpConfig)) -> (TestServer, Self) {
         let mut config = config_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         config.http = HttpConfig {
             admin_tokens: vec![Token::new(ADMIN)],
@@ -279,6 +281,7 @@ impl Checker {
             max_streams_per_listener: 1,
             ..config.http
         };
+        tune(&mut config.http);
         let server = TestServer::start(config).await;
         let http = eric_client::http_client_builder(None, false)
             .build()
@@ -412,7 +415,7 @@ const WATCH: &str = "/v1/channels/{channel}/events";
 
 #[tokio::test]
 async fn every_answer_provoked_is_documented_and_fits_its_schema() {
-    let (server, mut c) = Checker::start().await;
+    let (server, mut c) = Checker::start(|_| {}).await;
     operations_and_channels(&mut c).await;
     listeners_and_subscriptions(&mut c).await;
     messages(&mut c).await;
@@ -772,4 +775,34 @@ async fn removals(c: &mut Checker) {
         .await;
     c.check(call("DELETE", CHANNEL).path("/v1/channels/%FF"), 400)
         .await;
+}
+
+/// Rate limits, on a server of their own: one publish and one stream
+/// opening per second for each caller.
+#[tokio::test]
+async fn rate_limited_answers_are_documented_with_their_header() {
+    let (server, mut c) = Checker::start(|http| {
+        (http.publish_per_second, http.publish_burst) = (1, 1);
+        (http.streams_per_second, http.streams_burst) = (1, 1);
+    })
+    .await;
+    c.check(call("POST", "/v1/channels").body(r#"{"id": "c"}"#), 201)
+        .await;
+    c.check(call("POST", LISTENERS).body(r#"{"id": "l"}"#), 201)
+        .await;
+    let message = r#"{"type": "t", "payload": 1}"#;
+    c.check(call("POST", BROADCAST).body(message), 202).await;
+    c.check(call("POST", BROADCAST).body(message), 429).await;
+    c.check(call("POST", DISPATCH).body(message), 429).await;
+    let broadcast = call("POST", "/broadcast").path("/broadcast?channel_id=c");
+    c.check(broadcast.body(message), 429).await;
+    let (_, open) = c.check(call("GET", WATCH), 200).await;
+    c.check(call("GET", EVENTS), 429).await;
+    c.check(
+        call("GET", "/stream/{channel}/{listener}").path("/stream/c/l"),
+        429,
+    )
+    .await;
+    drop(open);
+    server.stop().await;
 }
