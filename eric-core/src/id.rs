@@ -269,8 +269,8 @@ macro_rules! define_id {
         text_schema!(
             $name,
             concat!(
-                "A ", $kind, ": 1 to 128 bytes of printable ASCII (`!` to `~`), ",
-                "not `.` or `..`."
+                "An id (", $kind, "): 1 to 128 bytes of printable ASCII ",
+                "(`!` to `~`), not `.` or `..`."
             ),
             MAX_ID_LEN,
             "^[!-~]+$"

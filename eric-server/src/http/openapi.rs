@@ -8,13 +8,13 @@
 //! feature). What the layers around the handlers add is filled in here,
 //! from the same sources the layers use ([`Layers`]): who may call an
 //! operation comes from the rights table (`auth::needs`), so the security
-//! of each operation is the table's; and the answers any request may get
-//! (401/403 with authentication on, 413, 414, 500, 503) are added where
-//! they apply.
+//! of each operation is the table's; and the answers the layers give (400
+//! `conflicting_tokens`, 401 and 403 with authentication on, 413, 414,
+//! 500, 503) are added where they apply.
 //!
-//! `tests/openapi.rs` holds the document to the router (every route is in
-//! it, and nothing else) and every documented answer it can provoke to
-//! its schema.
+//! `tests/openapi.rs` holds the document to the router (every route and
+//! method is in it, and nothing else) and to a running server: each
+//! answer it provokes has a documented status, headers and body schema.
 
 use std::sync::LazyLock;
 
