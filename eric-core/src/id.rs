@@ -230,9 +230,51 @@ pub(crate) fn validate_line(kind: &'static str, value: &str, max: usize) -> Resu
     Err(IdError { kind, reason })
 }
 
+/// The OpenAPI schema of a validated text (feature `openapi`): a string
+/// with the bounds its constructor checks, so a client's validator refuses
+/// what the server would. Lengths in a schema count characters, not bytes:
+/// for ids (ASCII) they are the same; for line texts the byte bound, told
+/// in the description, is the stricter one.
+#[cfg(feature = "openapi")]
+macro_rules! text_schema {
+    ($name:ident, $description:expr, $max:expr, $pattern:expr) => {
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($description))
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .pattern(Some($pattern))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+#[cfg(feature = "openapi")]
+pub(crate) use text_schema;
+
+/// The pattern of a text that travels as a line ([`validate_line`]): no
+/// CR, LF or NUL.
+#[cfg(feature = "openapi")]
+pub(crate) const LINE_PATTERN: &str = r"^[^\r\n\x00]+$";
+
 macro_rules! define_id {
     ($(#[$meta:meta])* $name:ident, $kind:literal) => {
         define_text!($(#[$meta])* $name, $kind, validate);
+
+        #[cfg(feature = "openapi")]
+        text_schema!(
+            $name,
+            concat!(
+                "An id (", $kind, "): 1 to 128 bytes of printable ASCII ",
+                "(`!` to `~`), not `.` or `..`."
+            ),
+            MAX_ID_LEN,
+            "^[!-~]+$"
+        );
 
         impl $name {
             /// A fresh random id (a UUIDv4 string, as the reference makes).

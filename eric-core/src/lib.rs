@@ -65,6 +65,9 @@
 //! - [`observe`]: the [`Observer`] metrics hook.
 //! - `testing` (feature `testing`): the behaviour and persistence suites
 //!   every engine runs, and the topic-matching table.
+//! - Feature `openapi`: `utoipa` schemas of the types the HTTP API sends
+//!   and takes (ids and texts with their bounds, messages, settings,
+//!   subscriptions), for eric-server's OpenAPI document.
 //!
 //! Modules import each other without a cycle: those below `channel`
 //! (`settings`, `adapter`, `queue`, `engine`, `sse`) never import it.

@@ -80,18 +80,42 @@ define_text!(
     validate_type
 );
 
+#[cfg(feature = "openapi")]
+crate::id::text_schema!(
+    MessageType,
+    "A message type, the SSE `event` name: 1 to 256 bytes of UTF-8, no CR, LF or NUL.",
+    MAX_MESSAGE_TYPE_LEN,
+    crate::id::LINE_PATTERN
+);
+
+/// What a [`Message`] holds, and its JSON shape (the OpenAPI schema
+/// `Message` is derived from it).
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        as = Message,
+        description = "A message. Other keys are ignored; `sender_id`, `id` and `topic` are left out when not set."
+    )
+)]
 struct Contents {
     #[serde(rename = "type")]
     msg_type: MessageType,
+    /// Any JSON value, stored and sent back as written; `null` when left out.
     #[serde(default = "null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     payload: Box<RawValue>,
+    /// Who sent it (a listener of the channel), when its publisher said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sender_id: Option<ListenerId>,
+    /// Its unique id, when its publisher gave one; without an
+    /// `Idempotency-Key`, it names the write for retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<MessageId>,
-    /// Last, and left out when none, so every message stored before topics
-    /// existed keeps its exact bytes (and its byte count).
+    /// What it is about, when its publisher said.
+    // Last, and left out when none, so every message stored before topics
+    // existed keeps its exact bytes (and its byte count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     topic: Option<Topic>,
     /// The length of this serialised (see [`Message::stored_size`]), set
@@ -334,6 +358,26 @@ impl PartialEq for Message {
             && a.id == b.id
             && a.topic == b.topic
             && a.payload.get() == b.payload.get()
+    }
+}
+
+/// The schema of [`Contents`], whose JSON a message is.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Message {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <Contents as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Message {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Contents as utoipa::ToSchema>::schemas(schemas);
     }
 }
 

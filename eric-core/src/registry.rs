@@ -17,8 +17,9 @@ use crate::message::Message;
 use crate::queue::{Delivery, Queue};
 use crate::subscription::{SubscriptionChange, Subscriptions};
 
-/// What a broadcast did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a broadcast did; its JSON is the answer to an HTTP broadcast.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Broadcast {
     /// Listeners whose queue took the message.
     pub delivered: usize,

@@ -34,6 +34,7 @@ pub const MAX_STREAM_DELAY: Duration = Duration::from_secs(3600);
 /// dictionary where it has them (`stream_delay_seconds`,
 /// `retry_timeout_milliseconds`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelSettings {
     /// Least time between two messages of one stream, counted from the last
@@ -43,16 +44,22 @@ pub struct ChannelSettings {
         serialize_with = "ser_secs",
         deserialize_with = "de_secs"
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = f64, minimum = 0, maximum = 3600, default = 0.0)
+    )]
     pub stream_delay: Duration,
     /// The SSE `retry` hint sent to clients, in milliseconds.
     #[serde(rename = "retry_timeout_milliseconds")]
     pub retry_ms: u64,
     /// Most messages a listener's queue holds; pushes beyond fail.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub queue_capacity: usize,
     /// Most bytes a listener's queued messages may add up to (each counted
     /// as its stored JSON: type, payload, ids); a push beyond fails like a
     /// push beyond `queue_capacity`. Settings persisted before it existed
     /// load with the default.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub queue_max_bytes: usize,
     /// How many handed-out messages per listener stay recoverable for resumes.
     pub replay_window: usize,
@@ -63,9 +70,19 @@ pub struct ChannelSettings {
         serialize_with = "ser_secs",
         deserialize_with = "de_secs"
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            value_type = f64,
+            minimum = 0,
+            maximum = 86400,
+            default = default_idempotency_window_secs
+        )
+    )]
     pub idempotency_window: Duration,
     /// Most subscriptions one listener may hold; a change beyond fails
     /// whole. Settings persisted before it existed load with the default.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub max_subscriptions: usize,
 }
 
@@ -120,6 +137,12 @@ impl ChannelSettings {
             replay_window: self.replay_window,
         }
     }
+}
+
+/// [`DEFAULT_IDEMPOTENCY_WINDOW`] as the JSON writes it, for the schema.
+#[cfg(feature = "openapi")]
+fn default_idempotency_window_secs() -> f64 {
+    DEFAULT_IDEMPOTENCY_WINDOW.as_secs_f64()
 }
 
 fn ser_secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {

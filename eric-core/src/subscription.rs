@@ -37,6 +37,13 @@ use crate::topic::TopicFilter;
 /// assert!(sub.matches(&reading.with_topic("lab.fridge".parse::<Topic>().unwrap())));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        description = "A message type, optionally narrowed by a topic filter; `topic` left out: any topic, and none."
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
     /// The type a message must have (equal, no wildcard).
@@ -136,6 +143,39 @@ impl Subscriptions {
 impl FromIterator<Subscription> for Subscriptions {
     fn from_iter<I: IntoIterator<Item = Subscription>>(iter: I) -> Self {
         Self::new(iter)
+    }
+}
+
+/// An array of [`Subscription`]s, as it serialises.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Subscriptions {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ArrayBuilder, Ref};
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name(
+                <Subscription as utoipa::ToSchema>::name(),
+            ))
+            .description(Some(
+                "A set of subscriptions, in the order first added (none: every broadcast).",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Subscriptions {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::{PartialSchema, ToSchema};
+        schemas.push((
+            <Subscription as ToSchema>::name().into(),
+            <Subscription as PartialSchema>::schema(),
+        ));
+        <Subscription as ToSchema>::schemas(schemas);
     }
 }
 

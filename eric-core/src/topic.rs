@@ -98,6 +98,22 @@ define_text!(
     validate
 );
 
+#[cfg(feature = "openapi")]
+crate::id::text_schema!(
+    Topic,
+    "What a message is about: `.`-separated segments, general first; 1 to 256 bytes of UTF-8, no CR, LF or NUL.",
+    MAX_TOPIC_LEN,
+    crate::id::LINE_PATTERN
+);
+
+#[cfg(feature = "openapi")]
+crate::id::text_schema!(
+    TopicFilter,
+    "Selects a topic and every topic below it (`a.b` matches `a.b` and `a.b.c`, not `a.bb`); validated like a topic.",
+    MAX_TOPIC_LEN,
+    crate::id::LINE_PATTERN
+);
+
 impl TopicFilter {
     /// Whether `topic` is this filter's topic or lies below it. A message
     /// without a topic matches no filter.

@@ -78,6 +78,7 @@ fn table() -> Vec<Row> {
     vec![
         row("GET", "/healthz", None, Open),
         row("GET", "/readyz", None, Open),
+        row("GET", "/v1/openapi.json", None, Open),
         row("GET", "/metrics", None, Admin),
         // The web console's page and files: no data in them.
         row("GET", "/ui", None, Open),

@@ -79,6 +79,7 @@ fn table() -> Vec<Row> {
     vec![
         row("GET", "/healthz", None, Open),
         row("GET", "/readyz", None, Open),
+        row("GET", "/v1/openapi.json", None, Open),
         row("GET", "/metrics", None, Admin),
         row("GET", "/ui", None, Open),
         row("GET", "/ui/", None, Open),

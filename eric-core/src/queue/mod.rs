@@ -51,6 +51,7 @@ pub struct QueueLimits {
 
 /// A message as it leaves a queue: with the sequence number the queue gave it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     /// Position in the listener's queue, from 1, strictly increasing; the SSE `id`.
     pub seq: u64,

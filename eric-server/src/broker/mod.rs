@@ -50,7 +50,7 @@ use crate::backend::{Backend, NotReady, StorageReport};
 pub const RESERVED_TYPE_PREFIX: &str = "eric-";
 
 /// A listener as shown to clients.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ListenerInfo {
     /// Its id.
     pub id: ListenerId,
@@ -61,7 +61,7 @@ pub struct ListenerInfo {
 }
 
 /// A channel as shown to clients.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChannelInfo {
     /// Its id.
     pub id: ChannelId,

@@ -12,7 +12,8 @@
 //! listener of the route's template), so a token for one listener opens
 //! that listener's stream and no other. The handlers learn the caller from
 //! the [`Caller`] extension. `/healthz` and `/readyz` stay open for probes,
-//! and the web console's files (`console`) for browsers;
+//! the web console's files (`console`) for browsers, and
+//! `/v1/openapi.json` for clients that read the API's description;
 //! `/metrics`, whose labels name channels, needs admin.
 //!
 //! Where a token comes from: `Authorization: Bearer <token>` (the scheme in
@@ -116,6 +117,7 @@ pub(super) fn rules() -> impl Iterator<Item = Rule> {
 const RULES: &[Rule] = &[
     rule("GET", "/healthz", Right::Open, false),
     rule("GET", "/readyz", Right::Open, false),
+    rule("GET", "/v1/openapi.json", Right::Open, false),
     rule(
         "POST",
         "/v1/channels/{channel}/listeners/{listener}/next",
@@ -387,6 +389,10 @@ mod tests {
         let (c, l) = (Some("c".to_owned()), Some("l".to_owned()));
         assert_eq!(needs(&get, "/healthz"), (Right::Open, false, None, None));
         assert_eq!(needs(&get, "/readyz"), (Right::Open, false, None, None));
+        assert_eq!(
+            needs(&get, "/v1/openapi.json"),
+            (Right::Open, false, None, None)
+        );
         assert_eq!(needs(&get, "/metrics"), (Right::Admin, false, None, None));
         for path in ["/ui", "/ui/", "/ui/console.js", "/ui/nothing"] {
             assert_eq!(

@@ -8,7 +8,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eric_core::{Error, NoMessagesReason, topic};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An HTTP error answer.
 #[derive(Debug)]
@@ -108,16 +109,45 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The body of every error answer.
+// Borrowed from the `ApiError` it is written from; `Error` in the OpenAPI
+// document.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(super) struct ErrorShape<'a> {
+    error: ErrorDetail<'a>,
+}
+
+/// [`ErrorShape`] as the OpenAPI annotations name it.
+pub(super) type ErrorBody = ErrorShape<'static>;
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorDetail<'a> {
+    /// Stable, for programs to branch on (`docs/HTTP.md`, Errors).
+    #[schema(example = "channel_not_found")]
+    code: &'a str,
+    /// For people; may change between versions.
+    #[schema(example = "no channel with id c9")]
+    message: &'a str,
+}
+
 impl ApiError {
-    fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code, "message": self.message}})
+    fn body(&self) -> ErrorShape<'_> {
+        ErrorShape {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        }
     }
 
     /// The whole HTTP/1.1 answer as bytes, closing the connection: for the
     /// connection layer, which must answer a request hyper refused before
     /// any handler ran (`serve::refusals`).
     pub(crate) fn to_http1_bytes(&self) -> Vec<u8> {
-        let body = self.body().to_string();
+        // Strings only: serialising cannot fail.
+        let body = serde_json::to_string(&self.body()).unwrap_or_default();
         let reason = self.status.canonical_reason().unwrap_or("");
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let mut out = format!(
@@ -133,8 +163,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = self.body();
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 

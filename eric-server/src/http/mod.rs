@@ -21,6 +21,8 @@
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`.
 //! - `console`: the web console at `/ui` (files in `eric-server/console/`,
 //!   compiled in).
+//! - `openapi`: the OpenAPI 3.1 document of all of the above, generated
+//!   from the handlers' annotations and types, at `/v1/openapi.json`.
 //! - `access`: the access log and per-route request metrics (outermost).
 //! - `error`, `extract`: the one error shape and the extractors that use it.
 //! - `idempotency`: `Idempotency-Key` on writes, `Idempotent-Replayed` answers.
@@ -38,6 +40,7 @@ mod grant;
 mod idempotency;
 mod jwt;
 mod limits;
+mod openapi;
 mod ops;
 pub(crate) mod routes;
 mod sse;
@@ -79,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))

@@ -11,13 +11,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::{MethodRouter, get};
 use eric_core::{
-    MessageType, Subscription, SubscriptionChange, Subscriptions, TopicFilter,
-    settings::MAX_SUBSCRIPTIONS_LIMIT,
+    ChannelId, ListenerId, MessageType, Subscription, SubscriptionChange, Subscriptions,
+    TopicFilter, settings::MAX_SUBSCRIPTIONS_LIMIT,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonBody, PathParams, listener_path};
 use super::state::AppState;
 
@@ -30,21 +30,33 @@ pub(super) struct SubscriptionBody {
     topic: Option<String>,
 }
 
-/// `PUT .../subscriptions`.
-#[derive(Debug, Deserialize)]
+/// `PUT .../subscriptions`: the whole set (`[]`: every broadcast again).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Replace {
+    #[schema(value_type = Vec<Subscription>)]
     subscriptions: Vec<SubscriptionBody>,
 }
 
-/// `PATCH .../subscriptions`.
-#[derive(Debug, Deserialize)]
+/// `PATCH .../subscriptions`: removals, then additions, in one step.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Edit {
+    /// Added (present ones are no error).
     #[serde(default)]
+    #[schema(value_type = Vec<Subscription>)]
     add: Vec<SubscriptionBody>,
+    /// Removed (absent ones are no error).
     #[serde(default)]
+    #[schema(value_type = Vec<Subscription>)]
     remove: Vec<SubscriptionBody>,
+}
+
+/// The set a listener holds, in the order first added (empty: every
+/// broadcast).
+#[derive(Debug, Serialize, ToSchema)]
+struct SubscriptionSet {
+    subscriptions: Subscriptions,
 }
 
 fn validated(body: SubscriptionBody) -> ApiResult<Subscription> {
@@ -93,8 +105,8 @@ pub(super) fn from_query(query: Option<&str>) -> ApiResult<Subscriptions> {
     Ok(validated_list(list)?.into_iter().collect())
 }
 
-fn answer(set: &Subscriptions) -> Json<Value> {
-    Json(json!({ "subscriptions": set }))
+fn answer(set: Subscriptions) -> Json<SubscriptionSet> {
+    Json(SubscriptionSet { subscriptions: set })
 }
 
 type Ids = PathParams<(String, String)>;
@@ -104,18 +116,53 @@ pub(super) fn route() -> MethodRouter<AppState> {
     get(read).put(replace).patch(edit)
 }
 
-/// `GET .../listeners/{l}/subscriptions`.
-async fn read(State(s): State<AppState>, PathParams(path): Ids) -> ApiResult<Json<Value>> {
+/// A listener's subscriptions.
+#[utoipa::path(
+    get,
+    path = "/v1/channels/{channel}/listeners/{listener}/subscriptions",
+    tag = "subscriptions",
+    params(
+        ("channel" = ChannelId, Path, description = "The channel's id"),
+        ("listener" = ListenerId, Path, description = "The listener's id"),
+    ),
+    responses(
+        (status = 200, description = "The set held", body = SubscriptionSet),
+        (status = 400, description = "`invalid_id`, `invalid_path`", body = ErrorBody),
+        (status = 404, description = "`channel_not_found`, `listener_not_found`", body = ErrorBody),
+    )
+)]
+async fn read(
+    State(s): State<AppState>,
+    PathParams(path): Ids,
+) -> ApiResult<Json<SubscriptionSet>> {
     let (channel, listener) = listener_path(path)?;
-    Ok(answer(&s.broker.subscriptions(&channel, &listener).await?))
+    Ok(answer(s.broker.subscriptions(&channel, &listener).await?))
 }
 
-/// `PUT .../listeners/{l}/subscriptions`.
+/// Replaces a listener's subscriptions, atomically.
+#[utoipa::path(
+    put,
+    path = "/v1/channels/{channel}/listeners/{listener}/subscriptions",
+    tag = "subscriptions",
+    params(
+        ("channel" = ChannelId, Path, description = "The channel's id"),
+        ("listener" = ListenerId, Path, description = "The listener's id"),
+    ),
+    request_body(content = Replace, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The set now held", body = SubscriptionSet),
+        (status = 400, description = "`invalid_id`, `invalid_topic`, `too_many_subscriptions`, `malformed_json`", body = ErrorBody),
+        (status = 404, description = "`channel_not_found`, `listener_not_found`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not declared JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 504, description = "`outcome_unknown`", body = ErrorBody),
+    )
+)]
 async fn replace(
     State(s): State<AppState>,
     PathParams(path): Ids,
     JsonBody(body): JsonBody<Replace>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubscriptionSet>> {
     let (channel, listener) = listener_path(path)?;
     let set = validated_list(body.subscriptions)?.into_iter().collect();
     let change = SubscriptionChange::Replace(set);
@@ -123,15 +170,33 @@ async fn replace(
         .broker
         .change_subscriptions(&channel, &listener, change)
         .await?;
-    Ok(answer(&now))
+    Ok(answer(now))
 }
 
-/// `PATCH .../listeners/{l}/subscriptions`.
+/// Edits a listener's subscriptions: removals, then additions, atomically.
+#[utoipa::path(
+    patch,
+    path = "/v1/channels/{channel}/listeners/{listener}/subscriptions",
+    tag = "subscriptions",
+    params(
+        ("channel" = ChannelId, Path, description = "The channel's id"),
+        ("listener" = ListenerId, Path, description = "The listener's id"),
+    ),
+    request_body(content = Edit, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The set now held", body = SubscriptionSet),
+        (status = 400, description = "`invalid_id`, `invalid_topic`, `too_many_subscriptions`, `malformed_json`", body = ErrorBody),
+        (status = 404, description = "`channel_not_found`, `listener_not_found`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not declared JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 504, description = "`outcome_unknown`", body = ErrorBody),
+    )
+)]
 async fn edit(
     State(s): State<AppState>,
     PathParams(path): Ids,
     JsonBody(body): JsonBody<Edit>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubscriptionSet>> {
     let (channel, listener) = listener_path(path)?;
     let count = body.add.len() + body.remove.len();
     if count > MAX_SUBSCRIPTIONS_LIMIT {
@@ -145,7 +210,7 @@ async fn edit(
         .broker
         .change_subscriptions(&channel, &listener, change)
         .await?;
-    Ok(answer(&now))
+    Ok(answer(now))
 }
 
 #[cfg(test)]
