@@ -29,7 +29,7 @@ pub(super) struct Readiness {
     #[schema(
         value_type = Option<String>,
         example = "redis unavailable",
-        pattern = "^(redis unavailable|redis subscriber disconnected|shutting down)$"
+        pattern = "^(redis unavailable|redis subscriber disconnected|disk writes failed|shutting down)$"
     )]
     reason: Option<&'static str>,
 }
@@ -61,7 +61,8 @@ pub(super) struct ReadyQuery {
 ///
 /// It can when storage answers and (Redis) the subscriber that wakes
 /// streams is connected. 503 with a fixed reason otherwise (`redis
-/// unavailable`, `redis subscriber disconnected`), and while shutting down
+/// unavailable`, `redis subscriber disconnected`, `disk writes failed`:
+/// the disk engine stopped writing after an error), and while shutting down
 /// (`shutting down`), so load balancers stop sending new clients first.
 #[utoipa::path(
     get,
