@@ -25,8 +25,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 COPY --from=build /usr/local/bin/eric /usr/local/bin/eric
+# The disk engine's data directory (the default without Redis), writable
+# by the user eric runs as; a volume, so it outlives the container.
+RUN mkdir /data && chown 10001:10001 /data
 USER 10001:10001
 ENV ERIC__HTTP__ADDR=0.0.0.0:8080
+ENV ERIC__STORAGE__DATA_DIR=/data
+VOLUME /data
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s CMD ["eric", "--url", "http://127.0.0.1:8080", "health"]
 ENTRYPOINT ["eric"]

@@ -31,13 +31,17 @@ build_eric() {
   fi
   local ctx=$work/eric
   add_binary "$ctx/rootfs" "$bin" /usr/local/bin/eric
-  mkdir -p "$ctx/rootfs/tmp" "$ctx/rootfs/etc"
+  mkdir -p "$ctx/rootfs/tmp" "$ctx/rootfs/etc" "$ctx/data"
   echo 'eric:x:10001:10001::/tmp:/usr/local/bin/eric' > "$ctx/rootfs/etc/passwd"
   cat > "$ctx/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY rootfs/ /
+# The disk engine's data directory (without Redis), the user's own.
+COPY --chown=10001:10001 data/ /data/
 USER 10001:10001
 ENV ERIC__HTTP__ADDR=0.0.0.0:8080
+ENV ERIC__STORAGE__DATA_DIR=/data
+VOLUME /data
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/eric"]
 CMD ["serve"]

@@ -44,6 +44,8 @@ struct Progress {
     committed: u64,
     /// The first failure; nothing is written after it.
     failed: Option<Arc<str>>,
+    /// The writer ended (closed): nothing recorded later is written.
+    ended: bool,
 }
 
 #[derive(Debug, Default)]
@@ -55,7 +57,8 @@ struct Pending {
     loaded: HashMap<(ChannelId, ListenerId), Loaded>,
     /// Stop after the next commit.
     closing: bool,
-    /// A write failed: nothing more is buffered (waiters get the failure).
+    /// A write failed, or the writer ended: nothing more is buffered
+    /// (waiters get the failure, or are told the file is closed).
     failed: bool,
 }
 
@@ -161,11 +164,13 @@ impl Writer {
         let mut progress = self.shared.progress.subscribe();
         Box::pin(async move {
             let reached = progress
-                .wait_for(|p| p.committed >= target || p.failed.is_some())
+                .wait_for(|p| p.committed >= target || p.failed.is_some() || p.ended)
                 .await;
             match reached {
                 Ok(p) if p.committed >= target => Ok(()),
-                Ok(p) => Err(stopped(p.failed.as_deref().unwrap_or("unknown"))),
+                Ok(p) => Err(stopped(
+                    p.failed.as_deref().unwrap_or("the data file was closed (shutdown)"),
+                )),
                 // The thread is gone and dropped its sender: it ended
                 // without committing this.
                 Err(_) => Err(stopped("the writer ended")),
@@ -216,6 +221,17 @@ impl Journal for Writer {
 /// The thread: commit what is buffered, as it comes; under `everysec` and
 /// `no`, sync at most [`Fsync::delay`] after the first unsynced commit.
 fn run(store: &Store, fsync: Fsync, shared: &Shared) {
+    write_until_closed(store, fsync, shared);
+    // Whatever is recorded from now on is never written: its waiters must
+    // hear so rather than wait for ever.
+    let mut pending = shared.pending();
+    pending.failed = true;
+    pending.ops.clear();
+    drop(pending);
+    shared.progress.send_modify(|p| p.ended = true);
+}
+
+fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
     let durability = match fsync {
         Fsync::Always => Durability::Immediate,
         Fsync::Everysec | Fsync::No => Durability::None,

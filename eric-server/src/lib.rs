@@ -142,6 +142,7 @@ impl Server {
             }
             None => {
                 let disk = self.config.storage.disk();
+                let opening = std::time::Instant::now();
                 // Opening reads and checks the whole file.
                 let engine = tokio::task::spawn_blocking(move || DiskEngine::open(disk, memory))
                     .await
@@ -151,6 +152,7 @@ impl Server {
                 tracing::info!(
                     file = %engine.data_file().display(),
                     fsync = %engine.config().fsync,
+                    elapsed_ms = opening.elapsed().as_millis(),
                     "data file open"
                 );
                 Broker::new(engine, defaults)
@@ -171,9 +173,14 @@ impl Server {
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Result<()> {
+        let restoring = std::time::Instant::now();
         match broker.restore().await {
             Ok(0) => {}
-            Ok(restored) => tracing::info!(restored, "channels restored"),
+            Ok(restored) => tracing::info!(
+                restored,
+                elapsed_ms = restoring.elapsed().as_millis(),
+                "channels restored"
+            ),
             // The node still starts: channels load lazily once storage answers.
             Err(error) => tracing::warn!(%error, "restoring channels failed"),
         }

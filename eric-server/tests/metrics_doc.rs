@@ -16,6 +16,7 @@ use eric_server::test_support::{TestServer, config_on};
 
 const DOC: &str = include_str!("../../docs/OPERATIONS.md");
 const REDIS_ONLY: &str = "Redis engine only";
+const DISK_ONLY: &str = "Disk engine only";
 const LINUX_ONLY: &str = "Linux only";
 
 /// A row of the table.
@@ -24,7 +25,16 @@ struct Documented {
     kind: String,
     labels: BTreeSet<String>,
     redis_only: bool,
+    disk_only: bool,
     linux_only: bool,
+}
+
+/// The engine a server under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Memory,
+    Redis,
+    Disk,
 }
 
 /// The rows of the table under `## Metrics`, by metric name.
@@ -50,6 +60,7 @@ fn documented() -> BTreeMap<String, Documented> {
             kind: kind.to_owned(),
             labels,
             redis_only: meaning.starts_with(REDIS_ONLY),
+            disk_only: meaning.starts_with(DISK_ONLY),
             linux_only: meaning.starts_with(LINUX_ONLY),
         };
         let name = name.trim_matches('`').to_owned();
@@ -144,7 +155,7 @@ async fn scrape_after_traffic(addr: SocketAddr) -> String {
 
 /// Every family `text` exposes is documented with its type and labels;
 /// every documented one meant for this engine is exposed.
-fn check(text: &str, redis: bool) {
+fn check(text: &str, engine: Engine) {
     let documented = documented();
     let exposed = exposed(text);
     for (name, family) in &exposed {
@@ -160,7 +171,9 @@ fn check(text: &str, redis: bool) {
         );
     }
     for (name, row) in &documented {
-        let expected = (redis || !row.redis_only) && (cfg!(target_os = "linux") || !row.linux_only);
+        let expected = (engine == Engine::Redis || !row.redis_only)
+            && (engine == Engine::Disk || !row.disk_only)
+            && (cfg!(target_os = "linux") || !row.linux_only);
         assert_eq!(
             exposed.contains_key(name),
             expected,
@@ -186,7 +199,7 @@ fn check(text: &str, redis: bool) {
 async fn the_table_is_what_the_memory_engine_exposes() {
     let server = TestServer::memory().await;
     let text = scrape_after_traffic(server.addr()).await;
-    check(&text, false);
+    check(&text, Engine::Memory);
     server.stop().await;
 }
 
@@ -197,7 +210,19 @@ async fn the_table_is_what_the_redis_engine_exposes() {
     config.redis = Some(redis.config());
     let server = TestServer::start(config).await;
     let text = scrape_after_traffic(server.addr()).await;
-    check(&text, true);
+    check(&text, Engine::Redis);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_table_is_what_the_disk_engine_exposes() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config_on(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.storage.engine = eric_server::StorageEngine::Disk;
+    config.storage.data_dir = data.path().to_owned();
+    let server = TestServer::start(config).await;
+    let text = scrape_after_traffic(server.addr()).await;
+    check(&text, Engine::Disk);
     server.stop().await;
 }
 
