@@ -1,0 +1,466 @@
+//! The disk engine against real crashes: `eric serve --data-dir` processes
+//! killed with SIGKILL in the middle of a burst, stopped and restarted, a
+//! data file damaged between runs, two processes on one directory.
+//!
+//! Every test has a data directory of its own. Nothing sleeps: each wait is
+//! a deadline on a real signal (acknowledgements counted, a log line, a
+//! process exiting). Where a kill lands is left to chance, so every
+//! assertion holds wherever it lands.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use eric_tests::client::reqwest_builder;
+use eric_tests::{Events, Http, Node, within};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// Producers writing at once in the burst; the first half dispatch to
+/// listener `a`, the second half broadcast to the channel.
+const PRODUCERS: u64 = 16;
+/// Most writes one producer makes; the kill comes long before.
+const PER_PRODUCER: u64 = 2_000;
+/// Acknowledged writes before the kill.
+const KILL_AFTER: u64 = 400;
+
+/// What one producer of the burst did.
+#[derive(Debug)]
+struct Sent {
+    /// The sequence number each acknowledged write answered, in order
+    /// (write `n` is `acked[n]`): `Some` for a dispatch whose answer was
+    /// read whole, `None` for a broadcast (it answers no sequence number).
+    acked: Vec<Option<u64>>,
+    /// A write got no answer (the server died under it): it may be stored
+    /// or not, but at most once.
+    in_flight: bool,
+}
+
+/// One message a pull handed out: its sequence number and payload.
+type Pulled = (u64, Value);
+
+/// Whether producer `p` dispatches (else it broadcasts).
+fn dispatches(p: u64) -> bool {
+    p < PRODUCERS / 2
+}
+
+/// Writes numbered messages (`{"p": p, "n": n}`) until `PER_PRODUCER` or
+/// the server dies; counts each acknowledgement in `acked`.
+async fn produce(url: String, p: u64, acked: watch::Sender<u64>) -> Sent {
+    let client = reqwest_builder().build().unwrap();
+    let mut sent = Sent {
+        acked: Vec::new(),
+        in_flight: false,
+    };
+    for n in 0..PER_PRODUCER {
+        let kind = if dispatches(p) { "d" } else { "b" };
+        let body = json!({"type": kind, "payload": {"p": p, "n": n}});
+        let response = match client.post(&url).json(&body).send().await {
+            Ok(response) => response,
+            Err(_) => {
+                sent.in_flight = true;
+                break;
+            }
+        };
+        // A process killed with SIGKILL answers nothing: any status came
+        // from a live server, and only success is expected of it.
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        // The head is the acknowledgement; the body may be cut by the kill.
+        let answer: Option<Value> = response.json().await.ok();
+        sent.acked.push(answer.and_then(|a| a["seq"].as_u64()));
+        acked.send_modify(|count| *count += 1);
+    }
+    sent
+}
+
+/// Starts `listener` and pulls (`next`) until its queue is empty.
+async fn drain(http: &Http, node: &Node, channel: &str, listener: &str) -> Vec<Pulled> {
+    let base = format!("/v1/channels/{channel}/listeners/{listener}");
+    let (status, body) = http
+        .post(&node.url(&format!("{base}/start")), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "start: {body}");
+    let mut pulled = Vec::new();
+    loop {
+        let (status, body) = http
+            .post(&node.url(&format!("{base}/next")), json!({}))
+            .await;
+        match status {
+            StatusCode::NO_CONTENT => return pulled,
+            StatusCode::OK => {
+                let seq = body["seq"].as_u64().expect("a sequence number");
+                pulled.push((seq, body["message"]["payload"].clone()));
+            }
+            other => panic!("next on {listener}: {other} {body}"),
+        }
+    }
+}
+
+/// Checks what `listener` held after the crash against what `producers`
+/// sent it: every acknowledged write exactly once, with the sequence
+/// number its answer gave; at most the one write in flight besides; each
+/// producer's writes in the order it made them. Returns the highest
+/// sequence number seen (pulled or answered).
+fn check(listener: &str, pulled: &[Pulled], sent: &[Sent], reaches: impl Fn(u64) -> bool) -> u64 {
+    assert!(
+        pulled.windows(2).all(|w| w[0].0 < w[1].0),
+        "{listener}: sequence numbers not increasing"
+    );
+    let mut by_producer: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    for (seq, payload) in pulled {
+        let p = payload["p"].as_u64().expect("a producer");
+        let n = payload["n"].as_u64().expect("a number");
+        assert!(reaches(p), "{listener} holds {payload} of producer {p}");
+        by_producer.entry(p).or_default().push((n, *seq));
+    }
+    let mut highest = pulled.last().map_or(0, |(seq, _)| *seq);
+    for (p, sent) in (0..).zip(sent).filter(|(p, _)| reaches(*p)) {
+        let held = by_producer.remove(&p).unwrap_or_default();
+        let numbers: Vec<u64> = held.iter().map(|(n, _)| *n).collect();
+        let acked = sent.acked.len();
+        // In order, none twice, none skipped: 0, 1, 2, ...
+        assert!(
+            numbers.iter().copied().eq(0..numbers.len() as u64),
+            "{listener}, producer {p}: held {numbers:?}"
+        );
+        let extra = usize::from(sent.in_flight);
+        assert!(
+            (acked..=acked + extra).contains(&numbers.len()),
+            "{listener}, producer {p}: {acked} acknowledged (one more in flight: {}), {} held",
+            sent.in_flight,
+            numbers.len()
+        );
+        for (n, answered) in sent.acked.iter().enumerate() {
+            if let Some(answered) = answered {
+                assert_eq!(
+                    held[n].1, *answered,
+                    "{listener}, producer {p}, write {n}: stored under another seq"
+                );
+                highest = highest.max(*answered);
+            }
+        }
+    }
+    highest
+}
+
+/// 16 producers dispatch to `a` and broadcast to the channel (`a` and `b`)
+/// under `--fsync always`; the server is SIGKILLed once some hundreds are
+/// acknowledged, with writes in flight. After a restart on the same
+/// directory both listeners hold every acknowledged write exactly once, in
+/// each producer's order, and sequence numbers go on above every one seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_in_a_burst_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = Http::new();
+    let node = Node::start_disk(dir.path(), "always").await;
+    http.create_channel(&node, "burst", json!({})).await;
+    http.subscribe(&node, "burst", "a").await;
+    http.subscribe(&node, "burst", "b").await;
+
+    let (acked, mut count) = watch::channel(0u64);
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let url = if dispatches(p) {
+                node.url("/v1/channels/burst/listeners/a/messages")
+            } else {
+                node.url("/v1/channels/burst/messages")
+            };
+            tokio::spawn(produce(url, p, acked.clone()))
+        })
+        .collect();
+    within("acknowledged writes", count.wait_for(|n| *n >= KILL_AFTER))
+        .await
+        .unwrap();
+    node.kill().await;
+    let mut sent = Vec::new();
+    for producer in producers {
+        sent.push(within("a producer to stop", producer).await.unwrap());
+    }
+
+    let node = Node::start_disk(dir.path(), "always").await;
+    let pulled_a = drain(&http, &node, "burst", "a").await;
+    let pulled_b = drain(&http, &node, "burst", "b").await;
+    let highest_a = check("a", &pulled_a, &sent, |_| true);
+    let highest_b = check("b", &pulled_b, &sent, |p| !dispatches(p));
+
+    let after = http.dispatch(&node, "burst", "a", json!("after")).await;
+    assert!(
+        after > highest_a,
+        "seq {after} after the crash, {highest_a} before"
+    );
+    http.broadcast(&node, "burst", json!("after")).await;
+    let pulled = drain(&http, &node, "burst", "b").await;
+    assert_eq!(pulled.len(), 1, "{pulled:?}");
+    assert!(
+        pulled[0].0 > highest_b,
+        "seq {} after, {highest_b} before",
+        pulled[0].0
+    );
+}
+
+/// How a test ends the first server.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Term,
+    Kill,
+}
+
+async fn stop(node: Node, how: Stop) {
+    match how {
+        Stop::Term => node.terminate().await,
+        Stop::Kill => node.kill().await,
+    }
+}
+
+/// The listeners of `channel`: id → running.
+async fn listeners(http: &Http, node: &Node, channel: &str) -> BTreeMap<String, bool> {
+    let (status, body) = http
+        .get(&node.url(&format!("/v1/channels/{channel}/listeners")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = body.as_array().expect("a list");
+    list.iter()
+        .map(|l| (l["id"].as_str().unwrap().to_owned(), l["running"] == true))
+        .collect()
+}
+
+async fn subscriptions(http: &Http, node: &Node, listener: &str) -> Value {
+    let url = format!("/v1/channels/c/listeners/{listener}/subscriptions");
+    let (status, body) = http.get(&node.url(&url)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["subscriptions"].clone()
+}
+
+/// Reads messages `from..` of those `ids` numbers (message `n`'s payload
+/// is `n`), each with its id.
+async fn expect_messages(events: &mut Events, ids: &[u64], from: usize) {
+    for (n, id) in ids.iter().enumerate().skip(from) {
+        let event = events.next().await.expect("an event");
+        assert_eq!((event.id, event.data), (*id, json!(n)));
+    }
+}
+
+/// Replay window of the channel in [`window_and_listeners_survive`]:
+/// small, so messages leave it and a resume from before it is a gap.
+const WINDOW: u64 = 3;
+
+/// A stream takes five messages (the window keeps the last three); after
+/// a restart, a stream resuming after the second gets the last three
+/// again, with their ids, and then a new one; after a second restart, one
+/// resuming after the first learns of the gap and gets the three the
+/// window then holds. Listeners keep their subscriptions and running
+/// state; the channel's watch listener (temporary) is gone.
+async fn window_and_listeners_survive(how: Stop) {
+    let dir = tempfile::tempdir().unwrap();
+    let http = Http::new();
+    let node = Node::start_disk(dir.path(), "always").await;
+    http.create_channel(&node, "c", json!({"replay_window": WINDOW}))
+        .await;
+    let add = node.url("/v1/channels/c/listeners");
+    http.ok(
+        &add,
+        json!({"id": "l", "subscriptions": [{"type": "keep"}]}),
+    )
+    .await;
+    let news = json!([{"type": "news", "topic": "a.b"}]);
+    http.ok(&add, json!({"id": "s", "subscriptions": news}))
+        .await;
+    http.subscribe(&node, "c", "r").await;
+    let (status, _) = http
+        .post(&node.url("/v1/channels/c/listeners/r/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let client = reqwest_builder().build().unwrap();
+    let answer = client
+        .patch(node.url("/v1/channels/c/listeners/l/subscriptions"))
+        .json(&json!({"add": [{"type": "more"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+
+    let watch = within(
+        "the watch to open",
+        client.get(node.url("/v1/channels/c/events")).send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(watch.status(), StatusCode::OK);
+    assert_eq!(
+        listeners(&http, &node, "c").await.len(),
+        4,
+        "l, s, r and the watch's"
+    );
+
+    let mut events = http.events(&node, "c", "l", None).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        http.dispatch(&node, "c", "l", json!(n)).await;
+        let event = events.next().await.expect("an event");
+        assert_eq!(event.data, json!(n));
+        ids.push(event.id);
+    }
+    stop(node, how).await;
+    drop((events, watch));
+
+    let node = Node::start_disk(dir.path(), "always").await;
+    let expected =
+        [("l", true), ("r", true), ("s", false)].map(|(id, running)| (id.to_owned(), running));
+    assert_eq!(listeners(&http, &node, "c").await, BTreeMap::from(expected));
+    assert_eq!(
+        subscriptions(&http, &node, "l").await,
+        json!([{"type": "keep"}, {"type": "more"}])
+    );
+    assert_eq!(subscriptions(&http, &node, "s").await, news);
+
+    let mut events = http.events(&node, "c", "l", Some(ids[1])).await;
+    expect_messages(&mut events, &ids, 2).await;
+    let seq = http.dispatch(&node, "c", "l", json!(5)).await;
+    assert!(seq > ids[4], "seq {seq} after a restart, {} before", ids[4]);
+    let event = events.next().await.expect("an event");
+    assert_eq!((event.id, event.data), (seq, json!(5)));
+    ids.push(seq);
+    stop(node, how).await;
+    drop(events);
+
+    // The window now holds the last three taken (the rewind and the new
+    // message went through the file too); the first resume's is gone.
+    let node = Node::start_disk(dir.path(), "always").await;
+    let mut events = http.events(&node, "c", "l", Some(ids[0])).await;
+    let gap = events.next().await.expect("an event");
+    assert_eq!(
+        (gap.event.as_str(), gap.data),
+        ("eric-gap", json!({"after": ids[0]}))
+    );
+    expect_messages(&mut events, &ids, 3).await;
+    node.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_and_listeners_survive_a_clean_restart() {
+    window_and_listeners_survive(Stop::Term).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_and_listeners_survive_sigkill() {
+    window_and_listeners_survive(Stop::Kill).await;
+}
+
+/// A data directory with a channel and a few hundred stored messages,
+/// its server stopped; the data file's path.
+async fn filled(dir: &Path) -> std::path::PathBuf {
+    let http = Http::new();
+    let node = Node::start_disk(dir, "always").await;
+    http.create_channel(&node, "c", json!({})).await;
+    http.subscribe(&node, "c", "l").await;
+    for n in 0..300 {
+        // A marker to find the record by in the file, padded to 1 KiB.
+        let pad = format!("{}{}", needle(n), "x".repeat(1024));
+        http.dispatch(&node, "c", "l", json!({"n": n, "pad": pad}))
+            .await;
+    }
+    node.terminate().await;
+    dir.join("eric.redb")
+}
+
+/// The marker of stored message `n`.
+fn needle(n: u32) -> String {
+    format!("needle{n:04}")
+}
+
+/// `eric serve` on `dir` exits non-zero, naming `file` and what is wrong
+/// with it, and leaves it byte for byte as it was.
+async fn refused_and_untouched(dir: &Path, file: &Path, says: &str) {
+    let before = std::fs::read(file).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    let (status, stderr) = Node::refused(&["--data-dir", dir_arg, "--fsync", "always"]).await;
+    assert!(!status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains(file.to_str().unwrap()) && stderr.contains(says),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read(file).unwrap() == before,
+        "the data file was changed"
+    );
+}
+
+/// Bytes overwritten in the middle of the file: refused as corrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwritten_data_file_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = filled(dir.path()).await;
+    let mut bytes = std::fs::read(&file).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[len / 3..2 * len / 3] {
+        *b ^= 0xA5;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    refused_and_untouched(dir.path(), &file, "corrupted").await;
+}
+
+/// One stored message altered in place, still valid JSON of the same
+/// length (what no decoding would catch): refused as corrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_altered_record_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = filled(dir.path()).await;
+    let mut bytes = std::fs::read(&file).unwrap();
+    let (from, to) = (needle(150), needle(9999));
+    // Every copy, so the live one among the pages copy-on-write left.
+    let found: Vec<usize> = bytes
+        .windows(from.len())
+        .enumerate()
+        .filter(|(_, w)| *w == from.as_bytes())
+        .map(|(at, _)| at)
+        .collect();
+    assert!(!found.is_empty(), "message 150 is not in the file");
+    for at in found {
+        bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    refused_and_untouched(dir.path(), &file, "corrupted").await;
+}
+
+/// A torn file (its second half gone): refused, named, not cut further.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_data_file_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = filled(dir.path()).await;
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    refused_and_untouched(dir.path(), &file, "corrupted").await;
+}
+
+/// A second process on a directory in use exits naming it; the first
+/// goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_a_directory_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = Http::new();
+    let node = Node::start_disk(dir.path(), "always").await;
+    http.create_channel(&node, "c", json!({})).await;
+
+    let dir_arg = dir.path().to_str().unwrap();
+    let (status, stderr) = Node::refused(&["--data-dir", dir_arg]).await;
+    assert!(!status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains(dir_arg) && stderr.contains("in use"),
+        "{stderr}"
+    );
+
+    let (status, body) = http.get(&node.url("/v1/channels/c")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    node.terminate().await;
+}
