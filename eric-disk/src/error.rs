@@ -45,7 +45,8 @@ pub enum Error {
     /// eric, or the disk lost writes it had confirmed.
     #[error(
         "data file {path} is corrupted ({detail}); it was left as it is: \
-         restore it from a backup (`eric export`), or move it away to start empty"
+         restore the data directory from a copy taken while eric was stopped, \
+         or move the file away to start empty"
     )]
     Corrupted {
         /// The file.

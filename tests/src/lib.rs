@@ -2,7 +2,9 @@
 //!
 //! Support for the integration tests in `tests/tests/`: they start one real
 //! Redis and several `eric serve` processes (the built binary) on loopback
-//! ports, and drive them only through the public HTTP API and SSE.
+//! ports, and drive them only through the public HTTP API and SSE. The
+//! disk engine's tests (`disk.rs`, `disk_files.rs`) need no Redis: each
+//! runs its processes on a data directory of its own.
 //!
 //! ## Layout
 //!

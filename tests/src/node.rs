@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -74,20 +74,29 @@ impl Node {
         Self::spawn(&["--memory"], extra).await
     }
 
+    /// Starts a node on the disk engine in `dir` with fsync policy `fsync`
+    /// (`always`, `everysec`, `no`).
+    pub async fn start_disk(dir: &Path, fsync: &str) -> Self {
+        let dir = dir.to_str().expect("a UTF-8 data directory");
+        Self::spawn(&["--data-dir", dir, "--fsync", fsync], &[]).await
+    }
+
+    /// Runs `eric serve ARGS` expecting it to refuse to start: its exit
+    /// status and everything it wrote to stderr, once it exited.
+    ///
+    /// # Panics
+    ///
+    /// When it has not exited within the deadline (it serves instead).
+    pub async fn refused(args: &[&str]) -> (ExitStatus, String) {
+        let output = within("eric serve to exit", serve(args, &[]).output())
+            .await
+            .expect("eric serve runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status, stderr)
+    }
+
     async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(eric_binary());
-        command
-            .args(["serve", "--http", "127.0.0.1:0", "--log-json"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("eric serve starts");
+        let mut child = serve(args, env).spawn().expect("eric serve starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(VecDeque::new()));
         let (ready, addr) = oneshot::channel();
@@ -175,6 +184,24 @@ impl Drop for Node {
         }
         let _ = self.child.start_kill();
     }
+}
+
+/// `eric serve` on a free loopback port, logging JSON at `info` to a piped
+/// stderr, with `args` and the `env` settings; killed when dropped.
+fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(eric_binary());
+    command
+        .args(["serve", "--http", "127.0.0.1:0", "--log-json"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
 }
 
 fn dump(log: &Mutex<VecDeque<String>>) -> String {
