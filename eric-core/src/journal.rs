@@ -141,4 +141,37 @@ pub trait Journal: Send + Sync + fmt::Debug + 'static {
     /// Resolves once every change recorded so far is settled, or with the
     /// error that kept it from being written.
     fn settled(&self) -> Settled;
+
+    /// Opens a group: changes recorded until the matching
+    /// [`Journal::end_group`] are written together or not at all (a
+    /// broadcast's copies, one per listener). Groups are short and never
+    /// span an `.await`; the default keeps no groups.
+    fn begin_group(&self) {}
+
+    /// Closes the group [`Journal::begin_group`] opened.
+    fn end_group(&self) {}
+}
+
+/// A [`Journal`] group, closed when dropped (so on every path out).
+#[derive(Debug)]
+pub struct Group<'a> {
+    journal: Option<&'a dyn Journal>,
+}
+
+impl<'a> Group<'a> {
+    /// Opens a group on `journal`, if there is one.
+    pub fn open(journal: Option<&'a dyn Journal>) -> Self {
+        if let Some(journal) = journal {
+            journal.begin_group();
+        }
+        Self { journal }
+    }
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        if let Some(journal) = self.journal {
+            journal.end_group();
+        }
+    }
 }

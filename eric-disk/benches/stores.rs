@@ -32,7 +32,9 @@ fn redb_append(db: &Database, from: u64, count: u64) {
         {
             let mut table = txn.open_table(TABLE).unwrap();
             for seq in start..start + BATCH {
-                table.insert(("channel", "listener", seq), PAYLOAD.as_slice()).unwrap();
+                table
+                    .insert(("channel", "listener", seq), PAYLOAD.as_slice())
+                    .unwrap();
             }
         }
         txn.commit().unwrap();

@@ -6,6 +6,8 @@
 //! `cargo run --release -p eric-disk --example fill -- DIR [CHANNELS LISTENERS MESSAGES]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// A benchmark tool: its figures are its output.
+#![allow(clippy::print_stdout)]
 
 use std::time::Instant;
 
@@ -16,7 +18,9 @@ use eric_disk::{DiskConfig, DiskEngine, Fsync};
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.first().expect("usage: fill DIR [CHANNELS LISTENERS MESSAGES]");
+    let dir = args
+        .first()
+        .expect("usage: fill DIR [CHANNELS LISTENERS MESSAGES]");
     let number = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().unwrap());
     let (channels, listeners, messages) = (number(1, 1_000), number(2, 10), number(3, 100));
     let config = DiskConfig {
@@ -39,12 +43,15 @@ async fn main() {
             .unwrap();
         let channel: Channel<DiskEngine, RawAdapter> =
             Channel::new(&engine, Some(id), settings).unwrap();
-        let mut writes = Vec::new();
+        let mut ids = Vec::with_capacity(listeners);
         for _ in 0..listeners {
-            let listener = channel.add_listener().await.unwrap();
+            ids.push(channel.add_listener().await.unwrap().id().clone());
+        }
+        let mut writes = Vec::new();
+        for id in &ids {
             for _ in 0..messages {
                 let message = Message::try_new("fill", payload.clone()).unwrap();
-                writes.push(channel.dispatch(listener.id(), message));
+                writes.push(channel.dispatch(id, message));
             }
         }
         // Concurrent, so they share commits, as many producers would.

@@ -55,6 +55,12 @@ struct Pending {
     recorded: u64,
     /// Queues just loaded from the file, whose restore writes nothing.
     loaded: HashMap<(ChannelId, ListenerId), Loaded>,
+    /// Groups open (see [`Journal::begin_group`]).
+    groups: usize,
+    /// How many of `ops`, from the front, end outside any group: the
+    /// thread takes those, so a group is never split between commits, and
+    /// groups that keep overlapping cannot hold back what came before them.
+    complete: usize,
     /// Stop after the next commit.
     closing: bool,
     /// A write failed, or the writer ended: nothing more is buffered
@@ -77,6 +83,44 @@ struct Shared {
     wake: Condvar,
     progress: watch::Sender<Progress>,
     counters: Counters,
+}
+
+impl Pending {
+    /// Appends `op`; `false` (dropped) once writes have stopped.
+    fn push(&mut self, op: Op) -> bool {
+        if self.failed {
+            return false;
+        }
+        self.ops.push(op);
+        self.recorded += 1;
+        if self.groups == 0 {
+            self.complete = self.ops.len();
+        }
+        true
+    }
+
+    fn begin_group(&mut self) {
+        self.groups += 1;
+    }
+
+    /// Closes a group; `true` when none is open any more.
+    fn end_group(&mut self) -> bool {
+        self.groups = self.groups.saturating_sub(1);
+        if self.groups == 0 {
+            self.complete = self.ops.len();
+        }
+        self.groups == 0
+    }
+
+    /// The ops that end outside any group, and the count of ops recorded
+    /// up to the last of them. What follows belongs to a group still being
+    /// recorded (under the engine's locks, without awaiting): the next
+    /// batch.
+    fn take_complete(&mut self) -> (Vec<Op>, u64) {
+        let complete = std::mem::take(&mut self.complete);
+        let ops: Vec<Op> = self.ops.drain(..complete).collect();
+        (ops, self.recorded - self.ops.len() as u64)
+    }
 }
 
 impl Shared {
@@ -118,14 +162,10 @@ impl Writer {
 
     /// Appends `op` after everything recorded before it.
     pub(crate) fn push(&self, op: Op) {
-        let mut pending = self.shared.pending();
-        if pending.failed {
-            return;
+        let pushed = self.shared.pending().push(op);
+        if pushed {
+            self.shared.wake.notify_one();
         }
-        pending.ops.push(op);
-        pending.recorded += 1;
-        drop(pending);
-        self.shared.wake.notify_one();
     }
 
     /// Marks queues as just loaded from the file: restoring them writes
@@ -169,7 +209,9 @@ impl Writer {
             match reached {
                 Ok(p) if p.committed >= target => Ok(()),
                 Ok(p) => Err(stopped(
-                    p.failed.as_deref().unwrap_or("the data file was closed (shutdown)"),
+                    p.failed
+                        .as_deref()
+                        .unwrap_or("the data file was closed (shutdown)"),
                 )),
                 // The thread is gone and dropped its sender: it ended
                 // without committing this.
@@ -216,6 +258,17 @@ impl Journal for Writer {
         let target = self.shared.pending().recorded;
         self.settled_at(target)
     }
+
+    fn begin_group(&self) {
+        self.shared.pending().begin_group();
+    }
+
+    fn end_group(&self) {
+        let idle = self.shared.pending().end_group();
+        if idle {
+            self.shared.wake.notify_one();
+        }
+    }
 }
 
 /// The thread: commit what is buffered, as it comes; under `everysec` and
@@ -227,6 +280,7 @@ fn run(store: &Store, fsync: Fsync, shared: &Shared) {
     let mut pending = shared.pending();
     pending.failed = true;
     pending.ops.clear();
+    pending.complete = 0;
     drop(pending);
     shared.progress.send_modify(|p| p.ended = true);
 }
@@ -240,7 +294,7 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
     let mut sync_due: Option<Instant> = None;
     loop {
         let mut pending = shared.pending();
-        while pending.ops.is_empty() && !pending.closing {
+        while pending.complete == 0 && !pending.closing {
             match sync_due {
                 None => pending = shared.wake.wait(pending).unwrap_or_else(|p| p.into_inner()),
                 Some(due) => {
@@ -256,8 +310,7 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
                 }
             }
         }
-        let ops = std::mem::take(&mut pending.ops);
-        let upto = pending.recorded;
+        let (ops, upto) = pending.take_complete();
         let closing = pending.closing;
         drop(pending);
 
@@ -295,6 +348,7 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
                 let mut pending = shared.pending();
                 pending.failed = true;
                 pending.ops.clear();
+                pending.complete = 0;
                 drop(pending);
                 shared.progress.send_modify(|p| p.failed = Some(reason));
                 return;
@@ -303,5 +357,48 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
         if closing {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(n: u64) -> Op {
+        Op::DeleteChannel(format!("c{n}").parse().unwrap_or_else(|_| unreachable!()))
+    }
+
+    fn ids(ops: &[Op]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                Op::DeleteChannel(c) => c.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// A group is taken whole or not at all, and what others record
+    /// meanwhile waits for it; what came before it is not held back.
+    #[test]
+    fn a_batch_never_splits_a_group() {
+        let mut pending = Pending::default();
+        assert!(pending.push(op(1)));
+        pending.begin_group();
+        pending.push(op(2));
+        pending.push(op(3)); // another writer, during the group
+        let (ops, upto) = pending.take_complete();
+        assert_eq!((ids(&ops), upto), (vec!["c1".to_owned()], 1));
+        pending.begin_group(); // a second group overlapping the first
+        pending.push(op(4));
+        assert!(!pending.end_group());
+        assert_eq!(pending.take_complete().0.len(), 0, "one group still open");
+        assert!(pending.end_group());
+        let (ops, upto) = pending.take_complete();
+        assert_eq!(
+            (ids(&ops), upto),
+            (vec!["c2".to_owned(), "c3".to_owned(), "c4".to_owned()], 4)
+        );
+        pending.failed = true;
+        assert!(!pending.push(op(5)), "nothing is kept once writes stopped");
     }
 }

@@ -13,7 +13,7 @@ use super::idempotency_log::{IdempotencyLog, Recorded};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
 use crate::idempotency::Applied;
-use crate::journal::{Change, Journal};
+use crate::journal::{Change, Group, Journal};
 use crate::listener::Listener;
 use crate::member::{Member, MemberFactory};
 use crate::message::Message;
@@ -436,6 +436,9 @@ impl InMemoryRegistry {
         members: impl Iterator<Item = (&'a ListenerId, &'a Member<InMemoryQueue>)>,
     ) -> Result<Broadcast> {
         let mut outcome = Broadcast::default();
+        // Every listener's copy reaches the journal's storage in one write:
+        // a crash keeps the broadcast for all of them or for none.
+        let _group = Group::open(self.inner.journal.as_deref());
         let size = stored_size(message);
         // The budget is charged for every queue before any push, so a
         // broadcast the node cannot hold is refused whole (as a Redis
