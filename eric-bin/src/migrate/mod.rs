@@ -1,0 +1,190 @@
+//! `eric export` and `eric import`: a broker's state as JSON lines, to move
+//! it between engines (a data directory, a Redis) or keep it as a backup.
+//! `docs/OPERATIONS.md` ("Export and import") describes the format.
+//!
+//! Both open the store itself, not a server: a data directory offline (its
+//! lock refuses a running server's), a Redis through the engine's own
+//! repositories (shared, so nodes may run; see the docs for what a
+//! running node changes meanwhile).
+//!
+//! ## Layout
+//!
+//! - `format`: the lines' serde types and their records.
+//! - `lines`: reading lines with a bound on their length.
+//! - `export`: store → lines.
+//! - `import`: lines → store, everything checked before the store is
+//!   opened.
+//! - this file: [`Store`], the engine a command reads or writes.
+
+mod export;
+mod format;
+mod import;
+mod lines;
+
+use std::path::PathBuf;
+
+use eric_core::MemoryEngine;
+use eric_disk::{DiskConfig, DiskEngine};
+use eric_redis::{RedisConfig, RedisEngine};
+
+use crate::error::{Error, Result};
+
+pub(crate) use import::ImportOptions;
+pub(crate) use lines::DEFAULT_MAX_LINE_BYTES;
+
+/// `eric export`: `source` to `output` (stdout when `None`). A file is
+/// written beside itself first and renamed once complete, so a failed
+/// export never leaves a truncated file under the name asked for.
+pub(crate) async fn run_export(source: Source, output: Option<PathBuf>) -> Result<()> {
+    let store = Store::open(source, false).await?;
+    let exported = match &output {
+        None => {
+            let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+            export::export(&store, &mut out, "stdout").await
+        }
+        Some(path) => export_to_file(&store, path).await,
+    };
+    store.close().await?;
+    let done = exported?;
+    report(&format!(
+        "exported {} channels, {} listeners, {} queued messages",
+        done.channels, done.listeners, done.messages
+    ));
+    Ok(())
+}
+
+async fn export_to_file(store: &Store, path: &std::path::Path) -> Result<export::Exported> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let to = path.display().to_string();
+    let write_error = |source| Error::Write {
+        to: to.clone(),
+        source,
+    };
+    let file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(write_error)?;
+    let mut out = tokio::io::BufWriter::new(file);
+    let written = async {
+        let done = export::export(store, &mut out, &to).await?;
+        out.get_mut().sync_all().await.map_err(write_error)?;
+        tokio::fs::rename(&partial, path)
+            .await
+            .map_err(write_error)?;
+        Ok(done)
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    written
+}
+
+/// `eric import`: `input` (stdin when `None`) into `target`.
+pub(crate) async fn run_import(
+    target: Source,
+    input: Option<PathBuf>,
+    options: ImportOptions,
+) -> Result<()> {
+    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &input {
+        None => Box::new(tokio::io::stdin()),
+        Some(path) => {
+            Box::new(
+                tokio::fs::File::open(path)
+                    .await
+                    .map_err(|source| Error::Read {
+                        from: path.display().to_string(),
+                        source,
+                    })?,
+            )
+        }
+    };
+    let channels =
+        import::read_all(tokio::io::BufReader::new(reader), options.max_line_bytes).await?;
+    let store = Store::open(target, true).await?;
+    let imported = import::import(&store, channels, options).await;
+    store.close().await?;
+    let done = imported?;
+    report(&format!(
+        "imported {} channels, {} listeners, {} queued messages",
+        done.channels, done.listeners, done.messages
+    ));
+    Ok(())
+}
+
+/// One line on stderr: stdout may be the export itself.
+fn report(line: &str) {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("eric: {line}");
+    }
+}
+
+/// Which store a command reads or writes.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// A data directory (the disk engine's).
+    Disk(PathBuf),
+    /// A Redis, with the key prefix of its eric data.
+    Redis { url: String, prefix: Option<String> },
+}
+
+/// An opened store.
+pub(crate) enum Store {
+    Disk(DiskEngine),
+    Redis(RedisEngine),
+}
+
+impl Store {
+    /// Opens `source`. A data directory must exist (`create`: or is made)
+    /// and be free: a running server holds its lock.
+    pub(crate) async fn open(source: Source, create: bool) -> Result<Self> {
+        match source {
+            Source::Disk(dir) => {
+                let config = DiskConfig::new(&dir);
+                if !create && !config.data_file().is_file() {
+                    return Err(Error::NoData { dir });
+                }
+                let opened = tokio::task::spawn_blocking(move || {
+                    DiskEngine::open(config, MemoryEngine::new())
+                })
+                .await
+                .map_err(|e| Error::storage("opening the data directory", e))?;
+                match opened {
+                    Ok(engine) => Ok(Self::Disk(engine)),
+                    Err(source @ eric_disk::Error::Locked { .. }) => Err(Error::DirectoryInUse {
+                        dir,
+                        source: Box::new(source),
+                    }),
+                    Err(source) => Err(Error::Disk(Box::new(source))),
+                }
+            }
+            Source::Redis { url, prefix } => {
+                let mut config = RedisConfig::with_url(url);
+                if let Some(prefix) = prefix {
+                    config = config.with_prefix(prefix);
+                }
+                let engine = RedisEngine::connect(config)?;
+                engine.check_server().await?;
+                Ok(Self::Redis(engine))
+            }
+        }
+    }
+
+    /// Writes what is buffered and lets go of the store (a data directory's
+    /// file is synced and its lock released).
+    pub(crate) async fn close(self) -> Result<()> {
+        match self {
+            // Every write awaited its commit already (and failed there if
+            // it did); this syncs the file and releases the lock.
+            Self::Disk(engine) => tokio::task::spawn_blocking(move || engine.close())
+                .await
+                .map_err(|e| Error::storage("closing the data directory", e)),
+            Self::Redis(engine) => {
+                engine.shutdown();
+                Ok(())
+            }
+        }
+    }
+}
