@@ -117,9 +117,9 @@ struct StoreArgs {
 /// Options of a Redis store (outside the group: they go with --redis).
 #[derive(Debug, clap::Args)]
 struct RedisPrefixArg {
-    /// The key prefix of eric's data in that Redis [default: eric; config
-    /// redis.prefix].
-    #[arg(long, value_name = "PREFIX", requires = "redis")]
+    /// With --redis: the key prefix of eric's data in that Redis
+    /// [default: eric].
+    #[arg(long, value_name = "PREFIX")]
     redis_prefix: Option<String>,
 }
 
@@ -153,23 +153,27 @@ struct ImportArgs {
 }
 
 impl StoreArgs {
+    /// The store named. clap's group requires exactly one of them; a prefix
+    /// without Redis is refused here, as clap would (a `requires` across
+    /// flattened structs is not checked).
     fn source(self, prefix: RedisPrefixArg) -> crate::migrate::Source {
-        match (self.data_dir, self.redis) {
-            (Some(dir), _) => crate::migrate::Source::Disk(dir),
-            (None, Some(url)) => crate::migrate::Source::Redis {
-                url,
-                prefix: prefix.redis_prefix,
-            },
-            // clap's group requires one of them; said as clap would.
-            (None, None) => {
-                use clap::CommandFactory as _;
-                Cli::command()
-                    .error(
-                        clap::error::ErrorKind::MissingRequiredArgument,
-                        "one of --data-dir or --redis is required",
-                    )
-                    .exit()
-            }
+        use clap::CommandFactory as _;
+        use clap::error::ErrorKind;
+        match (self.data_dir, self.redis, prefix.redis_prefix) {
+            (Some(dir), None, None) => crate::migrate::Source::Disk(dir),
+            (None, Some(url), prefix) => crate::migrate::Source::Redis { url, prefix },
+            (_, _, Some(_)) => Cli::command()
+                .error(
+                    ErrorKind::ArgumentConflict,
+                    "--redis-prefix goes with --redis",
+                )
+                .exit(),
+            _ => Cli::command()
+                .error(
+                    ErrorKind::MissingRequiredArgument,
+                    "one of --data-dir or --redis is required",
+                )
+                .exit(),
         }
     }
 }

@@ -103,16 +103,20 @@ async fn disk_state(dir: &Path) {
     engine.close();
 }
 
-/// An export's lines as JSON, with what the engines may number
+/// An export's lines as JSON, with what the engines may number or order
 /// differently left out: `next_seq` (Redis numbers a channel, the disk
-/// each listener), checked to be above the listener's last message.
+/// each listener), checked to be above the listener's last message, and
+/// the listeners' order (Redis keeps registration order, a data directory
+/// orders by id), sorted by id.
 fn normalized(export: &str) -> Vec<Value> {
     let mut lines: Vec<Value> = export
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     for line in lines.iter_mut().skip(1) {
-        for listener in line["listeners"].as_array_mut().unwrap() {
+        let listeners = line["listeners"].as_array_mut().unwrap();
+        listeners.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        for listener in listeners {
             let listener = listener.as_object_mut().unwrap();
             let next = listener.remove("next_seq").unwrap().as_u64().unwrap();
             let last = ["window", "queue"]
@@ -394,9 +398,79 @@ async fn a_directory_in_use_or_without_data_is_refused() {
     assert!(stderr.contains("holds no eric data"), "{stderr}");
     assert!(!Path::new(&empty).exists());
 
+    // A prefix is for Redis only (clap's usage error).
+    let run = eric(&["export", "--data-dir", &dir, "--redis-prefix", "p"]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("--redis-prefix goes with --redis"),
+        "{run:?}"
+    );
+
     // The output file appears only once complete.
     let output = file(tmp.path(), "out.jsonl");
     let stderr = refused(&["export", "--data-dir", &empty, "--output", &output]).await;
     assert!(stderr.contains("holds no eric data"), "{stderr}");
     assert!(!Path::new(&output).exists());
+}
+
+/// What a real server wrote to its data directory exports once it has
+/// stopped; while it runs, its lock refuses the export.
+#[tokio::test]
+async fn a_served_directory_exports_once_its_server_stopped() {
+    use eric_server::StorageEngine;
+    use eric_server::test_support::{TestServer, config_on};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = file(tmp.path(), "data");
+    let mut config = config_on(([127, 0, 0, 1], 0).into());
+    config.storage.engine = StorageEngine::Disk;
+    config.storage.data_dir = dir.clone().into();
+    let server = TestServer::start(config).await;
+    let url = server.url();
+    let client = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let url = url.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = common::run(command(&url, &args)).await;
+            assert_eq!(run.code, Some(0), "eric {args:?} failed: {run:?}");
+        }
+    };
+    client(&["create", "--id", "live", "--replay-window", "3"]).await;
+    client(&["add-listener", "live", "--id", "a"]).await;
+    client(&["add-listener", "live", "--id", "b"]).await;
+    client(&["dispatch", "live", "a", "order", "1"]).await;
+    client(&["dispatch", "live", "a", "order", "2"]).await;
+    client(&["broadcast", "live", "news", "3"]).await;
+    client(&["start", "live", "a"]).await;
+    client(&["next", "live", "a"]).await;
+
+    let stderr = refused(&["export", "--data-dir", &dir]).await;
+    assert!(stderr.contains("is in use"), "{stderr}");
+    server.stop().await;
+
+    let exported = ok(&["export", "--data-dir", &dir]).await;
+    let lines = normalized(&exported);
+    assert_eq!(lines.len(), 2, "{exported}");
+    assert_eq!(lines[1]["channel"], "live");
+    assert_eq!(lines[1]["settings"]["replay_window"], 3);
+    let waiting = |id: &str| -> Vec<Value> {
+        let listeners = lines[1]["listeners"].as_array().unwrap();
+        let listener = listeners.iter().find(|l| l["id"] == id).unwrap();
+        listener["queue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["message"]["payload"].clone())
+            .collect()
+    };
+    assert_eq!(waiting("a"), [json!(2), json!(3)]);
+    assert_eq!(waiting("b"), [json!(3)]);
+    let running: Vec<bool> = lines[1]["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["running"].as_bool().unwrap())
+        .collect();
+    assert_eq!(running, [true, false]);
 }
