@@ -194,8 +194,9 @@ async fn disk_to_redis_to_disk_keeps_everything() {
     let replaced = ok(&[&["export"][..], &target[..]].concat()).await;
     assert_eq!(normalized(&replaced), lines);
 
-    // The imported state works: the running listener's messages come out
-    // in order, and the channel numbers new ones after them.
+    // The imported state works: a resume after 1 gives back the window's
+    // 2, then the listener's messages come out in order, and the channel
+    // numbers new ones after them.
     let engine = RedisEngine::connect(redis.config().with_prefix(prefix.clone())).unwrap();
     let record = engine
         .channel_repository()
@@ -208,7 +209,10 @@ async fn disk_to_redis_to_disk_keeps_everything() {
         .await
         .unwrap();
     let id: eric_core::ListenerId = all["id"].as_str().unwrap().parse().unwrap();
-    for (n, seq) in [(3, 3), (4, 4), (5, 5)] {
+    let member = live.member(&id).await.unwrap();
+    let rewind = member.queue().rewind(1).await.unwrap();
+    assert_eq!((rewind.restored, rewind.gap), (1, false));
+    for (n, seq) in [(2, 2), (3, 3), (4, 4), (5, 5)] {
         let delivery = live.deliver_next(&id).await.unwrap();
         assert_eq!(
             (delivery.message.payload_value()["n"].clone(), delivery.seq),
@@ -229,6 +233,22 @@ async fn disk_to_redis_to_disk_keeps_everything() {
         lines,
         "the disk gave back another state"
     );
+    let stderr = refused(&["import", "--data-dir", &copy, "--input", &second_file]).await;
+    assert!(
+        stderr.contains("channel news exists in the target"),
+        "{stderr}"
+    );
+    ok(&[
+        "import",
+        "--replace",
+        "--data-dir",
+        &copy,
+        "--input",
+        &first,
+    ])
+    .await;
+    let fourth = ok(&["export", "--data-dir", &copy]).await;
+    assert_eq!(normalized(&fourth), lines);
 }
 
 /// A Redis listener's pending broadcasts live in the channel's log, not in

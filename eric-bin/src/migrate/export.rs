@@ -7,8 +7,8 @@ use eric_core::persistence::{
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
-use super::Store;
 use super::format::{ChannelLine, Header, VERSION};
+use super::store::Store;
 use crate::error::{Error, Result};
 
 /// What an export wrote.

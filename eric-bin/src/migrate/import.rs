@@ -11,9 +11,9 @@ use eric_core::persistence::{ChannelRecord, ChannelRepository, MemberRecord, Mem
 use eric_core::{ChannelId, Engine as _, MemberFactory as _, Queue as _};
 use tokio::io::AsyncBufRead;
 
-use super::Store;
 use super::format::{ChannelLine, Header, VERSION};
 use super::lines::Lines;
+use super::store::Store;
 use crate::error::{Error, Result};
 
 /// How to import.
