@@ -157,6 +157,21 @@ pub(crate) enum Error {
         channel: ChannelId,
     },
 
+    /// An import failed at a channel after writing the ones before it.
+    #[error(
+        "import stopped at channel {channel}, which was not written ({written} channels \
+         before it were; import the file again with --replace): {source}"
+    )]
+    ImportStopped {
+        /// The channel.
+        channel: ChannelId,
+        /// How many channels were written before it.
+        written: usize,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// An export's data directory holds no data file.
     #[error("{} holds no eric data (no {})", dir.display(), eric_disk::config::DATA_FILE)]
     NoData {

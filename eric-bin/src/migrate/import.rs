@@ -54,7 +54,14 @@ pub(crate) async fn import(
             .filter_map(|m| m.queue.as_ref())
             .map(|q| q.messages.len())
             .sum::<usize>();
-        write_channel(store, record, members, options.replace).await?;
+        let channel = record.id.clone();
+        if let Err(error) = write_channel(store, record, members, options.replace).await {
+            return Err(Error::ImportStopped {
+                channel,
+                written: done.channels - 1,
+                source: Box::new(error),
+            });
+        }
     }
     Ok(done)
 }

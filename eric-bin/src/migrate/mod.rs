@@ -31,10 +31,9 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use store::Store;
 
-pub(crate) use store::Source;
-
 pub(crate) use import::ImportOptions;
 pub(crate) use lines::DEFAULT_MAX_LINE_BYTES;
+pub(crate) use store::Source;
 
 /// `eric export`: `source` to `output` (stdout when `None`). A file is
 /// written beside itself first and renamed once complete, so a failed
@@ -48,8 +47,10 @@ pub(crate) async fn run_export(source: Source, output: Option<PathBuf>) -> Resul
         }
         Some(path) => export_to_file(&store, path).await,
     };
-    store.close().await?;
+    // The first error is the one to report; the store is let go of anyway.
+    let closed = store.close().await;
     let done = exported?;
+    closed?;
     report(&format!(
         "exported {} channels, {} listeners, {} queued messages",
         done.channels, done.listeners, done.messages
@@ -108,8 +109,9 @@ pub(crate) async fn run_import(
         import::read_all(tokio::io::BufReader::new(reader), options.max_line_bytes).await?;
     let store = Store::open(target, true).await?;
     let imported = import::import(&store, channels, options).await;
-    store.close().await?;
+    let closed = store.close().await;
     let done = imported?;
+    closed?;
     report(&format!(
         "imported {} channels, {} listeners, {} queued messages",
         done.channels, done.listeners, done.messages
