@@ -278,6 +278,9 @@ async fn redis_pending_broadcasts_are_exported_without_being_taken() {
         .add_listener_with(subscriptions(json!([{ "type": "price" }])))
         .await
         .unwrap();
+    // A channel stream: a temporary listener, held by this node's lease.
+    let watch = channel.watch().await.unwrap();
+    assert_eq!(channel.listener_ids().await.unwrap().len(), 3);
     channel.broadcast(&message("price", 1)).await.unwrap();
     channel
         .dispatch(all.id(), message("order", 2))
@@ -293,6 +296,7 @@ async fn redis_pending_broadcasts_are_exported_without_being_taken() {
     let exported = ok(&[&["export"][..], &target[..]].concat()).await;
     let lines = normalized(&exported);
     let listeners = lines[1]["listeners"].as_array().unwrap();
+    assert_eq!(listeners.len(), 2, "the temporary listener is left out");
     let queue = |id: &str| -> Vec<(u64, u64)> {
         let listener = listeners.iter().find(|l| l["id"] == id).unwrap();
         listener["queue"]
@@ -332,6 +336,7 @@ async fn redis_pending_broadcasts_are_exported_without_being_taken() {
     ok(&["import", "--data-dir", &dir, "--input", &input]).await;
     let back = ok(&["export", "--data-dir", &dir]).await;
     assert_eq!(normalized(&back), lines);
+    drop(watch);
     engine.shutdown();
 }
 

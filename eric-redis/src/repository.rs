@@ -228,8 +228,13 @@ impl RedisMemberRepository {
     /// A listener in a node's group is read at the group's position, so
     /// what a running node's group claimed and its streams had not yet sent
     /// counts as taken: export from stopped nodes to miss nothing.
+    /// Temporary listeners (those a lease holds: a node's channel streams)
+    /// are left out, as a data directory drops them at start: they end
+    /// with their stream.
     pub async fn load_all_with_queues(&self, channel: &ChannelId) -> Result<Vec<MemberRecord>> {
+        let leased = self.leased(channel).await?;
         let mut records = self.load_all(channel).await?;
+        records.retain(|r| !leased.contains(r.listener.id.key_segment().as_ref()));
         let keys = self.keys.channel(channel);
         for record in &mut records {
             let mut invocation = SCRIPTS.peek.prepare_invoke();
@@ -249,6 +254,23 @@ impl RedisMemberRepository {
             });
         }
         Ok(records)
+    }
+
+    /// The key segments of `channel`'s listeners that a lease holds (lease
+    /// entries are `<channel> <listener> <member id>`, segments first).
+    async fn leased(&self, channel: &ChannelId) -> Result<std::collections::HashSet<String>> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.leases()).arg(0).arg(-1);
+        let entries: Vec<String> = self.client.query("reading leases", &cmd).await?;
+        let segment = channel.key_segment();
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| {
+                let mut parts = entry.split(' ');
+                let (c, l, _member) = (parts.next()?, parts.next()?, parts.next()?);
+                (c == segment.as_ref()).then(|| l.to_owned())
+            })
+            .collect())
     }
 
     async fn remove(&self, keys: &ChannelKeys, member: &MemberId) -> Result<()> {
