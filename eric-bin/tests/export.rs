@@ -498,4 +498,29 @@ async fn a_served_directory_exports_once_its_server_stopped() {
         .map(|l| l["running"].as_bool().unwrap())
         .collect();
     assert_eq!(running, [true, false]);
+
+    // Piped: `eric export ... | eric import ...` (stdin).
+    let copy = file(tmp.path(), "copy");
+    let mut import = command("http://127.0.0.1:9", &["import", "--data-dir", &copy]);
+    import.stdin(std::process::Stdio::piped());
+    import.stdout(std::process::Stdio::piped());
+    import.stderr(std::process::Stdio::piped());
+    let mut child = import.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, exported.as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(common::DEADLINE, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("imported channels: 1, listeners: 2, queued messages: 3"),
+        "{stderr}"
+    );
+    let copied = ok(&["export", "--data-dir", &copy]).await;
+    assert_eq!(normalized(&copied), lines);
 }

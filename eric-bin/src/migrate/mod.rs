@@ -52,7 +52,7 @@ pub(crate) async fn run_export(source: Source, output: Option<PathBuf>) -> Resul
     let done = exported?;
     closed?;
     report(&format!(
-        "exported {} channels, {} listeners, {} queued messages",
+        "exported channels: {}, listeners: {}, queued messages: {}",
         done.channels, done.listeners, done.messages
     ));
     Ok(())
@@ -113,7 +113,7 @@ pub(crate) async fn run_import(
     let done = imported?;
     closed?;
     report(&format!(
-        "imported {} channels, {} listeners, {} queued messages",
+        "imported channels: {}, listeners: {}, queued messages: {}",
         done.channels, done.listeners, done.messages
     ));
     Ok(())
