@@ -43,6 +43,14 @@ enum Command {
     /// Print a JWT signed with the configured `http.jwt_secret` (HS256), for
     /// development: in production tokens come from your own issuer.
     Token(TokenArgs),
+    /// Write a data directory's or a Redis's channels, listeners and
+    /// queued messages as JSON lines (stop a server using the directory
+    /// first), to move them to another engine or keep a backup.
+    Export(ExportArgs),
+    /// Read `eric export` lines into a data directory or a Redis; refuses
+    /// channels the target has unless --replace, and writes nothing if any
+    /// line is malformed.
+    Import(ImportArgs),
     /// Exit 0 if the server at --url is ready (for container health checks).
     Health {
         /// Wait (up to the server's request timeout) for it to become ready.
@@ -94,6 +102,82 @@ struct ServeArgs {
     log_json: bool,
 }
 
+/// The store an export reads or an import writes: exactly one of them.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct StoreArgs {
+    /// A data directory (the disk engine's; no server may be using it).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A Redis, by URL.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+}
+
+/// Options of a Redis store (outside the group: they go with --redis).
+#[derive(Debug, clap::Args)]
+struct RedisPrefixArg {
+    /// With --redis: the key prefix of eric's data in that Redis
+    /// [default: eric].
+    #[arg(long, value_name = "PREFIX")]
+    redis_prefix: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    prefix: RedisPrefixArg,
+    /// Write to this file instead of stdout (through a temporary file
+    /// beside it, renamed when complete).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    prefix: RedisPrefixArg,
+    /// Read this file instead of stdin.
+    #[arg(long, short, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Overwrite channels the target has (each is deleted, then written).
+    #[arg(long)]
+    replace: bool,
+    /// Refuse a line longer than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::migrate::DEFAULT_MAX_LINE_BYTES)]
+    max_line_bytes: usize,
+}
+
+impl StoreArgs {
+    /// The store named. clap's group requires exactly one of them; a prefix
+    /// without Redis is refused here, as clap would (a `requires` across
+    /// flattened structs is not checked).
+    fn source(self, prefix: RedisPrefixArg) -> crate::migrate::Source {
+        use clap::CommandFactory as _;
+        use clap::error::ErrorKind;
+        match (self.data_dir, self.redis, prefix.redis_prefix) {
+            (Some(dir), None, None) => crate::migrate::Source::Disk(dir),
+            (None, Some(url), prefix) => crate::migrate::Source::Redis { url, prefix },
+            (_, _, Some(_)) => Cli::command()
+                .error(
+                    ErrorKind::ArgumentConflict,
+                    "--redis-prefix goes with --redis",
+                )
+                .exit(),
+            _ => Cli::command()
+                .error(
+                    ErrorKind::MissingRequiredArgument,
+                    "one of --data-dir or --redis is required",
+                )
+                .exit(),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct TokenArgs {
     /// TOML configuration file holding `http.jwt_secret` (or set
@@ -131,6 +215,18 @@ impl Cli {
                 Ok(())
             }
             Command::Token(args) => token(args),
+            Command::Export(args) => {
+                let source = args.store.source(args.prefix);
+                crate::migrate::run_export(source, args.output).await
+            }
+            Command::Import(args) => {
+                let source = args.store.source(args.prefix);
+                let options = crate::migrate::ImportOptions {
+                    replace: args.replace,
+                    max_line_bytes: args.max_line_bytes,
+                };
+                crate::migrate::run_import(source, args.input, options).await
+            }
             Command::Health { wait } => health(&self.url, self.ca_file, wait).await,
             Command::Load(args) => {
                 Ok(eric_load::run(&self.url, self.ca_file.as_deref(), args).await?)

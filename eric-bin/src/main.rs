@@ -9,6 +9,7 @@
 //! - `cli`: the clap command line and `eric serve` / `eric config` /
 //!   `eric health` / `eric completions`.
 //! - `client`: the client subcommands and how they print.
+//! - `migrate`: `eric export` / `eric import` (JSON lines between engines).
 //! - `shutdown`, `telemetry`: signals and logging.
 //! - `error`: the binary's `Error`.
 
@@ -19,6 +20,7 @@ use clap::Parser;
 mod cli;
 mod client;
 mod error;
+mod migrate;
 mod shutdown;
 mod telemetry;
 

@@ -711,40 +711,63 @@ impl Queue for RedisQueue {
     }
 
     async fn restore(&self, snapshot: QueueSnapshot) -> Result<()> {
-        // Only a snapshot taken from another engine (a migration) lands here:
-        // append its messages with their numbers and keep the counter ahead.
-        if snapshot.messages.is_empty() {
+        // Only a snapshot taken from another engine (a migration: `eric
+        // import`) lands here: append its messages with their numbers, put
+        // its replay window in place, and keep the counter ahead.
+        if snapshot.messages.is_empty() && snapshot.window.is_empty() {
             return Ok(());
         }
         // The channel's sequence first, so nothing numbered later can come
         // below the restored numbers.
+        let last = snapshot
+            .messages
+            .last()
+            .or(snapshot.window.last())
+            .map_or(0, |d| d.seq);
         let mut raise = SCRIPTS.raise_seq.prepare_invoke();
         raise
             .key(&self.keys.logstate)
             .arg(&self.keys.base)
-            .arg(snapshot.next_seq.saturating_sub(1));
+            .arg(snapshot.next_seq.saturating_sub(1).max(last));
         let _: i64 = self.client.script("restoring a queue", &raise).await?;
-        // One transaction, so the byte count never disagrees with the list.
+        // One transaction, so the byte counts never disagree with the lists.
         let mut pipe = redis::pipe();
         pipe.atomic();
         let segment = self.listener.key_segment();
-        for delivery in &snapshot.messages {
-            pipe.cmd("RPUSH")
-                .arg(&self.queue_key)
-                .arg(encode_envelope(delivery)?)
+        let mut restore = |list: &str, sizes: &str, deliveries: &[Delivery]| -> Result<()> {
+            if deliveries.is_empty() {
+                return Ok(());
+            }
+            for delivery in deliveries {
+                pipe.cmd("RPUSH")
+                    .arg(list)
+                    .arg(encode_envelope(delivery)?)
+                    .ignore();
+            }
+            // Restored messages are counted, never refused: they were queued.
+            let bytes: usize = deliveries.iter().map(|d| stored_size(&d.message)).sum();
+            pipe.cmd("HINCRBY")
+                .arg(sizes)
+                .arg(segment.as_ref())
+                .arg(bytes)
+                .ignore();
+            Ok(())
+        };
+        restore(&self.queue_key, &self.keys.bytes, &snapshot.messages)?;
+        restore(
+            &self.delivered_key,
+            &self.keys.window_bytes,
+            &snapshot.window,
+        )?;
+        // As the in-memory queue does: what came before the window is gone,
+        // so a resume from before it reports a gap.
+        if let Some(first) = snapshot.window.first() {
+            pipe.cmd("HSET")
+                .arg(&self.keys.evicted)
+                .arg(segment.as_ref())
+                .arg(first.seq.saturating_sub(1))
                 .ignore();
         }
-        // Restored messages are counted, never refused: they were queued.
-        let bytes: usize = snapshot
-            .messages
-            .iter()
-            .map(|d| stored_size(&d.message))
-            .sum();
-        pipe.cmd("HINCRBY")
-            .arg(&self.keys.bytes)
-            .arg(segment.as_ref())
-            .arg(bytes)
-            .ignore();
         self.client.pipe::<()>("restoring a queue", &pipe).await?;
         Ok(())
     }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use eric_core::persistence::{
     ChannelRecord, ChannelRepository, ListenerRecord, MemberRecord, MemberRepository,
 };
+use eric_core::queue::QueueSnapshot;
 use eric_core::{ChannelId, ChannelSettings, Error, ListenerId, MemberId, Result};
 
 use crate::client::Client;
@@ -212,6 +213,64 @@ impl RedisMemberRepository {
             });
         }
         Ok(records)
+    }
+
+    /// Every member of `channel`, each with what waits for it and its
+    /// replay window, read without taking anything (`eric export`): where
+    /// [`MemberRepository::load_all`] leaves `queue` empty (the lists are
+    /// the durable copy), this fills it. What waits is the listener's list
+    /// and the broadcasts logged after its cursor that its subscriptions
+    /// reach, merged by number, as its next takes would hand them out; the
+    /// window is its list of handed-out dispatches (broadcasts need none:
+    /// the log keeps them). One script per listener, each atomic: a channel
+    /// changed meanwhile can be read half before and half after.
+    ///
+    /// A listener in a node's group is read at the group's position, so
+    /// what a running node's group claimed and its streams had not yet sent
+    /// counts as taken: export from stopped nodes to miss nothing.
+    /// Temporary listeners (those a lease holds: a node's channel streams)
+    /// are left out, as a data directory drops them at start: they end
+    /// with their stream.
+    pub async fn load_all_with_queues(&self, channel: &ChannelId) -> Result<Vec<MemberRecord>> {
+        let leased = self.leased(channel).await?;
+        let mut records = self.load_all(channel).await?;
+        records.retain(|r| !leased.contains(r.listener.id.key_segment().as_ref()));
+        let keys = self.keys.channel(channel);
+        for record in &mut records {
+            let mut invocation = SCRIPTS.peek.prepare_invoke();
+            invocation
+                .key(&keys.logstate)
+                .arg(&keys.base)
+                .arg(record.listener.id.key_segment().as_ref());
+            let (seq, waiting, window): (u64, Vec<String>, Vec<String>) =
+                self.client.script("reading a queue", &invocation).await?;
+            let messages = crate::queue::decode(waiting)?;
+            let window = crate::queue::decode(window)?;
+            let last = messages.last().or(window.last()).map_or(0, |d| d.seq);
+            record.queue = Some(QueueSnapshot {
+                next_seq: seq.max(last) + 1,
+                messages,
+                window,
+            });
+        }
+        Ok(records)
+    }
+
+    /// The key segments of `channel`'s listeners that a lease holds (lease
+    /// entries are `<channel> <listener> <member id>`, segments first).
+    async fn leased(&self, channel: &ChannelId) -> Result<std::collections::HashSet<String>> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.leases()).arg(0).arg(-1);
+        let entries: Vec<String> = self.client.query("reading leases", &cmd).await?;
+        let segment = channel.key_segment();
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| {
+                let mut parts = entry.split(' ');
+                let (c, l, _member) = (parts.next()?, parts.next()?, parts.next()?);
+                (c == segment.as_ref()).then(|| l.to_owned())
+            })
+            .collect())
     }
 
     async fn remove(&self, keys: &ChannelKeys, member: &MemberId) -> Result<()> {

@@ -496,6 +496,11 @@ pub(crate) struct Scripts {
     /// KEYS logstate; ARGV base, listener. → how many messages wait for it: its queue and
     /// the log entries after its cursor that reach it.
     pub(crate) queued: Script,
+    /// KEYS logstate; ARGV base, listener. Reads, changes nothing (`eric
+    /// export`). → {channel sequence, {what waits for it: its queue and the
+    /// log entries after its cursor that reach it, merged by number},
+    /// {its replay window}}.
+    pub(crate) peek: Script,
     /// KEYS queue, delivered, evicted, rewinds, bytes, dbytes; ARGV after,
     /// listener, notify, base. → {restored, gap 0|1}.
     pub(crate) rewind: Script,
@@ -896,6 +901,21 @@ else
   pos = current
 end
 return {state[1] or '0', state[2] or '0', out, pos, redis.call('HGETALL', ARGV[1] .. ':left:' .. ARGV[4])}
+"#,
+    ),
+    peek: script(
+        r#"
+local base, id = ARGV[1], ARGV[2]
+local seq = redis.call('HGET', KEYS[1], 'seq') or '0'
+local queued = redis.call('LRANGE', base .. ':q:' .. id, 0, -1)
+local set = lookup(redis.call('HGET', base .. ':subs', id) or '')
+local after = '(' .. string.format('%d', cursor_of(base, id))
+local found = {}
+for _, e in ipairs(redis.call('XRANGE', base .. ':log', after, '+')) do
+  if reaches(set, e[2][4], e[2][6]) then found[#found + 1] = envelope(log_seq(e), e[2][2]) end
+end
+local waiting = merge(queued, found, #queued + #found)
+return {seq, waiting, redis.call('LRANGE', base .. ':d:' .. id, 0, -1)}
 "#,
     ),
     queued: script(
