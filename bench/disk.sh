@@ -13,8 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p eric-bin
 cargo build --release -q -p eric-disk --example fill
-ERIC=target/release/eric
-FILL=target/release/examples/fill
+target=${CARGO_TARGET_DIR:-target}
+ERIC=$target/release/eric
+FILL=$target/release/examples/fill
 PORT=${PORT:-18480}
 URL=http://127.0.0.1:$PORT
 work=$(mktemp -d)

@@ -18,15 +18,49 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::id::{ChannelId, ListenerId, MemberId};
+use crate::id::{ChannelId, IdempotencyKey, ListenerId, MemberId};
 use crate::message::Message;
 use crate::subscription::Subscriptions;
 
 /// A future that resolves once what was recorded before it was made is
 /// as durable as the journal's policy promises.
 pub type Settled = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
+
+/// What a write with an idempotency key did, as a journal stores it (the
+/// answer a retry gets again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A dispatch: the sequence number it got.
+    Dispatch(u64),
+    /// A broadcast: how many listeners took it, and those whose queue was
+    /// full.
+    Broadcast {
+        /// Listeners that took it.
+        delivered: usize,
+        /// Listeners that refused it.
+        full: Vec<ListenerId>,
+    },
+}
+
+/// An idempotency key a channel remembers until `expires`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remembered {
+    /// The listener a dispatch's key is scoped to; `None`: the channel's
+    /// (a broadcast's).
+    pub listener: Option<ListenerId>,
+    /// The key.
+    pub key: IdempotencyKey,
+    /// What the write did.
+    pub outcome: Outcome,
+    /// When it is forgotten (wall clock: it outlives the process).
+    pub expires: SystemTime,
+}
 
 /// One change of an engine's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +146,14 @@ pub enum Change {
         listener: ListenerId,
         /// Their sequence numbers.
         seqs: Vec<u64>,
+    },
+    /// A write with an idempotency key was applied; it is recorded in the
+    /// same group as the write itself.
+    Applied {
+        /// Its channel.
+        channel: ChannelId,
+        /// The key and what the write did.
+        remembered: Remembered,
     },
     /// The queue's contents were replaced (restoring a snapshot): the
     /// whole state follows.

@@ -1,12 +1,13 @@
 //! [`DiskEngine`]: the in-memory engine, its state written through to the
 //! data file.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use eric_core::engine::{InMemoryMemberFactory, InMemoryRegistry};
-use eric_core::journal::Journal;
+use eric_core::journal::{Journal, Remembered};
 use eric_core::{
     Adapter, ChannelId, ChannelSettings, Engine, InMemoryQueue, MemoryEngine, Observer, Persistence,
 };
@@ -29,6 +30,10 @@ pub struct DiskEngine {
     store: Arc<Store>,
     writer: Arc<Writer>,
     config: Arc<DiskConfig>,
+    /// Idempotency keys stored before this start, given to each channel's
+    /// registry as it is made, so a retry after a restart is answered as
+    /// the first write was.
+    remembered: Arc<HashMap<ChannelId, Vec<Remembered>>>,
 }
 
 /// What the writer has done, for metrics.
@@ -50,6 +55,7 @@ impl DiskEngine {
     /// whole file's integrity is checked.
     pub fn open(config: DiskConfig, memory: MemoryEngine) -> Result<Self> {
         let store = Arc::new(Store::open(&config)?);
+        let remembered = Arc::new(store.remembered()?);
         let writer =
             Writer::start(store.clone(), config.fsync).map_err(|source| Error::Directory {
                 path: config.data_dir.clone(),
@@ -62,6 +68,7 @@ impl DiskEngine {
             store,
             writer,
             config: Arc::new(config),
+            remembered,
         })
     }
 
@@ -76,6 +83,7 @@ impl DiskEngine {
             store: self.store.clone(),
             writer: self.writer.clone(),
             config: self.config.clone(),
+            remembered: self.remembered.clone(),
         }
     }
 
@@ -159,7 +167,11 @@ impl Engine for DiskEngine {
     }
 
     fn registry(&self, channel: &ChannelId, settings: &ChannelSettings) -> Self::Registry {
-        self.memory.registry(channel, settings)
+        let registry = self.memory.registry(channel, settings);
+        if let Some(keys) = self.remembered.get(channel) {
+            registry.remember(keys.iter().cloned());
+        }
+        registry
     }
 
     fn observer(&self) -> &Arc<dyn Observer> {

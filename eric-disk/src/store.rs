@@ -11,6 +11,7 @@
 //! | `messages`  | (channel, listener, seq)     | the message (JSON)                 |
 //! | `window`    | (channel, listener, seq)     | nothing: the message was handed out and is kept for resumes |
 //! | `queues`    | (channel, listener)          | the sequence number of the next push |
+//! | `applied`   | (channel, listener or "", key) | an idempotency key's outcome and expiry (JSON) |
 //!
 //! A message is queued when its row has no `window` row. Windows are
 //! always older than queues (see [`eric_core::journal`]), so a listener's
@@ -19,8 +20,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use eric_core::journal::Change;
+use eric_core::journal::{Change, Remembered};
 use eric_core::persistence::{ChannelRecord, ListenerRecord, MemberRecord};
 use eric_core::queue::QueueSnapshot;
 use eric_core::{
@@ -42,6 +44,8 @@ const MESSAGES: TableDefinition<'static, (&str, &str, u64), &[u8]> =
     TableDefinition::new("messages");
 const WINDOW: TableDefinition<'static, (&str, &str, u64), ()> = TableDefinition::new("window");
 const QUEUES: TableDefinition<'static, (&str, &str), u64> = TableDefinition::new("queues");
+const APPLIED: TableDefinition<'static, (&str, &str, &str), &[u8]> =
+    TableDefinition::new("applied");
 
 /// A listener as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +79,8 @@ pub(crate) enum Op {
     DeleteMember(ChannelId, MemberId),
     /// Deletes every member of a channel, keeping the channel.
     DeleteMembers(ChannelId),
+    /// Forgets the idempotency keys expired at this time.
+    Expire(SystemTime),
 }
 
 /// The open data file, locked for this process.
@@ -202,8 +208,29 @@ impl Store {
                 .queues
                 .retain(|(c, l), _| live_pair(c, l))
                 .map_err(|e| self.err(e))?;
+            tables.expire(SystemTime::now()).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// The idempotency keys not yet expired, by channel.
+    pub(crate) fn remembered(&self) -> Result<HashMap<ChannelId, Vec<Remembered>>> {
+        let now = SystemTime::now();
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(APPLIED).map_err(|e| self.err(e))?;
+        let mut out: HashMap<ChannelId, Vec<Remembered>> = HashMap::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (key, value) = row.map_err(|e| self.err(e))?;
+            let remembered: Remembered = self.decode("idempotency key", value.value())?;
+            if remembered.expires <= now {
+                continue;
+            }
+            let Ok(channel) = key.value().0.parse::<ChannelId>() else {
+                continue;
+            };
+            out.entry(channel).or_default().push(remembered);
+        }
+        Ok(out)
     }
 
     /// Every channel record.
@@ -354,6 +381,7 @@ struct Tables<'t> {
     messages: Table<'t, (&'static str, &'static str, u64), &'static [u8]>,
     window: Table<'t, (&'static str, &'static str, u64), ()>,
     queues: Table<'t, (&'static str, &'static str), u64>,
+    applied: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
 }
 
 type Answers = Vec<(oneshot::Sender<bool>, bool)>;
@@ -372,7 +400,17 @@ impl<'t> Tables<'t> {
             messages: txn.open_table(MESSAGES)?,
             window: txn.open_table(WINDOW)?,
             queues: txn.open_table(QUEUES)?,
+            applied: txn.open_table(APPLIED)?,
         })
+    }
+
+    /// Forgets idempotency keys expired at `now`.
+    fn expire(&mut self, now: SystemTime) -> Result<(), redb::Error> {
+        self.applied.retain(|_, value| {
+            // An unreadable row is kept: the load reports it, naming the file.
+            serde_json::from_slice::<Remembered>(value).map_or(true, |r| r.expires > now)
+        })?;
+        Ok(())
     }
 
     fn apply(
@@ -398,7 +436,21 @@ impl<'t> Tables<'t> {
             Op::DeleteChannel(channel) => {
                 self.delete_members(&channel)?;
                 self.channels.remove(channel.as_str())?;
+                let c = channel.as_str();
+                let mut keys = Vec::new();
+                for row in self.applied.range((c, "", "")..)? {
+                    let (key, _) = row?;
+                    let (kc, scope, k) = key.value();
+                    if kc != c {
+                        break;
+                    }
+                    keys.push((scope.to_owned(), k.to_owned()));
+                }
+                for (scope, k) in &keys {
+                    self.applied.remove((c, scope.as_str(), k.as_str()))?;
+                }
             }
+            Op::Expire(now) => self.expire(now)?,
             Op::PutMember(channel, record) => {
                 let (c, l) = (channel.as_str(), record.listener.id.as_str());
                 let temporary = match self.listeners.get((c, l))? {
@@ -532,6 +584,16 @@ impl<'t> Tables<'t> {
                     self.messages.remove((c, l, seq))?;
                     self.window.remove((c, l, seq))?;
                 }
+            }
+            Change::Applied {
+                channel,
+                remembered,
+            } => {
+                let scope = remembered.listener.as_ref().map_or("", ListenerId::as_str);
+                self.applied.insert(
+                    (channel.as_str(), scope, remembered.key.as_str()),
+                    json(&remembered)?.as_slice(),
+                )?;
             }
             Change::Replaced {
                 channel,

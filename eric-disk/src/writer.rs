@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use eric_core::journal::{Change, Journal, Settled};
 use eric_core::{ChannelId, ListenerId};
@@ -32,6 +32,9 @@ use tokio::sync::watch;
 use crate::config::Fsync;
 use crate::error::Error;
 use crate::store::{Op, Store};
+
+/// How often committed batches also forget expired idempotency keys.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
 /// What a snapshot restore from this store looks like, to skip writing it
 /// back: (next sequence number, window length, queue length).
@@ -292,6 +295,9 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
     };
     // When the oldest commit not yet synced must be synced.
     let mut sync_due: Option<Instant> = None;
+    // Expired idempotency keys are forgotten on the way, once a minute:
+    // the scan is of the keys alone, and memory forgets them anyway.
+    let mut expired_at = Instant::now();
     loop {
         let mut pending = shared.pending();
         while pending.complete == 0 && !pending.closing {
@@ -310,10 +316,14 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
                 }
             }
         }
-        let (ops, upto) = pending.take_complete();
+        let (mut ops, upto) = pending.take_complete();
         let closing = pending.closing;
         drop(pending);
 
+        if !ops.is_empty() && expired_at.elapsed() >= EXPIRE_EVERY {
+            ops.push(Op::Expire(SystemTime::now()));
+            expired_at = Instant::now();
+        }
         let result = if ops.is_empty() {
             Ok(())
         } else {

@@ -455,7 +455,6 @@ async fn window_and_listeners_survive_sigkill() {
 /// in the crash), is answered as the first was and not applied again, as
 /// `docs/HTTP.md` ("Retrying writes") promises within the key's window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the disk engine keeps idempotency keys in memory only: a retry after a restart is applied again (docs/DISK.md)"]
 async fn a_named_write_retried_after_sigkill_is_applied_once() {
     let dir = tempfile::tempdir().unwrap();
     let http = Http::new();

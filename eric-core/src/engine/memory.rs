@@ -13,7 +13,7 @@ use super::idempotency_log::{IdempotencyLog, Recorded};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
 use crate::idempotency::Applied;
-use crate::journal::{Change, Group, Journal};
+use crate::journal::{Change, Group, Journal, Outcome, Remembered};
 use crate::listener::Listener;
 use crate::member::{Member, MemberFactory};
 use crate::message::Message;
@@ -161,6 +161,16 @@ impl MemberFactory for InMemoryMemberFactory {
 }
 
 /// A registered member and the subscriptions it holds.
+/// A stored outcome as the idempotency log keeps it.
+fn recorded(outcome: Outcome) -> Recorded {
+    match outcome {
+        Outcome::Dispatch(seq) => Recorded::Dispatch(seq),
+        Outcome::Broadcast { delivered, full } => {
+            Recorded::Broadcast(Broadcast { delivered, full })
+        }
+    }
+}
+
 /// How a registration reaches the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Registration {
@@ -265,6 +275,48 @@ impl InMemoryRegistry {
                 journal,
             }),
         }
+    }
+
+    /// Remembers idempotency keys a journal stored (a restart): a retry
+    /// within their window gets the first answer again. Expired ones are
+    /// skipped.
+    pub fn remember(&self, entries: impl IntoIterator<Item = Remembered>) {
+        let now = std::time::SystemTime::now();
+        let mut applied = self.applied();
+        for entry in entries {
+            let Ok(left) = entry.expires.duration_since(now) else {
+                continue;
+            };
+            applied.insert(
+                entry.listener.as_ref(),
+                &entry.key,
+                recorded(entry.outcome),
+                left,
+            );
+        }
+    }
+
+    /// Tells the journal that the write keyed `key` did `outcome`, for
+    /// `window` (in the group that holds the write itself).
+    fn record_applied(
+        &self,
+        listener: Option<&ListenerId>,
+        key: &IdempotencyKey,
+        outcome: Outcome,
+        window: Duration,
+    ) {
+        if window.is_zero() {
+            return;
+        }
+        self.record(|channel| Change::Applied {
+            channel,
+            remembered: Remembered {
+                listener: listener.cloned(),
+                key: key.clone(),
+                outcome,
+                expires: std::time::SystemTime::now() + window,
+            },
+        });
     }
 
     /// Tells the journal, if any, about `change` (made by the caller under
@@ -602,13 +654,18 @@ impl MemberRegistry for InMemoryRegistry {
         window: Duration,
     ) -> impl Future<Output = Result<Applied<u64>>> + Send {
         let mut applied = self.applied();
+        // The message and its key reach the journal's storage together: a
+        // crash cannot keep the one without the other.
+        let group = Group::open(self.inner.journal.as_deref());
         let result = match applied.get(Some(listener), key) {
             Some(Recorded::Dispatch(seq)) => Ok(Applied::replayed(seq)),
             _ => self.dispatch_now(listener, message).map(|seq| {
                 applied.insert(Some(listener), key, Recorded::Dispatch(seq), window);
+                self.record_applied(Some(listener), key, Outcome::Dispatch(seq), window);
                 Applied::fresh(seq)
             }),
         };
+        drop(group);
         drop(applied);
         self.settle(result)
     }
@@ -620,14 +677,21 @@ impl MemberRegistry for InMemoryRegistry {
         window: Duration,
     ) -> impl Future<Output = Result<Applied<Broadcast>>> + Send {
         let mut applied = self.applied();
+        let group = Group::open(self.inner.journal.as_deref());
         let result = match applied.get(None, key) {
             Some(Recorded::Broadcast(outcome)) => Ok(Applied::replayed(outcome)),
             // A broadcast the budget refused applied nothing: not recorded.
             _ => self.broadcast_now(message).map(|outcome| {
                 applied.insert(None, key, Recorded::Broadcast(outcome.clone()), window);
+                let stored = Outcome::Broadcast {
+                    delivered: outcome.delivered,
+                    full: outcome.full.clone(),
+                };
+                self.record_applied(None, key, stored, window);
                 Applied::fresh(outcome)
             }),
         };
+        drop(group);
         drop(applied);
         self.settle(result)
     }
