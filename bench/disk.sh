@@ -3,6 +3,8 @@
 # engine"), on release builds:
 #   dispatch   HTTP dispatch rate, 64 connections: memory, disk everysec,
 #              disk always, disk no
+#   batch      the same with pipelined requests (--batch): the client's
+#              cost per request becomes small, so the server's shows
 #   restart    1,000 channels x 10 listeners x 100 queued messages: fill
 #              a data directory, then the time `eric serve` takes to be
 #              ready on it, and the file's size per queued message
@@ -50,6 +52,18 @@ dispatch() {
   done
 }
 
+batch() {
+  for setup in "--memory" "--data-dir $work/b-everysec --fsync everysec" \
+    "--data-dir $work/b-always --fsync always"; do
+    # shellcheck disable=SC2086
+    serve $setup
+    echo "== dispatch, 64 connections pipelining 32 requests each, $setup"
+    "$ERIC" load --url "$URL" dispatch --connections 64 --batch --duration 10
+    curl -s "$URL/metrics" | grep -E "^eric_disk_(commits|syncs|writes)_total" || true
+    stop
+  done
+}
+
 restart() {
   echo "== restart: fill 1,000 x 10 x 100"
   "$FILL" "$work/restart" 1000 10 100
@@ -78,6 +92,6 @@ steady() {
   echo "after stop: $(du -b "$work/steady/eric.redb" | cut -f1) bytes"
 }
 
-for what in "${@:-dispatch restart steady}"; do
+for what in "${@:-dispatch batch restart steady}"; do
   for w in $what; do "$w"; done
 done

@@ -25,7 +25,7 @@ async fn main() {
     let (channels, listeners, messages) = (number(1, 1_000), number(2, 10), number(3, 100));
     let config = DiskConfig {
         data_dir: dir.into(),
-        fsync: Fsync::No,
+        fsync: Fsync::Everysec,
     };
     let engine = DiskEngine::open(config, MemoryEngine::new().with_budget(8 << 30)).unwrap();
     let repository = engine.channel_repository();

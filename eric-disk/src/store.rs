@@ -170,23 +170,22 @@ impl Store {
     }
 
     /// Creates the tables, and removes temporary listeners (their streams
-    /// died with the process that held them) and the rows of listeners
-    /// that are gone.
+    /// died with the process that held them) with their rows, and expired
+    /// idempotency keys. Rows of other listeners that are gone (written by
+    /// a stream of a deleted channel) are not searched for: that would read
+    /// every message at each start, the load skips them, and a listener
+    /// registered again under their id clears them first.
     fn prune(&self) -> Result<()> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut tables = Tables::open(&txn).map_err(|e| self.err(e))?;
             let mut gone = Vec::new();
-            let mut live = HashSet::new();
             for row in tables.listeners.iter().map_err(|e| self.err(e))? {
                 let (key, value) = row.map_err(|e| self.err(e))?;
-                let (channel, listener) = key.value();
                 let row: ListenerRow = self.decode("listener", value.value())?;
-                let pair = (channel.to_owned(), listener.to_owned());
                 if row.temporary {
-                    gone.push(pair);
-                } else {
-                    live.insert(pair);
+                    let (channel, listener) = key.value();
+                    gone.push((channel.to_owned(), listener.to_owned()));
                 }
             }
             for (channel, listener) in &gone {
@@ -194,20 +193,8 @@ impl Store {
                     .listeners
                     .remove((channel.as_str(), listener.as_str()))
                     .map_err(|e| self.err(e))?;
+                tables.purge(channel, listener).map_err(|e| self.err(e))?;
             }
-            let live_pair = |c: &str, l: &str| live.contains(&(c.to_owned(), l.to_owned()));
-            tables
-                .messages
-                .retain(|(c, l, _), _| live_pair(c, l))
-                .map_err(|e| self.err(e))?;
-            tables
-                .window
-                .retain(|(c, l, _), ()| live_pair(c, l))
-                .map_err(|e| self.err(e))?;
-            tables
-                .queues
-                .retain(|(c, l), _| live_pair(c, l))
-                .map_err(|e| self.err(e))?;
             tables.expire(SystemTime::now()).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
