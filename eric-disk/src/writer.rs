@@ -33,6 +33,11 @@ use crate::config::Fsync;
 use crate::error::Error;
 use crate::store::{Op, Store};
 
+/// The least time between two commits (see `write_until_closed`): at most
+/// what a write waits beyond its own commit, and a thousand commits a
+/// second at most.
+const LINGER: Duration = Duration::from_millis(1);
+
 /// How often committed batches also forget expired idempotency keys.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
@@ -298,6 +303,8 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
     // Expired idempotency keys are forgotten on the way, once a minute:
     // the scan is of the keys alone, and memory forgets them anyway.
     let mut expired_at = Instant::now();
+    // When the last commit began.
+    let mut committed_at: Option<Instant> = None;
     loop {
         let mut pending = shared.pending();
         while pending.complete == 0 && !pending.closing {
@@ -316,6 +323,24 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
                 }
             }
         }
+        // A commit costs CPU of its own (redb writes the pages it touched
+        // and its allocator state), so under load one per change would take
+        // the core the requests need: commits are at least `LINGER` apart,
+        // and what arrives meanwhile joins the next one.
+        if let Some(at) = committed_at.filter(|_| pending.complete > 0) {
+            let next = at + LINGER;
+            loop {
+                let now = Instant::now();
+                if now >= next || pending.closing {
+                    break;
+                }
+                pending = shared
+                    .wake
+                    .wait_timeout(pending, next - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
         let (mut ops, upto) = pending.take_complete();
         let closing = pending.closing;
         drop(pending);
@@ -327,6 +352,7 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
         let result = if ops.is_empty() {
             Ok(())
         } else {
+            committed_at = Some(Instant::now());
             let count = ops.len() as u64;
             let result = store.write(ops, durability);
             if result.is_ok() {
