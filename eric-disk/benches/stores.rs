@@ -6,7 +6,7 @@
 //! made durable (fsync), as the engine's `always` policy does under 64
 //! concurrent producers. Measured: appending, draining from the head
 //! (read the oldest 64, delete them), and opening a file that holds
-//! 100,000 messages and reading them all (a restart). Keys are a listener's
+//! 102,400 messages and reading them all (a restart). Keys are a listener's
 //! (channel, listener, seq), as the engine stores them.
 //!
 //! `cargo bench -p eric-disk --bench stores`
@@ -20,7 +20,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 const MESSAGES: u64 = 6_400;
 const BATCH: u64 = 64;
-const STORED: u64 = 100_000;
+const STORED: u64 = 102_400;
 const PAYLOAD: [u8; 100] = [b'x'; 100];
 
 const TABLE: TableDefinition<'static, (&str, &str, u64), &[u8]> = TableDefinition::new("messages");
@@ -103,6 +103,8 @@ fn fjall_drain(db: &fjall::Database, ks: &fjall::Keyspace, count: u64) {
 fn stores(c: &mut Criterion) {
     let mut group = c.benchmark_group("store");
     group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(4));
     group.throughput(Throughput::Elements(MESSAGES));
 
     group.bench_function("redb/append", |b| {
