@@ -27,7 +27,7 @@ build_eric() {
   local bin=${ERIC_BIN:-}
   if [ -z "$bin" ]; then
     cargo build --release --locked -p eric-bin
-    bin=target/release/eric
+    bin=${CARGO_TARGET_DIR:-target}/release/eric
   fi
   local ctx=$work/eric
   add_binary "$ctx/rootfs" "$bin" /usr/local/bin/eric
