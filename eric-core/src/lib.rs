@@ -9,8 +9,9 @@
 //! `docs/ARCHITECTURE.md`).
 //!
 //! This crate has no network code. Storage backends plug in through the
-//! [`Engine`] trait; [`MemoryEngine`] is the embedded default and `eric-redis`
-//! provides the distributed one.
+//! [`Engine`] trait. [`MemoryEngine`] keeps everything in this process;
+//! `eric-disk` (the server's default) writes its state through to a file
+//! by the [`journal`]; `eric-redis` provides the distributed one.
 //!
 //! ```
 //! use eric_core::{Channel, ChannelSettings, MemoryEngine, Message, SseChannel, StreamItem};

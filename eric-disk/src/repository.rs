@@ -3,7 +3,7 @@
 //! channels at start and the broker keeps its channel records there.
 //!
 //! Reads run on Tokio's blocking threads (redb reads block on the disk);
-//! writes go through the [`Writer`], in order with the engine's changes,
+//! writes go through the writer thread (`writer`), in order with the engine's changes,
 //! and answer once settled.
 
 use std::sync::Arc;

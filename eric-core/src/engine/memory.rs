@@ -1,4 +1,5 @@
-//! [`MemoryEngine`]: the embedded default. Everything lives in this process.
+//! [`MemoryEngine`]: everything lives in this process; a journal, when
+//! given, is told every change (the disk engine's base).
 
 use std::fmt;
 use std::future::{Future, ready};

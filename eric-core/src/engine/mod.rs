@@ -2,8 +2,10 @@
 //!
 //! An engine hands each channel a [`MemberFactory`] (queues for new
 //! subscriptions) and a [`MemberRegistry`] (membership and fan-out). The
-//! embedded default, [`MemoryEngine`], keeps both in this process; `eric-redis`
-//! keeps them in Redis so several broker nodes share them.
+//! in-memory engine, [`MemoryEngine`], keeps both in this process (and,
+//! given a [`crate::journal::Journal`], tells it every change: the disk
+//! engine); `eric-redis` keeps them in Redis so several broker nodes share
+//! them.
 
 mod audience;
 mod idempotency_log;
