@@ -18,7 +18,7 @@
 //! bounded by the number of concurrent writes (connections, streams),
 //! which the server bounds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use eric_core::journal::{Change, Journal, Settled};
 use eric_core::{ChannelId, ListenerId};
 use redb::Durability;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::Fsync;
 use crate::error::Error;
@@ -45,15 +45,14 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 /// back: (next sequence number, window length, queue length).
 type Loaded = (u64, usize, usize);
 
-/// Where the writer stands, for waiters.
+/// Told when its write is committed, or why it never will be.
+type Waiter = oneshot::Sender<Result<(), Arc<str>>>;
+
+/// The writer's first failure, for readiness and for writes recorded after it.
 #[derive(Debug, Clone, Default)]
 struct Progress {
-    /// Every op recorded before this count is committed.
-    committed: u64,
     /// The first failure; nothing is written after it.
     failed: Option<Arc<str>>,
-    /// The writer ended (closed): nothing recorded later is written.
-    ended: bool,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +73,14 @@ struct Pending {
     /// A write failed, or the writer ended: nothing more is buffered
     /// (waiters get the failure, or are told the file is closed).
     failed: bool,
+    /// Ops recorded before this count are committed.
+    committed: u64,
+    /// Writes waiting for their commit, by the op count they wait for
+    /// (ascending: a waiter takes the count under the lock that orders
+    /// them). A commit wakes only those it settles, not every waiter: with
+    /// thousands of writes in flight, waking all at each commit was most of
+    /// the engine's CPU.
+    waiters: VecDeque<(u64, Waiter)>,
 }
 
 /// Counters of the writer, for metrics.
@@ -207,27 +214,10 @@ impl Writer {
             let _ = thread.join();
         }
     }
-
-    fn settled_at(&self, target: u64) -> Settled {
-        let mut progress = self.shared.progress.subscribe();
-        Box::pin(async move {
-            let reached = progress
-                .wait_for(|p| p.committed >= target || p.failed.is_some() || p.ended)
-                .await;
-            match reached {
-                Ok(p) if p.committed >= target => Ok(()),
-                Ok(p) => Err(stopped(
-                    p.failed
-                        .as_deref()
-                        .unwrap_or("the data file was closed (shutdown)"),
-                )),
-                // The thread is gone and dropped its sender: it ended
-                // without committing this.
-                Err(_) => Err(stopped("the writer ended")),
-            }
-        })
-    }
 }
+
+/// Why a write recorded after the writer ended is not written.
+const CLOSED: &str = "the data file was closed (shutdown)";
 
 fn stopped(reason: &str) -> eric_core::Error {
     Error::Stopped {
@@ -263,8 +253,29 @@ impl Journal for Writer {
     }
 
     fn settled(&self) -> Settled {
-        let target = self.shared.pending().recorded;
-        self.settled_at(target)
+        let mut pending = self.shared.pending();
+        let target = pending.recorded;
+        if pending.committed >= target {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        if pending.failed {
+            drop(pending);
+            let reason = self.failure();
+            return Box::pin(std::future::ready(Err(stopped(
+                reason.as_deref().unwrap_or(CLOSED),
+            ))));
+        }
+        let (tx, rx) = oneshot::channel();
+        pending.waiters.push_back((target, tx));
+        drop(pending);
+        Box::pin(async move {
+            match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(reason)) => Err(stopped(&reason)),
+                // The thread is gone without answering: it ended.
+                Err(_) => Err(stopped(CLOSED)),
+            }
+        })
     }
 
     fn begin_group(&self) {
@@ -289,8 +300,17 @@ fn run(store: &Store, fsync: Fsync, shared: &Shared) {
     pending.failed = true;
     pending.ops.clear();
     pending.complete = 0;
+    let reason: Arc<str> = shared
+        .progress
+        .borrow()
+        .failed
+        .clone()
+        .unwrap_or_else(|| CLOSED.into());
+    for (_, waiter) in pending.waiters.drain(..) {
+        // A waiter that went away needs no answer.
+        let _ = waiter.send(Err(reason.clone()));
+    }
     drop(pending);
-    shared.progress.send_modify(|p| p.ended = true);
 }
 
 fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
@@ -376,17 +396,37 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
             Ok(())
         });
         match result {
-            Ok(()) => shared.progress.send_modify(|p| p.committed = upto),
+            Ok(()) => {
+                let mut pending = shared.pending();
+                pending.committed = upto;
+                let settled = pending
+                    .waiters
+                    .iter()
+                    .take_while(|(target, _)| *target <= upto)
+                    .count();
+                let waiters: Vec<_> = pending.waiters.drain(..settled).collect();
+                drop(pending);
+                for (_, waiter) in waiters {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
             Err(e) => {
                 shared.counters.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, file = %store.path().display(), "disk write failed; no more writes until restart");
                 let reason: Arc<str> = e.to_string().into();
+                // The reason first: a write that sees `failed` reads it.
+                shared
+                    .progress
+                    .send_modify(|p| p.failed = Some(reason.clone()));
                 let mut pending = shared.pending();
                 pending.failed = true;
                 pending.ops.clear();
                 pending.complete = 0;
+                let waiters: Vec<_> = pending.waiters.drain(..).collect();
                 drop(pending);
-                shared.progress.send_modify(|p| p.failed = Some(reason));
+                for (_, waiter) in waiters {
+                    let _ = waiter.send(Err(reason.clone()));
+                }
                 return;
             }
         }
