@@ -294,17 +294,6 @@ impl MemberRepository for RedisMemberRepository {
         Ok(all.pop().unwrap_or_default())
     }
 
-    async fn load_one(&self, channel: &ChannelId, member: &MemberId) -> Result<MemberRecord> {
-        self.load_all(channel)
-            .await?
-            .into_iter()
-            .find(|record| &record.id == member)
-            .ok_or_else(|| Error::InvalidMember {
-                channel: channel.clone(),
-                member: member.clone(),
-            })
-    }
-
     async fn persist(&self, channel: &ChannelId, member: &MemberRecord) -> Result<()> {
         self.persist_many(channel, std::slice::from_ref(member))
             .await

@@ -92,8 +92,19 @@ pub trait MemberRepository: Send + Sync + 'static {
     /// Every member of `channel` (and of no other channel).
     async fn load_all(&self, channel: &ChannelId) -> Result<Vec<MemberRecord>>;
 
-    /// One member; [`crate::Error::InvalidMember`] if absent.
-    async fn load_one(&self, channel: &ChannelId, member: &MemberId) -> Result<MemberRecord>;
+    /// One member; [`crate::Error::InvalidMember`] if absent. The default
+    /// looks for it among [`MemberRepository::load_all`]'s; a backend that
+    /// can read one record alone overrides it.
+    async fn load_one(&self, channel: &ChannelId, member: &MemberId) -> Result<MemberRecord> {
+        self.load_all(channel)
+            .await?
+            .into_iter()
+            .find(|record| &record.id == member)
+            .ok_or_else(|| crate::Error::InvalidMember {
+                channel: channel.clone(),
+                member: member.clone(),
+            })
+    }
 
     /// Writes one member.
     async fn persist(&self, channel: &ChannelId, member: &MemberRecord) -> Result<()>;
