@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use eric_core::journal::Journal;
 use eric_core::persistence::{ChannelRecord, ChannelRepository, MemberRecord, MemberRepository};
 use eric_core::{ChannelId, Error, MemberId, Result};
 use tokio::sync::oneshot;
@@ -41,11 +40,6 @@ impl DiskChannelRepository {
     pub(crate) fn new(store: Arc<Store>, writer: Arc<Writer>) -> Self {
         Self { store, writer }
     }
-
-    async fn write(&self, op: Op) -> Result<()> {
-        self.writer.push(op);
-        self.writer.settled().await
-    }
 }
 
 #[async_trait]
@@ -64,18 +58,19 @@ impl ChannelRepository for DiskChannelRepository {
     }
 
     async fn persist(&self, channel: &ChannelRecord) -> Result<()> {
-        self.write(Op::PutChannel(channel.clone())).await
+        self.writer.write(Op::PutChannel(channel.clone())).await
     }
 
     async fn delete(&self, channel: &ChannelId) -> Result<()> {
-        self.write(Op::DeleteChannel(channel.clone())).await
+        self.writer.write(Op::DeleteChannel(channel.clone())).await
     }
 
     /// Checked and written in one transaction: two creations of one id
     /// cannot both succeed.
     async fn create(&self, channel: &ChannelRecord) -> Result<()> {
         let (answer, created) = oneshot::channel();
-        self.write(Op::CreateChannel(channel.clone(), answer))
+        self.writer
+            .write(Op::CreateChannel(channel.clone(), answer))
             .await?;
         match created.await {
             Ok(true) => Ok(()),
@@ -100,11 +95,6 @@ impl DiskMemberRepository {
     pub(crate) fn new(store: Arc<Store>, writer: Arc<Writer>) -> Self {
         Self { store, writer }
     }
-
-    async fn write(&self, op: Op) -> Result<()> {
-        self.writer.push(op);
-        self.writer.settled().await
-    }
 }
 
 #[async_trait]
@@ -115,12 +105,14 @@ impl MemberRepository for DiskMemberRepository {
     }
 
     async fn persist(&self, channel: &ChannelId, member: &MemberRecord) -> Result<()> {
-        self.write(Op::PutMember(channel.clone(), member.clone()))
+        self.writer
+            .write(Op::PutMember(channel.clone(), member.clone()))
             .await
     }
 
     async fn delete(&self, channel: &ChannelId, member: &MemberId) -> Result<()> {
-        self.write(Op::DeleteMember(channel.clone(), member.clone()))
+        self.writer
+            .write(Op::DeleteMember(channel.clone(), member.clone()))
             .await
     }
 
@@ -147,6 +139,6 @@ impl MemberRepository for DiskMemberRepository {
     }
 
     async fn delete_all(&self, channel: &ChannelId) -> Result<()> {
-        self.write(Op::DeleteMembers(channel.clone())).await
+        self.writer.write(Op::DeleteMembers(channel.clone())).await
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use eric_core::journal::{Change, Journal, Settled};
 use eric_core::{ChannelId, ListenerId};
 use redb::Durability;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::config::Fsync;
 use crate::error::Error;
@@ -48,13 +48,6 @@ type Loaded = (u64, usize, usize);
 /// Told when its write is committed, or why it never will be.
 type Waiter = oneshot::Sender<Result<(), Arc<str>>>;
 
-/// The writer's first failure, for readiness and for writes recorded after it.
-#[derive(Debug, Clone, Default)]
-struct Progress {
-    /// The first failure; nothing is written after it.
-    failed: Option<Arc<str>>,
-}
-
 #[derive(Debug, Default)]
 struct Pending {
     ops: Vec<Op>,
@@ -72,7 +65,9 @@ struct Pending {
     closing: bool,
     /// A write failed, or the writer ended: nothing more is buffered
     /// (waiters get the failure, or are told the file is closed).
-    failed: bool,
+    stopped: bool,
+    /// The first failed write's error (readiness reports it).
+    failure: Option<Arc<str>>,
     /// Ops recorded before this count are committed.
     committed: u64,
     /// Writes waiting for their commit, by the op count they wait for
@@ -96,14 +91,13 @@ pub(crate) struct Counters {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
-    progress: watch::Sender<Progress>,
     counters: Counters,
 }
 
 impl Pending {
     /// Appends `op`; `false` (dropped) once writes have stopped.
     fn push(&mut self, op: Op) -> bool {
-        if self.failed {
+        if self.stopped {
             return false;
         }
         self.ops.push(op);
@@ -125,6 +119,15 @@ impl Pending {
             self.complete = self.ops.len();
         }
         self.groups == 0
+    }
+
+    /// Stops buffering; returns the waiting writes, to be told why
+    /// (outside the lock).
+    fn stop(&mut self) -> Vec<(u64, Waiter)> {
+        self.stopped = true;
+        self.ops.clear();
+        self.complete = 0;
+        self.waiters.drain(..).collect()
     }
 
     /// The ops that end outside any group, and the count of ops recorded
@@ -160,7 +163,6 @@ impl Writer {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
-            progress: watch::Sender::new(Progress::default()),
             counters: Counters::default(),
         });
         let thread = std::thread::Builder::new()
@@ -183,6 +185,13 @@ impl Writer {
         }
     }
 
+    /// Writes `op` after everything recorded before it; answers once it is
+    /// settled (the repositories' writes).
+    pub(crate) async fn write(&self, op: Op) -> eric_core::Result<()> {
+        self.push(op);
+        self.settled().await
+    }
+
     /// Marks queues as just loaded from the file: restoring them writes
     /// nothing (they are stored as they are).
     pub(crate) fn loaded(
@@ -194,7 +203,7 @@ impl Writer {
 
     /// The first write failure, if any.
     pub(crate) fn failure(&self) -> Option<Arc<str>> {
-        self.shared.progress.borrow().failed.clone()
+        self.shared.pending().failure.clone()
     }
 
     /// The writer's counters.
@@ -258,9 +267,9 @@ impl Journal for Writer {
         if pending.committed >= target {
             return Box::pin(std::future::ready(Ok(())));
         }
-        if pending.failed {
+        if pending.stopped {
+            let reason = pending.failure.clone();
             drop(pending);
-            let reason = self.failure();
             return Box::pin(std::future::ready(Err(stopped(
                 reason.as_deref().unwrap_or(CLOSED),
             ))));
@@ -297,20 +306,17 @@ fn run(store: &Store, fsync: Fsync, shared: &Shared) {
     // Whatever is recorded from now on is never written: its waiters must
     // hear so rather than wait for ever.
     let mut pending = shared.pending();
-    pending.failed = true;
-    pending.ops.clear();
-    pending.complete = 0;
-    let reason: Arc<str> = shared
-        .progress
-        .borrow()
-        .failed
-        .clone()
-        .unwrap_or_else(|| CLOSED.into());
-    for (_, waiter) in pending.waiters.drain(..) {
-        // A waiter that went away needs no answer.
-        let _ = waiter.send(Err(reason.clone()));
-    }
+    let reason = pending.failure.clone().unwrap_or_else(|| CLOSED.into());
+    let waiters = pending.stop();
     drop(pending);
+    tell(waiters, &Err(reason));
+}
+
+/// Answers waiting writes; one that went away needs no answer.
+fn tell(waiters: Vec<(u64, Waiter)>, answer: &Result<(), Arc<str>>) {
+    for (_, waiter) in waiters {
+        let _ = waiter.send(answer.clone());
+    }
 }
 
 fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
@@ -406,27 +412,17 @@ fn write_until_closed(store: &Store, fsync: Fsync, shared: &Shared) {
                     .count();
                 let waiters: Vec<_> = pending.waiters.drain(..settled).collect();
                 drop(pending);
-                for (_, waiter) in waiters {
-                    let _ = waiter.send(Ok(()));
-                }
+                tell(waiters, &Ok(()));
             }
             Err(e) => {
                 shared.counters.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, file = %store.path().display(), "disk write failed; no more writes until restart");
                 let reason: Arc<str> = e.to_string().into();
-                // The reason first: a write that sees `failed` reads it.
-                shared
-                    .progress
-                    .send_modify(|p| p.failed = Some(reason.clone()));
                 let mut pending = shared.pending();
-                pending.failed = true;
-                pending.ops.clear();
-                pending.complete = 0;
-                let waiters: Vec<_> = pending.waiters.drain(..).collect();
+                pending.failure = Some(reason.clone());
+                let waiters = pending.stop();
                 drop(pending);
-                for (_, waiter) in waiters {
-                    let _ = waiter.send(Err(reason.clone()));
-                }
+                tell(waiters, &Err(reason));
                 return;
             }
         }
@@ -474,7 +470,7 @@ mod tests {
             (ids(&ops), upto),
             (vec!["c2".to_owned(), "c3".to_owned(), "c4".to_owned()], 4)
         );
-        pending.failed = true;
+        pending.stop();
         assert!(!pending.push(op(5)), "nothing is kept once writes stopped");
     }
 }
