@@ -18,6 +18,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -192,6 +193,26 @@ pub trait Journal: Send + Sync + fmt::Debug + 'static {
 
     /// Closes the group [`Journal::begin_group`] opened.
     fn end_group(&self) {}
+}
+
+/// `result`, once `journal` (if any) has settled what was recorded before
+/// this call; an error recorded nothing, so it answers at once. What the
+/// in-memory queues and registries return from each write.
+pub fn settle<T: Send + 'static>(
+    journal: Option<&Arc<dyn Journal>>,
+    result: Result<T>,
+) -> impl Future<Output = Result<T>> + Send + 'static {
+    let settled = match (&result, journal) {
+        (Ok(_), Some(journal)) => Some(journal.settled()),
+        _ => None,
+    };
+    async move {
+        let value = result?;
+        if let Some(settled) = settled {
+            settled.await?;
+        }
+        Ok(value)
+    }
 }
 
 /// A [`Journal`] group, closed when dropped (so on every path out).

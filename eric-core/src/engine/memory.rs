@@ -14,7 +14,7 @@ use super::idempotency_log::{IdempotencyLog, Recorded};
 use crate::error::{Error, NoMessagesReason, Result};
 use crate::id::{ChannelId, IdempotencyKey, ListenerId};
 use crate::idempotency::Applied;
-use crate::journal::{Change, Group, Journal, Outcome, Remembered};
+use crate::journal::{self, Change, Group, Journal, Outcome, Remembered};
 use crate::listener::Listener;
 use crate::member::{Member, MemberFactory};
 use crate::message::Message;
@@ -334,17 +334,7 @@ impl InMemoryRegistry {
         &self,
         result: Result<T>,
     ) -> impl Future<Output = Result<T>> + Send + 'static {
-        let settled = match (&result, &self.inner.journal) {
-            (Ok(_), Some(journal)) => Some(journal.settled()),
-            _ => None,
-        };
-        async move {
-            let value = result?;
-            if let Some(settled) = settled {
-                settled.await?;
-            }
-            Ok(value)
-        }
+        journal::settle(self.inner.journal.as_ref(), result)
     }
 
     // Every critical section leaves the map consistent, so a poisoned lock

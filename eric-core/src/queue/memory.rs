@@ -8,7 +8,7 @@ use super::QueueLimits;
 use super::{Delivery, MemoryBudget, Queue, QueueSnapshot, Rewind, Taken, Wakeup, stored_size};
 use crate::error::{Error, NoMessagesReason, QueueBound, Result};
 use crate::id::{ChannelId, ListenerId};
-use crate::journal::{Change, Journal};
+use crate::journal::{self, Change, Journal};
 use crate::message::Message;
 
 /// Whose queue this is; named in errors.
@@ -139,21 +139,11 @@ impl InMemoryQueue {
 
     /// `result`, once the journal (if any) has settled what this call
     /// recorded; an error recorded nothing, so it answers at once.
-    pub(crate) fn settle<T: Send + 'static>(
+    fn settle<T: Send + 'static>(
         &self,
         result: Result<T>,
     ) -> impl Future<Output = Result<T>> + Send + 'static {
-        let settled = match (&result, &self.journal) {
-            (Ok(_), Some(journal)) => Some(journal.settled()),
-            _ => None,
-        };
-        async move {
-            let value = result?;
-            if let Some(settled) = settled {
-                settled.await?;
-            }
-            Ok(value)
-        }
+        journal::settle(self.journal.as_ref(), result)
     }
 
     /// The queue's owner.
