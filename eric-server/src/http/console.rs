@@ -48,45 +48,28 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// An [`Asset`] of `eric-server/console/NAME`, compiled in.
+macro_rules! asset {
+    ($name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../../console/", $name)),
+        }
+    };
+}
+
 /// The files served under `/ui/`; the page itself is [`PAGE`].
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "console.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../console/console.css"),
-    },
-    Asset {
-        name: "console.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../console/console.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../console/api.js"),
-    },
-    Asset {
-        name: "stream.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../console/stream.js"),
-    },
-    Asset {
-        name: "metrics.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../console/metrics.js"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("../../console/favicon.svg"),
-    },
+    asset!("console.css", "text/css; charset=utf-8"),
+    asset!("console.js", "text/javascript; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
+    asset!("stream.js", "text/javascript; charset=utf-8"),
+    asset!("metrics.js", "text/javascript; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
 ];
 
-const PAGE: Asset = Asset {
-    name: "index.html",
-    content_type: "text/html; charset=utf-8",
-    body: include_bytes!("../../console/index.html"),
-};
+const PAGE: Asset = asset!("index.html", "text/html; charset=utf-8");
 
 /// Each file's `ETag` (its SHA-256, shortened), computed once.
 static TAGS: LazyLock<Vec<(&'static str, HeaderValue)>> = LazyLock::new(|| {
