@@ -391,6 +391,15 @@ impl<'t> Tables<'t> {
         })
     }
 
+    /// The row of listener `l` of channel `c`, if stored and readable (an
+    /// unreadable one is reported by the next load, naming the file).
+    fn row(&self, c: &str, l: &str) -> Result<Option<ListenerRow>, redb::Error> {
+        Ok(self
+            .listeners
+            .get((c, l))?
+            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    }
+
     /// Forgets idempotency keys expired at `now`.
     fn expire(&mut self, now: SystemTime) -> Result<(), redb::Error> {
         self.applied.retain(|_, value| {
@@ -440,11 +449,7 @@ impl<'t> Tables<'t> {
             Op::Expire(now) => self.expire(now)?,
             Op::PutMember(channel, record) => {
                 let (c, l) = (channel.as_str(), record.listener.id.as_str());
-                let temporary = match self.listeners.get((c, l))? {
-                    Some(v) => serde_json::from_slice::<ListenerRow>(v.value())
-                        .is_ok_and(|row| row.temporary),
-                    None => false,
-                };
+                let temporary = self.row(c, l)?.is_some_and(|row| row.temporary);
                 let row = ListenerRow {
                     member: record.id,
                     running: record.listener.running,
@@ -615,11 +620,7 @@ impl<'t> Tables<'t> {
         update: impl FnOnce(&mut ListenerRow),
     ) -> Result<(), redb::Error> {
         let key = (channel.as_str(), listener.as_str());
-        let Some(mut row) = self
-            .listeners
-            .get(key)?
-            .and_then(|v| serde_json::from_slice::<ListenerRow>(v.value()).ok())
-        else {
+        let Some(mut row) = self.row(key.0, key.1)? else {
             // Removed meanwhile: nothing to update.
             return Ok(());
         };
